@@ -1,0 +1,44 @@
+//! 2-D convolution on the tape. The kernels (im2col + GEMM forward, and the
+//! backward pass) live in `finetune_tensor::conv`; this file is the gradient
+//! rule that asks them only for the gradients some input needs.
+
+use finetune_tensor::Float;
+use finetune_tensor::conv::{Conv2dOptions, conv2d_backward, conv2d_forward};
+
+use crate::error::Result;
+use crate::tape::{Tape, Var};
+
+impl<T: Float> Tape<T> {
+    /// Convolution with PyTorch's layouts: `x (N, C_in, H, W)`,
+    /// `weight (C_out, C_in/groups, kH, kW)`, `bias (C_out)`.
+    ///
+    /// Gradient: `dW = Σ_n dY_n · cols_nᵀ`, `dX = col2im(Wᵀ · dY_n)`,
+    /// `db = Σ dY` — each computed only if that input needs it (a frozen
+    /// first layer on image data computes none of them).
+    pub fn conv2d(
+        &mut self,
+        x: Var,
+        weight: Var,
+        bias: Option<Var>,
+        options: Conv2dOptions,
+    ) -> Result<Var> {
+        let b = bias.map(|b| self.value(b)).transpose()?;
+        let y = conv2d_forward(self.value(x)?, self.value(weight)?, b, options)?;
+        let inputs: Vec<Var> = [x, weight].into_iter().chain(bias).collect();
+        Ok(self.record("conv2d", &inputs, y, move |ctx| {
+            let need_bias = ctx.needs_grad.get(2).copied().unwrap_or(false);
+            let g = conv2d_backward(
+                ctx.inputs[0],
+                ctx.inputs[1],
+                ctx.grad_output,
+                options,
+                [ctx.needs_grad[0], ctx.needs_grad[1], need_bias],
+            )?;
+            let mut grads = vec![g.input, g.weight];
+            if ctx.inputs.len() == 3 {
+                grads.push(g.bias);
+            }
+            Ok(grads)
+        }))
+    }
+}

@@ -1,0 +1,129 @@
+//! The element types a tensor can hold: `f32` for training, `f64` for gradient checks.
+
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+/// A floating-point element type the kernels are written for.
+///
+/// Everything in finetune is generic over `Float` so that the very same op code
+/// runs in `f32` (fast training) and `f64` (finite-difference gradient checks,
+/// where `f32` rounding would drown the signal).
+pub trait Float:
+    num_traits::Float
+    + Default
+    + Debug
+    + Display
+    + Sum
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Send
+    + Sync
+    + ndarray::ScalarOperand
+    + ndarray::LinalgScalar
+    + 'static
+{
+    /// The dtype name used in files and messages (`"F32"`, `"F64"`).
+    const DTYPE: &'static str;
+
+    /// Converts from `f64`, rounding to nearest.
+    fn of(v: f64) -> Self;
+
+    /// Widens (or keeps) to `f64`.
+    fn as_f64(self) -> f64;
+
+    /// The error function, needed by the exact GELU.
+    fn erf(self) -> Self;
+
+    /// `C = alpha * A * B + beta * C` on strided matrices, single-threaded.
+    ///
+    /// # Safety
+    /// All pointers must be valid for every element the strides address.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl Float for f32 {
+    const DTYPE: &'static str = "F32";
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+    fn erf(self) -> Self {
+        libm::erff(self)
+    }
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded contract of `gemm_raw`.
+        unsafe {
+            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        }
+    }
+}
+
+impl Float for f64 {
+    const DTYPE: &'static str = "F64";
+    fn of(v: f64) -> Self {
+        v
+    }
+    fn as_f64(self) -> f64 {
+        self
+    }
+    fn erf(self) -> Self {
+        libm::erf(self)
+    }
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded contract of `gemm_raw`.
+        unsafe {
+            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! General matrix multiply: `C = alpha * A * B + beta * C`.
+//!
+//! The inner kernel is `matrixmultiply` (packed, cache-blocked, with AVX/FMA
+//! micro-kernels chosen at run time), called single-threaded. Parallelism is
+//! ours: a large product is cut into one block of columns (or rows) of `C` per
+//! rayon thread, so it composes with the rest of the rayon-parallel kernels
+//! instead of fighting a second thread pool.
+//!
+//! Operands are strided views, so a transposed operand costs nothing: pass
+//! `a.t()` instead of materialising the transpose.
+
+use rayon::prelude::*;
+
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+
+/// Products smaller than this many multiply-adds run on one thread.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// A read-only matrix view over a slice: `rows x cols` with element strides.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a, T: Float> MatRef<'a, T> {
+    /// A row-major `rows x cols` matrix occupying the start of `data`.
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// A matrix with explicit strides; checks that every element is inside `data`.
+    pub fn strided(
+        data: &'a [T],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Result<Self> {
+        let m = MatRef {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        };
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1).checked_mul(row_stride).and_then(|r| {
+                (cols - 1)
+                    .checked_mul(col_stride)
+                    .and_then(|c| r.checked_add(c))
+            });
+            if last.is_none_or(|l| l >= data.len()) {
+                return Err(TensorError::invalid_argument(
+                    "gemm",
+                    format!(
+                        "a {rows}x{cols} view with strides ({row_stride}, {col_stride}) \
+                         does not fit in {} elements",
+                        data.len()
+                    ),
+                ));
+            }
+        }
+        Ok(m)
+    }
+
+    /// The transpose, as a view (no copy).
+    pub fn t(self) -> Self {
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// A mutable row-major matrix view over a slice.
+#[derive(Debug)]
+pub struct MatMut<'a, T> {
+    data: &'a mut [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+}
+
+impl<'a, T: Float> MatMut<'a, T> {
+    /// A row-major `rows x cols` matrix occupying the start of `data`.
+    pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
+        if rows.checked_mul(cols).is_none_or(|n| n > data.len()) {
+            return Err(TensorError::invalid_argument(
+                "gemm",
+                format!(
+                    "a {rows}x{cols} output does not fit in {} elements",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(MatMut {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+        })
+    }
+}
+
+/// `C = alpha * A * B + beta * C`, using every rayon thread for large products.
+///
+/// With `beta == 0` the previous contents of `C` are ignored (NaN included).
+pub fn gemm<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+) -> Result<()> {
+    check_dims(&a, &b, &c)?;
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+        // SAFETY: dimensions and bounds checked above.
+        unsafe {
+            gemm_unchecked(
+                alpha,
+                &a,
+                &b,
+                beta,
+                c.data.as_mut_ptr(),
+                c.row_stride,
+                0,
+                0,
+                m,
+                n,
+            )
+        };
+        return Ok(());
+    }
+    let split_cols = n >= m;
+    let len = if split_cols { n } else { m };
+    let parts = threads.min(len.div_ceil(16)).max(1);
+    // Blocks are multiples of 16 so every thread's kernel runs on full panels.
+    let block = len.div_ceil(parts).div_ceil(16) * 16;
+    let c_ptr = SendPtr(c.data.as_mut_ptr());
+    (0..parts).into_par_iter().for_each(|p| {
+        let start = p * block;
+        if start >= len {
+            return;
+        }
+        let end = (start + block).min(len);
+        let ptr = c_ptr;
+        // SAFETY: each part writes a disjoint block of rows or columns of C,
+        // and all bounds were checked by `check_dims`.
+        unsafe {
+            if split_cols {
+                gemm_unchecked(
+                    alpha,
+                    &a,
+                    &b,
+                    beta,
+                    ptr.0,
+                    c.row_stride,
+                    0,
+                    start,
+                    m,
+                    end - start,
+                )
+            } else {
+                gemm_unchecked(
+                    alpha,
+                    &a,
+                    &b,
+                    beta,
+                    ptr.0,
+                    c.row_stride,
+                    start,
+                    0,
+                    end - start,
+                    n,
+                )
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `C = alpha * A * B + beta * C` on the calling thread only.
+///
+/// Use inside kernels that are already parallel over a batch.
+pub fn gemm_serial<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+) -> Result<()> {
+    check_dims(&a, &b, &c)?;
+    let (m, n) = (a.rows, b.cols);
+    // SAFETY: dimensions and bounds checked above.
+    unsafe {
+        gemm_unchecked(
+            alpha,
+            &a,
+            &b,
+            beta,
+            c.data.as_mut_ptr(),
+            c.row_stride,
+            0,
+            0,
+            m,
+            n,
+        )
+    };
+    Ok(())
+}
+
+fn check_dims<T: Float>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) -> Result<()> {
+    if a.cols != b.rows || c.rows != a.rows || c.cols != b.cols {
+        return Err(TensorError::mismatch_because(
+            "gemm",
+            &[a.rows, a.cols],
+            &[b.rows, b.cols],
+            format!("into a {}x{} output", c.rows, c.cols),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: used only to hand disjoint output blocks to rayon workers.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above; the pointer itself is never dereferenced concurrently for the same block.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// Computes rows `r0..r0+m` and columns `c0..c0+n` of `C`.
+///
+/// # Safety
+/// The block must lie inside `C`, and A, B must be valid views (checked by callers).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_unchecked<T: Float>(
+    alpha: T,
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    beta: T,
+    c: *mut T,
+    rsc: usize,
+    r0: usize,
+    c0: usize,
+    m: usize,
+    n: usize,
+) {
+    let k = a.cols;
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: offsets stay inside the checked views and the output block.
+    unsafe {
+        let c_block = c.add(r0 * rsc + c0);
+        if k == 0 {
+            // matrixmultiply handles k == 0, but make the beta semantics explicit.
+            for i in 0..m {
+                for j in 0..n {
+                    let p = c_block.add(i * rsc + j);
+                    *p = if beta == T::zero() {
+                        T::zero()
+                    } else {
+                        beta * *p
+                    };
+                }
+            }
+            return;
+        }
+        let a_ptr = a.data.as_ptr().add(r0 * a.row_stride);
+        let b_ptr = b.data.as_ptr().add(c0 * b.col_stride);
+        T::gemm_raw(
+            m,
+            k,
+            n,
+            alpha,
+            a_ptr,
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b_ptr,
+            b.row_stride as isize,
+            b.col_stride as isize,
+            beta,
+            c_block,
+            rsc as isize,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn data(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_naive_serial_and_parallel() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (70, 65, 90),
+            (200, 100, 300),
+            (513, 64, 17),
+        ] {
+            let a = data(m * k, 1);
+            let b = data(k * n, 2);
+            let want = naive(&a, &b, m, k, n);
+            let mut c = vec![f64::NAN; m * n];
+            gemm(
+                1.0,
+                MatRef::new(&a, m, k).unwrap(),
+                MatRef::new(&b, k, n).unwrap(),
+                0.0,
+                MatMut::new(&mut c, m, n).unwrap(),
+            )
+            .unwrap();
+            let err = c
+                .iter()
+                .zip(&want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-10, "{m}x{k}x{n}: {err}");
+        }
+    }
+
+    #[test]
+    fn transposed_views_need_no_copy() {
+        let (m, k, n) = (4, 3, 5);
+        let a = data(m * k, 3);
+        let bt = data(n * k, 4); // stored as (n, k)
+        let mut b = vec![0.0; k * n];
+        for i in 0..k {
+            for j in 0..n {
+                b[i * n + j] = bt[j * k + i];
+            }
+        }
+        let want = naive(&a, &b, m, k, n);
+        let mut c = vec![0.0; m * n];
+        gemm(
+            1.0,
+            MatRef::new(&a, m, k).unwrap(),
+            MatRef::new(&bt, n, k).unwrap().t(),
+            0.0,
+            MatMut::new(&mut c, m, n).unwrap(),
+        )
+        .unwrap();
+        assert!(c.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
+    }
+
+    #[test]
+    fn beta_accumulates() {
+        let a = [1.0, 2.0];
+        let b = [3.0, 4.0];
+        let mut c = [10.0];
+        gemm_serial(
+            1.0,
+            MatRef::new(&a, 1, 2).unwrap(),
+            MatRef::new(&b, 2, 1).unwrap(),
+            1.0,
+            MatMut::new(&mut c, 1, 1).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c[0], 21.0);
+    }
+
+    #[test]
+    fn bad_views_are_errors() {
+        let a = [0.0f32; 5];
+        assert!(MatRef::new(&a, 2, 3).is_err());
+        let b = [0.0f32; 6];
+        let mut c = [0.0f32; 4];
+        let e = gemm(
+            1.0,
+            MatRef::new(&b, 2, 3).unwrap(),
+            MatRef::new(&b, 2, 3).unwrap(),
+            0.0,
+            MatMut::new(&mut c, 2, 2).unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("gemm: incompatible shapes [2, 3] and [2, 3]"),
+            "{e}"
+        );
+    }
+}

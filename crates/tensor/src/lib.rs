@@ -1,0 +1,38 @@
+//! # finetune-tensor
+//!
+//! The numeric floor of `finetune`: an n-dimensional [`Tensor`] stored in an
+//! `ndarray` buffer, and the kernels every layer is built from —
+//! elementwise maps with broadcasting ([`broadcast`]), reductions and softmax
+//! ([`reduce`]), matrix multiply ([`gemm`]), im2col convolution ([`conv`]) and
+//! pooling ([`pool`]). Kernels use rayon *inside* (over a batch, over
+//! planes, over blocks of a GEMM); nothing here knows about gradients — that
+//! is the job of `finetune-autograd`.
+//!
+//! Everything is generic over [`Float`] so the same code runs in `f32` for
+//! training and `f64` for gradient checks.
+//!
+//! ```
+//! use finetune_tensor::{Tensor, conv::{conv2d_forward, Conv2dOptions}};
+//!
+//! // One 4x4 image, one 2x2 kernel of ones: each output sums a 2x2 window.
+//! let x = Tensor::<f32>::new(&[1, 1, 4, 4], (0..16).map(|v| v as f32).collect())?;
+//! let w = Tensor::<f32>::ones(&[1, 1, 2, 2]);
+//! let y = conv2d_forward(&x, &w, None, Conv2dOptions::default())?;
+//! assert_eq!(y.shape(), &[1, 1, 3, 3]);
+//! assert_eq!(y.as_slice()[0], 0.0 + 1.0 + 4.0 + 5.0);
+//! # Ok::<(), finetune_tensor::TensorError>(())
+//! ```
+
+pub mod broadcast;
+pub mod conv;
+pub mod error;
+pub mod float;
+pub mod gemm;
+pub mod parallel;
+pub mod pool;
+pub mod reduce;
+pub mod tensor;
+
+pub use error::{Result, TensorError};
+pub use float::Float;
+pub use tensor::Tensor;

@@ -1,0 +1,518 @@
+//! 2-D pooling over `(N, C, H, W)`: max, average and adaptive average,
+//! with PyTorch's output-size and padding rules.
+//!
+//! Every `(n, c)` plane is independent, so the planes are processed in parallel.
+
+use rayon::prelude::*;
+
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+use crate::parallel::PARALLEL_THRESHOLD;
+use crate::tensor::Tensor;
+
+/// Window, stride, padding, dilation and rounding of a pooling layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pool2dOptions {
+    /// Window size, (vertical, horizontal).
+    pub kernel: [usize; 2],
+    /// Step between windows; PyTorch defaults it to the window size.
+    pub stride: [usize; 2],
+    /// Implicit padding on each side (-inf for max, zeros for average).
+    pub padding: [usize; 2],
+    /// Spacing between window taps (max pooling only).
+    pub dilation: [usize; 2],
+    /// Round the output size up instead of down.
+    pub ceil_mode: bool,
+}
+
+impl Pool2dOptions {
+    /// A `k x k` window with stride `k`, PyTorch's default.
+    pub fn square(k: usize) -> Self {
+        Pool2dOptions {
+            kernel: [k, k],
+            stride: [k, k],
+            padding: [0, 0],
+            dilation: [1, 1],
+            ceil_mode: false,
+        }
+    }
+}
+
+/// Validated sizes of a pooling operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool2dGeometry {
+    pub planes: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_height: usize,
+    pub out_width: usize,
+    pub options: Pool2dOptions,
+}
+
+impl Pool2dGeometry {
+    /// Validates an input shape `(N, C, H, W)` against the options.
+    pub fn new(op: &'static str, input: &[usize], options: Pool2dOptions) -> Result<Self> {
+        if input.len() != 4 {
+            return Err(TensorError::invalid_shape(
+                op,
+                input,
+                "input must be (N, C, H, W)",
+            ));
+        }
+        let o = options;
+        if o.kernel.contains(&0) || o.stride.contains(&0) || o.dilation.contains(&0) {
+            return Err(TensorError::invalid_argument(
+                op,
+                format!("kernel, stride and dilation must be positive, got {o:?}"),
+            ));
+        }
+        if o.padding[0] * 2 > o.kernel[0] || o.padding[1] * 2 > o.kernel[1] {
+            return Err(TensorError::invalid_argument(
+                op,
+                format!(
+                    "padding {:?} must be at most half the kernel {:?}",
+                    o.padding, o.kernel
+                ),
+            ));
+        }
+        let out_dim = |size: usize, a: usize| -> Result<usize> {
+            let span = o.dilation[a] * (o.kernel[a] - 1) + 1;
+            let padded = size + 2 * o.padding[a];
+            if span > padded {
+                return Err(TensorError::invalid_shape(
+                    op,
+                    input,
+                    format!("a window spanning {span} does not fit in a padded size of {padded}"),
+                ));
+            }
+            let steps = padded - span;
+            let mut out = if o.ceil_mode {
+                steps.div_ceil(o.stride[a])
+            } else {
+                steps / o.stride[a]
+            } + 1;
+            // PyTorch: the last window must start inside the input or its left padding.
+            if o.ceil_mode && (out - 1) * o.stride[a] >= size + o.padding[a] {
+                out -= 1;
+            }
+            Ok(out)
+        };
+        Ok(Pool2dGeometry {
+            planes: input[0] * input[1],
+            height: input[2],
+            width: input[3],
+            out_height: out_dim(input[2], 0)?,
+            out_width: out_dim(input[3], 1)?,
+            options,
+        })
+    }
+
+    fn output_shape(&self, input: &[usize]) -> [usize; 4] {
+        [input[0], input[1], self.out_height, self.out_width]
+    }
+}
+
+fn par_planes<T: Float, U: Send>(
+    out: &mut [T],
+    plane_out: usize,
+    extra: &mut [U],
+    f: impl Fn(usize, &mut [T], &mut [U]) + Sync + Send,
+) {
+    if plane_out == 0 {
+        return;
+    }
+    if out.len() >= PARALLEL_THRESHOLD / 4 {
+        out.par_chunks_mut(plane_out)
+            .zip(extra.par_chunks_mut(plane_out.max(1)))
+            .enumerate()
+            .for_each(|(p, (o, e))| f(p, o, e));
+    } else {
+        out.chunks_mut(plane_out)
+            .zip(extra.chunks_mut(plane_out.max(1)))
+            .enumerate()
+            .for_each(|(p, (o, e))| f(p, o, e));
+    }
+}
+
+/// Max pooling. Returns the output and, for each output element, the index
+/// of the chosen input element within its `H * W` plane (for the backward pass).
+pub fn max_pool2d<T: Float>(
+    x: &Tensor<T>,
+    options: Pool2dOptions,
+) -> Result<(Tensor<T>, Vec<u32>)> {
+    let geo = Pool2dGeometry::new("max_pool2d", x.shape(), options)?;
+    let (h, w, ho, wo) = (geo.height, geo.width, geo.out_height, geo.out_width);
+    if h * w > u32::MAX as usize {
+        return Err(TensorError::invalid_shape(
+            "max_pool2d",
+            x.shape(),
+            "planes larger than 2^32 elements",
+        ));
+    }
+    let o = options;
+    let src = x.as_slice();
+    let mut out = vec![T::zero(); geo.planes * ho * wo];
+    let mut arg = vec![0u32; out.len()];
+    par_planes(&mut out, ho * wo, &mut arg, |p, out_p, arg_p| {
+        let plane = &src[p * h * w..(p + 1) * h * w];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let (mut best, mut at) = (T::neg_infinity(), u32::MAX);
+                for ky in 0..o.kernel[0] {
+                    let iy =
+                        (oy * o.stride[0] + ky * o.dilation[0]) as isize - o.padding[0] as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    for kx in 0..o.kernel[1] {
+                        let ix = (ox * o.stride[1] + kx * o.dilation[1]) as isize
+                            - o.padding[1] as isize;
+                        if ix < 0 || ix >= w as isize {
+                            continue;
+                        }
+                        let i = iy as usize * w + ix as usize;
+                        let v = plane[i];
+                        if v > best || v.is_nan() || at == u32::MAX {
+                            best = v;
+                            at = i as u32;
+                            if v.is_nan() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                out_p[oy * wo + ox] = best;
+                arg_p[oy * wo + ox] = at;
+            }
+        }
+    });
+    Ok((Tensor::new(&geo.output_shape(x.shape()), out)?, arg))
+}
+
+/// Max pooling backward: each output gradient goes to the element that won.
+pub fn max_pool2d_backward<T: Float>(
+    input_shape: &[usize],
+    grad_out: &Tensor<T>,
+    argmax: &[u32],
+) -> Result<Tensor<T>> {
+    if input_shape.len() != 4 || grad_out.ndim() != 4 || grad_out.len() != argmax.len() {
+        return Err(TensorError::mismatch(
+            "max_pool2d_backward",
+            input_shape,
+            grad_out.shape(),
+        ));
+    }
+    let plane_in = input_shape[2] * input_shape[3];
+    let plane_out = grad_out.shape()[2] * grad_out.shape()[3];
+    let mut dx = vec![T::zero(); input_shape.iter().product()];
+    let dy = grad_out.as_slice();
+    if plane_in > 0 && plane_out > 0 {
+        dx.par_chunks_mut(plane_in).enumerate().for_each(|(p, d)| {
+            let g = &dy[p * plane_out..(p + 1) * plane_out];
+            let a = &argmax[p * plane_out..(p + 1) * plane_out];
+            for (&gv, &i) in g.iter().zip(a) {
+                if let Some(slot) = d.get_mut(i as usize) {
+                    *slot += gv;
+                }
+            }
+        });
+    }
+    Tensor::new(input_shape, dx)
+}
+
+/// The window of output `o` along one axis for average pooling, and its divisor
+/// contribution, following PyTorch's `avg_pool2d` exactly.
+fn avg_window(
+    o: usize,
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+) -> (usize, usize, usize) {
+    let start = (o * stride) as isize - pad as isize;
+    let end = (start + kernel as isize).min((size + pad) as isize);
+    let padded_len = (end - start) as usize;
+    let (s, e) = (
+        start.max(0) as usize,
+        end.min(size as isize).max(0) as usize,
+    );
+    (s, e.max(s), padded_len)
+}
+
+/// Average pooling (`count_include_pad` as in PyTorch: padded zeros count in the divisor).
+pub fn avg_pool2d<T: Float>(
+    x: &Tensor<T>,
+    options: Pool2dOptions,
+    count_include_pad: bool,
+) -> Result<Tensor<T>> {
+    let geo = avg_geometry(x.shape(), options)?;
+    let (h, w, ho, wo) = (geo.height, geo.width, geo.out_height, geo.out_width);
+    let o = options;
+    let src = x.as_slice();
+    let mut out = vec![T::zero(); geo.planes * ho * wo];
+    let mut unused: Vec<()> = vec![(); out.len()];
+    par_planes(&mut out, ho * wo, &mut unused, |p, out_p, _| {
+        let plane = &src[p * h * w..(p + 1) * h * w];
+        for oy in 0..ho {
+            let (y0, y1, ph) = avg_window(oy, h, o.kernel[0], o.stride[0], o.padding[0]);
+            for ox in 0..wo {
+                let (x0, x1, pw) = avg_window(ox, w, o.kernel[1], o.stride[1], o.padding[1]);
+                let count = if count_include_pad {
+                    ph * pw
+                } else {
+                    (y1 - y0) * (x1 - x0)
+                };
+                let mut acc = T::zero();
+                for iy in y0..y1 {
+                    acc += plane[iy * w + x0..iy * w + x1].iter().copied().sum::<T>();
+                }
+                out_p[oy * wo + ox] = if count == 0 {
+                    T::zero()
+                } else {
+                    acc / T::of(count as f64)
+                };
+            }
+        }
+    });
+    Tensor::new(&geo.output_shape(x.shape()), out)
+}
+
+fn avg_geometry(shape: &[usize], options: Pool2dOptions) -> Result<Pool2dGeometry> {
+    if options.dilation != [1, 1] {
+        return Err(TensorError::invalid_argument(
+            "avg_pool2d",
+            "average pooling has no dilation",
+        ));
+    }
+    Pool2dGeometry::new("avg_pool2d", shape, options)
+}
+
+/// Average pooling backward: each output gradient is spread evenly over its window.
+pub fn avg_pool2d_backward<T: Float>(
+    input_shape: &[usize],
+    grad_out: &Tensor<T>,
+    options: Pool2dOptions,
+    count_include_pad: bool,
+) -> Result<Tensor<T>> {
+    let geo = avg_geometry(input_shape, options)?;
+    if grad_out.shape() != geo.output_shape(input_shape) {
+        return Err(TensorError::mismatch(
+            "avg_pool2d_backward",
+            input_shape,
+            grad_out.shape(),
+        ));
+    }
+    let (h, w, ho, wo) = (geo.height, geo.width, geo.out_height, geo.out_width);
+    let o = options;
+    let dy = grad_out.as_slice();
+    let mut dx = vec![T::zero(); input_shape.iter().product()];
+    if h * w > 0 {
+        dx.par_chunks_mut(h * w).enumerate().for_each(|(p, plane)| {
+            let g = &dy[p * ho * wo..(p + 1) * ho * wo];
+            for oy in 0..ho {
+                let (y0, y1, ph) = avg_window(oy, h, o.kernel[0], o.stride[0], o.padding[0]);
+                for ox in 0..wo {
+                    let (x0, x1, pw) = avg_window(ox, w, o.kernel[1], o.stride[1], o.padding[1]);
+                    let count = if count_include_pad {
+                        ph * pw
+                    } else {
+                        (y1 - y0) * (x1 - x0)
+                    };
+                    if count == 0 {
+                        continue;
+                    }
+                    let share = g[oy * wo + ox] / T::of(count as f64);
+                    for iy in y0..y1 {
+                        for v in &mut plane[iy * w + x0..iy * w + x1] {
+                            *v += share;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    Tensor::new(input_shape, dx)
+}
+
+/// The input range PyTorch's adaptive pooling averages for output `o` of `out` over `size`.
+pub fn adaptive_range(o: usize, size: usize, out: usize) -> (usize, usize) {
+    let start = (o * size) / out;
+    let end = ((o + 1) * size).div_ceil(out);
+    (start, end)
+}
+
+/// Adaptive average pooling to a fixed `(out_h, out_w)` whatever the input size.
+pub fn adaptive_avg_pool2d<T: Float>(x: &Tensor<T>, out_size: [usize; 2]) -> Result<Tensor<T>> {
+    let (h, w) = check_adaptive(x.shape(), out_size)?;
+    let [ho, wo] = out_size;
+    let planes = x.shape()[0] * x.shape()[1];
+    let src = x.as_slice();
+    let mut out = vec![T::zero(); planes * ho * wo];
+    let mut unused: Vec<()> = vec![(); out.len()];
+    par_planes(&mut out, ho * wo, &mut unused, |p, out_p, _| {
+        let plane = &src[p * h * w..(p + 1) * h * w];
+        for oy in 0..ho {
+            let (y0, y1) = adaptive_range(oy, h, ho);
+            for ox in 0..wo {
+                let (x0, x1) = adaptive_range(ox, w, wo);
+                let mut acc = T::zero();
+                for iy in y0..y1 {
+                    acc += plane[iy * w + x0..iy * w + x1].iter().copied().sum::<T>();
+                }
+                out_p[oy * wo + ox] = acc / T::of(((y1 - y0) * (x1 - x0)) as f64);
+            }
+        }
+    });
+    Tensor::new(&[x.shape()[0], x.shape()[1], ho, wo], out)
+}
+
+fn check_adaptive(shape: &[usize], out_size: [usize; 2]) -> Result<(usize, usize)> {
+    if shape.len() != 4 {
+        return Err(TensorError::invalid_shape(
+            "adaptive_avg_pool2d",
+            shape,
+            "input must be (N, C, H, W)",
+        ));
+    }
+    if out_size.contains(&0) || shape[2] == 0 || shape[3] == 0 {
+        return Err(TensorError::invalid_argument(
+            "adaptive_avg_pool2d",
+            format!("cannot pool {:?} to {out_size:?}", &shape[2..]),
+        ));
+    }
+    Ok((shape[2], shape[3]))
+}
+
+/// Adaptive average pooling backward.
+pub fn adaptive_avg_pool2d_backward<T: Float>(
+    input_shape: &[usize],
+    grad_out: &Tensor<T>,
+    out_size: [usize; 2],
+) -> Result<Tensor<T>> {
+    let (h, w) = check_adaptive(input_shape, out_size)?;
+    let [ho, wo] = out_size;
+    if grad_out.shape() != [input_shape[0], input_shape[1], ho, wo] {
+        return Err(TensorError::mismatch(
+            "adaptive_avg_pool2d_backward",
+            input_shape,
+            grad_out.shape(),
+        ));
+    }
+    let dy = grad_out.as_slice();
+    let mut dx = vec![T::zero(); input_shape.iter().product()];
+    dx.par_chunks_mut(h * w).enumerate().for_each(|(p, plane)| {
+        let g = &dy[p * ho * wo..(p + 1) * ho * wo];
+        for oy in 0..ho {
+            let (y0, y1) = adaptive_range(oy, h, ho);
+            for ox in 0..wo {
+                let (x0, x1) = adaptive_range(ox, w, wo);
+                let share = g[oy * wo + ox] / T::of(((y1 - y0) * (x1 - x0)) as f64);
+                for iy in y0..y1 {
+                    for v in &mut plane[iy * w + x0..iy * w + x1] {
+                        *v += share;
+                    }
+                }
+            }
+        }
+    });
+    Tensor::new(input_shape, dx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x44() -> Tensor<f64> {
+        Tensor::new(&[1, 1, 4, 4], (0..16).map(|v| v as f64).collect()).unwrap()
+    }
+
+    #[test]
+    fn max_pool_picks_window_maxima() {
+        let (y, arg) = max_pool2d(&x44(), Pool2dOptions::square(2)).unwrap();
+        assert_eq!(y.shape(), &[1, 1, 2, 2]);
+        assert_eq!(y.as_slice(), &[5., 7., 13., 15.]);
+        assert_eq!(arg, vec![5, 7, 13, 15]);
+        let dx = max_pool2d_backward(&[1, 1, 4, 4], &Tensor::ones(&[1, 1, 2, 2]), &arg).unwrap();
+        assert_eq!(dx.as_slice().iter().sum::<f64>(), 4.0);
+        assert_eq!(dx.as_slice()[5], 1.0);
+    }
+
+    #[test]
+    fn max_pool_with_padding_ignores_the_pad() {
+        let x = Tensor::<f64>::full(&[1, 1, 3, 3], -5.0);
+        let o = Pool2dOptions {
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            ceil_mode: false,
+        };
+        let (y, _) = max_pool2d(&x, o).unwrap();
+        assert_eq!(y.shape(), &[1, 1, 3, 3]);
+        assert!(y.as_slice().iter().all(|&v| v == -5.0));
+    }
+
+    #[test]
+    fn ceil_mode_matches_pytorch_sizes() {
+        // PyTorch: MaxPool2d(2, ceil_mode=True) on 5x5 gives 3x3; on 4x4 with stride 3 gives 2x2.
+        let g = Pool2dGeometry::new(
+            "t",
+            &[1, 1, 5, 5],
+            Pool2dOptions {
+                ceil_mode: true,
+                ..Pool2dOptions::square(2)
+            },
+        )
+        .unwrap();
+        assert_eq!((g.out_height, g.out_width), (3, 3));
+        let o = Pool2dOptions {
+            kernel: [2, 2],
+            stride: [3, 3],
+            padding: [0, 0],
+            dilation: [1, 1],
+            ceil_mode: true,
+        };
+        let g = Pool2dGeometry::new("t", &[1, 1, 4, 4], o).unwrap();
+        assert_eq!((g.out_height, g.out_width), (2, 2));
+    }
+
+    #[test]
+    fn avg_pool_divisors_follow_count_include_pad() {
+        let x = Tensor::<f64>::ones(&[1, 1, 2, 2]);
+        let o = Pool2dOptions {
+            kernel: [2, 2],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            ceil_mode: false,
+        };
+        let inc = avg_pool2d(&x, o, true).unwrap();
+        assert_eq!(inc.shape(), &[1, 1, 3, 3]);
+        assert_eq!(inc.as_slice()[0], 0.25);
+        assert_eq!(inc.as_slice()[4], 1.0);
+        let exc = avg_pool2d(&x, o, false).unwrap();
+        assert!(exc.as_slice().iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn adaptive_ranges_overlap_like_pytorch() {
+        assert_eq!(adaptive_range(0, 5, 3), (0, 2));
+        assert_eq!(adaptive_range(1, 5, 3), (1, 4));
+        assert_eq!(adaptive_range(2, 5, 3), (3, 5));
+        let y = adaptive_avg_pool2d(&x44(), [1, 1]).unwrap();
+        assert_eq!(y.as_slice(), &[7.5]);
+    }
+
+    #[test]
+    fn bad_pool_arguments_are_errors() {
+        let x = x44();
+        assert!(max_pool2d(&x, Pool2dOptions::square(0)).is_err());
+        assert!(max_pool2d(&x, Pool2dOptions::square(5)).is_err());
+        let o = Pool2dOptions {
+            padding: [2, 2],
+            ..Pool2dOptions::square(3)
+        };
+        assert!(max_pool2d(&x, o).is_err());
+        assert!(adaptive_avg_pool2d(&x, [0, 1]).is_err());
+    }
+}

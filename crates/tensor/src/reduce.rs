@@ -1,0 +1,165 @@
+//! Reductions along an axis, and the softmax family.
+//!
+//! A tensor reduced along `axis` is seen as `[outer, n, inner]`: `n` is the
+//! reduced length, `outer` the product of the axes before it, `inner` of the
+//! axes after. Every kernel here is a loop over that triple.
+
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+use crate::tensor::Tensor;
+
+/// `(outer, n, inner)` for a reduction along `axis`.
+pub fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    let outer = shape[..axis].iter().product();
+    let inner = shape[axis + 1..].iter().product();
+    (outer, shape[axis], inner)
+}
+
+/// Resolves a possibly negative axis (`-1` is the last) against a rank.
+pub fn resolve_axis(op: &'static str, axis: isize, rank: usize) -> Result<usize> {
+    let r = rank as isize;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r {
+        return Err(TensorError::AxisOutOfRange { op, axis, rank });
+    }
+    Ok(a as usize)
+}
+
+/// The shape after reducing `axis`: kept as 1 or removed.
+pub fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Vec<usize> {
+    let mut s = shape.to_vec();
+    if keepdim {
+        s[axis] = 1;
+    } else {
+        s.remove(axis);
+    }
+    s
+}
+
+/// Sum along one axis.
+pub fn sum_axis<T: Float>(x: &Tensor<T>, axis: usize, keepdim: bool) -> Tensor<T> {
+    let (outer, n, inner) = split_at_axis(x.shape(), axis);
+    let src = x.as_slice();
+    let mut out = vec![T::zero(); outer * inner];
+    for o in 0..outer {
+        let dst = &mut out[o * inner..(o + 1) * inner];
+        for k in 0..n {
+            let row = &src[(o * n + k) * inner..(o * n + k + 1) * inner];
+            for (d, &v) in dst.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+    }
+    Tensor::from_vec_unchecked(&reduced_shape(x.shape(), axis, keepdim), out)
+}
+
+/// Maximum along one axis, with the index of the first maximum of each slice.
+///
+/// NaN propagates (a slice holding NaN has a NaN maximum), as in PyTorch.
+pub fn max_axis<T: Float>(
+    x: &Tensor<T>,
+    axis: usize,
+    keepdim: bool,
+) -> Result<(Tensor<T>, Vec<usize>)> {
+    let (outer, n, inner) = split_at_axis(x.shape(), axis);
+    if n == 0 {
+        return Err(TensorError::invalid_shape(
+            "max",
+            x.shape(),
+            format!("cannot take the maximum over empty axis {axis}"),
+        ));
+    }
+    let src = x.as_slice();
+    let mut values = vec![T::neg_infinity(); outer * inner];
+    let mut index = vec![0usize; outer * inner];
+    for o in 0..outer {
+        for i in 0..inner {
+            let (mut best, mut at) = (src[o * n * inner + i], 0);
+            for k in 1..n {
+                let v = src[(o * n + k) * inner + i];
+                if v > best || (v.is_nan() && !best.is_nan()) {
+                    best = v;
+                    at = k;
+                }
+            }
+            values[o * inner + i] = best;
+            index[o * inner + i] = at;
+        }
+    }
+    let shape = reduced_shape(x.shape(), axis, keepdim);
+    Ok((Tensor::from_vec_unchecked(&shape, values), index))
+}
+
+/// Softmax along `axis`, computed stably (the maximum is subtracted first).
+pub fn softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
+    softmax_like(x, axis, false)
+}
+
+/// Log-softmax along `axis`: `x - max - log(sum(exp(x - max)))`.
+pub fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
+    softmax_like(x, axis, true)
+}
+
+fn softmax_like<T: Float>(x: &Tensor<T>, axis: usize, log: bool) -> Tensor<T> {
+    let (outer, n, inner) = split_at_axis(x.shape(), axis);
+    let src = x.as_slice();
+    let mut out = vec![T::zero(); src.len()];
+    let mut column = vec![T::zero(); n];
+    for o in 0..outer {
+        for i in 0..inner {
+            let at = |k: usize| (o * n + k) * inner + i;
+            for (k, c) in column.iter_mut().enumerate() {
+                *c = src[at(k)];
+            }
+            let max = column.iter().copied().fold(T::neg_infinity(), T::max);
+            let shift = if max.is_finite() { max } else { T::zero() };
+            let sum: T = column.iter().map(|&v| (v - shift).exp()).sum();
+            let log_sum = sum.ln();
+            for (k, &v) in column.iter().enumerate() {
+                out[at(k)] = if log {
+                    v - shift - log_sum
+                } else {
+                    (v - shift).exp() / sum
+                };
+            }
+        }
+    }
+    Tensor::from_vec_unchecked(x.shape(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_and_maxima_along_axes() {
+        let x = Tensor::<f64>::new(&[2, 3], vec![1., 5., 3., 4., 2., 6.]).unwrap();
+        assert_eq!(sum_axis(&x, 0, false).as_slice(), &[5., 7., 9.]);
+        assert_eq!(sum_axis(&x, 1, true).shape(), &[2, 1]);
+        assert_eq!(sum_axis(&x, 1, true).as_slice(), &[9., 12.]);
+        let (m, i) = max_axis(&x, 1, false).unwrap();
+        assert_eq!(m.as_slice(), &[5., 6.]);
+        assert_eq!(i, vec![1, 2]);
+        let (m, i) = max_axis(&x, 0, false).unwrap();
+        assert_eq!(m.as_slice(), &[4., 5., 6.]);
+        assert_eq!(i, vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn softmax_is_stable_for_huge_logits() {
+        let x = Tensor::<f32>::new(&[1, 3], vec![1000., 1000., -1000.]).unwrap();
+        let p = softmax(&x, 1);
+        assert!((p.as_slice()[0] - 0.5).abs() < 1e-6);
+        assert_eq!(p.as_slice()[2], 0.0);
+        let lp = log_softmax(&x, 1);
+        assert!((lp.as_slice()[0] + std::f32::consts::LN_2).abs() < 1e-6);
+        assert!(lp.all_finite());
+    }
+
+    #[test]
+    fn negative_axes_resolve() {
+        assert_eq!(resolve_axis("t", -1, 3).unwrap(), 2);
+        assert!(resolve_axis("t", 3, 3).is_err());
+        assert!(resolve_axis("t", -4, 3).is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! # finetune
+//!
+//! The facade of the `finetune` workspace: one import for the crates that make
+//! up the toolkit. Each crate is small and swappable; see their own docs.
+//!
+//! ```
+//! use finetune::tensor::Tensor;
+//! let t = Tensor::<f32>::zeros(&[2, 3]);
+//! assert_eq!(t.len(), 6);
+//! ```
+
+pub use finetune_autograd as autograd;
+pub use finetune_tensor as tensor;
