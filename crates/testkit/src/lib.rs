@@ -1,0 +1,210 @@
+//! # finetune-testkit
+//!
+//! Test support shared by the crates' tests: reading the PyTorch reference
+//! fixtures committed under `tests/fixtures/` (written by the scripts in
+//! `tests/fixtures/gen/`), and comparing tensors with a stated tolerance.
+//!
+//! ```
+//! use finetune_testkit::assert_close;
+//! use finetune_tensor::Tensor;
+//! let a = Tensor::<f32>::new(&[2], vec![1.0, 2.0]).unwrap();
+//! assert_close(&a, &a, 1e-6, "identity");
+//! ```
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use finetune_tensor::{Float, Tensor};
+use safetensors::{Dtype, SafeTensors};
+pub use serde_json::Value;
+
+/// The workspace's `tests/fixtures` directory.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// One fixture file: named tensors plus a JSON options object per case.
+pub struct Fixtures {
+    floats: HashMap<String, (Vec<usize>, Vec<f64>)>,
+    ints: HashMap<String, (Vec<usize>, Vec<i64>)>,
+    meta: HashMap<String, String>,
+}
+
+impl Fixtures {
+    /// Opens `tests/fixtures/<file>`; panics with the path if it is missing (a test bug).
+    pub fn open(file: &str) -> Self {
+        let path = fixtures_dir().join(file);
+        let bytes =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+        let st = SafeTensors::deserialize(&bytes)
+            .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+        let (_, header) = SafeTensors::read_metadata(&bytes).expect("valid header");
+        let meta = header.metadata().clone().unwrap_or_default();
+        let mut floats = HashMap::new();
+        let mut ints = HashMap::new();
+        for (name, view) in st.tensors() {
+            let shape = view.shape().to_vec();
+            let data = view.data();
+            match view.dtype() {
+                Dtype::F64 => {
+                    floats.insert(
+                        name,
+                        (
+                            shape,
+                            data.chunks_exact(8)
+                                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                                .collect(),
+                        ),
+                    );
+                }
+                Dtype::F32 => {
+                    floats.insert(
+                        name,
+                        (
+                            shape,
+                            data.chunks_exact(4)
+                                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                                .collect(),
+                        ),
+                    );
+                }
+                Dtype::I64 => {
+                    ints.insert(
+                        name,
+                        (
+                            shape,
+                            data.chunks_exact(8)
+                                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                                .collect(),
+                        ),
+                    );
+                }
+                other => panic!("fixture tensor {name}: unsupported dtype {other:?}"),
+            }
+        }
+        Fixtures { floats, ints, meta }
+    }
+
+    /// A float tensor, converted to `T`.
+    pub fn tensor<T: Float>(&self, name: &str) -> Tensor<T> {
+        let (shape, data) = self
+            .floats
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture has no float tensor {name}"));
+        Tensor::new(shape, data.iter().map(|&v| T::of(v)).collect()).expect("consistent fixture")
+    }
+
+    /// Whether a float tensor exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.floats.contains_key(name)
+    }
+
+    /// An integer tensor as `usize` values (targets, indices, lengths).
+    pub fn indices(&self, name: &str) -> Vec<usize> {
+        let (_, data) = self
+            .ints
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture has no int tensor {name}"));
+        data.iter()
+            .map(|&v| usize::try_from(v).expect("non-negative index"))
+            .collect()
+    }
+
+    /// The JSON options of a case.
+    pub fn options(&self, case: &str) -> serde_json::Value {
+        let text = self
+            .meta
+            .get(case)
+            .unwrap_or_else(|| panic!("fixture has no options for {case}"));
+        serde_json::from_str(text).expect("options are JSON")
+    }
+
+    /// Names of all cases (keys of the metadata).
+    pub fn cases(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.meta.keys().cloned().collect();
+        c.sort();
+        c
+    }
+}
+
+/// Asserts `|actual - expected| <= rtol * (|expected| + max|expected|·1e-2)` elementwise.
+///
+/// The relative tolerance applies to each element, with a floor of 1% of the
+/// tensor's largest magnitude so that elements that are near zero only by
+/// cancellation are not held to an impossible relative standard.
+pub fn assert_close<T: Float>(actual: &Tensor<T>, expected: &Tensor<T>, rtol: f64, what: &str) {
+    assert_eq!(actual.shape(), expected.shape(), "{what}: shape");
+    let scale = expected
+        .as_slice()
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+    for (i, (a, e)) in actual
+        .as_slice()
+        .iter()
+        .zip(expected.as_slice())
+        .enumerate()
+    {
+        let (a, e) = (a.as_f64(), e.as_f64());
+        let tol = rtol * (e.abs() + 1e-2 * scale);
+        assert!(
+            (a - e).abs() <= tol,
+            "{what}[{i}]: got {a:.9e}, PyTorch {e:.9e} (|diff| {:.3e} > tol {tol:.3e})",
+            (a - e).abs()
+        );
+    }
+}
+
+/// The largest relative deviation in the sense of [`assert_close`] (for reports).
+pub fn max_rel_error<T: Float>(actual: &Tensor<T>, expected: &Tensor<T>) -> f64 {
+    let scale = expected
+        .as_slice()
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+    actual
+        .as_slice()
+        .iter()
+        .zip(expected.as_slice())
+        .map(|(a, e)| {
+            (a.as_f64() - e.as_f64()).abs()
+                / (e.as_f64().abs() + 1e-2 * scale).max(f64::MIN_POSITIVE)
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Asserts `max|actual - expected| <= rtol · max|expected|` (normwise relative error).
+///
+/// This is the right yardstick for f32 results of long sums (GEMMs,
+/// convolution weight gradients): rounding error scales with the magnitude
+/// of the summed terms, not with a result that happens to cancel to near
+/// zero, so a per-element relative bound would test luck, not correctness.
+pub fn assert_close_normwise<T: Float>(
+    actual: &Tensor<T>,
+    expected: &Tensor<T>,
+    rtol: f64,
+    what: &str,
+) {
+    assert_eq!(actual.shape(), expected.shape(), "{what}: shape");
+    let scale = expected
+        .as_slice()
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+    let (mut worst, mut at) = (0.0f64, 0);
+    for (i, (a, e)) in actual
+        .as_slice()
+        .iter()
+        .zip(expected.as_slice())
+        .enumerate()
+    {
+        let d = (a.as_f64() - e.as_f64()).abs();
+        if d > worst || d.is_nan() {
+            worst = d;
+            at = i;
+        }
+    }
+    assert!(
+        worst <= rtol * scale,
+        "{what}: max |diff| {worst:.3e} at [{at}] exceeds {rtol:e} x max|PyTorch| {scale:.3e} (got {:?}, PyTorch {:?})",
+        actual.as_slice().get(at),
+        expected.as_slice().get(at)
+    );
+}
