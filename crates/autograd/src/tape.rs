@@ -114,6 +114,7 @@ impl<T: Float> Node<T> {
 
 /// The autograd tape. Create one per training step and drop it afterwards.
 pub struct Tape<T: Float = f32> {
+    id: u64,
     nodes: Vec<Node<T>>,
     grad_enabled: bool,
     rng: StdRng,
@@ -133,11 +134,19 @@ impl<T: Float> Tape<T> {
 
     /// An empty tape whose random source is seeded with `seed`.
     pub fn with_seed(seed: u64) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Tape {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             nodes: Vec::new(),
             grad_enabled: true,
             rng: StdRng::seed_from_u64(seed),
         }
+    }
+
+    /// A number unique to this tape in the process, so that a parameter can
+    /// tell whether it has already been entered on it (weight sharing).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The tape's random source (dropout masks draw from it).
@@ -175,8 +184,11 @@ impl<T: Float> Tape<T> {
     }
 
     /// Forgets every node but keeps the arena's capacity (and the random source).
+    /// The tape gets a new id: handles from before the clear are stale.
     pub fn clear(&mut self) {
         self.nodes.clear();
+        let fresh = Tape::<T>::with_seed(0);
+        self.id = fresh.id;
     }
 
     /// The recorded nodes, in creation order.

@@ -1,0 +1,91 @@
+//! Activations as layers, so a `Sequential` can hold them (they have no parameters).
+
+use finetune_autograd::{GeluApproximation, Tape, Var};
+use finetune_tensor::Float;
+
+use crate::error::Result;
+use crate::module::{Module, Visitor, VisitorMut};
+
+/// Implements `Module` for a parameter-free layer from its forward body.
+macro_rules! stateless_layer {
+    ($ty:ty, |$self_:ident, $tape:ident, $x:ident| $body:expr, |$d:ident| $describe:expr) => {
+        impl<T: Float> Module<T> for $ty {
+            fn forward(&mut self, $tape: &mut Tape<T>, $x: Var) -> Result<Var> {
+                let $self_ = &*self;
+                Ok($body?)
+            }
+            fn visit(&self, _: &mut dyn Visitor<T>) {}
+            fn visit_mut(&mut self, _: &mut dyn VisitorMut<T>) {}
+            fn describe(&self) -> String {
+                let $d = self;
+                $describe
+            }
+        }
+    };
+}
+pub(crate) use stateless_layer;
+
+/// `max(x, 0)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReLU;
+stateless_layer!(ReLU, |_s, tape, x| tape.relu(x), |_d| "ReLU".into());
+
+/// `tanh(x)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tanh;
+stateless_layer!(Tanh, |_s, tape, x| tape.tanh(x), |_d| "Tanh".into());
+
+/// `1 / (1 + e^-x)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sigmoid;
+stateless_layer!(Sigmoid, |_s, tape, x| tape.sigmoid(x), |_d| "Sigmoid"
+    .into());
+
+/// Gaussian error linear unit (exact by default, like PyTorch).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Gelu {
+    pub approximate: GeluApproximation,
+}
+stateless_layer!(Gelu, |s, tape, x| tape.gelu(x, s.approximate), |d| format!(
+    "GELU({:?})",
+    d.approximate
+));
+
+/// `x` if positive, else `negative_slope·x` (PyTorch's default slope is 0.01).
+#[derive(Clone, Copy, Debug)]
+pub struct LeakyReLU {
+    pub negative_slope: f64,
+}
+impl Default for LeakyReLU {
+    fn default() -> Self {
+        LeakyReLU {
+            negative_slope: 0.01,
+        }
+    }
+}
+stateless_layer!(
+    LeakyReLU,
+    |s, tape, x| tape.leaky_relu(x, T::of(s.negative_slope)),
+    |d| format!("LeakyReLU({})", d.negative_slope)
+);
+
+/// Softmax over `dim`.
+#[derive(Clone, Copy, Debug)]
+pub struct Softmax {
+    pub dim: usize,
+}
+stateless_layer!(Softmax, |s, tape, x| tape.softmax(x, s.dim), |d| format!(
+    "Softmax(dim={})",
+    d.dim
+));
+
+/// Log-softmax over `dim`.
+#[derive(Clone, Copy, Debug)]
+pub struct LogSoftmax {
+    pub dim: usize,
+}
+stateless_layer!(
+    LogSoftmax,
+    |s, tape, x| tape.log_softmax(x, s.dim),
+    |d| format!("LogSoftmax(dim={})", d.dim)
+);

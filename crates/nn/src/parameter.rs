@@ -1,0 +1,160 @@
+//! [`Parameter`] (trainable unless frozen) and [`Buffer`] (saved, never trained).
+
+use finetune_autograd::{Gradients, Tape, Var};
+use finetune_tensor::{Float, Tensor};
+
+/// A trainable tensor: its value, whether it is trainable, and its accumulated gradient.
+///
+/// A frozen parameter (`trainable == false`) enters the tape as a constant,
+/// so no gradient rule that reads only frozen values is ever recorded — the
+/// freeze costs nothing in backward.
+#[derive(Clone, Debug)]
+pub struct Parameter<T: Float = f32> {
+    value: Tensor<T>,
+    trainable: bool,
+    grad: Option<Tensor<T>>,
+    /// The tape (by id) and node this parameter was entered as in the current forward.
+    bound: Option<(u64, Var)>,
+}
+
+impl<T: Float> Parameter<T> {
+    /// A trainable parameter.
+    pub fn new(value: Tensor<T>) -> Self {
+        Parameter {
+            value,
+            trainable: true,
+            grad: None,
+            bound: None,
+        }
+    }
+
+    /// The current value.
+    pub fn value(&self) -> &Tensor<T> {
+        &self.value
+    }
+
+    /// Mutable access to the value (optimizers update in place).
+    pub fn value_mut(&mut self) -> &mut Tensor<T> {
+        &mut self.value
+    }
+
+    /// Replaces the value; the shape must not change.
+    pub fn set_value(&mut self, value: Tensor<T>) -> Result<(), (Vec<usize>, Vec<usize>)> {
+        if value.shape() != self.value.shape() {
+            return Err((self.value.shape().to_vec(), value.shape().to_vec()));
+        }
+        self.value = value;
+        Ok(())
+    }
+
+    /// Whether the optimizer may change it.
+    pub fn is_trainable(&self) -> bool {
+        self.trainable
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`); freezing drops any stored gradient.
+    pub fn set_trainable(&mut self, trainable: bool) {
+        self.trainable = trainable;
+        if !trainable {
+            self.grad = None;
+        }
+    }
+
+    /// The gradient accumulated since the last [`Parameter::zero_grad`].
+    pub fn grad(&self) -> Option<&Tensor<T>> {
+        self.grad.as_ref()
+    }
+
+    /// Moves the gradient out.
+    pub fn take_grad(&mut self) -> Option<Tensor<T>> {
+        self.grad.take()
+    }
+
+    /// Sets the gradient directly (used by gradient clipping and tests).
+    pub fn set_grad(&mut self, grad: Option<Tensor<T>>) {
+        self.grad = grad;
+    }
+
+    /// Forgets the accumulated gradient.
+    pub fn zero_grad(&mut self) {
+        self.grad = None;
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.value.len()
+    }
+
+    /// Enters the value on `tape`: a leaf if trainable, a constant if frozen.
+    /// Entering it twice on the same tape returns the same node (weight sharing).
+    pub fn bind(&mut self, tape: &mut Tape<T>) -> Var {
+        if let Some((id, var)) = self.bound
+            && id == tape.id()
+            && var.id() < tape.len()
+        {
+            return var;
+        }
+        if self.trainable {
+            let var = tape.leaf(self.value.clone());
+            self.bound = Some((tape.id(), var));
+            var
+        } else {
+            self.bound = None;
+            tape.constant(self.value.clone())
+        }
+    }
+
+    /// Adds this parameter's gradient from a backward pass to [`Parameter::grad`]
+    /// (accumulating, like PyTorch's `.grad`), and forgets the binding.
+    pub fn accumulate_grad(&mut self, grads: &mut Gradients<T>) {
+        let Some((_, var)) = self.bound.take() else {
+            return;
+        };
+        let Some(g) = grads.take(var) else { return };
+        self.grad = Some(match self.grad.take() {
+            None => g,
+            Some(mut acc) => {
+                for (a, &b) in acc.as_mut_slice().iter_mut().zip(g.as_slice()) {
+                    *a += b;
+                }
+                acc
+            }
+        });
+    }
+}
+
+/// What a buffer holds, so it can be written back with PyTorch's dtype.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferKind {
+    /// Floating-point values (running mean, running variance).
+    Float,
+    /// An integer counter stored as float here, `int64` in PyTorch files
+    /// (`num_batches_tracked`).
+    Count,
+}
+
+/// A tensor that is saved and loaded with the model but never trained
+/// (BatchNorm's running statistics).
+#[derive(Clone, Debug)]
+pub struct Buffer<T: Float = f32> {
+    pub value: Tensor<T>,
+    pub kind: BufferKind,
+}
+
+impl<T: Float> Buffer<T> {
+    /// A float buffer.
+    pub fn new(value: Tensor<T>) -> Self {
+        Buffer {
+            value,
+            kind: BufferKind::Float,
+        }
+    }
+
+    /// A counter buffer.
+    pub fn count(value: T) -> Self {
+        Buffer {
+            value: Tensor::scalar(value),
+            kind: BufferKind::Count,
+        }
+    }
+}
