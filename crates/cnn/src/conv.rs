@@ -1,0 +1,156 @@
+//! [`Conv2d`]: PyTorch's `nn.Conv2d` (weight `(out, in/groups, kH, kW)`).
+
+use finetune_autograd::{Tape, Var};
+use finetune_nn::init::{fan_in_bound, uniform};
+use finetune_nn::{Module, NnError, Parameter, Result, Visitor, VisitorMut};
+use finetune_tensor::Float;
+use finetune_tensor::conv::Conv2dOptions;
+use rand::Rng;
+
+/// Sizes and options of a [`Conv2d`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: [usize; 2],
+    pub options: Conv2dOptions,
+    pub bias: bool,
+}
+
+impl Conv2dConfig {
+    /// A square kernel, stride 1, no padding, with bias (PyTorch's defaults).
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        Conv2dConfig {
+            in_channels,
+            out_channels,
+            kernel: [kernel, kernel],
+            options: Conv2dOptions::default(),
+            bias: true,
+        }
+    }
+
+    /// With a stride.
+    pub fn stride(mut self, s: usize) -> Self {
+        self.options.stride = [s, s];
+        self
+    }
+
+    /// With zero padding.
+    pub fn padding(mut self, p: usize) -> Self {
+        self.options.padding = [p, p];
+        self
+    }
+
+    /// With dilation.
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.options.dilation = [d, d];
+        self
+    }
+
+    /// With channel groups.
+    pub fn groups(mut self, g: usize) -> Self {
+        self.options.groups = g;
+        self
+    }
+
+    /// With or without bias.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+/// A 2-D convolution layer.
+pub struct Conv2d<T: Float = f32> {
+    pub weight: Parameter<T>,
+    pub bias: Option<Parameter<T>>,
+    config: Conv2dConfig,
+}
+
+impl<T: Float> Conv2d<T> {
+    /// A layer initialised as PyTorch does (`U(-1/√fan_in, 1/√fan_in)`,
+    /// `fan_in = in/groups·kH·kW`); checks that channels divide into groups.
+    pub fn new(config: Conv2dConfig, rng: &mut impl Rng) -> Result<Self> {
+        let c = config;
+        let g = c.options.groups;
+        if g == 0
+            || c.in_channels % g != 0
+            || c.out_channels % g != 0
+            || c.kernel.contains(&0)
+            || c.options.stride.contains(&0)
+            || c.options.dilation.contains(&0)
+        {
+            return Err(NnError::bad_config(
+                "Conv2d",
+                format!(
+                    "{c:?}: channels must divide into groups; kernel, stride and dilation must be positive"
+                ),
+            ));
+        }
+        let fan_in = c.in_channels / g * c.kernel[0] * c.kernel[1];
+        let bound = fan_in_bound(fan_in);
+        Ok(Conv2d {
+            weight: Parameter::new(uniform(
+                &[c.out_channels, c.in_channels / g, c.kernel[0], c.kernel[1]],
+                bound,
+                rng,
+            )),
+            bias: c
+                .bias
+                .then(|| Parameter::new(uniform(&[c.out_channels], bound, rng))),
+            config,
+        })
+    }
+
+    /// The layer's configuration.
+    pub fn config(&self) -> &Conv2dConfig {
+        &self.config
+    }
+}
+
+impl<T: Float> Module<T> for Conv2d<T> {
+    fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> Result<Var> {
+        let shape = tape.shape(x)?;
+        if shape.len() != 4 || shape[1] != self.config.in_channels {
+            return Err(NnError::bad_input(
+                self.describe(),
+                format!(
+                    "expected input (N, {}, H, W), got {shape:?}",
+                    self.config.in_channels
+                ),
+            ));
+        }
+        let w = self.weight.bind(tape);
+        let b = self.bias.as_mut().map(|b| b.bind(tape));
+        Ok(tape.conv2d(x, w, b, self.config.options)?)
+    }
+
+    fn visit(&self, v: &mut dyn Visitor<T>) {
+        v.parameter("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            v.parameter("bias", b);
+        }
+    }
+
+    fn visit_mut(&mut self, v: &mut dyn VisitorMut<T>) {
+        v.parameter("weight", &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            v.parameter("bias", b);
+        }
+    }
+
+    fn describe(&self) -> String {
+        let c = &self.config;
+        format!(
+            "Conv2d({}, {}, kernel={:?}, stride={:?}, padding={:?}, dilation={:?}, groups={}, bias={})",
+            c.in_channels,
+            c.out_channels,
+            c.kernel,
+            c.options.stride,
+            c.options.padding,
+            c.options.dilation,
+            c.options.groups,
+            c.bias
+        )
+    }
+}

@@ -1,0 +1,196 @@
+//! CNN layers: gradchecks (input and every parameter), BatchNorm's three
+//! modes, and bad input.
+
+use finetune_autograd::{GradcheckOptions, LossOptions, Tape};
+use finetune_cnn::{
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, BatchNormConfig, BnMode, Conv2d, Conv2dConfig,
+    MaxPool2d,
+};
+use finetune_nn::{
+    Flatten, Linear, Module, ModuleExt, ReLU, Sequential, StatsMode, gradcheck_module,
+};
+use finetune_tensor::Tensor;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+fn input(shape: &[usize], seed: usize) -> Tensor<f64> {
+    let n: usize = shape.iter().product();
+    Tensor::new(
+        shape,
+        (0..n)
+            .map(|i| (((i + seed) * 7919 % 31) as f64 - 15.0) / 9.0)
+            .collect(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn conv_and_pool_layers_gradcheck() {
+    let opts = GradcheckOptions::default();
+    let mut rng = StdRng::seed_from_u64(1);
+    let configs = [
+        Conv2dConfig::new(2, 3, 3),
+        Conv2dConfig::new(2, 2, 2).stride(2).padding(1),
+        Conv2dConfig::new(4, 4, 3)
+            .groups(2)
+            .dilation(2)
+            .padding(2)
+            .bias(false),
+    ];
+    for c in configs {
+        let mut conv = Conv2d::<f64>::new(c, &mut rng).unwrap();
+        gradcheck_module(&mut conv, &input(&[2, c.in_channels, 5, 5], 3), None, &opts)
+            .unwrap_or_else(|e| panic!("{c:?}: {e}"));
+    }
+    let x = input(&[1, 2, 6, 5], 5);
+    gradcheck_module(&mut MaxPool2d::new(2), &x, None, &opts).unwrap();
+    gradcheck_module(&mut AvgPool2d::new(3), &x, None, &opts).unwrap();
+    gradcheck_module(
+        &mut AdaptiveAvgPool2d {
+            output_size: [4, 3],
+        },
+        &x,
+        None,
+        &opts,
+    )
+    .unwrap();
+}
+
+#[test]
+fn batchnorm_gradchecks_in_train_and_eval_modes() {
+    let opts = GradcheckOptions::default();
+    let mut bn = BatchNorm::<f64>::new_2d(2, BatchNormConfig::default());
+    bn.weight
+        .as_mut()
+        .unwrap()
+        .set_value(Tensor::new(&[2], vec![1.5, -0.5]).unwrap())
+        .unwrap();
+    gradcheck_module(&mut bn, &input(&[3, 2, 2, 2], 1), None, &opts).unwrap();
+    bn.set_training(false);
+    gradcheck_module(&mut bn, &input(&[3, 2, 2, 2], 1), None, &opts).unwrap();
+    let mut bn1 = BatchNorm::<f64>::new_1d(3, BatchNormConfig::default());
+    gradcheck_module(&mut bn1, &input(&[4, 3], 2), None, &opts).unwrap();
+    gradcheck_module(&mut bn1, &input(&[2, 3, 3], 2), None, &opts).unwrap();
+}
+
+fn small_bn_cnn(seed: u64) -> Sequential<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Sequential::new()
+        .push(Conv2d::new(Conv2dConfig::new(1, 4, 3).padding(1), &mut rng).unwrap())
+        .push(BatchNorm::new_2d(4, BatchNormConfig::default()))
+        .push(ReLU)
+        .push(AdaptiveAvgPool2d {
+            output_size: [1, 1],
+        })
+        .push(Flatten::default())
+        .push(Linear::new(4, 3, true, &mut rng))
+}
+
+/// Plain SGD on the trainable parameters.
+fn train_steps(net: &mut Sequential<f32>, steps: usize) {
+    for s in 0..steps {
+        let mut tape = Tape::new();
+        let x = tape.constant(
+            Tensor::new(
+                &[4, 1, 6, 6],
+                (0..144)
+                    .map(|i| ((i * (s + 3)) % 13) as f32 / 6.0 - 1.0)
+                    .collect(),
+            )
+            .unwrap(),
+        );
+        let y = net.forward(&mut tape, x).unwrap();
+        let loss = tape
+            .cross_entropy(y, &[0, 1, 2, 1], &LossOptions::default())
+            .unwrap();
+        let mut grads = tape.backward(loss).unwrap();
+        net.zero_grad();
+        net.collect_grads(&mut grads);
+        net.for_each_parameter_mut(|_, p| {
+            if let Some(g) = p.take_grad() {
+                for (w, gv) in p.value_mut().as_mut_slice().iter_mut().zip(g.as_slice()) {
+                    *w -= 0.1 * gv;
+                }
+            }
+        });
+    }
+}
+
+fn buffers(net: &Sequential<f32>) -> Vec<Vec<f32>> {
+    net.state_dict()
+        .into_iter()
+        .filter(|e| e.name.starts_with("1.running") || e.name.starts_with("1.num"))
+        .map(|e| e.value.to_vec())
+        .collect()
+}
+
+#[test]
+fn frozen_statistics_stay_bit_identical_over_many_steps() {
+    let mut net = small_bn_cnn(4);
+    net.for_each_stats_mode_mut(|path, mode| {
+        assert_eq!(path, "1");
+        *mode = StatsMode::Frozen;
+    });
+    let before = buffers(&net);
+    let weight_before = net.state_dict()[2].value.clone(); // 1.weight: affine still trains
+    train_steps(&mut net, 50);
+    assert_eq!(
+        buffers(&net),
+        before,
+        "running statistics moved in frozen-statistics mode"
+    );
+    assert_ne!(
+        net.state_dict()[2].value,
+        weight_before,
+        "the affine part should still train"
+    );
+
+    // the same network in plain train mode does move its statistics
+    let mut free = small_bn_cnn(4);
+    train_steps(&mut free, 5);
+    assert_ne!(buffers(&free), before);
+    assert_eq!(
+        buffers(&free)[2],
+        vec![5.0],
+        "num_batches_tracked counts steps"
+    );
+}
+
+#[test]
+fn batchnorm_reports_its_mode() {
+    let mut bn = BatchNorm::<f32>::new_2d(3, BatchNormConfig::default());
+    assert_eq!(bn.mode(), BnMode::Train);
+    bn.set_stats_mode(StatsMode::Frozen);
+    assert_eq!(bn.mode(), BnMode::FrozenStats);
+    bn.set_training(false);
+    assert_eq!(bn.mode(), BnMode::Eval);
+    assert!(bn.describe().contains("mode=Eval"));
+}
+
+#[test]
+fn bad_inputs_name_the_layer_and_shapes() {
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut conv = Conv2d::<f32>::new(Conv2dConfig::new(3, 4, 3), &mut rng).unwrap();
+    let mut tape = Tape::new();
+    let x = tape.constant(Tensor::zeros(&[2, 1, 8, 8]));
+    let e = conv.forward(&mut tape, x).unwrap_err().to_string();
+    assert!(
+        e.contains("expected input (N, 3, H, W), got [2, 1, 8, 8]"),
+        "{e}"
+    );
+    let small = tape.constant(Tensor::zeros(&[1, 3, 2, 2]));
+    let e = conv.forward(&mut tape, small).unwrap_err().to_string();
+    assert!(e.contains("does not fit"), "{e}");
+    assert!(Conv2d::<f32>::new(Conv2dConfig::new(3, 4, 3).groups(2), &mut rng).is_err());
+    let mut bn = BatchNorm::<f32>::new_2d(4, BatchNormConfig::default());
+    let one = tape.constant(Tensor::zeros(&[1, 4, 1, 1]));
+    let e = bn.forward(&mut tape, one).unwrap_err().to_string();
+    assert!(e.contains("more than one value per channel"), "{e}");
+    let flat = tape.constant(Tensor::zeros(&[4, 4]));
+    assert!(bn.forward(&mut tape, flat).is_err());
+    let mut pool = MaxPool2d::new(2);
+    let e = Module::<f32>::forward(&mut pool, &mut tape, flat)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expected input (N, C, H, W)"), "{e}");
+}
