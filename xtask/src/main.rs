@@ -1,1 +1,51 @@
-fn main() {}
+//! `cargo xtask <command>`: project chores that are easier in Rust than in shell.
+//!
+//! Each command is a module with a `run(args) -> anyhow::Result<ExitCode>`
+//! function, listed once in [`COMMANDS`]; adding one (`bench`,
+//! `experiment`, ...) means adding a module and a line there.
+
+use std::process::ExitCode;
+
+mod data;
+
+/// A command's entry point: its arguments (after the command name) in, exit code out.
+type Run = fn(&[String]) -> anyhow::Result<ExitCode>;
+
+/// Every command: name, one-line help, entry point.
+const COMMANDS: &[(&str, &str, Run)] = &[(
+    "data",
+    "find the data directory, verify every file, say what to download",
+    data::run,
+)];
+
+fn usage() -> String {
+    let mut s = String::from("usage: cargo xtask <command> [args]\n\ncommands:\n");
+    for (name, help, _) in COMMANDS {
+        s.push_str(&format!("  {name:<12} {help}\n"));
+    }
+    s.push_str("\n`cargo xtask <command> --help` shows a command's options.");
+    s
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(name) = args.first() else {
+        eprintln!("{}", usage());
+        return ExitCode::from(2);
+    };
+    if matches!(name.as_str(), "-h" | "--help" | "help") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    let Some((_, _, run)) = COMMANDS.iter().find(|(n, _, _)| n == name) else {
+        eprintln!("unknown command `{name}`\n\n{}", usage());
+        return ExitCode::from(2);
+    };
+    match run(&args[1..]) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -60,7 +60,12 @@ pub struct DataDir {
 
 /// The workspace root this crate was compiled in.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    tidy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// The canonical form of an existing path (no `..`), for readable messages.
+fn tidy(p: PathBuf) -> PathBuf {
+    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 /// Finds the data directory (see the module docs for the order).
@@ -92,14 +97,14 @@ pub fn find_data_dir_with(explicit: Option<&Path>, env: Option<&Path>) -> Option
         let p = cwd.join(&relative);
         if p.is_dir() {
             return Some(DataDir {
-                path: p,
+                path: tidy(p),
                 found_by: FoundBy::CurrentDir,
             });
         }
     }
     let p = workspace_root().join(&relative);
-    p.is_dir().then_some(DataDir {
-        path: p,
+    p.is_dir().then(|| DataDir {
+        path: tidy(p),
         found_by: FoundBy::WorkspaceRoot,
     })
 }

@@ -94,31 +94,36 @@ pub fn verify_file(dir: &Path, spec: &'static FileSpec) -> FileReport {
 }
 
 /// The verdict on `bytes` as a copy of `spec`.
+///
+/// Files with a content MD5 are judged by their decompressed content (any
+/// gzip wrapper, or none, is fine); all others by size and SHA-256.
 pub fn check_bytes(spec: &FileSpec, bytes: &[u8]) -> FileStatus {
-    if bytes.len() as u64 == spec.bytes && sha256_hex(bytes) == spec.sha256 {
-        return FileStatus::Ok;
-    }
+    let identical = || bytes.len() as u64 == spec.bytes && sha256_hex(bytes) == spec.sha256;
     let Some(md5) = spec.content_md5 else {
-        return FileStatus::Corrupt {
-            reason: if bytes.len() as u64 != spec.bytes {
-                format!("{} bytes, expected {}", bytes.len(), spec.bytes)
-            } else {
-                "SHA-256 differs from the canonical copy".to_string()
-            },
+        return if identical() {
+            FileStatus::Ok
+        } else if bytes.len() as u64 != spec.bytes {
+            FileStatus::Corrupt {
+                reason: format!("{} bytes, expected {}", bytes.len(), spec.bytes),
+            }
+        } else {
+            FileStatus::Corrupt {
+                reason: format!("SHA-256 {} differs from {}", sha256_hex(bytes), spec.sha256),
+            }
         };
     };
     match maybe_gunzip(bytes, spec.path) {
         Err(e) => FileStatus::Corrupt {
             reason: format!("cannot decompress: {e}"),
         },
-        Ok(content) if md5_hex(&content) == md5 => FileStatus::ContentOk {
-            note: "decompressed content matches the reference MD5 (different gzip wrapper)".into(),
-        },
-        Ok(content) => FileStatus::Corrupt {
-            reason: format!(
-                "MD5 of the decompressed content is {}, expected {md5}",
-                md5_hex(&content)
-            ),
+        Ok(content) => match md5_hex(&content) {
+            found if found != md5 => FileStatus::Corrupt {
+                reason: format!("MD5 of the decompressed content is {found}, expected {md5}"),
+            },
+            _ if identical() => FileStatus::Ok,
+            _ => FileStatus::ContentOk {
+                note: "content matches; the gzip wrapper differs from the shared copy".into(),
+            },
         },
     }
 }
