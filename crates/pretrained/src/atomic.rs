@@ -31,6 +31,7 @@ impl Drop for TempGuard {
 /// half-written file.
 ///
 /// ```
+/// use std::io::Write;
 /// # let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("hello.txt");
 /// finetune_pretrained::atomic_write(&path, |w| w.write_all(b"hello"))?;
