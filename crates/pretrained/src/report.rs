@@ -110,8 +110,7 @@ impl fmt::Display for LoadReport {
             }
         }
         list(f, "New (initialised by the caller)", &self.new)?;
-        list(f, "Skipped file tensors (declared new)", &self.skipped)?;
-        list(f, "Applied", &self.applied)
+        list(f, "Skipped file tensors (declared new)", &self.skipped)
     }
 }
 

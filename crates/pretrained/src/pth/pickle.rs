@@ -227,6 +227,10 @@ impl Unpickled {
     }
 }
 
+/// At most this many values on the stack, objects and memo entries together
+/// (a real state_dict needs about 20 per tensor): bounds the memory a small,
+/// well-compressed hostile pickle can make the machine use.
+pub(crate) const MAX_OBJECTS: usize = 8_000_000;
 /// How deeply tuple dict keys may nest.
 const MAX_KEY_DEPTH: usize = 16;
 /// Longest `GLOBAL` line accepted.
@@ -766,6 +770,11 @@ impl Machine<'_> {
     fn run(&mut self) -> Result<Value> {
         loop {
             self.op_pos = self.pos;
+            if self.stack.len() + self.arena.len() + self.memo.len() > MAX_OBJECTS {
+                return Err(
+                    self.malformed(format!("the pickle builds more than {MAX_OBJECTS} values"))
+                );
+            }
             let Some(&op) = self.data.get(self.pos) else {
                 return Err(self.malformed("the stream ends without STOP"));
             };
@@ -1165,6 +1174,16 @@ mod tests {
             let e = run(bytes).unwrap_err();
             assert!(matches!(e, Error::PickleMalformed { .. }), "{bytes:?}: {e}");
         }
+    }
+
+    #[test]
+    fn object_count_is_bounded() {
+        // 9 million EMPTY_TUPLEs: refused before they are all built.
+        let mut p = vec![0x80, 2];
+        p.extend(std::iter::repeat_n(b')', 9_000_000));
+        p.push(b'.');
+        let e = run(&p).unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
     }
 
     #[test]

@@ -12,19 +12,25 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `/work/shared/data/pretrained/<rel>` (or `$FINETUNE_DATA/pretrained/<rel>`),
-/// `None` with a note when absent so the calling test can skip.
+/// `<data>/pretrained/<rel>`, where `<data>` is the first that exists of
+/// `$FINETUNE_DATA`, `../shared/data` from the workspace root (the layout of
+/// the checkout and of CI) and `/work/shared/data`. `None`, with a note, when
+/// absent, so the calling test can skip.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("FINETUNE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/data"));
-    let p = root.join("pretrained").join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("note: {} is absent; skipping this test", p.display());
-        None
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let roots = [
+        std::env::var_os("FINETUNE_DATA").map(PathBuf::from),
+        Some(workspace.join("../shared/data")),
+        Some(PathBuf::from("/work/shared/data")),
+    ];
+    for root in roots.into_iter().flatten() {
+        let p = root.join("pretrained").join(rel);
+        if p.exists() {
+            return Some(p);
+        }
     }
+    eprintln!("note: pretrained/{rel} is absent (set FINETUNE_DATA); skipping this test");
+    None
 }
 
 /// Sorted by name, for order-insensitive comparison.
