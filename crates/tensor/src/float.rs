@@ -37,6 +37,12 @@ pub trait Float:
     /// The error function, needed by the exact GELU.
     fn erf(self) -> Self;
 
+    /// The logistic function; vectorisable for `f32` (see [`crate::math`]).
+    fn sigmoid(self) -> Self;
+
+    /// Hyperbolic tangent; vectorisable for `f32` (see [`crate::math`]).
+    fn tanh_fast(self) -> Self;
+
     /// `C = alpha * A * B + beta * C` on strided matrices, single-threaded.
     ///
     /// # Safety
@@ -71,6 +77,14 @@ impl Float for f32 {
     fn erf(self) -> Self {
         libm::erff(self)
     }
+    #[inline(always)]
+    fn sigmoid(self) -> Self {
+        crate::math::sigmoid_f32(self)
+    }
+    #[inline(always)]
+    fn tanh_fast(self) -> Self {
+        crate::math::tanh_f32(self)
+    }
     unsafe fn gemm_raw(
         m: usize,
         k: usize,
@@ -104,6 +118,17 @@ impl Float for f64 {
     }
     fn erf(self) -> Self {
         libm::erf(self)
+    }
+    fn sigmoid(self) -> Self {
+        if self >= 0.0 {
+            1.0 / (1.0 + (-self).exp())
+        } else {
+            let e = self.exp();
+            e / (1.0 + e)
+        }
+    }
+    fn tanh_fast(self) -> Self {
+        self.tanh()
     }
     unsafe fn gemm_raw(
         m: usize,

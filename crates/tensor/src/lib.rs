@@ -28,6 +28,7 @@ pub mod conv;
 pub mod error;
 pub mod float;
 pub mod gemm;
+pub mod math;
 pub mod parallel;
 pub mod pool;
 pub mod reduce;

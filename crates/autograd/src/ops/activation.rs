@@ -20,7 +20,7 @@ pub enum GeluApproximation {
 impl<T: Float> Tape<T> {
     /// Hyperbolic tangent. dy/dx = 1 - y².
     pub fn tanh(&mut self, x: Var) -> Result<Var> {
-        let y = self.value(x)?.map(T::tanh);
+        let y = self.value(x)?.map(T::tanh_fast);
         Ok(self.record("tanh", &[x], y, |ctx| {
             Ok(vec![Some(zip2(ctx.grad_output, ctx.output, |g, y| {
                 g * (T::one() - y * y)
@@ -30,7 +30,7 @@ impl<T: Float> Tape<T> {
 
     /// Logistic sigmoid. dy/dx = y(1 - y).
     pub fn sigmoid(&mut self, x: Var) -> Result<Var> {
-        let y = self.value(x)?.map(sigmoid);
+        let y = self.value(x)?.map(T::sigmoid);
         Ok(self.record("sigmoid", &[x], y, |ctx| {
             Ok(vec![Some(zip2(ctx.grad_output, ctx.output, |g, y| {
                 g * y * (T::one() - y)
@@ -129,14 +129,9 @@ impl<T: Float> Tape<T> {
     }
 }
 
-/// The logistic function, stable for large |x|.
+/// The logistic function, stable for large |x| (vectorisable in `f32`).
 pub fn sigmoid<T: Float>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
+    x.sigmoid()
 }
 
 fn gelu<T: Float>(x: T, approximate: GeluApproximation) -> T {
