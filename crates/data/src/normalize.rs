@@ -106,8 +106,8 @@ impl Normalization {
         Ok(())
     }
 
-    /// Normalises one byte of channel `channel`.
-    pub fn apply(&self, pixel: u8, pixel_max: u8, channel: usize) -> f32 {
+    /// Normalises one byte of channel `channel` (`channel < channels()`, `pixel_max > 0`).
+    pub(crate) fn apply(&self, pixel: u8, pixel_max: u8, channel: usize) -> f32 {
         (f32::from(pixel) / f32::from(pixel_max) - self.mean[channel]) / self.std[channel]
     }
 

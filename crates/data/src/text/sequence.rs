@@ -6,6 +6,7 @@ use crate::batch::{Batcher, next_chunk, remaining_batches};
 use crate::dataset::{Labelled, check_labels};
 use crate::error::{DataError, Result};
 use crate::split::check_indices;
+use crate::text::vocab::MAX_VOCAB_SIZE;
 
 /// Labelled variable-length token sequences, stored back to back.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +58,11 @@ impl SequenceDataset {
                 what: format!("sequence {i}"),
                 reason: "a sequence needs at least one token".into(),
             });
+        }
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= MAX_VOCAB_SIZE) {
+            return Err(DataError::arg(format!(
+                "token id {id} cannot be carried exactly by f32 batches (limit {MAX_VOCAB_SIZE})"
+            )));
         }
         check_labels(&labels, class_names.len(), "labels")?;
         Ok(SequenceDataset {
@@ -381,5 +387,6 @@ mod tests {
                 .unwrap();
         assert!(texts.encode(&no_pad, Unknown::Error).is_err());
         assert!(SequenceDataset::new(&[vec![]], vec![0], vec!["x".into()], 0).is_err());
+        assert!(SequenceDataset::new(&[vec![1 << 24]], vec![0], vec!["x".into()], 0).is_err());
     }
 }
