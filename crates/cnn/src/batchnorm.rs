@@ -227,6 +227,10 @@ impl<T: Float> Module<T> for BatchNorm<T> {
         self.training = training;
     }
 
+    fn deterministic(&self) -> bool {
+        self.mode() != BnMode::Train
+    }
+
     fn describe(&self) -> String {
         let kind = match self.input {
             BnInput::OneD => "BatchNorm1d",

@@ -46,4 +46,7 @@ impl<T: Float> Module<T> for Dropout {
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
     }
+    fn deterministic(&self) -> bool {
+        !self.training || self.p == 0.0
+    }
 }

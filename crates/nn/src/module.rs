@@ -86,6 +86,14 @@ pub trait Module<T: Float = f32> {
 
     /// A one-line description, e.g. `Linear(in=9216, out=128)`.
     fn describe(&self) -> String;
+
+    /// Whether the layer, in its current mode, maps the same input to the same
+    /// output and changes no state while doing so. False for dropout while
+    /// training and for BatchNorm updating its statistics. A frozen,
+    /// deterministic prefix can be run once and its outputs cached.
+    fn deterministic(&self) -> bool {
+        true
+    }
 }
 
 /// The dotted path of the module currently being visited.

@@ -152,6 +152,10 @@ impl<T: Float> Module<T> for Sequential<T> {
         }
     }
 
+    fn deterministic(&self) -> bool {
+        self.layers.iter().all(|(_, l)| l.deterministic())
+    }
+
     fn describe(&self) -> String {
         let inner: Vec<String> = self
             .layers

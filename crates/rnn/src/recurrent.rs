@@ -627,6 +627,10 @@ impl<T: Float> Module<T> for Recurrent<T> {
         self.training = training;
     }
 
+    fn deterministic(&self) -> bool {
+        !(self.training && self.config.dropout > 0.0 && self.config.num_layers > 1)
+    }
+
     fn describe(&self) -> String {
         let c = &self.config;
         let act = match self.kind {

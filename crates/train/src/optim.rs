@@ -1,0 +1,333 @@
+//! Optimizers with PyTorch's update rules: SGD (momentum, dampening,
+//! Nesterov, weight decay), Adam, AdamW, RMSprop (centered, momentum).
+//!
+//! Hyper-parameters come per parameter group ([`GroupHyper`]) at every step,
+//! so learning-rate schedules and discriminative rates are just different
+//! numbers here. Frozen parameters are skipped entirely: no update, no state
+//! allocated, no weight decay.
+
+use std::collections::BTreeMap;
+
+use finetune_nn::{Module, ModuleExt};
+use finetune_tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Which update rule, with its constants.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OptimizerKind {
+    /// `torch.optim.SGD`.
+    Sgd {
+        momentum: f64,
+        dampening: f64,
+        nesterov: bool,
+    },
+    /// `torch.optim.Adam` (weight decay is L2 added to the gradient).
+    Adam { beta1: f64, beta2: f64, eps: f64 },
+    /// `torch.optim.AdamW` (decoupled weight decay).
+    AdamW { beta1: f64, beta2: f64, eps: f64 },
+    /// `torch.optim.RMSprop`.
+    RmsProp {
+        alpha: f64,
+        eps: f64,
+        momentum: f64,
+        centered: bool,
+    },
+}
+
+impl OptimizerKind {
+    /// SGD with momentum 0.9.
+    pub fn sgd_momentum() -> Self {
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        }
+    }
+
+    /// Adam with PyTorch's defaults.
+    pub fn adam() -> Self {
+        OptimizerKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+
+    /// AdamW with PyTorch's defaults.
+    pub fn adamw() -> Self {
+        OptimizerKind::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+
+    /// RMSprop with PyTorch's defaults.
+    pub fn rmsprop() -> Self {
+        OptimizerKind::RmsProp {
+            alpha: 0.99,
+            eps: 1e-8,
+            momentum: 0.0,
+            centered: false,
+        }
+    }
+
+    /// Whether the rule has a momentum-like coefficient a schedule may cycle
+    /// (SGD's momentum, Adam's β1).
+    pub fn momentum(&self) -> Option<f64> {
+        match *self {
+            OptimizerKind::Sgd { momentum, .. } => (momentum > 0.0).then_some(momentum),
+            OptimizerKind::Adam { beta1, .. } | OptimizerKind::AdamW { beta1, .. } => Some(beta1),
+            OptimizerKind::RmsProp { .. } => None,
+        }
+    }
+}
+
+/// The hyper-parameters of one group at one step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupHyper {
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Overrides SGD's momentum / Adam's β1 (one-cycle momentum cycling).
+    pub momentum: Option<f64>,
+}
+
+/// Optimizer state as named tensors, plus each parameter's step count.
+pub type ExportedState = (Vec<(String, Tensor<f32>)>, BTreeMap<String, u64>);
+
+/// Per-parameter optimizer state.
+#[derive(Clone, Debug, PartialEq, Default)]
+struct Slots {
+    step: u64,
+    /// SGD momentum buffer / Adam first moment / RMSprop momentum buffer.
+    first: Option<Vec<f32>>,
+    /// Adam second moment / RMSprop square average.
+    second: Option<Vec<f32>>,
+    /// RMSprop centered: gradient average.
+    grad_avg: Option<Vec<f32>>,
+}
+
+/// An optimizer: the rule plus per-parameter state, keyed by parameter name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimizer {
+    pub kind: OptimizerKind,
+    state: BTreeMap<String, Slots>,
+}
+
+impl Optimizer {
+    /// A fresh optimizer.
+    pub fn new(kind: OptimizerKind) -> Self {
+        Optimizer {
+            kind,
+            state: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one update to every trainable parameter that has a gradient.
+    /// `group_of` maps a parameter name to its group; `hyper` gives each
+    /// group's numbers for this step. Gradients are consumed.
+    pub fn step<M: Module<f32> + ?Sized>(
+        &mut self,
+        net: &mut M,
+        group_of: impl Fn(&str) -> Option<usize>,
+        hyper: &[GroupHyper],
+    ) -> Result<()> {
+        let mut failure = None;
+        let kind = self.kind;
+        let state = &mut self.state;
+        net.for_each_parameter_mut(|name, p| {
+            if failure.is_some() || !p.is_trainable() {
+                return;
+            }
+            let Some(grad) = p.take_grad() else { return };
+            let Some(h) = group_of(name).and_then(|g| hyper.get(g)) else {
+                failure = Some(TrainError::Config(format!(
+                    "parameter `{name}` has no hyper-parameter group"
+                )));
+                return;
+            };
+            let slots = state.entry(name.to_string()).or_default();
+            update(kind, h, slots, p.value_mut(), &grad);
+        });
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// Number of parameters with state (frozen ones never get any).
+    pub fn state_len(&self) -> usize {
+        self.state.len()
+    }
+
+    /// Whether `name` has optimizer state.
+    pub fn has_state(&self, name: &str) -> bool {
+        self.state.contains_key(name)
+    }
+
+    /// Forgets all state (e.g. after an LR sweep).
+    pub fn reset(&mut self) {
+        self.state.clear();
+    }
+
+    /// The state as named tensors (`<param>.first`, `.second`, `.grad_avg`)
+    /// and step counts, for checkpoints.
+    pub fn export_state(&self) -> ExportedState {
+        let mut tensors = Vec::new();
+        let mut steps = BTreeMap::new();
+        for (name, s) in &self.state {
+            steps.insert(name.clone(), s.step);
+            for (slot, v) in [
+                ("first", &s.first),
+                ("second", &s.second),
+                ("grad_avg", &s.grad_avg),
+            ] {
+                if let Some(v) = v {
+                    let t = Tensor::new(&[v.len()], v.clone()).expect("one-dimensional");
+                    tensors.push((format!("{name}.{slot}"), t));
+                }
+            }
+        }
+        (tensors, steps)
+    }
+
+    /// Restores state written by [`Optimizer::export_state`].
+    pub fn import_state(
+        &mut self,
+        tensors: &[(String, Tensor<f32>)],
+        steps: &BTreeMap<String, u64>,
+    ) -> Result<()> {
+        self.state.clear();
+        for (name, &step) in steps {
+            self.state.insert(
+                name.clone(),
+                Slots {
+                    step,
+                    ..Default::default()
+                },
+            );
+        }
+        for (key, t) in tensors {
+            let (name, slot) = key
+                .rsplit_once('.')
+                .ok_or_else(|| TrainError::Resume(format!("bad optimizer state name `{key}`")))?;
+            let s = self.state.get_mut(name).ok_or_else(|| {
+                TrainError::Resume(format!("optimizer state `{key}` has no step count"))
+            })?;
+            let v = Some(t.to_vec());
+            match slot {
+                "first" => s.first = v,
+                "second" => s.second = v,
+                "grad_avg" => s.grad_avg = v,
+                other => {
+                    return Err(TrainError::Resume(format!(
+                        "unknown optimizer slot `{other}`"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One parameter's update, exactly as PyTorch's single-tensor implementations.
+fn update(
+    kind: OptimizerKind,
+    h: &GroupHyper,
+    s: &mut Slots,
+    param: &mut Tensor<f32>,
+    grad: &Tensor<f32>,
+) {
+    s.step += 1;
+    let n = grad.len();
+    let p = param.as_mut_slice();
+    let g = grad.as_slice();
+    let (lr, wd) = (h.lr, h.weight_decay);
+    match kind {
+        OptimizerKind::Sgd {
+            momentum,
+            dampening,
+            nesterov,
+        } => {
+            let momentum = h.momentum.unwrap_or(momentum);
+            let first_step = s.first.is_none();
+            let buf = s.first.get_or_insert_with(|| vec![0.0; n]);
+            for i in 0..n {
+                let d = g[i] as f64 + wd * p[i] as f64;
+                let step = if momentum != 0.0 {
+                    let b = if first_step {
+                        d
+                    } else {
+                        momentum * buf[i] as f64 + (1.0 - dampening) * d
+                    };
+                    buf[i] = b as f32;
+                    if nesterov { d + momentum * b } else { b }
+                } else {
+                    d
+                };
+                p[i] = (p[i] as f64 - lr * step) as f32;
+            }
+            if momentum == 0.0 {
+                s.first = None;
+            }
+        }
+        OptimizerKind::Adam { beta1, beta2, eps } | OptimizerKind::AdamW { beta1, beta2, eps } => {
+            let decoupled = matches!(kind, OptimizerKind::AdamW { .. });
+            let beta1 = h.momentum.unwrap_or(beta1);
+            let m = s.first.get_or_insert_with(|| vec![0.0; n]);
+            let v = s.second.get_or_insert_with(|| vec![0.0; n]);
+            let t = s.step as i32;
+            let (bc1, bc2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+            let step_size = lr / bc1;
+            let bc2_sqrt = bc2.sqrt();
+            for i in 0..n {
+                let mut pi = p[i] as f64;
+                let mut gi = g[i] as f64;
+                if decoupled {
+                    pi *= 1.0 - lr * wd;
+                } else {
+                    gi += wd * pi;
+                }
+                let mi = beta1 * m[i] as f64 + (1.0 - beta1) * gi;
+                let vi = beta2 * v[i] as f64 + (1.0 - beta2) * gi * gi;
+                m[i] = mi as f32;
+                v[i] = vi as f32;
+                let denom = (vi.sqrt() / bc2_sqrt) + eps;
+                p[i] = (pi - step_size * mi / denom) as f32;
+            }
+        }
+        OptimizerKind::RmsProp {
+            alpha,
+            eps,
+            momentum,
+            centered,
+        } => {
+            let sq = s.second.get_or_insert_with(|| vec![0.0; n]);
+            let mut ga = centered.then(|| s.grad_avg.take().unwrap_or_else(|| vec![0.0; n]));
+            let mut buf = (momentum > 0.0).then(|| s.first.take().unwrap_or_else(|| vec![0.0; n]));
+            for i in 0..n {
+                let gi = g[i] as f64 + wd * p[i] as f64;
+                let sqi = alpha * sq[i] as f64 + (1.0 - alpha) * gi * gi;
+                sq[i] = sqi as f32;
+                let avg = match ga.as_mut() {
+                    Some(ga) => {
+                        let gai = alpha * ga[i] as f64 + (1.0 - alpha) * gi;
+                        ga[i] = gai as f32;
+                        (sqi - gai * gai).sqrt() + eps
+                    }
+                    None => sqi.sqrt() + eps,
+                };
+                let step = match buf.as_mut() {
+                    Some(b) => {
+                        let bi = momentum * b[i] as f64 + gi / avg;
+                        b[i] = bi as f32;
+                        bi
+                    }
+                    None => gi / avg,
+                };
+                p[i] = (p[i] as f64 - lr * step) as f32;
+            }
+            s.grad_avg = ga;
+            s.first = buf;
+        }
+    }
+}
