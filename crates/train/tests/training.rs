@@ -342,6 +342,13 @@ fn gradual_unfreezing_releases_one_group_every_k_epochs() {
     assert_eq!(cached, vec![true, true, true, false]);
 }
 
+/// What survives a crash: the trainer document, its tensors, the weights.
+type Saved = (
+    String,
+    Vec<(String, Tensor<f32>)>,
+    Vec<finetune_nn::StateEntry<f32>>,
+);
+
 #[test]
 fn an_interrupted_run_resumes_to_identical_weights() {
     let (train, val) = digits(20);
@@ -365,11 +372,7 @@ fn an_interrupted_run_resumes_to_identical_weights() {
 
     // the same run "crashes" after its epoch-2 checkpoint; only the checkpoint survives
     let mut first = fresh();
-    let mut saved: Option<(
-        String,
-        Vec<(String, Tensor<f32>)>,
-        Vec<finetune_nn::StateEntry<f32>>,
-    )> = None;
+    let mut saved: Option<Saved> = None;
     let mut trainer = Trainer::new(&first, cfg.clone()).unwrap();
     let hook = Box::new(|net: &mut Sequential<f32>, t: &Trainer| {
         if t.progress.epoch == 2 {
