@@ -1,9 +1,27 @@
 //! # finetune-pretrained
 //!
-//! The file-format layer of `finetune`'s pre-trained model loader. It reads
-//! and writes *named tensors* and knows nothing about layers or modules:
-//! connecting the tensors to a model is the caller's job, helped by the
-//! name-matching [`report`].
+//! The pre-trained model loader of `finetune`, in two layers.
+//!
+//! **Models** — what a network is and how it gets its weights:
+//!
+//! * [`ModelSpec`] ([`spec`]): a model as a small JSON document (layers of
+//!   the nn/cnn/rnn crates, nested blocks, input shape, normalisation,
+//!   class names), validated by shape inference before anything is built;
+//!   [`builtin()`] specs (`lenet`, `mnist-cnn`, `bn-cnn`, `char-lstm`,
+//!   `char-gru`).
+//! * [`Model`] ([`model`]): the spec, the built
+//!   [`finetune_nn::Sequential`] (PyTorch parameter names) and
+//!   [`ModelMetadata`]; [`Model::layer_prefixes`] for per-layer freezing.
+//! * Native checkpoints ([`checkpoint`]): [`Model::save`] / [`Model::load`],
+//!   and training checkpoints carrying the trainer's [`TrainingState`].
+//! * PyTorch interop ([`interop`]): [`import_model`] from `.safetensors` /
+//!   `.pth` (renames, sub-key selection, strict or not, declared-new
+//!   tensors, Keras layouts) returning a [`LoadReport`];
+//!   [`Model::export_safetensors`] for `load_state_dict(strict=True)`.
+//! * Head surgery ([`head`]): [`Model::replace_head`], [`Model::cut_at`] +
+//!   [`Model::attach_head`].
+//!
+//! **File formats** — named tensors, no layers:
 //!
 //! * [`RawTensor`] ([`raw`]): dtype tag, shape and little-endian bytes;
 //!   floats convert to `f32` ([`RawTensor::to_f32`],
@@ -19,6 +37,38 @@
 //! * [`report`]: match file tensors to a model's expected names and
 //!   shapes, with renames, sub-key selection, strictness and declared-new
 //!   tensors, and a PyTorch-style report.
+//!
+//! Load the pre-trained MNIST CNN (the copy embedded in `finetune-data`),
+//! give it a new 5-class head, save it, load it back:
+//!
+//! ```
+//! use finetune_pretrained::{builtin, import_model_bytes, ImportOptions, Model};
+//! use finetune_tensor::Tensor;
+//!
+//! // Import: the built-in spec's names are the file's, so no renames.
+//! let spec = builtin("mnist-cnn")?;
+//! let bytes = finetune_data::embedded::MNIST_CNN_SAFETENSORS;
+//! let imported = import_model_bytes(&spec, bytes, "mnist_cnn.safetensors", &ImportOptions::strict())?;
+//! assert_eq!(imported.report.applied.len(), 8);
+//! let mut model = imported.model;
+//!
+//! // A new task with 5 classes: the last linear layer (`classifier.2`) is replaced.
+//! let new = model.replace_head(5, 42)?;
+//! assert_eq!(new, ["classifier.2.weight", "classifier.2.bias"]);
+//! let logits = model.predict(Tensor::zeros(&[2, 1, 28, 28]), None)?;
+//! assert_eq!(logits.shape(), &[2, 5]);
+//!
+//! // Save (atomically, checksummed) and load: bit-identical.
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("mnist-5way.ftckpt");
+//! model.save(&path)?;
+//! let mut loaded = Model::load(&path)?;
+//! assert_eq!(loaded.spec(), model.spec());
+//! assert_eq!(loaded.predict(Tensor::zeros(&[2, 1, 28, 28]), None)?, logits);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The file-format layer on its own:
 //!
 //! ```
 //! use finetune_pretrained::{
@@ -54,23 +104,45 @@
 //! ```
 
 pub mod atomic;
+pub mod builtin;
+pub mod checkpoint;
 pub mod container;
 pub mod error;
+pub mod head;
+pub mod interop;
 pub mod keras;
+pub mod model;
 pub mod pth;
 pub mod raw;
 pub mod report;
 pub mod safetensors;
+pub mod spec;
 
 pub use atomic::atomic_write;
+pub use builtin::{
+    BUILTINS, CharRnnOptions, bn_cnn, builtin, builtin_names, char_gru, char_lstm, lenet, mnist_cnn,
+};
+pub use checkpoint::{
+    TRAINING_PREFIX, TrainingState, load_training_checkpoint, save_training_checkpoint,
+};
 pub use container::{Container, read_container, write_container};
 pub use error::{Error, Result};
+pub use head::{HeadSpec, LayerRef};
+pub use interop::{
+    ImportOptions, Imported, WeightFormat, import_model, import_model_bytes, import_tensors,
+    read_weights, read_weights_bytes,
+};
 pub use keras::{
     LstmWeights, conv_to_pytorch, dense_to_pytorch, keras_to_pytorch, lstm_to_pytorch,
 };
+pub use model::{CREATED_BY, LayerPrefix, Model, ModelMetadata};
 pub use pth::{PthCheckpoint, PyValue, read_pth, read_pth_bytes};
 pub use raw::{DType, NamedTensors, RawTensor, TensorData, select_prefix};
 pub use report::{LoadOptions, LoadPlan, LoadReport, glob_match, match_tensors};
 pub use safetensors::{
     Safetensors, parse_safetensors, read_safetensors, safetensors_to_bytes, write_safetensors,
+};
+pub use spec::{
+    AvgPool2dSpec, BatchNormSpec, Conv2dSpec, EmbeddingSpec, LayerKind, LayerShape, LayerSpec,
+    LinearSpec, MaxPool2dSpec, ModelSpec, RecurrentOutputSpec, RecurrentSpec, Size2,
 };

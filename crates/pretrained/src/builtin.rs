@@ -1,0 +1,208 @@
+//! Built-in model specs.
+//!
+//! | name | model | parameters |
+//! |---|---|---|
+//! | `lenet` | Conv(1→32, 3)-ReLU-Conv(32→64, 3)-ReLU-MaxPool(2)-Flatten-Linear(9216→128)-ReLU-Linear(128→10), MNIST normalisation | 1,199,882 |
+//! | `mnist-cnn` | the architecture of the real pre-trained MNIST CNN, blocks `features` and `classifier`, so its files load with no renaming | 421,642 |
+//! | `bn-cnn` | two Conv-BatchNorm2d-ReLU-MaxPool blocks, Linear-BatchNorm1d-ReLU-Dropout, Linear (28×28 inputs) | 106,042 |
+//! | `char-lstm` | Embedding → LSTM (last state) → Linear, with [`CharRnnOptions::default`] | 29,314 |
+//! | `char-gru` | Embedding → GRU (last state) → Linear, with [`CharRnnOptions::default`] | 23,042 |
+//!
+//! The character classifiers name their layers `embedding`, `lstm` / `gru`
+//! and `fc`, like the attributes of a typical PyTorch module, so such a
+//! module's `state_dict` loads as an identity map.
+
+use finetune_data::Normalization;
+
+use crate::error::{Error, Result};
+use crate::spec::{Conv2dSpec, LayerSpec, ModelSpec, RecurrentSpec};
+
+/// Every built-in spec: `(name, description)`.
+pub const BUILTINS: &[(&str, &str)] = &[
+    (
+        "lenet",
+        "LeNet-style CNN for 28x28 digits: 2 convolutions, max-pool, 2 linear layers (1,199,882 parameters)",
+    ),
+    (
+        "mnist-cnn",
+        "the pre-trained MNIST CNN's architecture: features (2 conv blocks) + classifier (2 linear layers) (421,642 parameters)",
+    ),
+    (
+        "bn-cnn",
+        "small CNN with BatchNorm for 28x28 inputs (106,042 parameters)",
+    ),
+    (
+        "char-lstm",
+        "character classifier: embedding -> LSTM (last state) -> linear",
+    ),
+    (
+        "char-gru",
+        "character classifier: embedding -> GRU (last state) -> linear",
+    ),
+];
+
+/// The names of the built-in specs.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|(n, _)| *n).collect()
+}
+
+/// The built-in specs with their descriptions.
+pub fn list() -> &'static [(&'static str, &'static str)] {
+    BUILTINS
+}
+
+/// The built-in spec called `name` (the character models with default options).
+pub fn builtin(name: &str) -> Result<ModelSpec> {
+    match name {
+        "lenet" => Ok(lenet()),
+        "mnist-cnn" => Ok(mnist_cnn()),
+        "bn-cnn" => Ok(bn_cnn()),
+        "char-lstm" => Ok(char_lstm(&CharRnnOptions::default())),
+        "char-gru" => Ok(char_gru(&CharRnnOptions::default())),
+        _ => Err(Error::UnknownBuiltin {
+            name: name.to_string(),
+            available: builtin_names().join(", "),
+        }),
+    }
+}
+
+fn digits() -> Vec<String> {
+    (0..10).map(|d| d.to_string()).collect()
+}
+
+/// `lenet`: the classic PyTorch MNIST example network.
+pub fn lenet() -> ModelSpec {
+    ModelSpec {
+        name: "lenet".into(),
+        input: vec![1, 28, 28],
+        layers: vec![
+            LayerSpec::conv2d(1, 32, 3),
+            LayerSpec::relu(),
+            LayerSpec::conv2d(32, 64, 3),
+            LayerSpec::relu(),
+            LayerSpec::maxpool2d(2),
+            LayerSpec::flatten(),
+            LayerSpec::linear(9216, 128),
+            LayerSpec::relu(),
+            LayerSpec::linear(128, 10),
+        ],
+        normalize: Some(Normalization::mnist()),
+        classes: Some(digits()),
+    }
+}
+
+/// `mnist-cnn`: the pre-trained MNIST CNN (`features.0`, `features.3`,
+/// then a flatten at top-level index 1, then `classifier.0`, `classifier.2`).
+pub fn mnist_cnn() -> ModelSpec {
+    ModelSpec {
+        name: "mnist-cnn".into(),
+        input: vec![1, 28, 28],
+        layers: vec![
+            LayerSpec::sequential(vec![
+                Conv2dSpec::new(1, 32, 3).padding(1).into(),
+                LayerSpec::relu(),
+                LayerSpec::maxpool2d(2),
+                Conv2dSpec::new(32, 64, 3).padding(1).into(),
+                LayerSpec::relu(),
+                LayerSpec::maxpool2d(2),
+            ])
+            .named("features"),
+            LayerSpec::flatten(),
+            LayerSpec::sequential(vec![
+                LayerSpec::linear(3136, 128),
+                LayerSpec::relu(),
+                LayerSpec::linear(128, 10),
+            ])
+            .named("classifier"),
+        ],
+        normalize: Some(Normalization::mnist()),
+        classes: Some(digits()),
+    }
+}
+
+/// `bn-cnn`: a small CNN with BatchNorm for 28×28 single-channel images.
+pub fn bn_cnn() -> ModelSpec {
+    ModelSpec {
+        name: "bn-cnn".into(),
+        input: vec![1, 28, 28],
+        layers: vec![
+            Conv2dSpec::new(1, 16, 3).padding(1).bias(false).into(),
+            LayerSpec::batchnorm2d(16),
+            LayerSpec::relu(),
+            LayerSpec::maxpool2d(2),
+            Conv2dSpec::new(16, 32, 3).padding(1).bias(false).into(),
+            LayerSpec::batchnorm2d(32),
+            LayerSpec::relu(),
+            LayerSpec::maxpool2d(2),
+            LayerSpec::flatten(),
+            LayerSpec::linear(32 * 7 * 7, 64),
+            LayerSpec::batchnorm1d(64),
+            LayerSpec::relu(),
+            LayerSpec::dropout(0.25),
+            LayerSpec::linear(64, 10),
+        ],
+        normalize: Some(Normalization::mnist()),
+        classes: Some(digits()),
+    }
+}
+
+/// Sizes of the character classifiers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CharRnnOptions {
+    /// Number of token ids (the vocabulary, specials included).
+    pub vocab_size: usize,
+    pub embedding_dim: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    /// The nominal (padded) sequence length of the spec's input; any length runs.
+    pub seq_len: usize,
+    /// Output class names (their number is the output width).
+    pub classes: Vec<String>,
+}
+
+impl Default for CharRnnOptions {
+    /// 128 ids (ASCII), 32-wide embedding, 64 hidden units, one layer,
+    /// sequences of 40, classes `negative` / `positive`.
+    fn default() -> Self {
+        CharRnnOptions {
+            vocab_size: 128,
+            embedding_dim: 32,
+            hidden_size: 64,
+            num_layers: 1,
+            seq_len: 40,
+            classes: vec!["negative".into(), "positive".into()],
+        }
+    }
+}
+
+fn char_rnn(name: &str, o: &CharRnnOptions, lstm: bool) -> ModelSpec {
+    let rnn = RecurrentSpec::new(o.embedding_dim, o.hidden_size)
+        .layers(o.num_layers)
+        .last();
+    let (rnn, rnn_name) = if lstm {
+        (LayerSpec::lstm(rnn), "lstm")
+    } else {
+        (LayerSpec::gru(rnn), "gru")
+    };
+    ModelSpec {
+        name: name.into(),
+        input: vec![o.seq_len],
+        layers: vec![
+            LayerSpec::embedding(o.vocab_size, o.embedding_dim).named("embedding"),
+            rnn.named(rnn_name),
+            LayerSpec::linear(o.hidden_size, o.classes.len()).named("fc"),
+        ],
+        normalize: None,
+        classes: Some(o.classes.clone()),
+    }
+}
+
+/// `char-lstm`: embedding → LSTM (last state) → linear.
+pub fn char_lstm(options: &CharRnnOptions) -> ModelSpec {
+    char_rnn("char-lstm", options, true)
+}
+
+/// `char-gru`: embedding → GRU (last state) → linear.
+pub fn char_gru(options: &CharRnnOptions) -> ModelSpec {
+    char_rnn("char-gru", options, false)
+}

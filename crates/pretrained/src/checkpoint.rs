@@ -1,0 +1,253 @@
+//! Native checkpoints: a [`Model`] (spec, metadata, every parameter and
+//! buffer) in the checksummed [`container`](crate::container), optionally
+//! with the trainer's opaque [`TrainingState`].
+//!
+//! | container part | content |
+//! |---|---|
+//! | spec JSON | [`ModelSpec::to_json`] |
+//! | metadata JSON | [`ModelMetadata`] fields, plus `"training_state"` (the trainer's JSON, as a string) in a training checkpoint |
+//! | tensors | every parameter and buffer by its PyTorch name (F32; `num_batches_tracked` I64), then the training tensors under [`TRAINING_PREFIX`] |
+//!
+//! Writes are atomic. Loading checks the container (magic, version,
+//! checksum, index), the spec (full validation), the metadata, and then that
+//! every tensor the spec implies is present with the right shape and nothing
+//! else is (strict), reporting all differences at once.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use finetune_nn::{BufferKind, EntryKind, ModuleExt};
+use finetune_tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::container::{Container, read_container, write_container};
+use crate::error::{Error, Result};
+use crate::model::{Model, ModelMetadata};
+use crate::raw::{NamedTensors, RawTensor};
+use crate::report::{LoadOptions, LoadReport, match_tensors};
+use crate::spec::ModelSpec;
+
+/// Tensor names starting with this hold the trainer's state in a training checkpoint.
+pub const TRAINING_PREFIX: &str = "__train__.";
+
+/// The trainer's extra state, stored opaquely in a training checkpoint:
+/// JSON text (schedule position, freeze set, RNG state, ...) and named
+/// tensors (optimizer moments, ...).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrainingState {
+    pub json: String,
+    pub tensors: NamedTensors,
+}
+
+/// The metadata JSON of a checkpoint.
+#[derive(Serialize, Deserialize)]
+struct StoredMetadata {
+    #[serde(flatten)]
+    model: ModelMetadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    training_state: Option<String>,
+}
+
+/// Every parameter and buffer as raw tensors with PyTorch's dtypes
+/// (F32; counters such as `num_batches_tracked` I64), in model order.
+pub(crate) fn model_tensors(model: &Model) -> NamedTensors {
+    model
+        .net
+        .state_dict()
+        .into_iter()
+        .map(|e| {
+            let raw = match e.kind {
+                EntryKind::Buffer(BufferKind::Count) => {
+                    let v: Vec<i64> = e.value.as_slice().iter().map(|&x| x as i64).collect();
+                    // Shape and value count agree by construction.
+                    RawTensor::from_i64(e.value.shape(), &v)
+                        .unwrap_or_else(|_| RawTensor::from_tensor(&e.value))
+                }
+                _ => RawTensor::from_tensor(&e.value),
+            };
+            (e.name, raw)
+        })
+        .collect()
+}
+
+/// Sets matched tensors into the model, converting dtypes: floats to f32
+/// (F64 rounds, F16/BF16 widen); integer counters to f32. Every tensor is
+/// converted and checked before the model changes, so on error it is untouched.
+pub(crate) fn apply_tensors(model: &mut Model, tensors: NamedTensors, file: &str) -> Result<()> {
+    let kinds: HashMap<String, EntryKind> = model
+        .net
+        .state_dict()
+        .into_iter()
+        .map(|e| (e.name, e.kind))
+        .collect();
+    let mut converted = Vec::with_capacity(tensors.len());
+    for (name, raw) in tensors {
+        let tensor_err = |reason: String| Error::ModelTensor {
+            file: file.to_string(),
+            tensor: name.clone(),
+            reason,
+        };
+        let kind = kinds
+            .get(&name)
+            .ok_or_else(|| tensor_err("the model has no such parameter or buffer".into()))?;
+        let values: Vec<f32> = match (kind, raw.dtype().is_float()) {
+            (_, true) => raw.to_f32().map_err(|e| tensor_err(e.to_string()))?,
+            (EntryKind::Buffer(BufferKind::Count), false) => raw
+                .to_i64()
+                .map_err(|e| tensor_err(e.to_string()))?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+            (_, false) => {
+                return Err(tensor_err(format!(
+                    "the model needs floating-point values, the file has {}",
+                    raw.dtype()
+                )));
+            }
+        };
+        let tensor = Tensor::new(raw.shape(), values).map_err(|e| tensor_err(e.to_string()))?;
+        converted.push((name, tensor));
+    }
+    for (name, tensor) in converted {
+        model
+            .net
+            .set_tensor(&name, tensor)
+            .map_err(|e| Error::ModelTensor {
+                file: file.to_string(),
+                tensor: name.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(())
+}
+
+/// Matches `tensors` to the model strictly and applies them; a mismatch is
+/// [`Error::WeightsMismatch`] naming `file`.
+pub(crate) fn load_strict(
+    model: &mut Model,
+    tensors: NamedTensors,
+    file: &str,
+) -> Result<LoadReport> {
+    let plan = match_tensors(&model.expected_tensors(), tensors, &LoadOptions::strict())
+        .map_err(|e| in_file(e, file))?;
+    apply_tensors(model, plan.tensors, file)?;
+    Ok(plan.report)
+}
+
+/// Attaches the file name to a matching failure.
+pub(crate) fn in_file(e: Error, file: &str) -> Error {
+    match e {
+        Error::LoadFailed { report, strict } => Error::WeightsMismatch {
+            file: file.to_string(),
+            report,
+            strict,
+        },
+        other => other,
+    }
+}
+
+impl Model {
+    /// The checkpoint container of this model, with `training` extras if given.
+    pub fn to_container(&self, training: Option<&TrainingState>) -> Result<Container> {
+        let stored = StoredMetadata {
+            model: self.metadata.clone(),
+            training_state: training.map(|t| t.json.clone()),
+        };
+        let metadata_json = serde_json::to_string(&stored).map_err(|e| Error::Checkpoint {
+            file: "<memory>".into(),
+            reason: format!("cannot encode the metadata: {e}"),
+        })?;
+        let mut tensors = model_tensors(self);
+        if let Some(t) = training {
+            for (name, raw) in &t.tensors {
+                tensors.push((format!("{TRAINING_PREFIX}{name}"), raw.clone()));
+            }
+        }
+        Ok(Container {
+            spec_json: self.spec.to_json(),
+            metadata_json,
+            tensors,
+        })
+    }
+
+    /// Rebuilds a model (and the training extras, if any) from a container;
+    /// `label` names the source in errors.
+    pub fn from_container(
+        container: Container,
+        label: &str,
+    ) -> Result<(Model, Option<TrainingState>)> {
+        let spec = ModelSpec::from_json_labeled(&container.spec_json, label)?;
+        let stored: StoredMetadata =
+            serde_json::from_str(&container.metadata_json).map_err(|e| Error::Checkpoint {
+                file: label.to_string(),
+                reason: format!("the metadata JSON is invalid: {e}"),
+            })?;
+        let mut model = Model::from_spec(&spec, stored.model.seed.unwrap_or(0))?;
+        model.metadata = stored.model;
+        let (mut own, mut extra) = (Vec::new(), Vec::new());
+        for (name, t) in container.tensors {
+            match name.strip_prefix(TRAINING_PREFIX) {
+                Some(rest) => extra.push((rest.to_string(), t)),
+                None => own.push((name, t)),
+            }
+        }
+        load_strict(&mut model, own, label)?;
+        let training = match (stored.training_state, extra.is_empty()) {
+            (None, true) => None,
+            (Some(json), _) => Some(TrainingState {
+                json,
+                tensors: extra,
+            }),
+            (None, false) => {
+                return Err(Error::Checkpoint {
+                    file: label.to_string(),
+                    reason: format!(
+                        "{} tensor(s) under `{TRAINING_PREFIX}` but no training_state in the metadata",
+                        extra.len()
+                    ),
+                });
+            }
+        };
+        Ok((model, training))
+    }
+
+    /// Saves the model (spec, metadata, every parameter and buffer) atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_container(path, &self.to_container(None)?)
+    }
+
+    /// Loads a model saved by [`Model::save`] (or the model part of a
+    /// training checkpoint), strictly: every tensor the spec implies must be
+    /// there with its shape, and nothing else.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        load_training_checkpoint(path).map(|(m, _)| m)
+    }
+
+    /// The checkpoint as bytes (what [`Model::save`] writes).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.to_container(None)?.to_bytes()
+    }
+
+    /// A model from checkpoint bytes; `label` names the source in errors.
+    pub fn from_bytes(bytes: &[u8], label: &str) -> Result<Model> {
+        let container = Container::from_bytes(bytes, label)?;
+        Model::from_container(container, label).map(|(m, _)| m)
+    }
+}
+
+/// Saves a training checkpoint: the model plus the trainer's `state`
+/// (its tensors stored under [`TRAINING_PREFIX`]), atomically.
+pub fn save_training_checkpoint(
+    path: impl AsRef<Path>,
+    model: &Model,
+    state: &TrainingState,
+) -> Result<()> {
+    write_container(path, &model.to_container(Some(state))?)
+}
+
+/// Loads a checkpoint: the model, and the training state if the file has one.
+pub fn load_training_checkpoint(path: impl AsRef<Path>) -> Result<(Model, Option<TrainingState>)> {
+    let path = path.as_ref();
+    let container = read_container(path)?;
+    Model::from_container(container, &path.display().to_string())
+}

@@ -1,0 +1,384 @@
+//! Head surgery: give a pre-trained model a new task.
+//!
+//! * [`Model::replace_head`] swaps the final classifier — the last `linear`
+//!   of the spec, found recursively (`classifier.2` in `mnist-cnn`) — for a
+//!   freshly initialised one with a new number of outputs, like
+//!   torchvision's `model.fc = nn.Linear(model.fc.in_features, n)`.
+//! * [`Model::cut_at`] drops a top-level layer and everything after it
+//!   (Keras's `include_top=False`), and [`Model::attach_head`] appends a new
+//!   head — a linear layer or a small MLP ([`HeadSpec`]) — whose input width
+//!   is inferred from the shape at the cut, with a flatten inserted when the
+//!   cut leaves an image `[C, H, W]`.
+//!
+//! Every kept layer keeps its weights, buffers and trainable flags exactly;
+//! the new tensors are initialised from the given seed alone (so the same
+//! surgery with the same seed gives the same head), and their names are
+//! returned — these are the tensors a loader reports as new. Spec and
+//! metadata (class names) are updated with the network.
+
+use finetune_nn::{Linear, ModuleExt};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::error::{Error, Result};
+use crate::model::{Model, build_layer};
+use crate::spec::{LayerKind, LayerSpec};
+
+/// A top-level layer, by index or by its parameter prefix (name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayerRef {
+    Index(usize),
+    Name(String),
+}
+
+impl From<usize> for LayerRef {
+    fn from(i: usize) -> Self {
+        LayerRef::Index(i)
+    }
+}
+
+impl From<&str> for LayerRef {
+    fn from(s: &str) -> Self {
+        LayerRef::Name(s.to_string())
+    }
+}
+
+impl From<String> for LayerRef {
+    fn from(s: String) -> Self {
+        LayerRef::Name(s)
+    }
+}
+
+/// A new classification head for [`Model::attach_head`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadSpec {
+    /// Outputs of the last linear layer.
+    pub num_classes: usize,
+    /// Widths of hidden layers (each Linear → ReLU [→ Dropout]); empty for
+    /// a single linear layer.
+    pub hidden: Vec<usize>,
+    /// Dropout before the first linear layer and after each hidden one (0: none).
+    pub dropout: f64,
+    /// The head's name (its parameter prefix), `"head"` by default.
+    pub name: String,
+    /// Class names (as many as `num_classes`), if known.
+    pub classes: Option<Vec<String>>,
+}
+
+impl HeadSpec {
+    /// One linear layer, named `head`.
+    pub fn linear(num_classes: usize) -> Self {
+        HeadSpec {
+            num_classes,
+            hidden: Vec::new(),
+            dropout: 0.0,
+            name: "head".into(),
+            classes: None,
+        }
+    }
+
+    /// An MLP: hidden linear layers with ReLU (and dropout), then the output layer.
+    pub fn mlp(hidden: Vec<usize>, num_classes: usize, dropout: f64) -> Self {
+        HeadSpec {
+            hidden,
+            dropout,
+            ..HeadSpec::linear(num_classes)
+        }
+    }
+
+    /// With class names (also sets `num_classes`).
+    pub fn with_classes(mut self, classes: Vec<String>) -> Self {
+        self.num_classes = classes.len();
+        self.classes = Some(classes);
+        self
+    }
+
+    /// With another name.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The head's layer spec for `in_features` inputs.
+    pub fn layer(&self, in_features: usize) -> LayerSpec {
+        let plain = self.hidden.is_empty() && self.dropout == 0.0;
+        if plain {
+            return LayerSpec::linear(in_features, self.num_classes).named(self.name.clone());
+        }
+        let mut layers = Vec::new();
+        let mut width = in_features;
+        if self.dropout > 0.0 {
+            layers.push(LayerSpec::dropout(self.dropout));
+        }
+        for &h in &self.hidden {
+            layers.push(LayerSpec::linear(width, h));
+            layers.push(LayerSpec::relu());
+            if self.dropout > 0.0 {
+                layers.push(LayerSpec::dropout(self.dropout));
+            }
+            width = h;
+        }
+        layers.push(LayerSpec::linear(width, self.num_classes));
+        LayerSpec::sequential(layers).named(self.name.clone())
+    }
+}
+
+/// The index path of the last `linear` layer, searching nested blocks.
+fn last_linear(layers: &[LayerSpec]) -> Option<Vec<usize>> {
+    for (i, layer) in layers.iter().enumerate().rev() {
+        match &layer.kind {
+            LayerKind::Linear(_) => return Some(vec![i]),
+            LayerKind::Sequential { layers } => {
+                if let Some(mut path) = last_linear(layers) {
+                    path.insert(0, i);
+                    return Some(path);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The layer at an index path, mutably.
+fn layer_at<'a>(layers: &'a mut [LayerSpec], path: &[usize]) -> Option<&'a mut LayerSpec> {
+    let (first, rest) = path.split_first()?;
+    let layer = layers.get_mut(*first)?;
+    if rest.is_empty() {
+        return Some(layer);
+    }
+    match &mut layer.kind {
+        LayerKind::Sequential { layers } => layer_at(layers, rest),
+        _ => None,
+    }
+}
+
+/// The parameter-prefix path (`classifier.2`) of an index path.
+fn prefix_path(layers: &[LayerSpec], path: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut level = layers;
+    for &i in path {
+        let Some(layer) = level.get(i) else { break };
+        parts.push(layer.name.clone().unwrap_or_else(|| i.to_string()));
+        if let LayerKind::Sequential { layers } = &layer.kind {
+            level = layers;
+        }
+    }
+    parts.join(".")
+}
+
+impl Model {
+    fn surgery_err(&self, reason: impl Into<String>) -> Error {
+        Error::Surgery {
+            model: self.spec.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Replaces the final classifier (the last `linear`, found recursively)
+    /// with a new one of `num_classes` outputs initialised from `seed`;
+    /// returns the new parameter names. Class names are cleared (see
+    /// [`Model::replace_head_with_classes`]).
+    pub fn replace_head(&mut self, num_classes: usize, seed: u64) -> Result<Vec<String>> {
+        self.replace_head_inner(num_classes, None, seed)
+    }
+
+    /// [`Model::replace_head`] with class names (their number is the output width).
+    pub fn replace_head_with_classes(
+        &mut self,
+        classes: Vec<String>,
+        seed: u64,
+    ) -> Result<Vec<String>> {
+        self.replace_head_inner(classes.len(), Some(classes), seed)
+    }
+
+    fn replace_head_inner(
+        &mut self,
+        num_classes: usize,
+        classes: Option<Vec<String>>,
+        seed: u64,
+    ) -> Result<Vec<String>> {
+        if num_classes == 0 {
+            return Err(self.surgery_err("a head needs at least one output"));
+        }
+        let path = last_linear(&self.spec.layers)
+            .ok_or_else(|| self.surgery_err("the model has no linear layer to replace"))?;
+        let head_prefix = prefix_path(&self.spec.layers, &path);
+        let mut spec = self.spec.clone();
+        let (in_features, bias) = match layer_at(&mut spec.layers, &path).map(|l| &mut l.kind) {
+            Some(LayerKind::Linear(l)) => {
+                l.out_features = num_classes;
+                (l.in_features, l.bias)
+            }
+            _ => return Err(self.surgery_err("the head layer vanished")),
+        };
+        spec.classes = classes.clone();
+        spec.validate()?;
+
+        // Rebuild the top-level layer holding the head, keep everything else in it.
+        let top = path[0];
+        let top_prefix = spec.prefix(top).unwrap_or_else(|| top.to_string());
+        let input = spec.shape_before(top)?;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut fresh =
+            build_layer(&spec.layers[top], &input, &mut rng).map_err(|source| Error::Nn {
+                context: format!("model `{}`: rebuilding layer {top}", spec.name),
+                source,
+            })?;
+        let old = self
+            .net
+            .get(top)
+            .ok_or_else(|| self.surgery_err(format!("the network has no layer {top}")))?;
+        // Names relative to the rebuilt layer.
+        let head_rel = head_prefix
+            .strip_prefix(&top_prefix)
+            .map(|r| r.trim_start_matches('.').to_string())
+            .unwrap_or_default();
+        let in_head = |rel: &str| {
+            if head_rel.is_empty() {
+                true
+            } else {
+                rel.strip_prefix(&head_rel)
+                    .is_some_and(|r| r.starts_with('.'))
+            }
+        };
+        let mut trainable = Vec::new();
+        for entry in old.state_dict() {
+            if in_head(&entry.name) {
+                continue;
+            }
+            if let finetune_nn::EntryKind::Parameter { trainable: t } = entry.kind {
+                trainable.push((entry.name.clone(), t));
+            }
+            fresh
+                .set_tensor(&entry.name, entry.value)
+                .map_err(|source| Error::Nn {
+                    context: format!("model `{}`: keeping `{}`", spec.name, entry.name),
+                    source,
+                })?;
+        }
+        // The head's values depend on the seed only.
+        let head = Linear::<f32>::new(
+            in_features,
+            num_classes,
+            bias,
+            &mut StdRng::seed_from_u64(seed),
+        );
+        let rel = |leaf: &str| {
+            if head_rel.is_empty() {
+                leaf.to_string()
+            } else {
+                format!("{head_rel}.{leaf}")
+            }
+        };
+        let mut new_names = Vec::new();
+        for entry in head.state_dict() {
+            let name = rel(&entry.name);
+            fresh
+                .set_tensor(&name, entry.value)
+                .map_err(|source| Error::Nn {
+                    context: format!("model `{}`: setting the new head", spec.name),
+                    source,
+                })?;
+            new_names.push(format!("{top_prefix}.{name}"));
+        }
+        fresh.for_each_parameter_mut(|n, p| {
+            if let Some((_, t)) = trainable.iter().find(|(name, _)| name == n) {
+                p.set_trainable(*t);
+            }
+        });
+        fresh.set_training(self.training);
+        self.net.replace(top, fresh).map_err(|source| Error::Nn {
+            context: format!("model `{}`: replacing layer {top}", spec.name),
+            source,
+        })?;
+        self.metadata.classes = classes;
+        self.spec = spec;
+        Ok(new_names)
+    }
+
+    /// Removes top-level layer `layer` (by index or name) and everything
+    /// after it; returns the shape the kept layers now output. Class names
+    /// are cleared.
+    pub fn cut_at(&mut self, layer: impl Into<LayerRef>) -> Result<Vec<usize>> {
+        let index = match layer.into() {
+            LayerRef::Index(i) if i < self.spec.layers.len() => i,
+            LayerRef::Index(i) => {
+                return Err(self.surgery_err(format!(
+                    "cannot cut at layer {i}: the model has {} top-level layers",
+                    self.spec.layers.len()
+                )));
+            }
+            LayerRef::Name(n) => self.spec.index_of(&n).ok_or_else(|| {
+                let names: Vec<String> = (0..self.spec.layers.len())
+                    .filter_map(|i| self.spec.prefix(i))
+                    .collect();
+                self.surgery_err(format!(
+                    "no top-level layer is called `{n}`; they are: {}",
+                    names.join(", ")
+                ))
+            })?,
+        };
+        let shape = self.spec.shape_before(index)?;
+        self.spec.layers.truncate(index);
+        self.spec.classes = None;
+        self.metadata.classes = None;
+        self.net.truncate(index);
+        Ok(shape)
+    }
+
+    /// Appends a new head (after a flatten when the model outputs an image
+    /// `[C, H, W]`), initialised from `seed`; returns its parameter names.
+    pub fn attach_head(&mut self, head: &HeadSpec, seed: u64) -> Result<Vec<String>> {
+        if head.num_classes == 0 {
+            return Err(self.surgery_err("a head needs at least one output"));
+        }
+        if let Some(c) = &head.classes
+            && c.len() != head.num_classes
+        {
+            return Err(self.surgery_err(format!(
+                "{} class names for a head of {} outputs",
+                c.len(),
+                head.num_classes
+            )));
+        }
+        let mut shape = self.spec.output_shape()?;
+        let mut spec = self.spec.clone();
+        let mut added = Vec::new();
+        if shape.len() == 3 {
+            added.push(LayerSpec::flatten());
+            shape = vec![shape.iter().product()];
+        }
+        let in_features = shape.last().copied().unwrap_or(0);
+        added.push(head.layer(in_features));
+        let first_new = spec.layers.len();
+        spec.layers.extend(added);
+        spec.classes = head.classes.clone();
+        spec.validate()?;
+
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut new_names = Vec::new();
+        for index in first_new..spec.layers.len() {
+            let input = spec.shape_before(index)?;
+            let prefix = spec.prefix(index).unwrap_or_else(|| index.to_string());
+            let mut layer =
+                build_layer(&spec.layers[index], &input, &mut rng).map_err(|source| Error::Nn {
+                    context: format!("model `{}`: building the head", spec.name),
+                    source,
+                })?;
+            layer.set_training(self.training);
+            for name in layer.parameter_names() {
+                new_names.push(format!("{prefix}.{name}"));
+            }
+            self.net
+                .push_named(prefix, layer)
+                .map_err(|source| Error::Nn {
+                    context: format!("model `{}`: attaching the head", spec.name),
+                    source,
+                })?;
+        }
+        self.metadata.classes = head.classes.clone();
+        self.spec = spec;
+        Ok(new_names)
+    }
+}
