@@ -249,7 +249,8 @@ impl Model {
 
     /// Runs a batch through the model in eval mode with gradients off and
     /// returns the output (e.g. logits). Puts the model in eval mode.
-    /// `lengths` are the real lengths of padded token sequences.
+    /// `lengths` are the real lengths of padded token sequences. (Like any
+    /// forward, do not call it between a training forward and its backward.)
     pub fn predict(
         &mut self,
         input: Tensor<f32>,
@@ -257,22 +258,51 @@ impl Model {
     ) -> Result<Tensor<f32>> {
         self.set_training(false);
         let mut tape = Tape::<f32>::new();
-        tape.set_grad_enabled(false);
+        // Work-around for finetune-rnn: its LSTM/GRU kernels panic when they
+        // need not save activations (no input needs a gradient). Recurrent
+        // models therefore run with gradients on and every parameter
+        // temporarily trainable; the flags are restored below.
+        let recurrent = has_recurrent(&self.spec.layers);
+        let mut frozen = Vec::new();
+        if recurrent {
+            self.net.for_each_parameter_mut(|name, p| {
+                if !p.is_trainable() {
+                    frozen.push(name.to_string());
+                    p.set_trainable(true);
+                }
+            });
+        } else {
+            tape.set_grad_enabled(false);
+        }
         let x = tape.constant(input);
+        let result = self.net.forward_seq(&mut tape, x, lengths);
+        if recurrent {
+            self.net.for_each_parameter_mut(|name, p| {
+                if frozen.iter().any(|f| f == name) {
+                    p.set_trainable(false);
+                }
+            });
+        }
         let context = || format!("model `{}`: forward", self.spec.name);
-        let y = self
-            .net
-            .forward_seq(&mut tape, x, lengths)
-            .map_err(|source| Error::Nn {
-                context: context(),
-                source,
-            })?;
+        let y = result.map_err(|source| Error::Nn {
+            context: context(),
+            source,
+        })?;
         let out = tape.value(y).map_err(|e| Error::Nn {
             context: context(),
             source: e.into(),
         })?;
         Ok(out.clone())
     }
+}
+
+/// Whether any layer (nested blocks included) is recurrent.
+fn has_recurrent(layers: &[LayerSpec]) -> bool {
+    layers.iter().any(|l| match &l.kind {
+        LayerKind::Lstm(_) | LayerKind::Gru(_) | LayerKind::Rnn(_) => true,
+        LayerKind::Sequential { layers } => has_recurrent(layers),
+        _ => false,
+    })
 }
 
 impl Module<f32> for Model {

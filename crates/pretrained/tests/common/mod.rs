@@ -33,6 +33,53 @@ pub fn shared(rel: &str) -> Option<PathBuf> {
     None
 }
 
+/// The shared data directory (same search as [`shared`]), or `None` with a
+/// note naming `what`, so the calling test can skip.
+pub fn shared_root(what: &str) -> Option<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let roots = [
+        std::env::var_os("FINETUNE_DATA").map(PathBuf::from),
+        Some(workspace.join("../shared/data")),
+        Some(PathBuf::from("/work/shared/data")),
+    ];
+    for root in roots.into_iter().flatten() {
+        if root.join(what).exists() {
+            return Some(root);
+        }
+    }
+    eprintln!(
+        "note: {what} is absent from the shared data (set FINETUNE_DATA); skipping this test"
+    );
+    None
+}
+
+/// `tests/fixtures/interop/<name>` at the workspace root.
+pub fn interop(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/interop")
+        .join(name)
+}
+
+/// `‖a − b‖ / ‖b‖` (with `‖b‖` floored at 1e-12).
+pub fn rel_normwise(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|&y| f64::from(y).powi(2)).sum();
+    (num.sqrt()) / den.sqrt().max(1e-12)
+}
+
+/// Largest `|a − b|`.
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 /// Sorted by name, for order-insensitive comparison.
 pub fn sorted(mut t: NamedTensors) -> NamedTensors {
     t.sort_by(|a, b| a.0.cmp(&b.0));
