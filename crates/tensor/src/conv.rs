@@ -220,8 +220,16 @@ pub fn col2im<T: Float>(geo: &Conv2dGeometry, cols: &[T], channels: usize, input
                     }
                     let dst = &mut plane[iy as usize * w..(iy as usize + 1) * w];
                     let ix0 = x0 * sw + kx * dw - pw;
-                    for (j, &v) in src[oy * wo + x0..oy * wo + x1].iter().enumerate() {
-                        dst[ix0 + j * sw] += v;
+                    let src_row = &src[oy * wo + x0..oy * wo + x1];
+                    if sw == 1 {
+                        // contiguous: a vectorised add
+                        for (d, &v) in dst[ix0..ix0 + src_row.len()].iter_mut().zip(src_row) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, &v) in dst[ix0..].iter_mut().step_by(sw).zip(src_row) {
+                            *d += v;
+                        }
                     }
                 }
                 row += 1;

@@ -43,6 +43,10 @@ pub trait Float:
     /// Hyperbolic tangent; vectorisable for `f32` (see [`crate::math`]).
     fn tanh_fast(self) -> Self;
 
+    /// `if cond { a } else { b }` without a branch (bit masks), for loops
+    /// whose conditions are unpredictable (max pooling on real data).
+    fn select(cond: bool, a: Self, b: Self) -> Self;
+
     /// `C = alpha * A * B + beta * C` on strided matrices, single-threaded.
     ///
     /// # Safety
@@ -84,6 +88,11 @@ impl Float for f32 {
     #[inline(always)]
     fn tanh_fast(self) -> Self {
         crate::math::tanh_f32(self)
+    }
+    #[inline(always)]
+    fn select(cond: bool, a: Self, b: Self) -> Self {
+        let m = 0u32.wrapping_sub(cond as u32);
+        f32::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
     }
     unsafe fn gemm_raw(
         m: usize,
@@ -129,6 +138,11 @@ impl Float for f64 {
     }
     fn tanh_fast(self) -> Self {
         self.tanh()
+    }
+    #[inline(always)]
+    fn select(cond: bool, a: Self, b: Self) -> Self {
+        let m = 0u64.wrapping_sub(cond as u64);
+        f64::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
     }
     unsafe fn gemm_raw(
         m: usize,

@@ -17,6 +17,11 @@ use crate::float::Float;
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
+/// Split-K (one partial product per thread, summed) is used for long, thin
+/// products — a small output fed by a long inner dimension, such as a
+/// classifier head on 9216 features — whose output is at most this big.
+const SPLIT_K_MAX_OUTPUT: usize = 1 << 16;
+
 /// A read-only matrix view over a slice: `rows x cols` with element strides.
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a, T> {
@@ -151,6 +156,9 @@ pub fn gemm<T: Float>(
         };
         return Ok(());
     }
+    if k >= 4 * m.max(n) && m * n <= SPLIT_K_MAX_OUTPUT {
+        return gemm_split_k(alpha, &a, &b, beta, c, threads);
+    }
     let split_cols = n >= m;
     let len = if split_cols { n } else { m };
     let parts = threads.min(len.div_ceil(16)).max(1);
@@ -196,6 +204,68 @@ pub fn gemm<T: Float>(
             }
         }
     });
+    Ok(())
+}
+
+/// Splits the inner dimension over threads: each computes `A[:, ks] B[ks, :]`
+/// into its own buffer, then the partial products are summed into `C`.
+fn gemm_split_k<T: Float>(
+    alpha: T,
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+    threads: usize,
+) -> Result<()> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let parts = threads.min(k / 256).max(1);
+    let block = k.div_ceil(parts);
+    let partials: Vec<Vec<T>> = (0..parts)
+        .into_par_iter()
+        .map(|p| {
+            let (k0, k1) = (p * block, ((p + 1) * block).min(k));
+            let mut out = vec![T::zero(); m * n];
+            if k1 > k0 {
+                let a_part = MatRef {
+                    data: &a.data[k0 * a.col_stride..],
+                    cols: k1 - k0,
+                    ..*a
+                };
+                let b_part = MatRef {
+                    data: &b.data[k0 * b.row_stride..],
+                    rows: k1 - k0,
+                    ..*b
+                };
+                // SAFETY: the sub-views stay inside the checked views; `out` is m x n.
+                unsafe {
+                    gemm_unchecked(
+                        T::one(),
+                        &a_part,
+                        &b_part,
+                        T::zero(),
+                        out.as_mut_ptr(),
+                        n,
+                        0,
+                        0,
+                        m,
+                        n,
+                    )
+                };
+            }
+            out
+        })
+        .collect();
+    for i in 0..m {
+        let row = &mut c.data[i * c.row_stride..i * c.row_stride + n];
+        for (j, v) in row.iter_mut().enumerate() {
+            let sum: T = partials.iter().map(|p| p[i * n + j]).sum();
+            *v = if beta == T::zero() {
+                alpha * sum
+            } else {
+                alpha * sum + beta * *v
+            };
+        }
+    }
     Ok(())
 }
 
@@ -341,6 +411,8 @@ mod tests {
             (70, 65, 90),
             (200, 100, 300),
             (513, 64, 17),
+            (8, 20000, 4),  // split-K
+            (16, 9216, 10), // split-K, the classifier-head shape
         ] {
             let a = data(m * k, 1);
             let b = data(k * n, 2);

@@ -153,40 +153,144 @@ pub fn max_pool2d<T: Float>(
     let src = x.as_slice();
     let mut out = vec![T::zero(); geo.planes * ho * wo];
     let mut arg = vec![0u32; out.len()];
+    let simple = o.padding == [0, 0] && o.dilation == [1, 1];
     par_planes(&mut out, ho * wo, &mut arg, |p, out_p, arg_p| {
         let plane = &src[p * h * w..(p + 1) * h * w];
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let (mut best, mut at) = (T::neg_infinity(), u32::MAX);
-                for ky in 0..o.kernel[0] {
-                    let iy =
-                        (oy * o.stride[0] + ky * o.dilation[0]) as isize - o.padding[0] as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    for kx in 0..o.kernel[1] {
-                        let ix = (ox * o.stride[1] + kx * o.dilation[1]) as isize
-                            - o.padding[1] as isize;
-                        if ix < 0 || ix >= w as isize {
-                            continue;
-                        }
-                        let i = iy as usize * w + ix as usize;
-                        let v = plane[i];
-                        if v > best || v.is_nan() || at == u32::MAX {
-                            best = v;
-                            at = i as u32;
-                            if v.is_nan() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                out_p[oy * wo + ox] = best;
-                arg_p[oy * wo + ox] = at;
-            }
+        if simple && o.kernel == [2, 2] && o.stride == [2, 2] {
+            max_plane_2x2(plane, w, ho, wo, out_p, arg_p);
+        } else if simple {
+            max_plane_unpadded(plane, w, o, ho, wo, out_p, arg_p);
+        } else {
+            max_plane_general(plane, h, w, o, ho, wo, out_p, arg_p);
         }
     });
     Ok((Tensor::new(&geo.output_shape(x.shape()), out)?, arg))
+}
+
+/// `a` replaces the current best `b`: PyTorch's rule `a > b || isnan(a)`,
+/// so NaN propagates.
+#[inline(always)]
+fn beats<T: Float>(a: T, b: T) -> bool {
+    // `|`, not `||`: no short-circuit branch for the compiler to keep
+    (a > b) | a.is_nan()
+}
+
+/// The common case — no padding, no dilation — with every window in bounds.
+///
+/// Works a whole output row at a time, tap by tap, with selects instead of
+/// branches: on real data the comparison outcomes are unpredictable, and
+/// branch mispredictions would otherwise dominate the cost.
+fn max_plane_unpadded<T: Float>(
+    plane: &[T],
+    w: usize,
+    o: Pool2dOptions,
+    ho: usize,
+    wo: usize,
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    let [kh, kw] = o.kernel;
+    let [sh, sw] = o.stride;
+    for oy in 0..ho {
+        let y0 = oy * sh;
+        let (best, at) = (
+            &mut out[oy * wo..(oy + 1) * wo],
+            &mut arg[oy * wo..(oy + 1) * wo],
+        );
+        for (ox, (b, a)) in best.iter_mut().zip(at.iter_mut()).enumerate() {
+            *b = plane[y0 * w + ox * sw];
+            *a = (y0 * w + ox * sw) as u32;
+        }
+        for ky in 0..kh {
+            for kx in 0..kw {
+                if ky == 0 && kx == 0 {
+                    continue;
+                }
+                let base = (y0 + ky) * w + kx;
+                let taps = &plane[base..];
+                for (ox, (b, a)) in best.iter_mut().zip(at.iter_mut()).enumerate() {
+                    let v = taps[ox * sw];
+                    let take = beats(v, *b);
+                    let m = 0u32.wrapping_sub(take as u32);
+                    *b = T::select(take, v, *b);
+                    *a = ((base + ox * sw) as u32 & m) | (*a & !m);
+                }
+            }
+        }
+    }
+}
+
+/// The most common pooling of all — 2x2 windows, stride 2 — as straight-line
+/// selects over the four taps, which the compiler vectorises.
+fn max_plane_2x2<T: Float>(
+    plane: &[T],
+    w: usize,
+    ho: usize,
+    wo: usize,
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    for oy in 0..ho {
+        let y0 = 2 * oy * w;
+        let (r0, r1) = (&plane[y0..y0 + 2 * wo], &plane[y0 + w..y0 + w + 2 * wo]);
+        let (out_row, arg_row) = (
+            &mut out[oy * wo..(oy + 1) * wo],
+            &mut arg[oy * wo..(oy + 1) * wo],
+        );
+        for ox in 0..wo {
+            let i = (y0 + 2 * ox) as u32;
+            let (a, b, c, d) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+            let pick = |cond: bool, x: u32, y: u32| {
+                let m = 0u32.wrapping_sub(cond as u32);
+                (x & m) | (y & !m)
+            };
+            // PyTorch scans a, b, c, d in order, taking a tap that is larger or NaN
+            let t = beats(b, a);
+            let (m1, i1) = (T::select(t, b, a), pick(t, i + 1, i));
+            let t = beats(c, m1);
+            let (m2, i2) = (T::select(t, c, m1), pick(t, i + w as u32, i1));
+            let t = beats(d, m2);
+            out_row[ox] = T::select(t, d, m2);
+            arg_row[ox] = pick(t, i + w as u32 + 1, i2);
+        }
+    }
+}
+
+/// Any padding and dilation: windows are clipped to the plane.
+#[allow(clippy::too_many_arguments)]
+fn max_plane_general<T: Float>(
+    plane: &[T],
+    h: usize,
+    w: usize,
+    o: Pool2dOptions,
+    ho: usize,
+    wo: usize,
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    let taps = |oi: usize, axis: usize, size: usize| {
+        (0..o.kernel[axis]).filter_map(move |k| {
+            let i =
+                (oi * o.stride[axis] + k * o.dilation[axis]) as isize - o.padding[axis] as isize;
+            (i >= 0 && i < size as isize).then_some(i as usize)
+        })
+    };
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let (mut best, mut at) = (T::neg_infinity(), None);
+            for iy in taps(oy, 0, h) {
+                for ix in taps(ox, 1, w) {
+                    let v = plane[iy * w + ix];
+                    if at.is_none() || beats(v, best) {
+                        best = v;
+                        at = Some(iy * w + ix);
+                    }
+                }
+            }
+            out[oy * wo + ox] = best;
+            arg[oy * wo + ox] = at.unwrap_or(0) as u32;
+        }
+    }
 }
 
 /// Max pooling backward: each output gradient goes to the element that won.

@@ -229,7 +229,8 @@ impl Optimizer {
     }
 }
 
-/// One parameter's update, exactly as PyTorch's single-tensor implementations.
+/// One parameter's update, as PyTorch's single-tensor implementations, in
+/// `f32` like PyTorch (and so that the loops vectorise).
 fn update(
     kind: OptimizerKind,
     h: &GroupHyper,
@@ -241,58 +242,52 @@ fn update(
     let n = grad.len();
     let p = param.as_mut_slice();
     let g = grad.as_slice();
-    let (lr, wd) = (h.lr, h.weight_decay);
+    let (lr, wd) = (h.lr as f32, h.weight_decay as f32);
     match kind {
         OptimizerKind::Sgd {
             momentum,
             dampening,
             nesterov,
         } => {
-            let momentum = h.momentum.unwrap_or(momentum);
-            let first_step = s.first.is_none();
-            let buf = s.first.get_or_insert_with(|| vec![0.0; n]);
-            for i in 0..n {
-                let d = g[i] as f64 + wd * p[i] as f64;
-                let step = if momentum != 0.0 {
-                    let b = if first_step {
-                        d
-                    } else {
-                        momentum * buf[i] as f64 + (1.0 - dampening) * d
-                    };
-                    buf[i] = b as f32;
-                    if nesterov { d + momentum * b } else { b }
-                } else {
-                    d
-                };
-                p[i] = (p[i] as f64 - lr * step) as f32;
-            }
+            let momentum = h.momentum.unwrap_or(momentum) as f32;
+            let damp = 1.0 - dampening as f32;
             if momentum == 0.0 {
                 s.first = None;
+                for (p, &g) in p.iter_mut().zip(g) {
+                    *p -= lr * (g + wd * *p);
+                }
+                return;
+            }
+            let first_step = s.first.is_none();
+            let buf = s.first.get_or_insert_with(|| vec![0.0; n]);
+            for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+                let d = g + wd * *p;
+                *b = if first_step {
+                    d
+                } else {
+                    momentum * *b + damp * d
+                };
+                *p -= lr * if nesterov { d + momentum * *b } else { *b };
             }
         }
         OptimizerKind::Adam { beta1, beta2, eps } | OptimizerKind::AdamW { beta1, beta2, eps } => {
             let decoupled = matches!(kind, OptimizerKind::AdamW { .. });
             let beta1 = h.momentum.unwrap_or(beta1);
-            let m = s.first.get_or_insert_with(|| vec![0.0; n]);
-            let v = s.second.get_or_insert_with(|| vec![0.0; n]);
             let t = s.step as i32;
             let (bc1, bc2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
-            let step_size = lr / bc1;
-            let bc2_sqrt = bc2.sqrt();
-            for i in 0..n {
-                let mut pi = p[i] as f64;
-                let mut gi = g[i] as f64;
-                if decoupled {
-                    pi *= 1.0 - lr * wd;
-                } else {
-                    gi += wd * pi;
-                }
-                let mi = beta1 * m[i] as f64 + (1.0 - beta1) * gi;
-                let vi = beta2 * v[i] as f64 + (1.0 - beta2) * gi * gi;
-                m[i] = mi as f32;
-                v[i] = vi as f32;
-                let denom = (vi.sqrt() / bc2_sqrt) + eps;
-                p[i] = (pi - step_size * mi / denom) as f32;
+            let step_size = (h.lr / bc1) as f32;
+            let bc2_sqrt = bc2.sqrt() as f32;
+            let (b1, b2, eps) = (beta1 as f32, beta2 as f32, eps as f32);
+            let decay = if decoupled { 1.0 - lr * wd } else { 1.0 };
+            let l2 = if decoupled { 0.0 } else { wd };
+            let m = s.first.get_or_insert_with(|| vec![0.0; n]);
+            let v = s.second.get_or_insert_with(|| vec![0.0; n]);
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                let pi = *p * decay;
+                let gi = g + l2 * pi;
+                *m = b1 * *m + (1.0 - b1) * gi;
+                *v = b2 * *v + (1.0 - b2) * gi * gi;
+                *p = pi - step_size * *m / (v.sqrt() / bc2_sqrt + eps);
             }
         }
         OptimizerKind::RmsProp {
@@ -301,30 +296,28 @@ fn update(
             momentum,
             centered,
         } => {
+            let (alpha, eps, momentum) = (alpha as f32, eps as f32, momentum as f32);
             let sq = s.second.get_or_insert_with(|| vec![0.0; n]);
             let mut ga = centered.then(|| s.grad_avg.take().unwrap_or_else(|| vec![0.0; n]));
             let mut buf = (momentum > 0.0).then(|| s.first.take().unwrap_or_else(|| vec![0.0; n]));
             for i in 0..n {
-                let gi = g[i] as f64 + wd * p[i] as f64;
-                let sqi = alpha * sq[i] as f64 + (1.0 - alpha) * gi * gi;
-                sq[i] = sqi as f32;
+                let gi = g[i] + wd * p[i];
+                sq[i] = alpha * sq[i] + (1.0 - alpha) * gi * gi;
                 let avg = match ga.as_mut() {
                     Some(ga) => {
-                        let gai = alpha * ga[i] as f64 + (1.0 - alpha) * gi;
-                        ga[i] = gai as f32;
-                        (sqi - gai * gai).sqrt() + eps
+                        ga[i] = alpha * ga[i] + (1.0 - alpha) * gi;
+                        (sq[i] - ga[i] * ga[i]).sqrt() + eps
                     }
-                    None => sqi.sqrt() + eps,
+                    None => sq[i].sqrt() + eps,
                 };
                 let step = match buf.as_mut() {
                     Some(b) => {
-                        let bi = momentum * b[i] as f64 + gi / avg;
-                        b[i] = bi as f32;
-                        bi
+                        b[i] = momentum * b[i] + gi / avg;
+                        b[i]
                     }
                     None => gi / avg,
                 };
-                p[i] = (p[i] as f64 - lr * step) as f32;
+                p[i] -= lr * step;
             }
             s.grad_avg = ga;
             s.first = buf;

@@ -1,0 +1,216 @@
+//! The reference workloads of `../shared/bench/torch_peers.py`, implemented
+//! with finetune exactly as defined there, so the two can be measured in the
+//! same sitting on the same machine and threads.
+//!
+//! | id | workload | element |
+//! |---|---|---|
+//! | W1 | LeNet-MNIST training step, batch 64, SGD momentum 0.9, everything trainable | sample |
+//! | W2 | the same with both convolutions frozen (run without gradients) | sample |
+//! | W2b | the head alone on cached `[64, 9216]` features | sample |
+//! | W3 | char-LSTM training: Embedding(65,64)-LSTM(256)-Linear(256,65), batch 32 x length 64, Adam | token |
+//! | W4 | GRU classifier inference: Embedding(65,64)-GRU(128)-Linear(128,65) from the last step, batch 64 x length 32 | sequence |
+//!
+//! `cargo bench --bench workloads` (throughput in elements/s). Threads: rayon's
+//! default (all cores) unless `RAYON_NUM_THREADS` is set.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use finetune::autograd::{LossOptions, Tape};
+use finetune::cnn::{Conv2d, Conv2dConfig, MaxPool2d};
+use finetune::nn::{Embedding, Flatten, Linear, Module, ModuleExt, ReLU, Sequential};
+use finetune::rnn::{OutputMode, Recurrent, RecurrentConfig};
+use finetune::tensor::Tensor;
+use finetune::train::{GroupHyper, Optimizer, OptimizerKind, ParamGroups};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Conv(1->32,3)-ReLU-Conv(32->64,3)-ReLU-MaxPool2-Flatten | Linear(9216->128)-ReLU-Linear(128->10)
+fn lenet(rng: &mut StdRng) -> Sequential<f32> {
+    Sequential::new()
+        .push(Conv2d::new(Conv2dConfig::new(1, 32, 3), rng).unwrap())
+        .push(ReLU)
+        .push(Conv2d::new(Conv2dConfig::new(32, 64, 3), rng).unwrap())
+        .push(ReLU)
+        .push(MaxPool2d::new(2))
+        .push(Flatten::default())
+        .push(Linear::new(9216, 128, true, rng))
+        .push(ReLU)
+        .push(Linear::new(128, 10, true, rng))
+}
+
+fn head(rng: &mut StdRng) -> Sequential<f32> {
+    Sequential::new()
+        .push(Linear::new(9216, 128, true, rng))
+        .push(ReLU)
+        .push(Linear::new(128, 10, true, rng))
+}
+
+fn randn(shape: &[usize], rng: &mut StdRng) -> Tensor<f32> {
+    let n: usize = shape.iter().product();
+    Tensor::new(
+        shape,
+        (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect(),
+    )
+    .unwrap()
+}
+
+/// One SGD step on `net` given a loss closure.
+struct Step {
+    opt: Optimizer,
+    groups: ParamGroups,
+    hyper: Vec<GroupHyper>,
+}
+
+impl Step {
+    fn new(net: &Sequential<f32>, kind: OptimizerKind, lr: f64) -> Self {
+        let groups = ParamGroups::by_layer(net);
+        let hyper = vec![
+            GroupHyper {
+                lr,
+                weight_decay: 0.0,
+                momentum: None
+            };
+            groups.len()
+        ];
+        Step {
+            opt: Optimizer::new(kind),
+            groups,
+            hyper,
+        }
+    }
+
+    fn apply(&mut self, net: &mut Sequential<f32>) {
+        let groups = &self.groups;
+        self.opt
+            .step(net, |n| groups.group_of(n), &self.hyper)
+            .unwrap();
+    }
+}
+
+fn train_step(
+    net: &mut Sequential<f32>,
+    step: &mut Step,
+    x: &Tensor<f32>,
+    y: &[usize],
+    frozen_prefix: usize,
+) -> f32 {
+    let mut tape = Tape::new();
+    let input = tape.constant(x.clone());
+    let features = if frozen_prefix > 0 {
+        tape.no_grad(|t| net.forward_range(t, input, None, 0, frozen_prefix))
+            .unwrap()
+    } else {
+        input
+    };
+    let end = net.len();
+    let logits = net
+        .forward_range(&mut tape, features, None, frozen_prefix, end)
+        .unwrap();
+    let loss = tape
+        .cross_entropy(logits, y, &LossOptions::default())
+        .unwrap();
+    let value = tape.value(loss).unwrap().item().unwrap();
+    let mut grads = tape.backward(loss).unwrap();
+    drop(tape);
+    net.zero_grad();
+    net.collect_grads(&mut grads);
+    step.apply(net);
+    value
+}
+
+fn lenet_workloads(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(1234);
+    let x = randn(&[64, 1, 28, 28], &mut rng);
+    let y: Vec<usize> = (0..64).map(|_| rng.random_range(0..10)).collect();
+    let mut group = c.benchmark_group("lenet");
+    group.throughput(Throughput::Elements(64));
+    group.sample_size(20);
+
+    // W1: everything trainable
+    let mut net = lenet(&mut rng);
+    let mut step = Step::new(&net, OptimizerKind::sgd_momentum(), 0.01);
+    group.bench_function("W1_all_trainable", |b| {
+        b.iter(|| train_step(&mut net, &mut step, &x, &y, 0))
+    });
+
+    // W2: convolutions frozen and run without gradients
+    net.set_trainable_where(|n| n.starts_with("0.") || n.starts_with("2."), false);
+    let mut step = Step::new(&net, OptimizerKind::sgd_momentum(), 0.01);
+    group.bench_function("W2_convs_frozen", |b| {
+        b.iter(|| train_step(&mut net, &mut step, &x, &y, 6))
+    });
+
+    // W2b: the head alone on cached features
+    let feats = randn(&[64, 9216], &mut rng);
+    let mut head_only = head(&mut rng);
+    let mut step = Step::new(&head_only, OptimizerKind::sgd_momentum(), 0.01);
+    group.bench_function("W2b_head_on_cached_features", |b| {
+        b.iter(|| train_step(&mut head_only, &mut step, &feats, &y, 0))
+    });
+    group.finish();
+}
+
+fn recurrent_workloads(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(1234);
+    // W3: char-LSTM training, loss at every position, Adam
+    let (b, t, v) = (32, 64, 65);
+    let mut lm = Sequential::<f32>::new()
+        .push(Embedding::new(v, 64, &mut rng))
+        .push(Recurrent::lstm(RecurrentConfig::new(64, 256).batch_first(true), &mut rng).unwrap())
+        .push(Linear::new(256, v, true, &mut rng));
+    let xi = Tensor::new(
+        &[b, t],
+        (0..b * t).map(|_| rng.random_range(0..v) as f32).collect(),
+    )
+    .unwrap();
+    let yi: Vec<usize> = (0..b * t).map(|_| rng.random_range(0..v)).collect();
+    let mut step = Step::new(&lm, OptimizerKind::adam(), 1e-3);
+    let mut group = c.benchmark_group("recurrent");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements((b * t) as u64));
+    group.bench_function("W3_char_lstm_train_tokens", |bch| {
+        bch.iter(|| {
+            let mut tape = Tape::new();
+            let x = tape.constant(xi.clone());
+            let logits = lm.forward(&mut tape, x).unwrap();
+            let flat = tape.reshape(logits, &[b * t, v]).unwrap();
+            let loss = tape
+                .cross_entropy(flat, &yi, &LossOptions::default())
+                .unwrap();
+            let mut grads = tape.backward(loss).unwrap();
+            drop(tape);
+            lm.zero_grad();
+            lm.collect_grads(&mut grads);
+            step.apply(&mut lm);
+        })
+    });
+
+    // W4: GRU classifier inference from the last step
+    let (b, t) = (64, 32);
+    let mut gru =
+        Recurrent::gru(RecurrentConfig::new(64, 128).batch_first(true), &mut rng).unwrap();
+    gru.output_mode = OutputMode::Last;
+    let mut cls = Sequential::<f32>::new()
+        .push(Embedding::new(v, 64, &mut rng))
+        .push(gru)
+        .push(Linear::new(128, v, true, &mut rng));
+    cls.set_training(false);
+    let xi = Tensor::new(
+        &[b, t],
+        (0..b * t).map(|_| rng.random_range(0..v) as f32).collect(),
+    )
+    .unwrap();
+    group.throughput(Throughput::Elements(b as u64));
+    group.bench_function("W4_gru_inference_sequences", |bch| {
+        bch.iter(|| {
+            let mut tape = Tape::new();
+            tape.set_grad_enabled(false);
+            let x = tape.constant(xi.clone());
+            let y = cls.forward(&mut tape, x).unwrap();
+            tape.value(y).unwrap().as_slice().iter().sum::<f32>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lenet_workloads, recurrent_workloads);
+criterion_main!(benches);
