@@ -356,3 +356,28 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_locations_display() {
+        let at = |path: &str, index: &str, layer: &str| SpecAt {
+            file: "f.json".into(),
+            path: path.into(),
+            index: index.into(),
+            layer: layer.into(),
+        };
+        assert_eq!(at("", "", "").to_string(), "f.json");
+        assert_eq!(
+            at("6", "6", "linear").to_string(),
+            "f.json: layer 6 (linear)"
+        );
+        assert_eq!(
+            at("features.3", "0.3", "conv2d").to_string(),
+            "f.json: layer 0.3 `features.3` (conv2d)"
+        );
+        assert_eq!(at("2", "2", "").to_string(), "f.json: layer 2");
+    }
+}

@@ -181,6 +181,11 @@ impl Model {
         &mut self.metadata
     }
 
+    /// Takes the model apart: spec, network and metadata.
+    pub fn into_parts(self) -> (ModelSpec, Sequential<f32>, ModelMetadata) {
+        (self.spec, self.net, self.metadata)
+    }
+
     /// The class names (spec and metadata agree on them).
     pub fn classes(&self) -> Option<&[String]> {
         self.spec.classes.as_deref()
@@ -335,6 +340,10 @@ impl Module<f32> for Model {
     fn describe(&self) -> String {
         format!("Model `{}`: {}", self.spec.name, self.net.describe())
     }
+
+    fn deterministic(&self) -> bool {
+        self.net.deterministic()
+    }
 }
 
 /// Builds one layer (recursively for `sequential`) for an input of shape `input`.
@@ -467,4 +476,37 @@ pub(crate) fn build_layer(
             Box::new(seq)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recurrent_layers_are_found_in_nested_blocks() {
+        assert!(!has_recurrent(&crate::builtin::lenet().layers));
+        let gru = crate::builtin::char_gru(&Default::default());
+        assert!(has_recurrent(&gru.layers));
+        let nested = vec![LayerSpec::sequential(gru.layers.clone())];
+        assert!(has_recurrent(&nested));
+    }
+
+    #[test]
+    fn metadata_defaults_and_parts() {
+        let m = ModelMetadata::default();
+        assert_eq!(m.created_by, CREATED_BY);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            format!(r#"{{"created_by":"{CREATED_BY}"}}"#)
+        );
+        let back: ModelMetadata = serde_json::from_str("{}").unwrap();
+        assert_eq!(back.created_by, "");
+        let model = Model::builtin("mnist-cnn", 3).unwrap();
+        assert_eq!(model.metadata().seed, Some(3));
+        assert_eq!(model.metadata().classes.as_ref().map(Vec::len), Some(10));
+        let (spec, net, meta) = model.into_parts();
+        assert_eq!(spec.name, "mnist-cnn");
+        assert_eq!(net.names(), ["features", "1", "classifier"]);
+        assert_eq!(meta.normalize, spec.normalize);
+    }
 }

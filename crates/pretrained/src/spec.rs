@@ -1372,3 +1372,80 @@ fn pool_shape(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape_of(layer: &str, input: &[usize]) -> Result<Vec<usize>> {
+        let v: Value = serde_json::from_str(layer).unwrap();
+        let l = parse_layer(v, &Loc::root(), 0, "t")?;
+        layer_output(&l, input)
+    }
+
+    #[test]
+    fn locations_join_names_and_indices() {
+        let top = Loc::root().child("features", 0);
+        let inner = top.child("3", 3);
+        assert_eq!(
+            (inner.path.as_str(), inner.index.as_str()),
+            ("features.3", "0.3")
+        );
+        assert_eq!(
+            describe_loc(&inner, "conv2d"),
+            "layer 0.3 `features.3` (conv2d)"
+        );
+        assert_eq!(
+            describe_loc(&Loc::root().child("6", 6), "linear"),
+            "layer 6 (linear)"
+        );
+    }
+
+    #[test]
+    fn pooling_and_flatten_follow_pytorch() {
+        // MaxPool2d(2, ceil_mode=True) on 5x5 gives 3x3; floor gives 2x2.
+        let ceil = r#"{"type": "maxpool2d", "kernel_size": 2, "ceil_mode": true}"#;
+        assert_eq!(shape_of(ceil, &[3, 5, 5]).unwrap(), [3, 3, 3]);
+        let floor = r#"{"type": "maxpool2d", "kernel_size": 2}"#;
+        assert_eq!(shape_of(floor, &[3, 5, 5]).unwrap(), [3, 2, 2]);
+        let e = shape_of(floor, &[3, 1, 5]).unwrap_err().to_string();
+        assert!(e.contains("large enough"), "{e}");
+        let flat = r#"{"type": "flatten", "start_dim": 1, "end_dim": 2}"#;
+        assert_eq!(shape_of(flat, &[2, 3, 4]).unwrap(), [6, 4]);
+        let flat = r#"{"type": "flatten", "start_dim": -2}"#;
+        assert_eq!(shape_of(flat, &[2, 3, 4]).unwrap(), [2, 12]);
+        let bad = r#"{"type": "flatten", "start_dim": 3, "end_dim": 2}"#;
+        assert!(shape_of(bad, &[2, 3, 4]).is_err());
+    }
+
+    #[test]
+    fn conv_output_sizes() {
+        let c = r#"{"type": "conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": [3, 5], "stride": 2, "padding": [1, 2], "dilation": [1, 2]}"#;
+        // H: (9 + 2 - 3) / 2 + 1 = 5; W: (10 + 4 - 9) / 2 + 1 = 3.
+        assert_eq!(shape_of(c, &[2, 9, 10]).unwrap(), [4, 5, 3]);
+        let e = shape_of(c, &[3, 9, 10]).unwrap_err();
+        assert!(matches!(e, Error::SpecShape { .. }), "{e:?}");
+        let e = shape_of(c, &[2, 1, 1]).unwrap_err().to_string();
+        assert!(e.contains("kernel span"), "{e}");
+    }
+
+    #[test]
+    fn defaults_are_not_serialised() {
+        let l = LayerSpec::conv2d(1, 2, 3);
+        assert_eq!(
+            serde_json::to_string(&l).unwrap(),
+            r#"{"type":"conv2d","in_channels":1,"out_channels":2,"kernel_size":3}"#
+        );
+        let bn = LayerKind::Batchnorm2d(BatchNormSpec {
+            momentum: None,
+            ..BatchNormSpec::new(4)
+        });
+        let json = serde_json::to_string(&LayerSpec::from(bn.clone()).named("bn")).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"batchnorm2d","num_features":4,"momentum":null,"name":"bn"}"#
+        );
+        let back: LayerSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.kind, bn);
+    }
+}

@@ -4,7 +4,7 @@
 //! `<archive>/data/<key>` (one raw little-endian storage per key),
 //! `<archive>/byteorder` (`little`, optional in older files) and
 //! `<archive>/version`. The pickle is run by the restricted machine of
-//! [`pickle`](self::pickle) — it can build dicts, lists and tensor records
+//! the private `pickle` module — it can build dicts, lists and tensor records
 //! and nothing else, so a hostile file can only fail to load.
 //!
 //! The object is flattened into dotted names: a plain `state_dict` gives its
