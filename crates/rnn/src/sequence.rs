@@ -220,7 +220,12 @@ pub(crate) fn for_each_sample<T: Float>(
     const PARALLEL_WORK: usize = 1 << 15;
     let mut rows: Vec<Vec<&mut [T]>> = (0..batch).map(|_| Vec::with_capacity(bufs.len())).collect();
     for (buf, width) in bufs.iter_mut() {
-        for (b, chunk) in buf.chunks_mut((*width).max(1)).take(batch).enumerate() {
+        if *width == 0 {
+            // an unused buffer (nothing saved for backward): every sample gets an empty row
+            rows.iter_mut().for_each(|r| r.push(&mut []));
+            continue;
+        }
+        for (b, chunk) in buf.chunks_mut(*width).take(batch).enumerate() {
             rows[b].push(chunk);
         }
     }

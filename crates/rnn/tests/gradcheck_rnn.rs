@@ -265,3 +265,42 @@ fn bad_inputs_are_clear_errors() {
     assert!(Recurrent::<f32>::gru(RecurrentConfig::new(0, 4), &mut rng).is_err());
     assert!(Recurrent::<f32>::gru(RecurrentConfig::new(2, 4).dropout(1.0), &mut rng).is_err());
 }
+
+#[test]
+fn inference_without_gradients_matches_training_forward() {
+    // no input needs a gradient: the kernels save nothing for backward
+    let mut rng = StdRng::seed_from_u64(8);
+    for kind in 0..3 {
+        let cfg = RecurrentConfig::new(3, 4)
+            .layers(2)
+            .bidirectional(true)
+            .batch_first(true);
+        let mut layer = match kind {
+            0 => Recurrent::<f32>::lstm(cfg, &mut rng),
+            1 => Recurrent::gru(cfg, &mut rng),
+            _ => Recurrent::rnn(cfg, Nonlinearity::Tanh, &mut rng),
+        }
+        .unwrap();
+        let x = input(&[2, 5, 3], 4).cast::<f32>();
+        let mut tape = Tape::new();
+        let xv = tape.constant(x.clone());
+        let with_grad = layer
+            .forward_full(&mut tape, xv, Some(&[5, 3]), None)
+            .unwrap();
+        let want = tape.value(with_grad.output).unwrap().clone();
+        let mut quiet = Tape::new();
+        quiet.set_grad_enabled(false);
+        let xv = quiet.constant(x.clone());
+        let out = layer
+            .forward_full(&mut quiet, xv, Some(&[5, 3]), None)
+            .unwrap();
+        assert_eq!(quiet.value(out.output).unwrap(), &want);
+        layer.set_trainable_where(|_| true, false);
+        let mut frozen = Tape::new();
+        let xv = frozen.constant(x);
+        let out = layer
+            .forward_full(&mut frozen, xv, Some(&[5, 3]), None)
+            .unwrap();
+        assert_eq!(frozen.value(out.output).unwrap(), &want);
+    }
+}
