@@ -263,31 +263,9 @@ impl Model {
     ) -> Result<Tensor<f32>> {
         self.set_training(false);
         let mut tape = Tape::<f32>::new();
-        // Work-around for finetune-rnn: its LSTM/GRU kernels panic when they
-        // need not save activations (no input needs a gradient). Recurrent
-        // models therefore run with gradients on and every parameter
-        // temporarily trainable; the flags are restored below.
-        let recurrent = has_recurrent(&self.spec.layers);
-        let mut frozen = Vec::new();
-        if recurrent {
-            self.net.for_each_parameter_mut(|name, p| {
-                if !p.is_trainable() {
-                    frozen.push(name.to_string());
-                    p.set_trainable(true);
-                }
-            });
-        } else {
-            tape.set_grad_enabled(false);
-        }
+        tape.set_grad_enabled(false);
         let x = tape.constant(input);
         let result = self.net.forward_seq(&mut tape, x, lengths);
-        if recurrent {
-            self.net.for_each_parameter_mut(|name, p| {
-                if frozen.iter().any(|f| f == name) {
-                    p.set_trainable(false);
-                }
-            });
-        }
         let context = || format!("model `{}`: forward", self.spec.name);
         let y = result.map_err(|source| Error::Nn {
             context: context(),
@@ -299,15 +277,6 @@ impl Model {
         })?;
         Ok(out.clone())
     }
-}
-
-/// Whether any layer (nested blocks included) is recurrent.
-fn has_recurrent(layers: &[LayerSpec]) -> bool {
-    layers.iter().any(|l| match &l.kind {
-        LayerKind::Lstm(_) | LayerKind::Gru(_) | LayerKind::Rnn(_) => true,
-        LayerKind::Sequential { layers } => has_recurrent(layers),
-        _ => false,
-    })
 }
 
 impl Module<f32> for Model {
@@ -481,15 +450,6 @@ pub(crate) fn build_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recurrent_layers_are_found_in_nested_blocks() {
-        assert!(!has_recurrent(&crate::builtin::lenet().layers));
-        let gru = crate::builtin::char_gru(&Default::default());
-        assert!(has_recurrent(&gru.layers));
-        let nested = vec![LayerSpec::sequential(gru.layers.clone())];
-        assert!(has_recurrent(&nested));
-    }
 
     #[test]
     fn metadata_defaults_and_parts() {

@@ -448,7 +448,11 @@ fn char_builders_take_vocab_and_classes() {
     };
     for spec in [char_lstm(&options), char_gru(&options)] {
         assert_eq!(spec.output_shape().unwrap(), [3]);
-        let model = Model::from_spec(&spec, 1).unwrap();
+        let mut model = Model::from_spec(&spec, 1).unwrap();
+        // Frozen recurrent layers run without gradients.
+        model.set_trainable_where(|_| true, false);
+        let y = model.predict(Tensor::ones(&[2, 9]), Some(&[9, 4])).unwrap();
+        assert_eq!(y.shape(), &[2, 3]);
         let names = model.expected_tensors();
         assert_eq!(names[0], ("embedding.weight".to_string(), vec![465, 32]));
         assert_eq!(names.last().unwrap(), &("fc.bias".to_string(), vec![3]));
