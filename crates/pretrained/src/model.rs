@@ -47,6 +47,9 @@ pub struct ModelMetadata {
     /// The input normalisation the weights expect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalize: Option<Normalization>,
+    /// The character vocabulary of a text model (token ids mean nothing without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<finetune_data::CharVocab>,
     /// A summary of the training history, as free JSON (the trainer's format).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub history: serde_json::Value,
@@ -65,6 +68,7 @@ impl Default for ModelMetadata {
             weights_from: None,
             classes: None,
             normalize: None,
+            vocab: None,
             history: serde_json::Value::Null,
             seed: None,
             created_by: CREATED_BY.to_string(),

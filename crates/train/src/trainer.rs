@@ -36,6 +36,9 @@ pub struct Progress {
     /// Parameter groups still frozen (gradual unfreezing counts this down).
     pub frozen_groups: Option<usize>,
     pub stopped_early: bool,
+    /// Whether the overfitting warning was given in this phase.
+    #[serde(default)]
+    pub overfit_warned: bool,
 }
 
 /// The outcome of [`Trainer::fit`].
@@ -421,23 +424,34 @@ impl Trainer {
         }
     }
 
-    /// Warns when the gap between validation and training loss has widened
-    /// for three epochs in a row while validation loss rose.
+    /// Warns (once per phase) when validation loss has stayed above training
+    /// loss with a widening gap for three epochs while validation loss rose
+    /// above its best: the model is fitting the training examples, not the task.
     fn watch_overfitting(&mut self, r: &EpochRecord, gaps: &mut Vec<f64>) {
         gaps.push(r.val_loss - r.train_loss);
         let n = gaps.len();
-        let prev_val = self.history.epochs.last().map(|p| p.val_loss);
-        if n >= 4
-            && gaps[n - 1] > gaps[n - 2]
-            && gaps[n - 2] > gaps[n - 3]
+        if n < 4 || self.progress.overfit_warned {
+            return;
+        }
+        let widening = gaps[n - 4] > 0.0
             && gaps[n - 3] > gaps[n - 4]
-            && prev_val.is_some_and(|v| r.val_loss > v)
-        {
+            && gaps[n - 2] > gaps[n - 3]
+            && gaps[n - 1] > gaps[n - 2];
+        let best_val = self
+            .history
+            .epochs
+            .iter()
+            .map(|e| e.val_loss)
+            .fold(f64::INFINITY, f64::min);
+        if widening && r.val_loss > best_val {
+            self.progress.overfit_warned = true;
             let msg = format!(
-                "overfitting warning at epoch {}: the validation-training loss gap widened for 3 epochs ({:.3} -> {:.3}) while validation loss rose; consider early stopping, freezing more layers or more data",
-                r.epoch,
+                "overfitting from epoch {}: validation loss is {:.3} above training loss and the gap grew for 3 epochs ({:.3} -> {:.3}) while validation loss rose above its best ({:.4}); early stopping, more freezing or more data would help",
+                r.epoch - 3,
+                gaps[n - 1],
                 gaps[n - 4],
-                gaps[n - 1]
+                gaps[n - 1],
+                best_val
             );
             self.history.warnings.push(msg.clone());
             self.note(&msg);

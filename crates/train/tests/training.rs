@@ -528,3 +528,31 @@ fn bad_configurations_and_data_are_clear_errors() {
         .unwrap_err();
     assert_eq!(e.to_string(), "the validation set is empty");
 }
+
+#[test]
+fn memorising_a_tiny_set_raises_one_overfitting_warning() {
+    let (train, val) = digits(4);
+    let mut net = cnn(13);
+    let mut trainer = Trainer::new(
+        &net,
+        TrainConfig {
+            lr: LrSpec::Fixed(1e-2),
+            batch_size: 8,
+            ..quick(40)
+        },
+    )
+    .unwrap()
+    .with_observer(Box::new(Collect::default()));
+    trainer.fit(&mut net, &train, &val, None).unwrap();
+    let h = &trainer.history;
+    assert!(
+        h.epochs.last().unwrap().train_accuracy > 0.9,
+        "the training set should be memorised"
+    );
+    assert_eq!(h.warnings.len(), 1, "{:?}", h.warnings);
+    assert!(
+        h.warnings[0].starts_with("overfitting from epoch"),
+        "{}",
+        h.warnings[0]
+    );
+}
