@@ -1,0 +1,394 @@
+//! The command-line grammar (clap derive). Every command's `--help` ends
+//! with an example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Transfer learning you can read: pretrain, freeze, fine-tune and measure.
+#[derive(Parser, Debug)]
+#[command(name = "finetune", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// No progress bars or per-epoch lines (results and errors are still printed).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Pretrain on digits 0-4, fine-tune to 5-9 beside training from scratch; then the real MNIST CNN to Fashion-MNIST.
+    #[command(
+        after_help = "Example:\n  finetune demo            # embedded data, about a minute\n  finetune demo --quick    # a few seconds\n  finetune demo --data-dir ../shared/data   # the full data sets"
+    )]
+    Demo(DemoArgs),
+    /// Train a model (a spec or a built-in) on a data set and save a checkpoint.
+    #[command(
+        after_help = "Example:\n  finetune pretrain --model lenet --data mnist --classes 0-4 --epochs 2 --out runs/lenet-0-4.ckpt"
+    )]
+    Pretrain(PretrainArgs),
+    /// Fine-tune a saved model on a new task: new head, frozen layers, monitored training.
+    #[command(
+        after_help = "Example:\n  finetune finetune --from runs/lenet-0-4.ckpt --data mnist --classes 5-9 --per-class 50 \\\n      --freeze '0.*' '2.*' --lr 1e-3 --epochs 10 --early-stopping 3 --cache-features --out runs/lenet-5-9.ckpt\n  # the same network from scratch, for comparison:\n  finetune finetune --from runs/lenet-0-4.ckpt --scratch --unfreeze --data mnist --classes 5-9 --per-class 50 --out runs/scratch.ckpt"
+    )]
+    Finetune(FinetuneArgs),
+    /// Evaluate a model on a data set's test split.
+    #[command(
+        after_help = "Example:\n  finetune eval --model runs/lenet-5-9.ckpt --data mnist --classes 5-9 --json"
+    )]
+    Eval(EvalArgs),
+    /// Run a model on tensors from a safetensors file (`input`, optional `lengths`) and write `logits`.
+    #[command(
+        after_help = "Example:\n  finetune predict --model runs/lenet-5-9.ckpt --input batch.safetensors --out logits.safetensors"
+    )]
+    Predict(PredictArgs),
+    /// Build a model from a spec and PyTorch weights (.safetensors or .pth), print the load report, save a checkpoint.
+    #[command(
+        after_help = "Example:\n  finetune import --weights mnist_cnn.pth --spec mnist-cnn --out mnist-cnn.ckpt\n  finetune import --weights model.safetensors --spec spec.json --rename '^module\\.=' --out m.ckpt"
+    )]
+    Import(ImportArgs),
+    /// Write a checkpoint's weights as safetensors with PyTorch names (for `load_state_dict`).
+    #[command(
+        after_help = "Example:\n  finetune export --model runs/lenet-5-9.ckpt --out lenet-5-9.safetensors"
+    )]
+    Export(ExportArgs),
+    /// Show what a checkpoint, safetensors or .pth file holds: tensors, spec, metadata, parameter counts.
+    #[command(
+        after_help = "Example:\n  finetune inspect runs/lenet-5-9.ckpt\n  finetune inspect mnist_cnn.safetensors --json"
+    )]
+    Inspect(InspectArgs),
+    /// Sweep the learning rate exponentially and suggest one (the model is left unchanged).
+    #[command(
+        name = "lr-find",
+        after_help = "Example:\n  finetune lr-find --model lenet --data mnist --classes 0-4"
+    )]
+    LrFind(LrFindArgs),
+}
+
+/// Which data set, which part of it, and from where.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Data set: mnist, fashion-mnist, digits, sentiment, names.
+    #[arg(long = "data", value_name = "NAME")]
+    pub data: DataName,
+    /// Read the full data sets from DIR instead of the small embedded subsets
+    /// (also taken from the FINETUNE_DATA environment variable).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep only these classes, relabelled 0.. in the order given: `0-4`, `5,6,7`, `3-5,9`.
+    #[arg(long, value_name = "LIST")]
+    pub classes: Option<String>,
+    /// Use only N training examples per class (seeded), for small-data fine-tuning.
+    #[arg(long, value_name = "N")]
+    pub per_class: Option<usize>,
+    /// Fraction of the training examples held out for validation.
+    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    pub val_fraction: f64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataName {
+    Mnist,
+    FashionMnist,
+    Digits,
+    Sentiment,
+    Names,
+}
+
+/// How to train: optimizer, rates, schedule, monitoring.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Epochs to train.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Learning rate, or `LO:HI` for discriminative rates spread geometrically from the first group to the head.
+    #[arg(long, value_name = "LR|LO:HI", default_value = "1e-3")]
+    pub lr: String,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleName::Constant)]
+    pub schedule: ScheduleName,
+    /// Rescale gradients to at most this global L2 norm.
+    #[arg(long, value_name = "NORM")]
+    pub clip_grad_norm: Option<f64>,
+    /// Label smoothing for the cross-entropy.
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    /// Stop when the monitored metric has not improved for P epochs.
+    #[arg(long, value_name = "P")]
+    pub early_stopping: Option<usize>,
+    /// Smallest change that counts as an improvement for early stopping.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_delta: f64,
+    /// Metric that decides the best epoch and early stopping.
+    #[arg(long, value_enum, default_value_t = MonitorName::ValLoss)]
+    pub monitor: MonitorName,
+    /// Keep the last epoch's weights instead of restoring the best epoch's.
+    #[arg(long)]
+    pub keep_last: bool,
+    /// Randomly shift training images by up to N pixels (augmentation; disables --cache-features).
+    #[arg(long, value_name = "N")]
+    pub augment_shift: Option<usize>,
+    /// Seed for data order, initialisation, dropout and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Name of the run folder under --runs-dir (default: derived from the output file name).
+    #[arg(long)]
+    pub run_name: Option<String>,
+    /// Where run folders go.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// Print the final summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerName {
+    Sgd,
+    Adam,
+    Adamw,
+    Rmsprop,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleName {
+    Constant,
+    Step,
+    Cosine,
+    OneCycle,
+    SlantedTriangular,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MonitorName {
+    ValLoss,
+    ValAccuracy,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// A much shorter run (for tests and a first look).
+    #[arg(long)]
+    pub quick: bool,
+    /// Only the second part: the real pretrained MNIST CNN fine-tuned to Fashion-MNIST.
+    #[arg(long)]
+    pub pretrained: bool,
+    /// Run on the full data sets in DIR (also FINETUNE_DATA).
+    #[arg(long = "data-dir", alias = "data", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seed for everything.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the run folder goes.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// A spec file (JSON) or a built-in model name (lenet, mnist-cnn, bn-cnn, char-lstm, char-gru).
+    #[arg(long, value_name = "SPEC|BUILTIN")]
+    pub model: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// The checkpoint to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// The model to start from: a native checkpoint, or an exported safetensors file.
+    #[arg(long, value_name = "CKPT")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Output classes of the new head (default: the data's classes). A new head
+    /// is made whenever this differs from the model's.
+    #[arg(long, value_name = "N")]
+    pub head: Option<usize>,
+    /// Replace the final classifier even when the number of classes matches.
+    #[arg(long)]
+    pub new_head: bool,
+    /// Cut the network after this top-level layer (index or name) and attach a new head.
+    #[arg(long, value_name = "LAYER")]
+    pub cut_at: Option<String>,
+    /// Hidden sizes of an MLP head for --cut-at, e.g. `256,128`.
+    #[arg(long, value_name = "H1,H2", value_delimiter = ',')]
+    pub head_hidden: Vec<usize>,
+    /// Freeze parameters matching these patterns (`0.*`, `features.*`).
+    #[arg(long, value_name = "GLOB", num_args = 1..)]
+    pub freeze: Vec<String>,
+    /// Freeze parameter groups before N (fastai's freeze_to; one group per layer with parameters).
+    #[arg(long, value_name = "N")]
+    pub freeze_to: Option<usize>,
+    /// Freeze these top-level layers, e.g. `0..4`.
+    #[arg(long, value_name = "A..B")]
+    pub freeze_layers: Option<String>,
+    /// Train everything (the default is to freeze all but the head).
+    #[arg(long)]
+    pub unfreeze: bool,
+    /// Unfreeze one more parameter group (from the top) every K epochs.
+    #[arg(long, value_name = "K")]
+    pub gradual: Option<usize>,
+    /// BatchNorm inside frozen blocks.
+    #[arg(long, value_enum, default_value_t = BnPolicyName::Freeze)]
+    pub bn: BnPolicyName,
+    /// Run the frozen, deterministic prefix once and train the rest on cached features.
+    #[arg(long)]
+    pub cache_features: bool,
+    /// fastai's fine_tune recipe: head only for --frozen-epochs (one-cycle), then everything with discriminative rates.
+    #[arg(long)]
+    pub recipe: bool,
+    /// Epochs with the body frozen in --recipe.
+    #[arg(long, default_value_t = 1)]
+    pub frozen_epochs: usize,
+    /// Re-initialise every weight: the same network trained from scratch, for comparisons.
+    #[arg(long)]
+    pub scratch: bool,
+    /// Continue an interrupted run from its training checkpoint (`last.ckpt` in the run folder).
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
+    /// The checkpoint to write (the best weights).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BnPolicyName {
+    /// Frozen blocks keep their BatchNorm weights and statistics.
+    Freeze,
+    /// BatchNorm affine parameters train; statistics stay frozen.
+    TrainAffine,
+    /// BatchNorm trains and updates statistics (fastai's train_bn).
+    TrainBn,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The model: a native checkpoint or an exported safetensors file.
+    #[arg(long, value_name = "CKPT")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Print one JSON object (accuracy, loss, n, per_class_accuracy, confusion, top_k).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A native checkpoint, or a safetensors weights file with --spec.
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// The spec (JSON file or built-in name) for a plain safetensors --model.
+    #[arg(long, value_name = "SPEC")]
+    pub spec: Option<String>,
+    /// Safetensors with `input` (f32 [N,C,H,W] images or i64 [N,T] token ids) and optional i64 `lengths` [N].
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Where to write `logits` [N, classes].
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// PyTorch weights: .safetensors or .pth/.pt.
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The model spec: a JSON file or a built-in name.
+    #[arg(long, value_name = "SPEC")]
+    pub spec: String,
+    /// Rename file tensors before matching: `REGEX=REPLACEMENT` (repeatable), e.g. `^module\.=`.
+    #[arg(long, value_name = "RE=REPL")]
+    pub rename: Vec<String>,
+    /// Keep only tensors under this key prefix (e.g. `state_dict`), stripped.
+    #[arg(long, value_name = "PREFIX")]
+    pub select: Option<String>,
+    /// Tolerate tensors in the file that the model does not have.
+    #[arg(long)]
+    pub non_strict: bool,
+    /// Model tensors (names or globs) that are new and stay initialised, e.g. a new head.
+    #[arg(long, value_name = "GLOB")]
+    pub new: Vec<String>,
+    /// The file uses Keras names and layouts.
+    #[arg(long)]
+    pub keras: bool,
+    /// The checkpoint to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A native checkpoint.
+    #[arg(long, value_name = "CKPT")]
+    pub model: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A native checkpoint, a safetensors file or a PyTorch .pth.
+    pub file: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LrFindArgs {
+    /// A checkpoint, a spec file or a built-in model name.
+    #[arg(long, value_name = "MODEL")]
+    pub model: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Optimizer used for the sweep.
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// First learning rate.
+    #[arg(long, default_value_t = 1e-7)]
+    pub start_lr: f64,
+    /// Last learning rate.
+    #[arg(long, default_value_t = 10.0)]
+    pub end_lr: f64,
+    /// Steps in the sweep.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,395 @@
+//! `finetune demo`: the whole story on real data, in about a minute.
+//!
+//! Part 1 — MNIST digits 0-4 are the source task, 5-9 the target: pretrain
+//! the built-in LeNet on 0-4, save it, load it, give it a new 5-class head,
+//! freeze the convolutions, fine-tune on a few examples of 5-9 — beside the
+//! same network trained from scratch on the same examples.
+//!
+//! Part 2 — a real pretrained model no one here trained (the MNIST CNN in
+//! `pretrained/mnist-cnn`): it scores chance on Fashion-MNIST; fine-tune it
+//! on 100 labelled images per class with frozen features, fully, and beside
+//! the same network from scratch.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use finetune_nn::ModuleExt;
+use finetune_pretrained::{ImportOptions, Model, builtin, import_model, import_model_bytes};
+use finetune_train::{
+    BnPolicy, EarlyStopping, LrSpec, Monitor, OptimizerKind, TrainConfig, evaluate,
+    freeze_patterns, unfreeze,
+};
+use serde_json::json;
+
+use crate::cli::{DataArgs, DataName, DemoArgs};
+use crate::data::{ModelNeeds, prepare, source};
+use crate::session::{self, RunOptions, RunResult};
+
+/// Sizes of the demo (full or quick).
+struct Plan {
+    pretrain_per_class: Option<usize>,
+    pretrain_epochs: usize,
+    target_per_class: usize,
+    finetune_epochs: usize,
+    fashion_per_class: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Plan {
+                pretrain_per_class: Some(150),
+                pretrain_epochs: 1,
+                target_per_class: 30,
+                finetune_epochs: 4,
+                fashion_per_class: 30,
+            }
+        } else {
+            Plan {
+                pretrain_per_class: None,
+                pretrain_epochs: 3,
+                target_per_class: 50,
+                finetune_epochs: 15,
+                fashion_per_class: 100,
+            }
+        }
+    }
+}
+
+fn data_args(
+    data: DataName,
+    dir: Option<&Path>,
+    classes: Option<&str>,
+    per_class: Option<usize>,
+) -> DataArgs {
+    DataArgs {
+        data,
+        data_dir: dir.map(Path::to_path_buf),
+        classes: classes.map(str::to_string),
+        per_class,
+        val_fraction: 0.2,
+    }
+}
+
+fn needs(model: &Model) -> ModelNeeds<'_> {
+    ModelNeeds {
+        input: Some(&model.spec().input),
+        normalization: model.metadata().normalize.clone(),
+        vocab: None,
+        shift: None,
+    }
+}
+
+fn finetune_config(epochs: usize, lr: f64, seed: u64, cache: bool) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 32,
+        optimizer: OptimizerKind::adam(),
+        lr: LrSpec::Fixed(lr),
+        monitor: Monitor::ValLoss,
+        early_stopping: Some(EarlyStopping {
+            patience: 4,
+            min_delta: 0.0,
+        }),
+        restore_best: true,
+        cache_features: cache,
+        seed,
+        ..TrainConfig::default()
+    }
+}
+
+/// `finetune demo`.
+pub fn demo(args: &DemoArgs, quiet: bool) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let plan = Plan::new(args.quick);
+    let dir = args
+        .data_dir
+        .clone()
+        .or_else(|| std::env::var_os(finetune_data::DATA_DIR_ENV).map(PathBuf::from));
+    let src = source(dir.as_deref())?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    println!(
+        "finetune demo — data: {}{}\n",
+        src.describe(),
+        if args.quick { " (quick)" } else { "" }
+    );
+    let mut summary = json!({"data": src.describe(), "quick": args.quick, "run_dir": args.out.display().to_string()});
+    if !args.pretrained {
+        summary["digits_0_4_to_5_9"] = part_digits(args, &plan, dir.as_deref(), quiet)?;
+    }
+    summary["mnist_cnn_to_fashion"] = part_fashion(args, &plan, dir.as_deref(), quiet)?;
+    summary["seconds"] = json!(started.elapsed().as_secs_f64());
+    session::write_json(&args.out.join("summary.json"), &summary)?;
+    println!(
+        "\nall files are in {} (summary.json, checkpoints, metrics.csv/jsonl and learning-curve plots per run); {:.0}s in all",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(summary)
+}
+
+fn part_digits(
+    args: &DemoArgs,
+    plan: &Plan,
+    dir: Option<&Path>,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    println!("== Part 1: MNIST digits 0-4 (source task) -> 5-9 (target task)");
+    let seed = args.seed;
+    let mut model = Model::from_spec(&builtin("lenet")?, seed)?;
+    let pre_data = prepare(
+        &data_args(DataName::Mnist, dir, Some("0-4"), plan.pretrain_per_class),
+        seed,
+        needs(&model),
+    )?;
+    model.replace_head_with_classes(pre_data.class_names.clone(), seed)?;
+    model.metadata_mut().source_task = Some("mnist digits 0-4".into());
+    println!(
+        "pretraining LeNet ({} parameters) on {}",
+        session::thousands(model.net().parameter_count().0),
+        pre_data.description
+    );
+    let pre_ckpt = args.out.join("lenet-digits-0-4.ckpt");
+    let pre_cfg = TrainConfig {
+        epochs: plan.pretrain_epochs,
+        batch_size: 64,
+        seed,
+        ..TrainConfig::default()
+    };
+    let pre = session::run(
+        &mut model,
+        &pre_data,
+        pre_cfg,
+        RunOptions {
+            label: "pretrain 0-4".into(),
+            run_dir: args.out.join("pretrain-0-4"),
+            out: pre_ckpt.clone(),
+            quiet,
+            recipe: None,
+            resume: None,
+        },
+    )?;
+    println!(
+        "pretrained: test accuracy on digits 0-4 = {:.4}; saved {}",
+        pre.test.accuracy,
+        pre_ckpt.display()
+    );
+
+    // fine-tune: load the checkpoint, new head, convolutions frozen, features cached
+    let mut tuned =
+        Model::load(&pre_ckpt).with_context(|| format!("loading {}", pre_ckpt.display()))?;
+    let target = prepare(
+        &data_args(
+            DataName::Mnist,
+            dir,
+            Some("5-9"),
+            Some(plan.target_per_class),
+        ),
+        seed,
+        needs(&tuned),
+    )?;
+    let new = tuned.replace_head_with_classes(target.class_names.clone(), seed)?;
+    freeze_patterns(
+        tuned.net_mut(),
+        &["0.*".to_string(), "2.*".to_string()],
+        BnPolicy::FreezeAll,
+    )?;
+    println!(
+        "loaded it back, new head ({}), convolutions frozen; target: {}",
+        new.join(", "),
+        target.description
+    );
+    let ft = session::run(
+        &mut tuned,
+        &target,
+        finetune_config(plan.finetune_epochs, 1e-3, seed, true),
+        RunOptions {
+            label: "fine-tuned (convs frozen)".into(),
+            run_dir: args.out.join("finetune-5-9"),
+            out: args.out.join("lenet-finetuned-5-9.ckpt"),
+            quiet,
+            recipe: None,
+            resume: None,
+        },
+    )?;
+
+    // the same network from scratch on the same examples
+    let mut scratch = Model::from_spec(tuned.spec(), seed ^ 0xFEED)?;
+    unfreeze(scratch.net_mut());
+    let sc = session::run(
+        &mut scratch,
+        &target,
+        finetune_config(plan.finetune_epochs, 1e-3, seed, false),
+        RunOptions {
+            label: "from scratch".into(),
+            run_dir: args.out.join("scratch-5-9"),
+            out: args.out.join("lenet-scratch-5-9.ckpt"),
+            quiet,
+            recipe: None,
+            resume: None,
+        },
+    )?;
+    println!(
+        "\ndigits 5-9 from {} labelled examples per class ({} test images):",
+        plan.target_per_class, ft.test.n
+    );
+    print!("{}", session::table(&[&ft, &sc]));
+    let _ = crate::plots::comparison(
+        &[("fine-tuned", &ft.history), ("from scratch", &sc.history)],
+        "digits 5-9: fine-tuned vs from scratch",
+        &args.out,
+        "digits-5-9-comparison",
+    );
+    Ok(
+        json!({"pretrain": summary_of(&pre), "fine_tuned": summary_of(&ft), "scratch": summary_of(&sc)}),
+    )
+}
+
+fn part_fashion(
+    args: &DemoArgs,
+    plan: &Plan,
+    dir: Option<&Path>,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    println!(
+        "\n== Part 2: a real pretrained MNIST CNN (pretrained/mnist-cnn, not trained here) -> Fashion-MNIST"
+    );
+    let seed = args.seed;
+    let spec = builtin("mnist-cnn")?;
+    let src = source(dir)?;
+    let pretrained = match &src {
+        finetune_data::DataSource::Dir(d)
+            if d.join("pretrained/mnist-cnn/mnist_cnn.pth").is_file() =>
+        {
+            let p = d.join("pretrained/mnist-cnn/mnist_cnn.pth");
+            import_model(&spec, &p, &ImportOptions::strict())
+                .with_context(|| format!("importing {}", p.display()))?
+        }
+        _ => import_model_bytes(
+            &spec,
+            finetune_data::embedded::MNIST_CNN_SAFETENSORS,
+            "mnist_cnn.safetensors (embedded)",
+            &ImportOptions::strict(),
+        )?,
+    };
+    println!(
+        "imported {} tensors ({} parameters); load report: {} applied, {} missing, {} unexpected",
+        pretrained.report.applied.len(),
+        session::thousands(pretrained.model.net().parameter_count().0),
+        pretrained.report.applied.len(),
+        pretrained.report.missing.len(),
+        pretrained.report.unexpected.len()
+    );
+    let mut base = pretrained.model;
+    let data = prepare(
+        &data_args(
+            DataName::FashionMnist,
+            dir,
+            None,
+            Some(plan.fashion_per_class),
+        ),
+        seed,
+        needs(&base),
+    )?;
+    let before = evaluate(base.net_mut(), data.test.as_ref(), 256, 1, 0)?;
+    println!(
+        "as is (MNIST classes) on Fashion-MNIST test: accuracy {:.4} — chance; target: {}",
+        before.accuracy, data.description
+    );
+    let bytes = base.to_bytes()?;
+
+    let fresh_copy = |label: &str| -> Result<Model> {
+        let mut m = Model::from_bytes(&bytes, label)?;
+        m.replace_head_with_classes(data.class_names.clone(), seed)?;
+        Ok(m)
+    };
+    let mut frozen = fresh_copy("frozen features")?;
+    freeze_patterns(
+        frozen.net_mut(),
+        &["features.*".to_string()],
+        BnPolicy::FreezeAll,
+    )?;
+    let fz = session::run(
+        &mut frozen,
+        &data,
+        finetune_config(plan.finetune_epochs, 1e-3, seed, true),
+        RunOptions {
+            label: "frozen features".into(),
+            run_dir: args.out.join("fashion-frozen"),
+            out: args.out.join("mnist-cnn-fashion-frozen.ckpt"),
+            quiet,
+            recipe: None,
+            resume: None,
+        },
+    )?;
+
+    let mut full = fresh_copy("full fine-tune")?;
+    unfreeze(full.net_mut());
+    let mut cfg = finetune_config(plan.finetune_epochs, 1e-3, seed, false);
+    cfg.lr = LrSpec::Range { lo: 1e-4, hi: 1e-3 };
+    let fu = session::run(
+        &mut full,
+        &data,
+        cfg,
+        RunOptions {
+            label: "full fine-tune".into(),
+            run_dir: args.out.join("fashion-full"),
+            out: args.out.join("mnist-cnn-fashion-full.ckpt"),
+            quiet,
+            recipe: None,
+            resume: None,
+        },
+    )?;
+
+    let mut scratch = Model::from_spec(frozen.spec(), seed ^ 0xFEED)?;
+    let sc = session::run(
+        &mut scratch,
+        &data,
+        finetune_config(plan.finetune_epochs, 1e-3, seed, false),
+        RunOptions {
+            label: "from scratch".into(),
+            run_dir: args.out.join("fashion-scratch"),
+            out: args.out.join("mnist-cnn-arch-fashion-scratch.ckpt"),
+            quiet,
+            recipe: None,
+            resume: None,
+        },
+    )?;
+    println!(
+        "\nFashion-MNIST from {} labelled images per class ({} test images; before fine-tuning: {:.4}):",
+        plan.fashion_per_class, fz.test.n, before.accuracy
+    );
+    print!("{}", session::table(&[&fz, &fu, &sc]));
+    let _ = crate::plots::comparison(
+        &[
+            ("frozen features", &fz.history),
+            ("full fine-tune", &fu.history),
+            ("from scratch", &sc.history),
+        ],
+        "Fashion-MNIST from the MNIST CNN",
+        &args.out,
+        "fashion-comparison",
+    );
+    Ok(
+        json!({"before": {"accuracy": before.accuracy, "loss": before.loss, "n": before.n}, "frozen_features": summary_of(&fz), "full_fine_tune": summary_of(&fu), "scratch": summary_of(&sc)}),
+    )
+}
+
+/// The numbers of a run for summary.json.
+pub fn summary_of(r: &RunResult) -> serde_json::Value {
+    json!({
+        "test_accuracy": r.test.accuracy,
+        "test_loss": r.test.loss,
+        "test_n": r.test.n,
+        "epochs": r.epochs,
+        "best_epoch": r.best_epoch,
+        "train_seconds": r.train_seconds,
+        "seconds_to_best": r.seconds_to_best,
+        "trainable_params": r.trainable_params,
+        "total_params": r.total_params,
+        "checkpoint": r.checkpoint.display().to_string(),
+        "run_dir": r.run_dir.display().to_string(),
+    })
+}

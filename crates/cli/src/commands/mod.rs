@@ -1,0 +1,5 @@
+//! One module per family of commands.
+
+pub mod demo;
+pub mod tools;
+pub mod train;

@@ -1,0 +1,359 @@
+//! `pretrain` and `finetune`: build or load a model, shape it for the data,
+//! freeze what should stay, train, report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use finetune_nn::ModuleExt;
+use finetune_pretrained::{CharRnnOptions, HeadSpec, Model, char_gru, char_lstm};
+use finetune_train::{
+    BnPolicy, EarlyStopping, FineTune, LrSpec, Monitor, OptimizerKind, ParamGroups, Schedule,
+    TrainConfig, freeze_body, freeze_layers, freeze_patterns, freeze_to, unfreeze,
+};
+
+use crate::cli::{
+    BnPolicyName, DataArgs, FinetuneArgs, MonitorName, OptimizerName, PretrainArgs, ScheduleName,
+    TrainArgs,
+};
+use crate::data::{ModelNeeds, Prepared, prepare};
+use crate::model_args;
+use crate::session::{self, RunOptions, RunResult};
+
+/// `1e-3` or `1e-5:1e-3`.
+pub fn parse_lr(s: &str) -> Result<LrSpec> {
+    let num = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .with_context(|| format!("--lr: `{v}` is not a number"))
+    };
+    Ok(match s.split_once(':') {
+        Some((lo, hi)) => LrSpec::Range {
+            lo: num(lo)?,
+            hi: num(hi)?,
+        },
+        None => LrSpec::Fixed(num(s)?),
+    })
+}
+
+pub fn optimizer(o: OptimizerName) -> OptimizerKind {
+    match o {
+        OptimizerName::Sgd => OptimizerKind::sgd_momentum(),
+        OptimizerName::Adam => OptimizerKind::adam(),
+        OptimizerName::Adamw => OptimizerKind::adamw(),
+        OptimizerName::Rmsprop => OptimizerKind::rmsprop(),
+    }
+}
+
+/// The trainer's configuration from the flags; `batches` per epoch sizes step-based schedules.
+pub fn config(t: &TrainArgs, batches: usize) -> Result<TrainConfig> {
+    let total = batches * t.epochs;
+    let schedule = match t.schedule {
+        ScheduleName::Constant => Schedule::Constant,
+        ScheduleName::Step => Schedule::Step {
+            every: batches.max(1),
+            gamma: 0.5,
+        },
+        ScheduleName::Cosine => Schedule::CosineWarmup {
+            warmup: (total / 20).max(1),
+            final_factor: 0.0,
+        },
+        ScheduleName::OneCycle => Schedule::one_cycle(),
+        ScheduleName::SlantedTriangular => Schedule::slanted_triangular(),
+    };
+    let c = TrainConfig {
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        optimizer: optimizer(t.optimizer),
+        lr: parse_lr(&t.lr)?,
+        weight_decay: t.weight_decay,
+        schedule,
+        clip_grad_norm: t.clip_grad_norm,
+        label_smoothing: t.label_smoothing,
+        monitor: match t.monitor {
+            MonitorName::ValLoss => Monitor::ValLoss,
+            MonitorName::ValAccuracy => Monitor::ValAccuracy,
+        },
+        early_stopping: t.early_stopping.map(|patience| EarlyStopping {
+            patience,
+            min_delta: t.min_delta,
+        }),
+        restore_best: !t.keep_last,
+        seed: t.seed,
+        ..TrainConfig::default()
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+/// The run folder and output file for a run.
+pub fn run_dir(t: &TrainArgs, out: &Path) -> PathBuf {
+    let name = t.run_name.clone().unwrap_or_else(|| {
+        out.file_stem()
+            .map_or("run".into(), |s| s.to_string_lossy().into_owned())
+    });
+    t.runs_dir.join(name)
+}
+
+/// What a model needs from the data, from its spec and metadata.
+fn needs(model: &Model, shift: Option<usize>) -> ModelNeeds<'_> {
+    let input = model.spec().input.as_slice();
+    ModelNeeds {
+        input: (input.len() == 3).then_some(input),
+        normalization: model
+            .metadata()
+            .normalize
+            .clone()
+            .or_else(|| model.spec().normalize.clone()),
+        vocab: model.metadata().vocab.clone(),
+        shift,
+    }
+}
+
+/// Gives the model a new final classifier when the data's classes differ (or when asked).
+fn fit_head(
+    model: &mut Model,
+    classes: &[String],
+    force: bool,
+    seed: u64,
+    label: &str,
+) -> Result<()> {
+    let outputs = model.output_shape().last().copied().unwrap_or(0);
+    if outputs != classes.len() || force {
+        let new = model.replace_head_with_classes(classes.to_vec(), seed)?;
+        eprintln!(
+            "{label}: new head for {} classes ({}) — {} initialised, reported as new",
+            classes.len(),
+            classes.join(", "),
+            new.join(", ")
+        );
+    } else {
+        model.set_classes(classes.to_vec())?;
+    }
+    Ok(())
+}
+
+/// Records what the data was in the model's metadata.
+fn stamp(model: &mut Model, data: &Prepared, task: &str) {
+    let m = model.metadata_mut();
+    m.source_task = Some(task.to_string());
+    m.classes = Some(data.class_names.clone());
+    if data.normalization.is_some() {
+        m.normalize = data.normalization.clone();
+    }
+    if data.vocab.is_some() {
+        m.vocab = data.vocab.clone();
+    }
+}
+
+fn task_name(d: &DataArgs) -> String {
+    let name = format!("{:?}", d.data).to_lowercase();
+    match &d.classes {
+        Some(c) => format!("{name}[{c}]"),
+        None => name,
+    }
+}
+
+/// `finetune pretrain`.
+pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
+    let mut spec = model_args::spec(&args.model)?;
+    let is_text = matches!(
+        args.data.data,
+        crate::cli::DataName::Sentiment | crate::cli::DataName::Names
+    );
+    let probe = Model::from_spec(&spec, args.train.seed)?;
+    let data = prepare(
+        &args.data,
+        args.train.seed,
+        needs(&probe, args.train.augment_shift),
+    )?;
+    drop(probe);
+    if is_text {
+        let vocab = data.vocab.as_ref().map_or(0, |v| v.len());
+        spec = match spec.name.as_str() {
+            "char-lstm" | "char-gru" => {
+                let o = CharRnnOptions {
+                    vocab_size: vocab,
+                    classes: data.class_names.clone(),
+                    ..Default::default()
+                };
+                if spec.name == "char-lstm" {
+                    char_lstm(&o)
+                } else {
+                    char_gru(&o)
+                }
+            }
+            _ => spec,
+        };
+    }
+    let mut model = Model::from_spec(&spec, args.train.seed)?;
+    fit_head(
+        &mut model,
+        &data.class_names,
+        false,
+        args.train.seed,
+        "pretrain",
+    )?;
+    stamp(&mut model, &data, &task_name(&args.data));
+    let batches = data.train.len().div_ceil(args.train.batch_size.max(1));
+    let config = config(&args.train, batches)?;
+    eprintln!("pretrain: {} on {}", model.spec().name, data.description);
+    let opts = RunOptions {
+        label: "pretrain".into(),
+        run_dir: run_dir(&args.train, &args.out),
+        out: args.out.clone(),
+        quiet,
+        recipe: None,
+        resume: None,
+    };
+    session::run(&mut model, &data, config, opts)
+}
+
+/// `finetune finetune`.
+pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
+    let label = if args.scratch { "scratch" } else { "fine-tune" };
+    let (mut model, resume) = match &args.resume {
+        Some(path) => {
+            let (m, state) = session::load_resume(path)?;
+            (m, Some(state))
+        }
+        None => (model_args::load(&args.from)?, None),
+    };
+    let data = prepare(
+        &args.data,
+        args.train.seed,
+        needs(&model, args.train.augment_shift),
+    )?;
+    if resume.is_none() {
+        shape_model(&mut model, args, &data, label)?;
+    }
+    stamp(&mut model, &data, &task_name(&args.data));
+    let batches = data.train.len().div_ceil(args.train.batch_size.max(1));
+    let mut cfg = config(&args.train, batches)?;
+    cfg.gradual_unfreeze = args.gradual;
+    cfg.cache_features = args.cache_features;
+    cfg.bn_policy = bn_policy(args.bn);
+    if resume.is_none() && !args.recipe {
+        apply_freeze(&mut model, args, cfg.bn_policy, label)?;
+    }
+    let (total, trainable) = model.net().parameter_count();
+    eprintln!(
+        "{label}: {} on {} — {} of {} parameters trainable",
+        model.spec().name,
+        data.description,
+        session::thousands(trainable),
+        session::thousands(total)
+    );
+    let recipe = args.recipe.then(|| FineTune {
+        frozen_epochs: args.frozen_epochs,
+        epochs: args.train.epochs,
+        base_lr: cfg.lr.max(),
+        ..FineTune::default()
+    });
+    let opts = RunOptions {
+        label: label.into(),
+        run_dir: run_dir(&args.train, &args.out),
+        out: args.out.clone(),
+        quiet,
+        recipe,
+        resume,
+    };
+    session::run(&mut model, &data, cfg, opts)
+}
+
+pub fn bn_policy(b: BnPolicyName) -> BnPolicy {
+    match b {
+        BnPolicyName::Freeze => BnPolicy::FreezeAll,
+        BnPolicyName::TrainAffine => BnPolicy::TrainAffine,
+        BnPolicyName::TrainBn => BnPolicy::TrainBn,
+    }
+}
+
+/// Head surgery and re-initialisation before training.
+fn shape_model(model: &mut Model, args: &FinetuneArgs, data: &Prepared, label: &str) -> Result<()> {
+    let mut classes = data.class_names.clone();
+    if let Some(n) = args.head
+        && n != classes.len()
+    {
+        bail!(
+            "--head {n} but the data has {} classes ({})",
+            classes.len(),
+            classes.join(", ")
+        );
+    }
+    if let Some(layer) = &args.cut_at {
+        let layer_ref: finetune_pretrained::LayerRef = match layer.parse::<usize>() {
+            Ok(i) => i.into(),
+            Err(_) => layer.as_str().into(),
+        };
+        let shape = model.cut_at(layer_ref)?;
+        let head = if args.head_hidden.is_empty() {
+            HeadSpec::linear(classes.len())
+        } else {
+            HeadSpec::mlp(args.head_hidden.clone(), classes.len(), 0.0)
+        };
+        let new = model.attach_head(
+            &head.with_classes(std::mem::take(&mut classes)),
+            args.train.seed,
+        )?;
+        eprintln!(
+            "{label}: cut at layer {layer} (features {shape:?}); new head: {}",
+            new.join(", ")
+        );
+    } else {
+        fit_head(model, &classes, args.new_head, args.train.seed, label)?;
+    }
+    if args.scratch {
+        let fresh = Model::from_spec(model.spec(), args.train.seed ^ 0xFEED)?;
+        let meta = model.metadata().clone();
+        *model = fresh;
+        *model.metadata_mut() = meta;
+        eprintln!("{label}: every weight re-initialised (training from scratch)");
+    }
+    Ok(())
+}
+
+/// Freezing from the flags; the default (no flag) freezes all but the head,
+/// except from scratch, where everything trains.
+fn apply_freeze(
+    model: &mut Model,
+    args: &FinetuneArgs,
+    policy: BnPolicy,
+    label: &str,
+) -> Result<()> {
+    let given = usize::from(!args.freeze.is_empty())
+        + usize::from(args.freeze_to.is_some())
+        + usize::from(args.freeze_layers.is_some())
+        + usize::from(args.unfreeze);
+    if given > 1 {
+        bail!("use one of --freeze, --freeze-to, --freeze-layers and --unfreeze");
+    }
+    let net = model.net_mut();
+    let groups = ParamGroups::by_layer(net);
+    let summary = if args.unfreeze || (given == 0 && args.scratch) {
+        unfreeze(net)
+    } else if !args.freeze.is_empty() {
+        freeze_patterns(net, &args.freeze, policy)?
+    } else if let Some(n) = args.freeze_to {
+        freeze_to(net, &groups, n, policy)?
+    } else if let Some(range) = &args.freeze_layers {
+        let (a, b) = range
+            .split_once("..")
+            .with_context(|| format!("--freeze-layers: `{range}` is not a range like 0..4"))?;
+        let (a, b): (usize, usize) = (
+            a.trim().parse().context("--freeze-layers start")?,
+            b.trim().parse().context("--freeze-layers end")?,
+        );
+        freeze_layers(net, a..b, policy)?
+    } else {
+        let s = freeze_body(net, &groups, policy)?;
+        eprintln!("{label}: freezing all but the head (default; --unfreeze trains everything)");
+        s
+    };
+    if !summary.bn_frozen_stats.is_empty() {
+        eprintln!(
+            "{label}: BatchNorm statistics frozen in {}",
+            summary.bn_frozen_stats.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! From `--data NAME --classes ... --per-class ...` to training, validation
+//! and test sources, shaped for the model.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
+use finetune_data::{
+    CharVocab, DataSource, ImageDataset, Labelled, Length, Normalization, Padding, SequenceLayout,
+    SplitOptions, TextDataset, Unknown,
+};
+use finetune_train::{BatchSource, ImageSource, SequenceSource};
+
+use crate::cli::{DataArgs, DataName};
+
+/// The three splits of a task, ready for the trainer.
+pub struct Prepared {
+    pub train: Box<dyn BatchSource>,
+    pub val: Box<dyn BatchSource>,
+    pub test: Box<dyn BatchSource>,
+    pub class_names: Vec<String>,
+    /// `"mnist[5-9], 250 train / 62 validation / 500 test (embedded subsets)"`.
+    pub description: String,
+    /// The normalisation used for images (to store with the model).
+    pub normalization: Option<Normalization>,
+    /// The vocabulary used for text (to store with the model).
+    pub vocab: Option<CharVocab>,
+}
+
+/// What the model needs from the data.
+#[derive(Default)]
+pub struct ModelNeeds<'a> {
+    /// The model's input shape `[C, H, W]` (images are resized to it).
+    pub input: Option<&'a [usize]>,
+    /// The normalisation the weights expect.
+    pub normalization: Option<Normalization>,
+    /// The vocabulary the model was trained with.
+    pub vocab: Option<CharVocab>,
+    /// Random shift augmentation for training images.
+    pub shift: Option<usize>,
+}
+
+/// The data directory: `--data-dir`, else `FINETUNE_DATA`, else the embedded subsets.
+pub fn source(data_dir: Option<&Path>) -> Result<DataSource> {
+    let dir: Option<PathBuf> = data_dir
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(finetune_data::DATA_DIR_ENV).map(PathBuf::from));
+    match dir {
+        None => Ok(DataSource::Embedded),
+        Some(d) if d.is_dir() => Ok(DataSource::Dir(d)),
+        Some(d) => bail!(
+            "data directory {} does not exist (from --data-dir or {}); run `cargo xtask data` to see what is expected",
+            d.display(),
+            finetune_data::DATA_DIR_ENV
+        ),
+    }
+}
+
+/// Parses `0-4`, `5,6,7`, `3-5,9` into class indices, checked against `num_classes`.
+pub fn parse_classes(list: &str, num_classes: usize, set: &str) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let parse = |s: &str| {
+            s.parse::<usize>().with_context(|| {
+                format!("--classes: `{part}` is not a class number or range like 0-4")
+            })
+        };
+        let (a, b) = (parse(a)?, parse(b)?);
+        if a > b {
+            bail!("--classes: range `{part}` goes backwards");
+        }
+        for c in a..=b {
+            if c >= num_classes {
+                bail!(
+                    "--classes: class {c} does not exist in {set}, which has classes 0-{}",
+                    num_classes - 1
+                );
+            }
+            if out.contains(&c) {
+                bail!("--classes: class {c} is listed twice");
+            }
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        bail!("--classes: no class given");
+    }
+    Ok(out)
+}
+
+fn set_name(d: DataName) -> &'static str {
+    match d {
+        DataName::Mnist => "mnist",
+        DataName::FashionMnist => "fashion-mnist",
+        DataName::Digits => "digits",
+        DataName::Sentiment => "sentiment",
+        DataName::Names => "names",
+    }
+}
+
+/// Loads and shapes the data for a model.
+pub fn prepare(args: &DataArgs, seed: u64, needs: ModelNeeds<'_>) -> Result<Prepared> {
+    if !(0.0..1.0).contains(&args.val_fraction) {
+        bail!(
+            "--val-fraction must be in [0, 1), got {}",
+            args.val_fraction
+        );
+    }
+    let src = source(args.data_dir.as_deref())?;
+    let name = set_name(args.data);
+    match args.data {
+        DataName::Mnist | DataName::FashionMnist | DataName::Digits => {
+            let (train, test) = match args.data {
+                DataName::Mnist => {
+                    let tt = src
+                        .mnist()
+                        .with_context(|| format!("loading mnist from {}", src.describe()))?;
+                    (tt.train, tt.test)
+                }
+                DataName::FashionMnist => {
+                    let tt = src.fashion_mnist().with_context(|| {
+                        format!("loading fashion-mnist from {}", src.describe())
+                    })?;
+                    (tt.train, tt.test)
+                }
+                _ => {
+                    let all = src
+                        .digits()
+                        .with_context(|| format!("loading digits from {}", src.describe()))?;
+                    let parts = all.split(&SplitOptions::new(0.0, 0.25, 1234))?;
+                    (parts.train, parts.test)
+                }
+            };
+            images(args, seed, needs, name, &src, train, test)
+        }
+        DataName::Sentiment | DataName::Names => {
+            let all = match args.data {
+                DataName::Sentiment => src.sentiment(SentimentCorpus::Movies, ZeroRating::Drop),
+                _ => src.names(NameOverlap::HigherFrequency),
+            }
+            .with_context(|| format!("loading {name} from {}", src.describe()))?;
+            let parts = all.split(&SplitOptions::new(0.0, 0.2, 1234))?;
+            texts(args, seed, needs, name, &src, parts.train, parts.test)
+        }
+    }
+}
+
+/// Class filter, per-class subset and validation split, shared by images and texts.
+fn carve<D: Labelled>(
+    args: &DataArgs,
+    seed: u64,
+    name: &str,
+    train: D,
+    test: D,
+) -> Result<(D, D, D, String)> {
+    let (train, test, tag) = match &args.classes {
+        Some(list) => {
+            let classes = parse_classes(list, train.num_classes(), name)?;
+            (
+                train.select_classes(&classes)?,
+                test.select_classes(&classes)?,
+                format!("{name}[{list}]"),
+            )
+        }
+        None => (train, test, name.to_string()),
+    };
+    let train = match args.per_class {
+        Some(0) => bail!("--per-class must be at least 1"),
+        Some(n) => train
+            .take_per_class(n, seed)
+            .with_context(|| format!("taking {n} examples per class"))?,
+        None => train,
+    };
+    let parts = train.split(&SplitOptions::new(args.val_fraction, 0.0, seed ^ 0x5EED))?;
+    let (train, val) = (parts.train, parts.validation);
+    if train.is_empty() || val.is_empty() {
+        bail!(
+            "{tag}: the training split ({} examples) or the validation split ({}) is empty; use more --per-class or another --val-fraction",
+            train.len(),
+            val.len()
+        );
+    }
+    Ok((train, val, test, tag))
+}
+
+fn images(
+    args: &DataArgs,
+    seed: u64,
+    needs: ModelNeeds<'_>,
+    name: &str,
+    src: &DataSource,
+    train: ImageDataset,
+    test: ImageDataset,
+) -> Result<Prepared> {
+    let (mut train, mut val, mut test, tag) = carve(args, seed, name, train, test)?;
+    if let Some(input) = needs.input {
+        let [c, h, w] = train.shape()[1..] else {
+            unreachable!("images are [N, C, H, W]")
+        };
+        if input.len() != 3 || input[0] != c {
+            bail!("the model expects inputs {input:?} but {name} has {c}-channel {h}x{w} images");
+        }
+        if (input[1], input[2]) != (h, w) {
+            eprintln!(
+                "note: resizing {name}'s {h}x{w} images to the model's {}x{}",
+                input[1], input[2]
+            );
+            train = train.resized(input[1], input[2])?;
+            val = val.resized(input[1], input[2])?;
+            test = test.resized(input[1], input[2])?;
+        }
+    }
+    let normalization = match needs.normalization {
+        Some(n) => n,
+        None => Normalization::from_dataset(&train)?,
+    };
+    let description = format!(
+        "{tag}: {} train / {} validation / {} test images ({})",
+        train.len(),
+        val.len(),
+        test.len(),
+        src.describe()
+    );
+    let class_names = train.class_names().to_vec();
+    let mut train_src = ImageSource::new(train, normalization.clone());
+    train_src.shift = needs.shift;
+    Ok(Prepared {
+        train: Box::new(train_src),
+        val: Box::new(ImageSource::new(val, normalization.clone())),
+        test: Box::new(ImageSource::new(test, normalization.clone())),
+        class_names,
+        description,
+        normalization: Some(normalization),
+        vocab: None,
+    })
+}
+
+fn texts(
+    args: &DataArgs,
+    seed: u64,
+    needs: ModelNeeds<'_>,
+    name: &str,
+    src: &DataSource,
+    train: TextDataset,
+    test: TextDataset,
+) -> Result<Prepared> {
+    if needs.shift.is_some() {
+        bail!("--augment-shift applies to images only");
+    }
+    let (train, val, test, tag) = carve(args, seed, name, train, test)?;
+    let vocab = match needs.vocab {
+        Some(v) => v,
+        None => train.build_vocab()?,
+    };
+    let layout = SequenceLayout {
+        padding: Padding::Right,
+        length: Length::AtMost(128),
+        ..Default::default()
+    };
+    let encode = |d: &TextDataset| -> Result<SequenceSource> {
+        Ok(SequenceSource {
+            data: d.encode(&vocab, Unknown::UseUnk)?,
+            layout,
+        })
+    };
+    let description = format!(
+        "{tag}: {} train / {} validation / {} test texts, {} symbols ({})",
+        train.len(),
+        val.len(),
+        test.len(),
+        vocab.len(),
+        src.describe()
+    );
+    Ok(Prepared {
+        train: Box::new(encode(&train)?),
+        val: Box::new(encode(&val)?),
+        test: Box::new(encode(&test)?),
+        class_names: train.class_names().to_vec(),
+        description,
+        normalization: None,
+        vocab: Some(vocab),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_lists_parse_and_reject_nonsense() {
+        assert_eq!(
+            parse_classes("0-4", 10, "mnist").unwrap(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(parse_classes("5,7, 9", 10, "mnist").unwrap(), vec![5, 7, 9]);
+        assert_eq!(
+            parse_classes("3-5,9", 10, "mnist").unwrap(),
+            vec![3, 4, 5, 9]
+        );
+        assert!(
+            parse_classes("4-2", 10, "mnist")
+                .unwrap_err()
+                .to_string()
+                .contains("backwards")
+        );
+        assert!(
+            parse_classes("0-12", 10, "mnist")
+                .unwrap_err()
+                .to_string()
+                .contains("class 10 does not exist in mnist")
+        );
+        assert!(parse_classes("a-b", 10, "mnist").is_err());
+        assert!(parse_classes("1,1", 10, "mnist").is_err());
+        assert!(parse_classes("", 10, "mnist").is_err());
+    }
+}

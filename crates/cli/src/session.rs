@@ -1,0 +1,256 @@
+//! One training run, shared by `pretrain`, `finetune` and `demo`: train with
+//! per-epoch checkpoints into a run folder, restore the best weights,
+//! evaluate on the test split, write metrics and plots, save the model.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use finetune_nn::{Module, ModuleExt, Sequential};
+use finetune_pretrained::{
+    Model, RawTensor, TrainingState, load_training_checkpoint, save_training_checkpoint,
+};
+use finetune_tensor::Tensor;
+use finetune_train::{EvalReport, FineTune, History, TrainConfig, Trainer, TrainerState, evaluate};
+use serde::Serialize;
+
+use crate::data::Prepared;
+use crate::progress::Progress;
+
+/// What one run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    pub label: String,
+    pub test: EvalReport,
+    pub best_epoch: Option<usize>,
+    pub epochs: usize,
+    pub stopped_early: bool,
+    /// Wall-clock seconds of training (validation included, evaluation on the test split excluded).
+    pub train_seconds: f64,
+    /// Seconds until the best epoch ended.
+    pub seconds_to_best: f64,
+    pub trainable_params: usize,
+    pub total_params: usize,
+    pub checkpoint: PathBuf,
+    pub run_dir: PathBuf,
+    #[serde(skip)]
+    pub history: History,
+}
+
+/// Where and how to run.
+pub struct RunOptions {
+    pub label: String,
+    pub run_dir: PathBuf,
+    pub out: PathBuf,
+    pub quiet: bool,
+    /// The fastai recipe instead of a plain fit.
+    pub recipe: Option<FineTune>,
+    /// A training checkpoint to continue from.
+    pub resume: Option<TrainingState>,
+}
+
+/// The trainer state in the loader's tensor format, and back.
+pub fn to_training_state(t: &TrainerState) -> TrainingState {
+    TrainingState {
+        json: t.to_json(),
+        tensors: t
+            .tensors
+            .iter()
+            .map(|(n, v)| (n.clone(), RawTensor::from_tensor(v)))
+            .collect(),
+    }
+}
+
+pub fn from_training_state(s: &TrainingState) -> Result<TrainerState> {
+    let tensors = s
+        .tensors
+        .iter()
+        .map(|(n, r)| Ok((n.clone(), r.to_tensor()?)))
+        .collect::<Result<Vec<(String, Tensor<f32>)>>>()?;
+    Ok(TrainerState::from_parts(&s.json, tensors)?)
+}
+
+/// Copies `net`'s weights into a fresh model of `like`'s spec and metadata
+/// (for checkpoints written while the network is borrowed by the trainer).
+fn snapshot(
+    like: &(
+        finetune_pretrained::ModelSpec,
+        finetune_pretrained::ModelMetadata,
+    ),
+    net: &Sequential<f32>,
+) -> Result<Model> {
+    let mut m = Model::from_spec(&like.0, like.1.seed.unwrap_or(0))?;
+    *m.metadata_mut() = like.1.clone();
+    for e in net.state_dict() {
+        m.net_mut().set_tensor(&e.name, e.value)?;
+    }
+    Ok(m)
+}
+
+/// Trains `model` on `data` and saves it to `opts.out`.
+pub fn run(
+    model: &mut Model,
+    data: &Prepared,
+    config: TrainConfig,
+    opts: RunOptions,
+) -> Result<RunResult> {
+    std::fs::create_dir_all(&opts.run_dir)
+        .with_context(|| format!("creating the run folder {}", opts.run_dir.display()))?;
+    let started = Instant::now();
+    let observer = Box::new(Progress::new(&opts.label, opts.quiet));
+    let mut trainer = match &opts.resume {
+        Some(state) => {
+            let t = from_training_state(state)?.restore(model.net_mut())?;
+            eprintln!(
+                "{}: resuming after epoch {} of phase `{}`",
+                opts.label, t.progress.epoch, t.phase_name
+            );
+            t
+        }
+        None => Trainer::new(model.net(), config)?,
+    };
+    trainer.set_observer(observer);
+    let parts = (model.spec().clone(), model.metadata().clone());
+    let last = opts.run_dir.join("last.ckpt");
+    let hook = Box::new(
+        |net: &mut Sequential<f32>, t: &Trainer| -> finetune_train::Result<()> {
+            let state = to_training_state(&TrainerState::capture(t, net));
+            let m = snapshot(&parts, net)
+                .map_err(|e| finetune_train::TrainError::Config(format!("checkpoint: {e:#}")))?;
+            save_training_checkpoint(&last, &m, &state).map_err(|e| {
+                finetune_train::TrainError::Config(format!("checkpoint {}: {e}", last.display()))
+            })
+        },
+    );
+    let report = match opts.recipe {
+        Some(ft) => trainer.fine_tune(
+            model.net_mut(),
+            data.train.as_ref(),
+            data.val.as_ref(),
+            ft,
+            Some(hook),
+        ),
+        None => trainer.fit(
+            model.net_mut(),
+            data.train.as_ref(),
+            data.val.as_ref(),
+            Some(hook),
+        ),
+    }
+    .with_context(|| format!("training {}", opts.label))?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let top_k = trainer.config.top_k.min(data.class_names.len()).max(1);
+    let test = evaluate(model.net_mut(), data.test.as_ref(), 256, top_k, 0)
+        .context("evaluating on the test split")?;
+    model.net_mut().set_training(false);
+
+    let history = trainer.history.clone();
+    let best_epoch = report.best_epoch;
+    let seconds_to_best = best_epoch.map_or(train_seconds, |b| {
+        history.epochs.iter().take(b).map(|r| r.seconds).sum()
+    });
+    let (total_params, trainable_params) = model.net().parameter_count();
+    let trained_params = history
+        .epochs
+        .iter()
+        .map(|r| r.trainable_params)
+        .max()
+        .unwrap_or(trainable_params);
+    let meta = model.metadata_mut();
+    meta.history = serde_json::json!({
+        "epochs": history.epochs.len(),
+        "best_epoch": best_epoch,
+        "final_val_accuracy": report.final_eval.accuracy,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "seed": trainer.config.seed,
+    });
+    meta.seed.get_or_insert(trainer.config.seed);
+    model
+        .save(&opts.out)
+        .with_context(|| format!("saving {}", opts.out.display()))?;
+    history.write(&opts.run_dir)?;
+    write_json(&opts.run_dir.join("test_eval.json"), &test)?;
+    std::fs::write(opts.run_dir.join("confusion.txt"), test.confusion_table())
+        .with_context(|| format!("writing {}", opts.run_dir.display()))?;
+    let plots = crate::plots::learning_curves(&history, &opts.label, &opts.run_dir);
+    if let Err(e) = plots {
+        eprintln!(
+            "{}: note: could not draw the learning curves: {e:#}",
+            opts.label
+        );
+    }
+    Ok(RunResult {
+        label: opts.label,
+        test,
+        best_epoch,
+        epochs: history.epochs.len(),
+        stopped_early: report.stopped_early,
+        train_seconds,
+        seconds_to_best,
+        trainable_params: trained_params,
+        total_params,
+        checkpoint: opts.out,
+        run_dir: opts.run_dir,
+        history,
+    })
+}
+
+/// Loads a training checkpoint written by [`run`] (`last.ckpt`): the model and the trainer state.
+pub fn load_resume(path: &Path) -> Result<(Model, TrainingState)> {
+    let (model, state) =
+        load_training_checkpoint(path).with_context(|| format!("reading {}", path.display()))?;
+    let state = state.with_context(|| {
+        format!(
+            "{} is a model checkpoint without training state; pass the run folder's last.ckpt",
+            path.display()
+        )
+    })?;
+    Ok((model, state))
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    finetune_train::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// A table of runs, aligned for a terminal.
+pub fn table(runs: &[&RunResult]) -> String {
+    let mut s = format!(
+        "{:<28} {:>9} {:>8} {:>7} {:>5} {:>9} {:>10}  {:>21}\n",
+        "run", "test acc", "loss", "epochs", "best", "time", "to best", "trainable / total"
+    );
+    for r in runs {
+        s += &format!(
+            "{:<28} {:>9.4} {:>8.4} {:>7} {:>5} {:>8.1}s {:>9.1}s  {:>21}\n",
+            r.label,
+            r.test.accuracy,
+            r.test.loss,
+            r.epochs,
+            r.best_epoch.map_or("-".into(), |b| b.to_string()),
+            r.train_seconds,
+            r.seconds_to_best,
+            format!(
+                "{} / {}",
+                thousands(r.trainable_params),
+                thousands(r.total_params)
+            )
+        );
+    }
+    s
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
