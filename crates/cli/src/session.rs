@@ -100,11 +100,14 @@ pub fn run(
     let observer = Box::new(Progress::new(&opts.label, opts.quiet));
     let mut trainer = match &opts.resume {
         Some(state) => {
-            let t = from_training_state(state)?.restore(model.net_mut())?;
+            let mut t = from_training_state(state)?.restore(model.net_mut())?;
             eprintln!(
-                "{}: resuming after epoch {} of phase `{}`",
-                opts.label, t.progress.epoch, t.phase_name
+                "{}: resuming after epoch {} of phase `{}` with the checkpoint's settings, to {} epochs",
+                opts.label, t.progress.epoch, t.phase_name, config.epochs
             );
+            // an interrupted run continues with its own settings; only the
+            // number of epochs comes from the command line (to extend a run)
+            t.config.epochs = config.epochs;
             t
         }
         None => Trainer::new(model.net(), config)?,

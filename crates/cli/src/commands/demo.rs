@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use finetune_nn::ModuleExt;
-use finetune_pretrained::{ImportOptions, Model, builtin, import_model, import_model_bytes};
+use finetune_pretrained::{
+    HeadSpec, ImportOptions, Model, builtin, import_model, import_model_bytes,
+};
 use finetune_train::{
     BnPolicy, EarlyStopping, LrSpec, Monitor, OptimizerKind, TrainConfig, evaluate,
     freeze_patterns, unfreeze,
@@ -177,7 +179,9 @@ fn part_digits(
         pre_ckpt.display()
     );
 
-    // fine-tune: load the checkpoint, new head, convolutions frozen, features cached
+    // fine-tune: load the checkpoint, replace the classifier (everything after
+    // the convolutional features) by a new linear head, freeze the
+    // convolutions, train on a few examples with the features cached
     let mut tuned =
         Model::load(&pre_ckpt).with_context(|| format!("loading {}", pre_ckpt.display()))?;
     let target = prepare(
@@ -190,14 +194,18 @@ fn part_digits(
         seed,
         needs(&tuned),
     )?;
-    let new = tuned.replace_head_with_classes(target.class_names.clone(), seed)?;
+    let features = tuned.cut_at(6usize)?;
+    let new = tuned.attach_head(
+        &HeadSpec::linear(target.class_names.len()).with_classes(target.class_names.clone()),
+        seed,
+    )?;
     freeze_patterns(
         tuned.net_mut(),
         &["0.*".to_string(), "2.*".to_string()],
         BnPolicy::FreezeAll,
     )?;
     println!(
-        "loaded it back, new head ({}), convolutions frozen; target: {}",
+        "loaded it back, cut after the convolutions (features {features:?}), new head ({}), convolutions frozen; target: {}",
         new.join(", "),
         target.description
     );
@@ -305,7 +313,14 @@ fn part_fashion(
         m.replace_head_with_classes(data.class_names.clone(), seed)?;
         Ok(m)
     };
-    let mut frozen = fresh_copy("frozen features")?;
+    // frozen features: the convolutional block as a fixed feature extractor,
+    // a new linear classifier on top (Keras's include_top=False)
+    let mut frozen = Model::from_bytes(&bytes, "frozen features")?;
+    frozen.cut_at("classifier")?;
+    frozen.attach_head(
+        &HeadSpec::linear(data.class_names.len()).with_classes(data.class_names.clone()),
+        seed,
+    )?;
     freeze_patterns(
         frozen.net_mut(),
         &["features.*".to_string()],

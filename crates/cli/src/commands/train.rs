@@ -118,7 +118,10 @@ fn fit_head(
     label: &str,
 ) -> Result<()> {
     let outputs = model.output_shape().last().copied().unwrap_or(0);
-    if outputs != classes.len() || force {
+    // a new task (other classes, even as many) needs a new classifier; the old
+    // one is kept only when the model already knows exactly these classes
+    let same_task = model.classes().is_some_and(|c| c == classes);
+    if outputs != classes.len() || !same_task || force {
         let new = model.replace_head_with_classes(classes.to_vec(), seed)?;
         eprintln!(
             "{label}: new head for {} classes ({}) — {} initialised, reported as new",

@@ -1,8 +1,19 @@
-//! `finetune`: the command line of the finetune toolkit.
+//! # finetune-cli
+//!
+//! The `finetune` command line (the binary itself lives in the root package,
+//! `src/main.rs`, so that `cargo run --release -- demo` works from the
+//! repository root). Commands: `demo`, `pretrain`, `finetune`, `eval`,
+//! `predict`, `import`, `export`, `inspect`, `lr-find` — see `--help`.
 //!
 //! Errors are one line on standard error: exit code 2 for bad usage (clap),
 //! 1 for failures (a missing file, a corrupt checkpoint, a spec that does not
 //! match the weights, an unknown class range, a data set not found).
+//!
+//! ```
+//! // what `finetune --version` runs
+//! let code = finetune_cli::run_from(["finetune", "--version"]);
+//! assert_eq!(code, std::process::ExitCode::SUCCESS);
+//! ```
 
 mod cli;
 mod commands;
@@ -18,13 +29,25 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
-// Every op allocates its output tensor; mimalloc keeps freed memory for reuse
-// where the system allocator returns large blocks to the OS each step.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    run_from(std::env::args_os())
+}
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Parses `args` (the first is the program name) and runs the command,
+/// returning the exit code: 0, 1 for a failure, 2 for bad usage.
+pub fn run_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
