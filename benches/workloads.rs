@@ -20,6 +20,9 @@ use finetune::nn::{Embedding, Flatten, Linear, Module, ModuleExt, ReLU, Sequenti
 use finetune::rnn::{OutputMode, Recurrent, RecurrentConfig};
 use finetune::tensor::Tensor;
 use finetune::train::{GroupHyper, Optimizer, OptimizerKind, ParamGroups};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -51,7 +51,9 @@ fn main() {
     ];
     let mut opt = Optimizer::new(OptimizerKind::sgd_momentum());
     let t0 = std::time::Instant::now();
+    let mut times = Vec::with_capacity(steps);
     for _ in 0..steps {
+        let ts = std::time::Instant::now();
         let mut tape = Tape::new();
         let input = tape.constant(x.clone());
         let h = if frozen > 0 {
@@ -69,7 +71,17 @@ fn main() {
         net.zero_grad();
         net.collect_grads(&mut grads);
         opt.step(&mut net, |n| groups.group_of(n), &hyper).unwrap();
+        times.push(ts.elapsed().as_secs_f64());
     }
+    times.sort_by(f64::total_cmp);
+    let (min, med) = (times[0], times[times.len() / 2]);
+    println!(
+        "{workload}: per step min {:.1} ms ({:.0} samples/s), median {:.1} ms ({:.0} samples/s)",
+        min * 1e3,
+        64.0 / min,
+        med * 1e3,
+        64.0 / med
+    );
     let s = t0.elapsed().as_secs_f64();
     println!(
         "{workload}: {steps} steps in {s:.3}s = {:.1} ms/step = {:.0} samples/s",

@@ -7,16 +7,24 @@
 use std::process::ExitCode;
 
 mod data;
+mod experiment;
 
 /// A command's entry point: its arguments (after the command name) in, exit code out.
 type Run = fn(&[String]) -> anyhow::Result<ExitCode>;
 
 /// Every command: name, one-line help, entry point.
-const COMMANDS: &[(&str, &str, Run)] = &[(
-    "data",
-    "find the data directory, verify every file, say what to download",
-    data::run,
-)];
+const COMMANDS: &[(&str, &str, Run)] = &[
+    (
+        "data",
+        "find the data directory, verify every file, say what to download",
+        data::run,
+    ),
+    (
+        "experiment",
+        "the full-data transfer experiments (digits 0-4 -> 5-9, MNIST CNN -> Fashion-MNIST)",
+        experiment::run,
+    ),
+];
 
 fn usage() -> String {
     let mut s = String::from("usage: cargo xtask <command> [args]\n\ncommands:\n");

@@ -112,8 +112,7 @@ pub fn broadcast_binary<T: Float>(
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Result<Tensor<T>> {
     if a.shape() == b.shape() {
-        let mut out = vec![T::zero(); a.len()];
-        crate::parallel::zip_into(a.as_slice(), b.as_slice(), &mut out, f);
+        let out = crate::parallel::zip_new(a.as_slice(), b.as_slice(), f);
         return Tensor::new(a.shape(), out);
     }
     let out_shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| {

@@ -281,16 +281,21 @@ pub fn conv2d_forward<T: Float>(
     }
     let out_per_sample = geo.out_channels * geo.out_plane();
     let in_per_sample = geo.in_channels * geo.in_plane();
-    let mut out = vec![T::zero(); geo.batch * out_per_sample];
-    if out.is_empty() {
-        return Tensor::new(&geo.output_shape(), out);
+    let total = geo.batch * out_per_sample;
+    if total == 0 {
+        return Tensor::new(&geo.output_shape(), Vec::new());
     }
     let per_task = samples_per_task(geo.batch);
     let (x, w) = (input.as_slice(), weight.as_slice());
     let bias = bias.map(|b| b.as_slice());
-    out.par_chunks_mut(per_task * out_per_sample)
-        .enumerate()
-        .try_for_each(|(task, out_chunk)| -> Result<()> {
+    let plane = geo.out_plane().max(1);
+    // each task starts its output at the bias (or zero), then accumulates the GEMM
+    let failure = std::sync::Mutex::new(None);
+    let out = crate::parallel::chunks_new(
+        total,
+        per_task * out_per_sample,
+        |_, k| bias.map_or(T::zero(), |b| b[(k / plane) % geo.out_channels]),
+        |task, out_chunk| {
             let mut cols = if geo.is_pointwise() {
                 Vec::new()
             } else {
@@ -299,18 +304,24 @@ pub fn conv2d_forward<T: Float>(
             for (i, out_n) in out_chunk.chunks_mut(out_per_sample).enumerate() {
                 let n = task * per_task + i;
                 let x_n = &x[n * in_per_sample..(n + 1) * in_per_sample];
-                forward_sample(&geo, x_n, w, bias, &mut cols, out_n)?;
+                if let Err(e) = forward_sample(&geo, x_n, w, &mut cols, out_n) {
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    return;
+                }
             }
-            Ok(())
-        })?;
+        },
+    );
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
     Tensor::new(&geo.output_shape(), out)
 }
 
+/// One sample: `out_n` (already holding the bias) `+= W · cols` per group.
 fn forward_sample<T: Float>(
     geo: &Conv2dGeometry,
     x_n: &[T],
     w: &[T],
-    bias: Option<&[T]>,
     cols: &mut [T],
     out_n: &mut [T],
 ) -> Result<()> {
@@ -320,15 +331,6 @@ fn forward_sample<T: Float>(
         geo.col_rows(),
         geo.out_plane(),
     );
-    let beta = match bias {
-        Some(b) => {
-            for (row, &bv) in out_n.chunks_mut(p).zip(b) {
-                row.fill(bv);
-            }
-            T::one()
-        }
-        None => T::zero(),
-    };
     for g in 0..geo.options.groups {
         let x_g = &x_n[g * gi * geo.in_plane()..(g + 1) * gi * geo.in_plane()];
         let col: &[T] = if geo.is_pointwise() {
@@ -339,7 +341,7 @@ fn forward_sample<T: Float>(
         };
         let w_g = MatRef::new(&w[g * go * k..(g + 1) * go * k], go, k)?;
         let out_g = MatMut::new(&mut out_n[g * go * p..(g + 1) * go * p], go, p)?;
-        gemm_serial(T::one(), w_g, MatRef::new(col, k, p)?, beta, out_g)?;
+        gemm_serial(T::one(), w_g, MatRef::new(col, k, p)?, T::one(), out_g)?;
     }
     Ok(())
 }
@@ -402,14 +404,28 @@ pub fn conv2d_backward<T: Float>(
         )
     };
     let partials: Vec<Vec<T>> = if need_x {
-        let mut dx = vec![T::zero(); input.len()];
-        let partials = dx
-            .par_chunks_mut(per_task * in_per_sample)
-            .enumerate()
-            .map(|(task, chunk)| run(task, Some(chunk)))
-            .collect::<Result<Vec<_>>>()?;
+        // each task zeroes its own slice of dX (in parallel, cache-warm) and
+        // keeps its partial weight gradient
+        let slots: Vec<std::sync::Mutex<Option<Result<Vec<T>>>>> =
+            (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
+        let dx = crate::parallel::chunks_new(
+            input.len(),
+            per_task * in_per_sample,
+            |_, _| T::zero(),
+            |task, chunk| {
+                let r = run(task, Some(chunk));
+                *slots[task].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            },
+        );
         grads.input = Some(Tensor::new(input.shape(), dx)?);
-        partials
+        slots
+            .into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(|| Ok(Vec::new()))
+            })
+            .collect::<Result<Vec<_>>>()?
     } else {
         (0..tasks)
             .into_par_iter()

@@ -26,49 +26,31 @@ pub mod shape;
 use finetune_tensor::{Float, Tensor};
 
 /// `out[i] = f(a[i], b[i], c[i])` over three equal-shape tensors, in the shape of `a`
-/// (in parallel when large). Most gradient rules are one call of this.
+/// (in parallel when large, written straight into new memory). Most gradient
+/// rules are one call of this or of [`zip2`].
 pub(crate) fn zip3<T: Float>(
     a: &Tensor<T>,
     b: &Tensor<T>,
     c: &Tensor<T>,
     f: impl Fn(T, T, T) -> T + Sync + Send,
 ) -> Tensor<T> {
-    let (xa, xb, xc) = (a.as_slice(), b.as_slice(), c.as_slice());
-    let mut out = vec![T::zero(); xa.len()];
-    fill3(&mut out, xa, xb, xc, f);
-    Tensor::from_parts(a.shape(), out).expect("invariant: same element count as `a`")
-}
-
-/// One output chunk and the three matching input chunks.
-type Chunks3<'a, T> = (&'a mut [T], ((&'a [T], &'a [T]), &'a [T]));
-
-fn fill3<T: Float>(
-    out: &mut [T],
-    a: &[T],
-    b: &[T],
-    c: &[T],
-    f: impl Fn(T, T, T) -> T + Sync + Send,
-) {
     use rayon::prelude::*;
-    const CHUNK: usize = 1 << 13;
-    let body = |(o, ((x, y), z)): Chunks3<'_, T>| {
-        for (((o, &x), &y), &z) in o.iter_mut().zip(x).zip(y).zip(z) {
-            *o = f(x, y, z);
-        }
-    };
-    if a.len() >= finetune_tensor::parallel::PARALLEL_THRESHOLD {
-        out.par_chunks_mut(CHUNK)
-            .zip(
-                a.par_chunks(CHUNK)
-                    .zip(b.par_chunks(CHUNK))
-                    .zip(c.par_chunks(CHUNK)),
-            )
-            .for_each(body);
+    let (xa, xb, xc) = (a.as_slice(), b.as_slice(), c.as_slice());
+    let out: Vec<T> = if xa.len() >= finetune_tensor::parallel::PARALLEL_THRESHOLD {
+        xa.par_iter()
+            .zip(xb.par_iter())
+            .zip(xc.par_iter())
+            .with_min_len(1 << 13)
+            .map(|((&x, &y), &z)| f(x, y, z))
+            .collect()
     } else {
-        out.chunks_mut(CHUNK)
-            .zip(a.chunks(CHUNK).zip(b.chunks(CHUNK)).zip(c.chunks(CHUNK)))
-            .for_each(body);
-    }
+        xa.iter()
+            .zip(xb)
+            .zip(xc)
+            .map(|((&x, &y), &z)| f(x, y, z))
+            .collect()
+    };
+    Tensor::from_parts(a.shape(), out).expect("invariant: same element count as `a`")
 }
 
 /// `out[i] = f(a[i], b[i])` over two equal-shape tensors, in the shape of `a`.
@@ -77,7 +59,6 @@ pub(crate) fn zip2<T: Float>(
     b: &Tensor<T>,
     f: impl Fn(T, T) -> T + Sync + Send,
 ) -> Tensor<T> {
-    let mut out = vec![T::zero(); a.len()];
-    finetune_tensor::parallel::zip_into(a.as_slice(), b.as_slice(), &mut out, f);
+    let out = finetune_tensor::parallel::zip_new(a.as_slice(), b.as_slice(), f);
     Tensor::from_parts(a.shape(), out).expect("invariant: same element count as `a`")
 }
