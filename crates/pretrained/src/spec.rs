@@ -986,6 +986,23 @@ impl ModelSpec {
         (0..self.layers.len()).find(|&i| self.prefix(i).as_deref() == Some(prefix))
     }
 
+    /// The `embedding` that reads the model's input (the first layer, looking
+    /// into leading nested blocks), when the model takes token ids.
+    ///
+    /// Its `num_embeddings` bounds every id a vocabulary may produce, so a
+    /// caller can check a vocabulary or a batch of ids against it before
+    /// anything runs, instead of failing in the middle of training.
+    pub fn input_embedding(&self) -> Option<&EmbeddingSpec> {
+        fn first(layers: &[LayerSpec]) -> Option<&EmbeddingSpec> {
+            match &layers.first()?.kind {
+                LayerKind::Embedding(e) => Some(e),
+                LayerKind::Sequential { layers } => first(layers),
+                _ => None,
+            }
+        }
+        first(&self.layers)
+    }
+
     fn infer(&self, label: &str) -> Result<Vec<LayerShape>> {
         let root = Loc::root();
         let spec_err = |reason: String| invalid(label, &root, "", reason);
@@ -1427,6 +1444,19 @@ mod tests {
         assert!(matches!(e, Error::SpecShape { .. }), "{e:?}");
         let e = shape_of(c, &[2, 1, 1]).unwrap_err().to_string();
         assert!(e.contains("kernel span"), "{e}");
+    }
+
+    #[test]
+    fn the_input_embedding_is_the_first_layer_even_nested() {
+        let gru = crate::builtin::char_gru(&crate::builtin::CharRnnOptions {
+            vocab_size: 30,
+            ..Default::default()
+        });
+        assert_eq!(gru.input_embedding().map(|e| e.num_embeddings), Some(30));
+        let mut nested = gru.clone();
+        nested.layers = vec![LayerSpec::sequential(gru.layers.clone()).named("body")];
+        assert_eq!(nested.input_embedding().map(|e| e.num_embeddings), Some(30));
+        assert_eq!(crate::builtin::lenet().input_embedding(), None);
     }
 
     #[test]
