@@ -228,7 +228,7 @@ pub struct FinetuneArgs {
     /// Replace the final classifier even when the number of classes matches.
     #[arg(long)]
     pub new_head: bool,
-    /// Cut the network after this top-level layer (index or name) and attach a new head.
+    /// Cut the network at this top-level layer (index or name): it and every later layer are replaced by a new head.
     #[arg(long, value_name = "LAYER")]
     pub cut_at: Option<String>,
     /// Hidden sizes of an MLP head for --cut-at, e.g. `256,128`.

@@ -9,6 +9,7 @@ use finetune_data::{
     CharVocab, DataSource, ImageDataset, Labelled, Length, Normalization, Padding, SequenceLayout,
     SplitOptions, TextDataset, Unknown,
 };
+use finetune_pretrained::Model;
 use finetune_train::{BatchSource, ImageSource, SequenceSource};
 
 use crate::cli::{DataArgs, DataName};
@@ -30,14 +31,79 @@ pub struct Prepared {
 /// What the model needs from the data.
 #[derive(Default)]
 pub struct ModelNeeds<'a> {
-    /// The model's input shape `[C, H, W]` (images are resized to it).
+    /// The model's input shape (without the batch axis): `[C, H, W]` for
+    /// images (they are resized to it), `[T]` for token ids. `None`: no model
+    /// to check against.
     pub input: Option<&'a [usize]>,
     /// The normalisation the weights expect.
     pub normalization: Option<Normalization>,
     /// The vocabulary the model was trained with.
     pub vocab: Option<CharVocab>,
+    /// Rows of the embedding that reads token ids, when the model reads them:
+    /// every id of the vocabulary must be below it.
+    pub embedding_rows: Option<usize>,
     /// Random shift augmentation for training images.
     pub shift: Option<usize>,
+}
+
+impl<'a> ModelNeeds<'a> {
+    /// What `model` needs: its input shape, normalisation, vocabulary and
+    /// embedding size, from its spec and metadata.
+    pub fn of(model: &'a Model) -> Self {
+        ModelNeeds {
+            input: Some(model.spec().input.as_slice()),
+            normalization: model
+                .metadata()
+                .normalize
+                .clone()
+                .or_else(|| model.spec().normalize.clone()),
+            vocab: model.metadata().vocab.clone(),
+            embedding_rows: model.spec().input_embedding().map(|e| e.num_embeddings),
+            shift: None,
+        }
+    }
+}
+
+/// Tells the user when a trained text model came without its vocabulary
+/// (weights imported from elsewhere): the ids of a vocabulary built from
+/// these texts are not the ids the model learned.
+pub fn note_missing_vocab(model: &Model, label: &str) {
+    if model.spec().input_embedding().is_some() && model.metadata().vocab.is_none() {
+        eprintln!(
+            "{label}: note: the model has no stored vocabulary; using one built from the training texts, whose ids need not be those the model was trained with"
+        );
+    }
+}
+
+/// Unknown characters below this share of a text data set pass silently
+/// (a rare letter missing from a small training subset); above it the user
+/// is told, because the model then sees mostly `unk`.
+const UNKNOWN_NOTE_SHARE: f64 = 0.05;
+
+/// How many characters of `texts` `vocab` lacks: `(unknown, total, the most
+/// frequent unknown characters, at most `examples` of them)`.
+pub fn unknown_chars<'t>(
+    vocab: &CharVocab,
+    texts: impl IntoIterator<Item = &'t str>,
+    examples: usize,
+) -> (usize, usize, Vec<char>) {
+    let mut counts: std::collections::HashMap<char, usize> = Default::default();
+    let mut total = 0;
+    for c in texts.into_iter().flat_map(str::chars) {
+        total += 1;
+        if vocab.id(c).is_none() {
+            *counts.entry(c).or_default() += 1;
+        }
+    }
+    let unknown = counts.values().sum();
+    let mut by_count: Vec<(char, usize)> = counts.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top = by_count
+        .into_iter()
+        .take(examples)
+        .map(|(c, _)| c)
+        .collect();
+    (unknown, total, top)
 }
 
 /// The data directory: `--data-dir`, else `FINETUNE_DATA`, else the embedded subsets.
@@ -201,6 +267,11 @@ fn images(
         let [c, h, w] = train.shape()[1..] else {
             unreachable!("images are [N, C, H, W]")
         };
+        if needs.embedding_rows.is_some() {
+            bail!(
+                "the model reads token ids (input {input:?}, an embedding first) but {name} is images; use it with --data sentiment or names"
+            );
+        }
         if input.len() != 3 || input[0] != c {
             bail!("the model expects inputs {input:?} but {name} has {c}-channel {h}x{w} images");
         }
@@ -251,10 +322,49 @@ fn texts(
     if needs.shift.is_some() {
         bail!("--augment-shift applies to images only");
     }
+    if let Some(input) = needs.input
+        && needs.embedding_rows.is_none()
+    {
+        bail!(
+            "{name} is text, but the model does not read token ids (its input is {input:?} and its first layer is not an embedding); use a text model such as char-gru or char-lstm"
+        );
+    }
     let (train, val, test, tag) = carve(args, seed, name, train, test)?;
     let vocab = match needs.vocab {
-        Some(v) => v,
+        Some(v) => {
+            let all = [&train, &val, &test];
+            let texts = all.iter().flat_map(|d| d.texts()).map(String::as_str);
+            let (unknown, total, top) = unknown_chars(&v, texts, 8);
+            if unknown as f64 > UNKNOWN_NOTE_SHARE * total as f64 {
+                eprintln!(
+                    "note: {:.1}% of the characters of {name} ({unknown} of {total}) are not in the model's vocabulary of {} ids and read as `unk`; most frequent: {}",
+                    100.0 * unknown as f64 / total as f64,
+                    v.len(),
+                    top.iter()
+                        .map(|c| format!("{c:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+            v
+        }
         None => train.build_vocab()?,
+    };
+    if let Some(rows) = needs.embedding_rows
+        && vocab.len() > rows
+    {
+        bail!(
+            "the vocabulary has {} ids but the model's embedding has only {rows} rows; give the spec's embedding `num_embeddings: {}` (or more)",
+            vocab.len(),
+            vocab.len()
+        );
+    }
+    // a vocabulary without an `unk` id (one imported with a model) can still
+    // encode texts whose characters it all knows; others fail, naming the example
+    let unknown = if vocab.unk().is_some() {
+        Unknown::UseUnk
+    } else {
+        Unknown::Error
     };
     let layout = SequenceLayout {
         padding: Padding::Right,
@@ -263,7 +373,7 @@ fn texts(
     };
     let encode = |d: &TextDataset| -> Result<SequenceSource> {
         Ok(SequenceSource {
-            data: d.encode(&vocab, Unknown::UseUnk)?,
+            data: d.encode(&vocab, unknown)?,
             layout,
         })
     };
@@ -289,6 +399,30 @@ fn texts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_characters_are_counted_most_frequent_first() {
+        let vocab = CharVocab::from_text("ABC").unwrap();
+        let (unknown, total, top) = unknown_chars(&vocab, ["AB c", "ccA"], 1);
+        assert_eq!((unknown, total, top), (4, 7, vec!['c']));
+        let (unknown, _, top) = unknown_chars(&vocab, ["CAB"], 3);
+        assert_eq!((unknown, top), (0, vec![]));
+    }
+
+    #[test]
+    fn a_model_states_what_it_reads() {
+        let gru = Model::builtin("char-gru", 0).unwrap();
+        let needs = ModelNeeds::of(&gru);
+        assert_eq!(needs.embedding_rows, Some(128));
+        assert_eq!(needs.input, Some(&[40][..]));
+        let lenet = Model::builtin("lenet", 0).unwrap();
+        let needs = ModelNeeds::of(&lenet);
+        assert_eq!(
+            (needs.embedding_rows, needs.input),
+            (None, Some(&[1, 28, 28][..]))
+        );
+        assert!(needs.normalization.is_some());
+    }
 
     #[test]
     fn class_lists_parse_and_reject_nonsense() {

@@ -51,10 +51,31 @@ where
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once.
+///
+/// Several library errors print their cause in their own message and also
+/// return it from `source()` (e.g. a layer's error inside "model `x`:
+/// forward"), so anyhow's `{:#}` would repeat it; a cause whose text the
+/// line already holds is skipped.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -94,4 +115,38 @@ fn report(r: &session::RunResult, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that prints its source and also returns it, like
+    /// `finetune_pretrained::Error::Nn`.
+    #[derive(Debug)]
+    struct Wraps(std::io::Error);
+
+    impl std::fmt::Display for Wraps {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "model `m`: forward: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wraps {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let inner = std::io::Error::other("Embedding(28, 32): id 28 is out of range");
+        let e = anyhow::Error::new(Wraps(inner)).context("predicting");
+        assert_eq!(
+            one_line(&e),
+            "predicting: model `m`: forward: Embedding(28, 32): id 28 is out of range"
+        );
+        let plain = anyhow::Error::new(std::io::Error::other("gone")).context("reading x");
+        assert_eq!(one_line(&plain), "reading x: gone");
+    }
 }

@@ -6,10 +6,22 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use finetune_pretrained::{Model, ModelSpec, builtin, builtin_names};
 
+/// Whether `arg` names a spec file (rather than a built-in).
+fn is_spec_file(arg: &str) -> bool {
+    let path = Path::new(arg);
+    path.extension().is_some_and(|e| e == "json") || path.is_file()
+}
+
+/// Whether `arg` names a built-in model (and no file of that name exists):
+/// built-ins may be resized to the data, a user's spec file is taken as written.
+pub fn is_builtin(arg: &str) -> bool {
+    !is_spec_file(arg) && builtin(arg).is_ok()
+}
+
 /// A spec from a JSON file, or a built-in by name.
 pub fn spec(arg: &str) -> Result<ModelSpec> {
     let path = Path::new(arg);
-    if path.extension().is_some_and(|e| e == "json") || path.is_file() {
+    if is_spec_file(arg) {
         return ModelSpec::from_file(path)
             .with_context(|| format!("reading the spec {}", path.display()));
     }

@@ -78,8 +78,7 @@ fn needs(model: &Model) -> ModelNeeds<'_> {
     ModelNeeds {
         input: Some(&model.spec().input),
         normalization: model.metadata().normalize.clone(),
-        vocab: None,
-        shift: None,
+        ..ModelNeeds::default()
     }
 }
 

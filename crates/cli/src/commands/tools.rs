@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
+use finetune_data::CharVocab;
 use finetune_nn::ModuleExt;
 use finetune_pretrained::{
     DType, ImportOptions, Model, RawTensor, import_model, read_container, read_pth,
@@ -14,27 +15,14 @@ use serde_json::{Value, json};
 
 use crate::cli::{EvalArgs, ExportArgs, ImportArgs, InspectArgs, LrFindArgs, PredictArgs};
 use crate::commands::train::optimizer;
-use crate::data::{ModelNeeds, prepare};
+use crate::data::{ModelNeeds, note_missing_vocab, prepare};
 use crate::model_args;
-
-fn needs(model: &Model) -> ModelNeeds<'_> {
-    let input = model.spec().input.as_slice();
-    ModelNeeds {
-        input: (input.len() == 3).then_some(input),
-        normalization: model
-            .metadata()
-            .normalize
-            .clone()
-            .or_else(|| model.spec().normalize.clone()),
-        vocab: model.metadata().vocab.clone(),
-        shift: None,
-    }
-}
 
 /// `finetune eval`.
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let mut model = model_args::load(&args.model)?;
-    let data = prepare(&args.data, 0, needs(&model))?;
+    let data = prepare(&args.data, 0, ModelNeeds::of(&model))?;
+    note_missing_vocab(&model, "eval");
     let outputs = model.output_shape().last().copied().unwrap_or(0);
     if outputs != data.class_names.len() {
         bail!(
@@ -111,18 +99,21 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
                 .join(", ")
         )
     })?;
+    let want = model.spec().input.clone();
+    let embedding_rows = model.spec().input_embedding().map(|e| e.num_embeddings);
+    let vocab = model.metadata().vocab.clone();
+    let mut ids: Option<Vec<i64>> = None;
     let x = match input.dtype() {
         DType::I64 | DType::I32 => {
-            let ids = input.to_i64()?;
-            if let Some(bad) = ids.iter().find(|&&v| !(0..(1 << 24)).contains(&v)) {
-                bail!("`input` holds token id {bad}, outside 0..2^24");
-            }
-            Tensor::new(input.shape(), ids.iter().map(|&v| v as f32).collect())?
+            let v = input.to_i64()?;
+            check_token_ids(&v, input.shape(), vocab.as_ref(), embedding_rows)?;
+            let x = Tensor::new(input.shape(), v.iter().map(|&id| id as f32).collect())?;
+            ids = Some(v);
+            x
         }
         d if d.is_float() => input.to_tensor()?,
         d => bail!("`input` has dtype {d}; expected f32 images or i64 token ids"),
     };
-    let want = &model.spec().input;
     if x.ndim() != want.len() + 1 || (want.len() == 3 && x.shape()[1..] != want[..]) {
         bail!(
             "`input` has shape {:?} but the model expects [N, {}]",
@@ -133,16 +124,26 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
                 .join(", ")
         );
     }
+    // sequences: [N, T] token ids or [N, T, F] features
+    let sequence = want.len() < 3 && x.ndim() >= 2;
     let lengths = match find("lengths") {
         Some(l) => {
             let v = l.to_i64().context("`lengths` must be integers")?;
+            if sequence {
+                check_lengths(&v, x.shape()[0], x.shape()[1])?;
+            }
             Some(
                 v.into_iter()
                     .map(|n| usize::try_from(n).map_err(|_| anyhow::anyhow!("negative length {n}")))
                     .collect::<Result<Vec<usize>>>()?,
             )
         }
-        None => None,
+        None => match (&ids, vocab.as_ref().and_then(CharVocab::pad)) {
+            (Some(ids), Some(pad)) if x.ndim() == 2 => {
+                lengths_before_padding(ids, x.shape()[1], i64::from(pad))?
+            }
+            _ => None,
+        },
     };
     let logits = model.predict(x, lengths.as_deref())?;
     write_safetensors(
@@ -157,6 +158,78 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Checks token ids against the model before they reach its embedding, so
+/// that a bad id is reported where it is (row and position in `input`) and
+/// against the vocabulary the model was trained with.
+fn check_token_ids(
+    ids: &[i64],
+    shape: &[usize],
+    vocab: Option<&CharVocab>,
+    embedding_rows: Option<usize>,
+) -> Result<()> {
+    let limit = match (vocab.map(CharVocab::len), embedding_rows) {
+        (Some(v), Some(r)) => v.min(r),
+        (v, r) => v.or(r).unwrap_or(1 << 24),
+    };
+    let Some((i, bad)) = ids
+        .iter()
+        .enumerate()
+        .find(|&(_, &id)| !(0..limit as i64).contains(&id))
+    else {
+        return Ok(());
+    };
+    let width = shape.get(1).copied().unwrap_or(1).max(1);
+    let of = match (vocab, embedding_rows) {
+        (Some(_), _) => "in the model's vocabulary",
+        (None, Some(_)) => "in the model's embedding",
+        (None, None) => "that f32 carries exactly",
+    };
+    bail!(
+        "`input`[{}, {}] is token id {bad}, but there are only {limit} ids {of} (0..={})",
+        i / width,
+        i % width,
+        limit - 1
+    )
+}
+
+/// Checks a `lengths` tensor against an `[N, T, ..]` input.
+fn check_lengths(lengths: &[i64], n: usize, t: usize) -> Result<()> {
+    if lengths.len() != n {
+        bail!(
+            "`lengths` has {} values but `input` has {n} sequences",
+            lengths.len()
+        );
+    }
+    if let Some((i, bad)) = lengths
+        .iter()
+        .enumerate()
+        .find(|&(_, &len)| len < 1 || len > t as i64)
+    {
+        bail!("`lengths`[{i}] is {bad}, outside 1..={t} (the length of `input`'s time axis)");
+    }
+    Ok(())
+}
+
+/// Without a `lengths` tensor, each row of token ids ends at its last
+/// non-padding id, so trailing padding does not change what a recurrent
+/// layer reads (`None` when no row is padded).
+fn lengths_before_padding(ids: &[i64], t: usize, pad: i64) -> Result<Option<Vec<usize>>> {
+    let mut lengths = Vec::with_capacity(ids.len() / t.max(1));
+    for (row, r) in ids.chunks(t.max(1)).enumerate() {
+        match r.iter().rposition(|&id| id != pad) {
+            Some(last) => lengths.push(last + 1),
+            None => bail!("row {row} of `input` is all padding (id {pad}); it has no tokens"),
+        }
+    }
+    if lengths.iter().all(|&l| l == t) {
+        return Ok(None);
+    }
+    eprintln!(
+        "note: no `lengths` in the input; each row ends before its trailing padding (id {pad})"
+    );
+    Ok(Some(lengths))
 }
 
 /// `finetune import`.
@@ -268,8 +341,16 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         .map(|(n, _)| n.as_str())
         .collect();
     let frozen = frozen_from_training_state(&extra);
+    // a text model's token ids mean nothing without its vocabulary: say how big it is
+    let vocab: Option<CharVocab> = extra
+        .get("metadata")
+        .and_then(|m| m.get("vocab"))
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
     if args.json {
         let mut out = json!({"file": path.display().to_string(), "kind": kind, "tensors": rows, "elements": total_elements});
+        if let Some(v) = &vocab {
+            out["vocab_size"] = v.len().into();
+        }
         if let (Some(o), Some(e)) = (out.as_object_mut(), extra.as_object()) {
             for (k, v) in e {
                 o.insert(k.clone(), v.clone());
@@ -322,6 +403,17 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             crate::session::thousands(f)
         );
     }
+    if let Some(v) = &vocab {
+        let special = |name: &str, id: Option<u32>| id.map(|i| format!(", {name} {i}"));
+        println!(
+            "vocabulary: {} ids ({} characters{}{}{})",
+            v.len(),
+            v.num_chars(),
+            special("pad", v.pad()).unwrap_or_default(),
+            special("unk", v.unk()).unwrap_or_default(),
+            special("start", v.start()).unwrap_or_default()
+        );
+    }
     if let Some(spec) = extra.get("spec").filter(|v| !v.is_null()) {
         println!("spec: {}", serde_json::to_string(spec)?);
     }
@@ -360,7 +452,7 @@ fn frozen_from_training_state(extra: &Value) -> Option<(usize, usize)> {
 /// `finetune lr-find`.
 pub fn lr_find_cmd(args: &LrFindArgs, quiet: bool) -> Result<()> {
     let mut model = model_args::load_or_build(&args.model, args.seed)?;
-    let data = prepare(&args.data, args.seed, needs(&model))?;
+    let data = prepare(&args.data, args.seed, ModelNeeds::of(&model))?;
     let outputs = model.output_shape().last().copied().unwrap_or(0);
     if outputs != data.class_names.len() {
         model.replace_head_with_classes(data.class_names.clone(), args.seed)?;
@@ -423,4 +515,63 @@ pub fn lr_find_cmd(args: &LrFindArgs, quiet: bool) -> Result<()> {
         }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_are_checked_against_the_vocabulary_and_the_embedding() {
+        let vocab = CharVocab::from_text("AB").unwrap(); // 4 ids
+        assert!(check_token_ids(&[0, 3, 2, 1], &[2, 2], Some(&vocab), Some(4)).is_ok());
+        let e = check_token_ids(&[0, 3, 2, 4], &[2, 2], Some(&vocab), Some(10))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`input`[1, 1] is token id 4") && e.contains("vocabulary"),
+            "{e}"
+        );
+        let e = check_token_ids(&[-1], &[1, 1], None, Some(5))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token id -1") && e.contains("embedding"), "{e}");
+    }
+
+    #[test]
+    fn lengths_must_fit_the_input() {
+        assert!(check_lengths(&[1, 4], 2, 4).is_ok());
+        assert!(
+            check_lengths(&[1], 2, 4)
+                .unwrap_err()
+                .to_string()
+                .contains("1 values")
+        );
+        assert!(
+            check_lengths(&[0, 4], 2, 4)
+                .unwrap_err()
+                .to_string()
+                .contains("`lengths`[0] is 0")
+        );
+        assert!(
+            check_lengths(&[1, 5], 2, 4)
+                .unwrap_err()
+                .to_string()
+                .contains("1..=4")
+        );
+    }
+
+    #[test]
+    fn trailing_padding_gives_the_lengths() {
+        let ids = [5, 6, 0, 0, 7, 0, 8, 9];
+        assert_eq!(
+            lengths_before_padding(&ids, 4, 0).unwrap(),
+            Some(vec![2, 4])
+        );
+        assert_eq!(lengths_before_padding(&[5, 6, 7, 8], 2, 0).unwrap(), None);
+        let e = lengths_before_padding(&[5, 6, 0, 0], 2, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("row 1") && e.contains("all padding"), "{e}");
+    }
 }

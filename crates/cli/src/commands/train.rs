@@ -8,14 +8,14 @@ use finetune_nn::ModuleExt;
 use finetune_pretrained::{CharRnnOptions, HeadSpec, Model, char_gru, char_lstm};
 use finetune_train::{
     BnPolicy, EarlyStopping, FineTune, LrSpec, Monitor, OptimizerKind, ParamGroups, Schedule,
-    TrainConfig, freeze_body, freeze_layers, freeze_patterns, freeze_to, unfreeze,
+    TrainConfig, freeze_body, freeze_patterns, freeze_to, unfreeze,
 };
 
 use crate::cli::{
     BnPolicyName, DataArgs, FinetuneArgs, MonitorName, OptimizerName, PretrainArgs, ScheduleName,
     TrainArgs,
 };
-use crate::data::{ModelNeeds, Prepared, prepare};
+use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare};
 use crate::model_args;
 use crate::session::{self, RunOptions, RunResult};
 
@@ -94,21 +94,6 @@ pub fn run_dir(t: &TrainArgs, out: &Path) -> PathBuf {
     t.runs_dir.join(name)
 }
 
-/// What a model needs from the data, from its spec and metadata.
-fn needs(model: &Model, shift: Option<usize>) -> ModelNeeds<'_> {
-    let input = model.spec().input.as_slice();
-    ModelNeeds {
-        input: (input.len() == 3).then_some(input),
-        normalization: model
-            .metadata()
-            .normalize
-            .clone()
-            .or_else(|| model.spec().normalize.clone()),
-        vocab: model.metadata().vocab.clone(),
-        shift,
-    }
-}
-
 /// Gives the model a new final classifier when the data's classes differ (or when asked).
 fn fit_head(
     model: &mut Model,
@@ -159,34 +144,42 @@ fn task_name(d: &DataArgs) -> String {
 /// `finetune pretrain`.
 pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
     let mut spec = model_args::spec(&args.model)?;
-    let is_text = matches!(
-        args.data.data,
-        crate::cli::DataName::Sentiment | crate::cli::DataName::Names
-    );
+    // the built-in character models get an embedding of exactly the
+    // vocabulary's size (built from the training texts) and a head for the
+    // data's classes; a spec file is taken as written
+    let builtin_char = model_args::is_builtin(&args.model)
+        && matches!(spec.name.as_str(), "char-lstm" | "char-gru");
     let probe = Model::from_spec(&spec, args.train.seed)?;
-    let data = prepare(
-        &args.data,
-        args.train.seed,
-        needs(&probe, args.train.augment_shift),
-    )?;
+    let mut needs = ModelNeeds::of(&probe);
+    needs.shift = args.train.augment_shift;
+    if builtin_char {
+        // sized to the vocabulary below, so any vocabulary fits
+        needs.embedding_rows = Some(usize::MAX);
+    }
+    let data = prepare(&args.data, args.train.seed, needs)?;
     drop(probe);
-    if is_text {
-        let vocab = data.vocab.as_ref().map_or(0, |v| v.len());
-        spec = match spec.name.as_str() {
-            "char-lstm" | "char-gru" => {
-                let o = CharRnnOptions {
-                    vocab_size: vocab,
-                    classes: data.class_names.clone(),
-                    ..Default::default()
-                };
-                if spec.name == "char-lstm" {
-                    char_lstm(&o)
-                } else {
-                    char_gru(&o)
-                }
-            }
-            _ => spec,
-        };
+    if let Some(vocab) = &data.vocab {
+        if builtin_char {
+            let o = CharRnnOptions {
+                vocab_size: vocab.len(),
+                classes: data.class_names.clone(),
+                ..Default::default()
+            };
+            spec = if spec.name == "char-lstm" {
+                char_lstm(&o)
+            } else {
+                char_gru(&o)
+            };
+        } else if let Some(rows) = spec.input_embedding().map(|e| e.num_embeddings)
+            && rows > vocab.len()
+        {
+            eprintln!(
+                "pretrain: note: the embedding has {rows} rows but the vocabulary only {} ids; rows {}..{} are never used",
+                vocab.len(),
+                vocab.len(),
+                rows - 1
+            );
+        }
     }
     let mut model = Model::from_spec(&spec, args.train.seed)?;
     fit_head(
@@ -221,11 +214,10 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
         }
         None => (model_args::load(&args.from)?, None),
     };
-    let data = prepare(
-        &args.data,
-        args.train.seed,
-        needs(&model, args.train.augment_shift),
-    )?;
+    let mut needs = ModelNeeds::of(&model);
+    needs.shift = args.train.augment_shift;
+    let data = prepare(&args.data, args.train.seed, needs)?;
+    note_missing_vocab(&model, label);
     if resume.is_none() {
         shape_model(&mut model, args, &data, label)?;
     }
@@ -289,6 +281,12 @@ fn shape_model(model: &mut Model, args: &FinetuneArgs, data: &Prepared, label: &
             Err(_) => layer.as_str().into(),
         };
         let shape = model.cut_at(layer_ref)?;
+        if shape.len() == 2 {
+            // a linear head on [T, F] would classify every time step
+            bail!(
+                "--cut-at {layer} leaves per-step features {shape:?} (a sequence), but a classifier needs one vector per example; cut at the layer after the recurrent layer (whose output is `last`), e.g. --cut-at fc for char-gru and char-lstm"
+            );
+        }
         let head = if args.head_hidden.is_empty() {
             HeadSpec::linear(classes.len())
         } else {
@@ -315,6 +313,19 @@ fn shape_model(model: &mut Model, args: &FinetuneArgs, data: &Prepared, label: &
     Ok(())
 }
 
+/// `prefix.*` patterns for the top-level layers in `range` that have
+/// parameters. Layers are matched by their prefixes, which are names
+/// (`embedding`, `features`) as often as indices, so ranges work for every
+/// spec, not only for unnamed layers.
+fn layer_patterns(model: &Model, range: std::ops::Range<usize>) -> Vec<String> {
+    model
+        .layer_prefixes()
+        .into_iter()
+        .filter(|l| range.contains(&l.index) && l.has_parameters)
+        .map(|l| format!("{}.*", l.prefix))
+        .collect()
+}
+
 /// Freezing from the flags; the default (no flag) freezes all but the head,
 /// except from scratch, where everything trains.
 fn apply_freeze(
@@ -330,6 +341,29 @@ fn apply_freeze(
     if given > 1 {
         bail!("use one of --freeze, --freeze-to, --freeze-layers and --unfreeze");
     }
+    let layers = model.net().len();
+    // after --cut-at the new head is the last top-level layer, all of it new
+    // (an MLP head has several linear layers): the body is everything before
+    let cut_body = layer_patterns(model, 0..layers.saturating_sub(1));
+    let ranged = match &args.freeze_layers {
+        Some(range) => {
+            let (a, b) = range
+                .split_once("..")
+                .with_context(|| format!("--freeze-layers: `{range}` is not a range like 0..4"))?;
+            let (a, b): (usize, usize) = (
+                a.trim().parse().context("--freeze-layers start")?,
+                b.trim().parse().context("--freeze-layers end")?,
+            );
+            let patterns = layer_patterns(model, a..b);
+            if patterns.is_empty() {
+                bail!(
+                    "--freeze-layers {range}: no layer with parameters in it (the model's top-level layers are 0..{layers})"
+                );
+            }
+            Some(patterns)
+        }
+        None => None,
+    };
     let net = model.net_mut();
     let groups = ParamGroups::by_layer(net);
     let summary = if args.unfreeze || (given == 0 && args.scratch) {
@@ -338,15 +372,12 @@ fn apply_freeze(
         freeze_patterns(net, &args.freeze, policy)?
     } else if let Some(n) = args.freeze_to {
         freeze_to(net, &groups, n, policy)?
-    } else if let Some(range) = &args.freeze_layers {
-        let (a, b) = range
-            .split_once("..")
-            .with_context(|| format!("--freeze-layers: `{range}` is not a range like 0..4"))?;
-        let (a, b): (usize, usize) = (
-            a.trim().parse().context("--freeze-layers start")?,
-            b.trim().parse().context("--freeze-layers end")?,
-        );
-        freeze_layers(net, a..b, policy)?
+    } else if let Some(patterns) = ranged {
+        freeze_patterns(net, &patterns, policy)?
+    } else if args.cut_at.is_some() && !cut_body.is_empty() {
+        let s = freeze_patterns(net, &cut_body, policy)?;
+        eprintln!("{label}: freezing all but the new head (default; --unfreeze trains everything)");
+        s
     } else {
         let s = freeze_body(net, &groups, policy)?;
         eprintln!("{label}: freezing all but the head (default; --unfreeze trains everything)");
@@ -359,4 +390,20 @@ fn apply_freeze(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_ranges_follow_named_and_numbered_prefixes() {
+        let gru = Model::builtin("char-gru", 0).unwrap();
+        assert_eq!(layer_patterns(&gru, 0..2), ["embedding.*", "gru.*"]);
+        assert_eq!(layer_patterns(&gru, 2..9), ["fc.*"]);
+        assert!(layer_patterns(&gru, 5..9).is_empty());
+        // relu, maxpool and flatten have no parameters
+        let lenet = Model::builtin("lenet", 0).unwrap();
+        assert_eq!(layer_patterns(&lenet, 1..7), ["2.*", "6.*"]);
+    }
 }
