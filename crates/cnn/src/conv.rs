@@ -74,8 +74,8 @@ impl<T: Float> Conv2d<T> {
         let c = config;
         let g = c.options.groups;
         if g == 0
-            || c.in_channels % g != 0
-            || c.out_channels % g != 0
+            || !c.in_channels.is_multiple_of(g)
+            || !c.out_channels.is_multiple_of(g)
             || c.kernel.contains(&0)
             || c.options.stride.contains(&0)
             || c.options.dilation.contains(&0)

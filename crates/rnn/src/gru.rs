@@ -15,7 +15,7 @@ use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
     SeqGrads, SeqShape, SeqWeights, for_each_sample, input_projection, recurrent_step,
-    recurrent_step_back, weight_grads,
+    recurrent_step_back, transpose_w_hh, weight_grads,
 };
 
 /// What the backward pass needs: per step `r, z, n` and `W_hn h + b_hn`
@@ -36,6 +36,7 @@ pub(crate) fn gru_forward<T: Float>(
 ) -> Result<(Vec<T>, Option<GruSaved<T>>)> {
     let (bsz, hid, gw, sl) = (sh.batch, sh.hidden, sh.gate_width(), sh.state_len());
     let xg = input_projection(sh, x, w.w_ih, &[w.b_ih])?;
+    let w_hh_t = transpose_w_hh(sh, w.w_hh);
     let mut packed = vec![T::zero(); (sh.steps + 1) * sl];
     let mut saved_gates = if save {
         vec![T::zero(); sh.steps * bsz * 4 * hid]
@@ -57,7 +58,7 @@ pub(crate) fn gru_forward<T: Float>(
                 None => row.fill(T::zero()),
             }
         }
-        recurrent_step(sh, &h, w.w_hh, &mut gh)?;
+        recurrent_step(sh, &h, &w_hh_t, &mut gh)?;
         if save {
             prev_h[t * sl..(t + 1) * sl].copy_from_slice(&h);
         }
@@ -85,19 +86,7 @@ pub(crate) fn gru_forward<T: Float>(
             if !sh.real(t, b) {
                 return;
             }
-            let xg = &xg_t[b * gw..(b + 1) * gw];
-            for j in 0..hid {
-                let rr = (xg[j] + gh[j]).sigmoid();
-                let z = (xg[hid + j] + gh[hid + j]).sigmoid();
-                let n = (xg[2 * hid + j] + rr * gh[2 * hid + j]).tanh_fast();
-                let hn = (T::one() - z) * n + z * h[j];
-                if !keep.is_empty() {
-                    (keep[j], keep[hid + j], keep[2 * hid + j], keep[3 * hid + j]) =
-                        (rr, z, n, gh[2 * hid + j]);
-                }
-                h[j] = hn;
-                out[j] = hn;
-            }
+            cell_forward(&xg_t[b * gw..(b + 1) * gw], gh, h, out, keep, hid);
         });
     }
     packed[sh.steps * sl..].copy_from_slice(&h);
@@ -108,6 +97,99 @@ pub(crate) fn gru_forward<T: Float>(
             prev_h,
         }),
     ))
+}
+
+/// One sample's gates at one step, from the input side `xg` and hidden side
+/// `gh` (`W_h· h + b_h`); `h` and `out` get the new state; `keep` (empty when
+/// nothing is saved) gets `r, z, n` and the hidden part of `n`. Sliced to
+/// `hid` and branch-free inside, so the loop vectorises.
+#[inline]
+fn cell_forward<T: Float>(
+    xg: &[T],
+    gh: &[T],
+    h: &mut [T],
+    out: &mut [T],
+    keep: &mut [T],
+    hid: usize,
+) {
+    let (xr, xz, xn) = (&xg[..hid], &xg[hid..2 * hid], &xg[2 * hid..3 * hid]);
+    let (hr, hz, hn) = (&gh[..hid], &gh[hid..2 * hid], &gh[2 * hid..3 * hid]);
+    let (h, out) = (&mut h[..hid], &mut out[..hid]);
+    let one = T::one();
+    if keep.is_empty() {
+        for j in 0..hid {
+            let r = (xr[j] + hr[j]).sigmoid();
+            let z = (xz[j] + hz[j]).sigmoid();
+            let n = (xn[j] + r * hn[j]).tanh_fast();
+            let new = (one - z) * n + z * h[j];
+            h[j] = new;
+            out[j] = new;
+        }
+        return;
+    }
+    let (kr, rest) = keep.split_at_mut(hid);
+    let (kz, rest) = rest.split_at_mut(hid);
+    let (kn, kh) = rest.split_at_mut(hid);
+    let (kz, kn, kh) = (&mut kz[..hid], &mut kn[..hid], &mut kh[..hid]);
+    for j in 0..hid {
+        let r = (xr[j] + hr[j]).sigmoid();
+        let z = (xz[j] + hz[j]).sigmoid();
+        let n = (xn[j] + r * hn[j]).tanh_fast();
+        let new = (one - z) * n + z * h[j];
+        kr[j] = r;
+        kz[j] = z;
+        kn[j] = n;
+        kh[j] = hn[j];
+        h[j] = new;
+        out[j] = new;
+    }
+}
+
+/// One sample's backward at one step: the input-side (`dgx`) and hidden-side
+/// (`dgh`) pre-activation gradients, and `dh` replaced by its direct path
+/// `dh·z` (the gate paths are added by the caller's GEMM).
+#[inline]
+fn cell_backward<T: Float>(
+    keep: &[T],
+    prev_h: &[T],
+    dout: &[T],
+    dgx: &mut [T],
+    dgh: &mut [T],
+    dh: &mut [T],
+    hid: usize,
+) {
+    let (kr, kz, kn, kh) = (
+        &keep[..hid],
+        &keep[hid..2 * hid],
+        &keep[2 * hid..3 * hid],
+        &keep[3 * hid..4 * hid],
+    );
+    let (gxr, rest) = dgx.split_at_mut(hid);
+    let (gxz, gxn) = rest.split_at_mut(hid);
+    let (ghr, rest) = dgh.split_at_mut(hid);
+    let (ghz, ghn) = rest.split_at_mut(hid);
+    let (gxz, gxn, ghz, ghn) = (
+        &mut gxz[..hid],
+        &mut gxn[..hid],
+        &mut ghz[..hid],
+        &mut ghn[..hid],
+    );
+    let (prev_h, dout, dh) = (&prev_h[..hid], &dout[..hid], &mut dh[..hid]);
+    let one = T::one();
+    for j in 0..hid {
+        let (r, z, n, hn) = (kr[j], kz[j], kn[j], kh[j]);
+        let d = dh[j] + dout[j];
+        let dn = d * (one - z) * (one - n * n);
+        let dz = d * (prev_h[j] - n) * z * (one - z);
+        let dr = dn * hn * r * (one - r);
+        gxr[j] = dr;
+        gxz[j] = dz;
+        gxn[j] = dn;
+        ghr[j] = dr;
+        ghz[j] = dz;
+        ghn[j] = dn * r;
+        dh[j] = d * z;
+    }
 }
 
 /// Backpropagation through time; `grad` is the gradient of the packed output.
@@ -145,22 +227,16 @@ pub(crate) fn gru_backward<T: Float>(
                 if !sh.real(t, b) {
                     return;
                 }
-                let keep = &keep_t[b * 4 * hid..(b + 1) * 4 * hid];
-                let (ph, dout) = (
-                    &ph_t[b * hid..(b + 1) * hid],
-                    &dout_t[b * hid..(b + 1) * hid],
+                let r = b * hid..(b + 1) * hid;
+                cell_backward(
+                    &keep_t[b * 4 * hid..(b + 1) * 4 * hid],
+                    &ph_t[r.clone()],
+                    &dout_t[r],
+                    dgx,
+                    dgh,
+                    dh,
+                    hid,
                 );
-                for j in 0..hid {
-                    let (rr, z, n, ghn) =
-                        (keep[j], keep[hid + j], keep[2 * hid + j], keep[3 * hid + j]);
-                    let dhj = dh[j] + dout[j];
-                    let dn_pre = dhj * (T::one() - z) * (T::one() - n * n);
-                    let dz_pre = dhj * (ph[j] - n) * z * (T::one() - z);
-                    let dr_pre = dn_pre * ghn * rr * (T::one() - rr);
-                    (dgx[j], dgx[hid + j], dgx[2 * hid + j]) = (dr_pre, dz_pre, dn_pre);
-                    (dgh[j], dgh[hid + j], dgh[2 * hid + j]) = (dr_pre, dz_pre, dn_pre * rr);
-                    dh[j] = dhj * z; // the direct path h -> h'; the gate paths are added below
-                }
             });
         }
         recurrent_step_back(sh, &dgh[range], w.w_hh, &mut dh_prev)?;

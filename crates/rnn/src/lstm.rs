@@ -17,7 +17,7 @@ use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
     SeqGrads, SeqShape, SeqWeights, for_each_sample, input_projection, recurrent_step,
-    recurrent_step_back, weight_grads,
+    recurrent_step_back, transpose_w_hh, weight_grads,
 };
 
 /// What the backward pass needs from the forward pass.
@@ -44,6 +44,7 @@ pub(crate) fn lstm_forward<T: Float>(
 ) -> Result<(Vec<T>, Option<LstmSaved<T>>)> {
     let (bsz, hid, gw, sl) = (sh.batch, sh.hidden, sh.gate_width(), sh.state_len());
     let mut gates = input_projection(sh, x, w.w_ih, &[w.b_ih, w.b_hh])?;
+    let w_hh_t = transpose_w_hh(sh, w.w_hh);
     let mut packed = vec![T::zero(); (sh.steps + 2) * sl];
     let mut cells = if save {
         vec![T::zero(); sh.steps * sl]
@@ -63,7 +64,7 @@ pub(crate) fn lstm_forward<T: Float>(
     for s in 0..sh.steps {
         let t = sh.time(s);
         let g_t = &mut gates[t * bsz * gw..(t + 1) * bsz * gw];
-        recurrent_step(sh, &h, w.w_hh, g_t)?;
+        recurrent_step(sh, &h, &w_hh_t, g_t)?;
         if save {
             prev_h[t * sl..(t + 1) * sl].copy_from_slice(&h);
             prev_c[t * sl..(t + 1) * sl].copy_from_slice(&c);
@@ -91,21 +92,7 @@ pub(crate) fn lstm_forward<T: Float>(
                 g.fill(T::zero());
                 return;
             }
-            let (zi, rest) = g.split_at_mut(hid);
-            let (zf, rest) = rest.split_at_mut(hid);
-            let (zg, zo) = rest.split_at_mut(hid);
-            for j in 0..hid {
-                let i = zi[j].sigmoid();
-                let f = zf[j].sigmoid();
-                let gg = zg[j].tanh_fast();
-                let o = zo[j].sigmoid();
-                let cn = f * c[j] + i * gg;
-                let hn = o * cn.tanh_fast();
-                (zi[j], zf[j], zg[j], zo[j]) = (i, f, gg, o);
-                c[j] = cn;
-                h[j] = hn;
-                out[j] = hn;
-            }
+            cell_forward(g, c, h, out, hid);
             if !cell.is_empty() {
                 cell.copy_from_slice(c);
             }
@@ -120,6 +107,81 @@ pub(crate) fn lstm_forward<T: Float>(
         prev_c,
     });
     Ok((packed, saved))
+}
+
+/// One sample's gate math at one step: pre-activations `g = [z_i z_f z_g z_o]`
+/// become the activated gates (kept for backward), and `c`, `h`, `out` the
+/// new state. Re-slicing everything to length `hid` first lets the compiler
+/// drop bounds checks and vectorise the loop (the activations are
+/// branch-free).
+#[inline]
+fn cell_forward<T: Float>(g: &mut [T], c: &mut [T], h: &mut [T], out: &mut [T], hid: usize) {
+    let (zi, rest) = g.split_at_mut(hid);
+    let (zf, rest) = rest.split_at_mut(hid);
+    let (zg, zo) = rest.split_at_mut(hid);
+    let (zf, zg, zo) = (&mut zf[..hid], &mut zg[..hid], &mut zo[..hid]);
+    let (c, h, out) = (&mut c[..hid], &mut h[..hid], &mut out[..hid]);
+    for j in 0..hid {
+        let i = zi[j].sigmoid();
+        let f = zf[j].sigmoid();
+        let gg = zg[j].tanh_fast();
+        let o = zo[j].sigmoid();
+        let cn = f * c[j] + i * gg;
+        let hn = o * cn.tanh_fast();
+        zi[j] = i;
+        zf[j] = f;
+        zg[j] = gg;
+        zo[j] = o;
+        c[j] = cn;
+        h[j] = hn;
+        out[j] = hn;
+    }
+}
+
+/// One sample's backward at one step: from `dh` (carried) + `dout` and the
+/// carried `dc` to the pre-activation gradients `dz`; `dc` becomes the
+/// gradient of the previous cell state. Sliced to `hid` for vectorisation.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn cell_backward<T: Float>(
+    g: &[T],
+    cell: &[T],
+    prev_c: &[T],
+    dout: &[T],
+    dz: &mut [T],
+    dh: &[T],
+    dc: &mut [T],
+    hid: usize,
+) {
+    let (gi, gf, gg, go) = (
+        &g[..hid],
+        &g[hid..2 * hid],
+        &g[2 * hid..3 * hid],
+        &g[3 * hid..4 * hid],
+    );
+    let (dzi, rest) = dz.split_at_mut(hid);
+    let (dzf, rest) = rest.split_at_mut(hid);
+    let (dzg, dzo) = rest.split_at_mut(hid);
+    let (dzf, dzg, dzo) = (&mut dzf[..hid], &mut dzg[..hid], &mut dzo[..hid]);
+    let (cell, prev_c, dout, dh, dc) = (
+        &cell[..hid],
+        &prev_c[..hid],
+        &dout[..hid],
+        &dh[..hid],
+        &mut dc[..hid],
+    );
+    let one = T::one();
+    for j in 0..hid {
+        let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);
+        let dhj = dh[j] + dout[j];
+        let tc = cell[j].tanh_fast();
+        let dcj = dc[j] + dhj * o * (one - tc * tc);
+        dzi[j] = dcj * g * i * (one - i);
+        dzf[j] = dcj * prev_c[j] * f * (one - f);
+        dzg[j] = dcj * i * (one - g * g);
+        dzo[j] = dhj * tc * o * (one - o);
+        dc[j] = dcj * f;
+    }
 }
 
 /// Backpropagation through time. `grad` is the gradient of the packed output
@@ -156,23 +218,17 @@ pub(crate) fn lstm_backward<T: Float>(
                 if !sh.real(t, b) {
                     return; // state (and its gradient) passes through a padded step
                 }
-                let g = &gates_t[b * gw..(b + 1) * gw];
-                let (cell, pc, dout) = (
-                    &cells_t[b * hid..(b + 1) * hid],
-                    &pc_t[b * hid..(b + 1) * hid],
-                    &dout_t[b * hid..(b + 1) * hid],
+                let r = b * hid..(b + 1) * hid;
+                cell_backward(
+                    &gates_t[b * gw..(b + 1) * gw],
+                    &cells_t[r.clone()],
+                    &pc_t[r.clone()],
+                    &dout_t[r],
+                    dz,
+                    dh,
+                    dc,
+                    hid,
                 );
-                for j in 0..hid {
-                    let (i, f, gg, o) = (g[j], g[hid + j], g[2 * hid + j], g[3 * hid + j]);
-                    let dhj = dh[j] + dout[j];
-                    let tc = cell[j].tanh_fast();
-                    let dcj = dc[j] + dhj * o * (T::one() - tc * tc);
-                    dz[j] = dcj * gg * i * (T::one() - i);
-                    dz[hid + j] = dcj * pc[j] * f * (T::one() - f);
-                    dz[2 * hid + j] = dcj * i * (T::one() - gg * gg);
-                    dz[3 * hid + j] = dhj * tc * o * (T::one() - o);
-                    dc[j] = dcj * f;
-                }
             });
         }
         recurrent_step_back(sh, dz_t, w.w_hh, &mut dh_prev)?;

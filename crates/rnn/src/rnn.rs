@@ -5,7 +5,7 @@ use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
     SeqGrads, SeqShape, SeqWeights, for_each_sample, input_projection, recurrent_step,
-    recurrent_step_back, weight_grads,
+    recurrent_step_back, transpose_w_hh, weight_grads,
 };
 
 /// The nonlinearity of a plain RNN.
@@ -33,6 +33,7 @@ pub(crate) fn rnn_forward<T: Float>(
 ) -> Result<(Vec<T>, Option<RnnSaved<T>>)> {
     let (bsz, hid, sl) = (sh.batch, sh.hidden, sh.state_len());
     let mut z = input_projection(sh, x, w.w_ih, &[w.b_ih, w.b_hh])?;
+    let w_hh_t = transpose_w_hh(sh, w.w_hh);
     let mut packed = vec![T::zero(); (sh.steps + 1) * sl];
     let mut prev_h = if save {
         vec![T::zero(); sh.steps * sl]
@@ -43,7 +44,7 @@ pub(crate) fn rnn_forward<T: Float>(
     for s in 0..sh.steps {
         let t = sh.time(s);
         let z_t = &mut z[t * sl..(t + 1) * sl];
-        recurrent_step(sh, &h, w.w_hh, z_t)?;
+        recurrent_step(sh, &h, &w_hh_t, z_t)?;
         if save {
             prev_h[t * sl..(t + 1) * sl].copy_from_slice(&h);
         }

@@ -9,6 +9,7 @@
 //! zero, and no gradient flows into its gates (PyTorch's packed sequences).
 
 use finetune_tensor::gemm::{MatMut, MatRef, gemm};
+use finetune_tensor::gemm_rows::gemm_rows;
 use finetune_tensor::{Float, Result, Tensor};
 
 /// Sizes and masking of one direction of one layer.
@@ -85,37 +86,48 @@ pub(crate) fn input_projection<T: Float>(
     Ok(out)
 }
 
-/// `gates += h · W_hhᵀ` for one step: `(B, H) x (H, G·H)`.
+/// `W_hhᵀ` as a row-major `(H, G·H)` matrix, made once per sequence so that
+/// every step reads the weight in place (see [`recurrent_step`]).
+pub(crate) fn transpose_w_hh<T: Float>(sh: &SeqShape, w_hh: &[T]) -> Vec<T> {
+    let (gw, hid) = (sh.gate_width(), sh.hidden);
+    let mut t = vec![T::zero(); gw * hid];
+    for (r, row) in w_hh.chunks(hid.max(1)).take(gw).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * gw + r] = v;
+        }
+    }
+    t
+}
+
+/// `gates += h · W_hhᵀ` for one step: `(B, H) x (H, G·H)`, with `w_hh_t` from
+/// [`transpose_w_hh`]. A few rows against a weight reused every step: the
+/// no-packing kernel of `gemm_rows` (a general GEMM would repack the weight
+/// at every step).
 pub(crate) fn recurrent_step<T: Float>(
     sh: &SeqShape,
     h: &[T],
-    w_hh: &[T],
+    w_hh_t: &[T],
     gates: &mut [T],
 ) -> Result<()> {
-    let gw = sh.gate_width();
-    gemm(
-        T::one(),
-        MatRef::new(h, sh.batch, sh.hidden)?,
-        MatRef::new(w_hh, gw, sh.hidden)?.t(),
-        T::one(),
-        MatMut::new(gates, sh.batch, gw)?,
-    )
+    gemm_rows(sh.batch, sh.hidden, sh.gate_width(), h, w_hh_t, gates, true)
 }
 
-/// `dh = dgates · W_hh` for one step: `(B, G·H) x (G·H, H)`.
+/// `dh = dgates · W_hh` for one step: `(B, G·H) x (G·H, H)` (`W_hh` is already
+/// the row-major right-hand side).
 pub(crate) fn recurrent_step_back<T: Float>(
     sh: &SeqShape,
     dgates: &[T],
     w_hh: &[T],
     dh: &mut [T],
 ) -> Result<()> {
-    let gw = sh.gate_width();
-    gemm(
-        T::one(),
-        MatRef::new(dgates, sh.batch, gw)?,
-        MatRef::new(w_hh, gw, sh.hidden)?,
-        T::zero(),
-        MatMut::new(dh, sh.batch, sh.hidden)?,
+    gemm_rows(
+        sh.batch,
+        sh.gate_width(),
+        sh.hidden,
+        dgates,
+        w_hh,
+        dh,
+        false,
     )
 }
 
@@ -209,7 +221,12 @@ fn column_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
 
 /// Runs `f(b, rows...)` for every sample, in parallel when the step is big
 /// enough to pay for it. Each closure call gets sample `b`'s rows of the
-/// listed buffers (each buffer has `batch` rows of its own width).
+/// listed buffers (each buffer has `batch` rows of its own width; width 0
+/// means an unused buffer, and every sample gets an empty row of it).
+///
+/// The batch is cut into one contiguous run of samples per thread, and each
+/// run takes its part of every buffer with `split_at_mut` — a handful of
+/// slices per step, not one allocation per sample.
 pub(crate) fn for_each_sample<T: Float>(
     batch: usize,
     work_per_sample: usize,
@@ -218,20 +235,78 @@ pub(crate) fn for_each_sample<T: Float>(
 ) {
     use rayon::prelude::*;
     const PARALLEL_WORK: usize = 1 << 15;
-    let mut rows: Vec<Vec<&mut [T]>> = (0..batch).map(|_| Vec::with_capacity(bufs.len())).collect();
+    let parts = if batch * work_per_sample >= PARALLEL_WORK && batch > 1 {
+        rayon::current_num_threads().clamp(1, batch)
+    } else {
+        1
+    };
+    let per = batch.div_ceil(parts);
+    // runs[p] holds run p's slice of every buffer
+    let mut runs: Vec<Vec<(&mut [T], usize)>> =
+        (0..parts).map(|_| Vec::with_capacity(bufs.len())).collect();
     for (buf, width) in bufs.iter_mut() {
-        if *width == 0 {
-            // an unused buffer (nothing saved for backward): every sample gets an empty row
-            rows.iter_mut().for_each(|r| r.push(&mut []));
-            continue;
-        }
-        for (b, chunk) in buf.chunks_mut(*width).take(batch).enumerate() {
-            rows[b].push(chunk);
+        let mut rest: &mut [T] = buf;
+        for (p, run) in runs.iter_mut().enumerate() {
+            let rows = per.min(batch.saturating_sub(p * per));
+            let len = (rows * *width).min(rest.len());
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            run.push((mine, *width));
+            rest = tail;
         }
     }
-    if batch * work_per_sample >= PARALLEL_WORK && batch > 1 {
-        rows.par_iter_mut().enumerate().for_each(|(b, r)| f(b, r));
+    let run_samples = |p: usize, run: &mut Vec<(&mut [T], usize)>| {
+        let first = p * per;
+        let count = per.min(batch.saturating_sub(first));
+        for i in 0..count {
+            let mut row: Vec<&mut [T]> = run
+                .iter_mut()
+                .map(|(buf, width)| -> &mut [T] {
+                    if *width == 0 {
+                        &mut []
+                    } else {
+                        &mut buf[i * *width..(i + 1) * *width]
+                    }
+                })
+                .collect();
+            f(first + i, &mut row);
+        }
+    };
+    if parts > 1 {
+        runs.par_iter_mut()
+            .enumerate()
+            .for_each(|(p, run)| run_samples(p, run));
     } else {
-        rows.iter_mut().enumerate().for_each(|(b, r)| f(b, r));
+        runs.iter_mut()
+            .enumerate()
+            .for_each(|(p, run)| run_samples(p, run));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_each_sample;
+
+    /// Every sample must see exactly its own rows of every buffer, on both
+    /// the serial path (small work) and the per-thread split (large work),
+    /// including an uneven last run and a zero-width buffer.
+    #[test]
+    fn for_each_sample_hands_each_sample_its_own_rows() {
+        for (batch, work) in [(3usize, 1usize), (37, 1 << 14)] {
+            let mut a = vec![0.0f32; batch * 4];
+            let mut b = vec![0.0f32; batch * 2];
+            let mut empty: Vec<f32> = Vec::new();
+            let mut bufs = [(&mut a[..], 4), (&mut b[..], 2), (&mut empty[..], 0)];
+            for_each_sample(batch, work, &mut bufs, |i, row| {
+                assert_eq!(row[0].len(), 4);
+                assert_eq!(row[1].len(), 2);
+                assert!(row[2].is_empty());
+                row[0].fill(i as f32);
+                row[1].fill(-(i as f32));
+            });
+            for i in 0..batch {
+                assert!(a[i * 4..(i + 1) * 4].iter().all(|&v| v == i as f32));
+                assert!(b[i * 2..(i + 1) * 2].iter().all(|&v| v == -(i as f32)));
+            }
+        }
     }
 }

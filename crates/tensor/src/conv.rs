@@ -294,7 +294,8 @@ pub fn conv2d_forward<T: Float>(
     let out = crate::parallel::chunks_new(
         total,
         per_task * out_per_sample,
-        |_, k| bias.map_or(T::zero(), |b| b[(k / plane) % geo.out_channels]),
+        plane,
+        |_, r| bias.map_or(T::zero(), |b| b[r % geo.out_channels]),
         |task, out_chunk| {
             let mut cols = if geo.is_pointwise() {
                 Vec::new()
@@ -411,6 +412,7 @@ pub fn conv2d_backward<T: Float>(
         let dx = crate::parallel::chunks_new(
             input.len(),
             per_task * in_per_sample,
+            in_per_sample.max(1),
             |_, _| T::zero(),
             |task, chunk| {
                 let r = run(task, Some(chunk));

@@ -43,6 +43,32 @@ pub trait Float:
     /// Hyperbolic tangent; vectorisable for `f32` (see [`crate::math`]).
     fn tanh_fast(self) -> Self;
 
+    /// An 8x32 register tile of `C (+)= A · B` with explicit vector
+    /// instructions, if this machine and element type have them
+    /// (`f32` with AVX-512); `false` means the caller uses the portable code.
+    ///
+    /// # Safety
+    /// `a` must address 8 rows of `k` (stride `lda`), `b` `k` rows of 32
+    /// (stride `ldb`) and `c` 8 rows of 32 (stride `ldc`).
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_8x32(
+        _k: usize,
+        _a: *const Self,
+        _lda: usize,
+        _b: *const Self,
+        _ldb: usize,
+        _c: *mut Self,
+        _ldc: usize,
+        _accumulate: bool,
+    ) -> bool {
+        false
+    }
+
+    /// Whether [`Float::tile_8x32`] is available.
+    fn has_tile_8x32() -> bool {
+        false
+    }
+
     /// `if cond { a } else { b }` without a branch (bit masks), for loops
     /// whose conditions are unpredictable (max pooling on real data).
     fn select(cond: bool, a: Self, b: Self) -> Self;
@@ -72,6 +98,22 @@ pub trait Float:
 
 impl Float for f32 {
     const DTYPE: &'static str = "F32";
+    fn has_tile_8x32() -> bool {
+        crate::simd::avx512_available()
+    }
+    unsafe fn tile_8x32(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { crate::simd::tile_8x32_f32(k, a, lda, b, ldb, c, ldc, accumulate) }
+    }
     fn of(v: f64) -> Self {
         v as f32
     }

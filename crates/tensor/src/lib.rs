@@ -28,10 +28,12 @@ pub mod conv;
 pub mod error;
 pub mod float;
 pub mod gemm;
+pub mod gemm_rows;
 pub mod math;
 pub mod parallel;
 pub mod pool;
 pub mod reduce;
+pub mod simd;
 pub mod tensor;
 
 pub use error::{Result, TensorError};

@@ -33,13 +33,10 @@ pub fn exp_f32(x: f32) -> f32 {
     let s1 = f32::from_bits(((n1 + 127).clamp(1, 254) as u32) << 23);
     let s2 = f32::from_bits(((n2 + 127).clamp(1, 254) as u32) << 23);
     let out = y * s1 * s2;
-    if x > 88.722_83 {
-        f32::INFINITY
-    } else if x < -87.336_55 {
-        0.0
-    } else {
-        out
-    }
+    // saturate with bit masks, not branches, so loops over this vectorise
+    let over = 0u32.wrapping_sub((x > 88.722_83) as u32);
+    let under = 0u32.wrapping_sub((x < -87.336_55) as u32);
+    f32::from_bits(((out.to_bits() & !over) | (f32::INFINITY.to_bits() & over)) & !under)
 }
 
 /// The logistic function `1 / (1 + e^-x)` for `f32`.
@@ -59,7 +56,9 @@ pub fn tanh_f32(x: f32) -> f32 {
             + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0)))));
     let e = exp_f32(-2.0 * a);
     let large = ((1.0 - e) / (1.0 + e)).copysign(x);
-    if a < 0.25 { small } else { large }
+    // choose with a bit mask (both sides are computed anyway) so it vectorises
+    let m = 0u32.wrapping_sub((a < 0.25) as u32);
+    f32::from_bits((small.to_bits() & m) | (large.to_bits() & !m))
 }
 
 #[cfg(test)]

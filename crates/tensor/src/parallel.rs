@@ -49,24 +49,31 @@ pub fn zip_new<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     }
 }
 
-/// A new `Vec` of `len` elements built chunk by chunk in parallel: every
-/// element of chunk `i` is first set to `init(i, offset)`, then `work(i, chunk)`
-/// runs on the initialised chunk — in the same task, so the chunk is still in
-/// cache. This replaces a serial zero-filled allocation followed by a
-/// parallel pass (the kernel's page zeroing and a memset showed in profiles).
+/// A new `Vec` of `len` elements built chunk by chunk in parallel: each
+/// chunk is first filled row by row (rows of `row` elements, row `r` of chunk
+/// `i` set to `row_value(i, r)`), then `work(i, chunk)` runs on the
+/// initialised chunk — in the same task, so the chunk is still in cache. This
+/// replaces a serial zero-filled allocation followed by a parallel pass (the
+/// kernel's page zeroing and a memset showed in profiles). `chunk` must be a
+/// multiple of `row`.
 pub fn chunks_new<T: Copy + Send + Sync>(
     len: usize,
     chunk: usize,
-    init: impl Fn(usize, usize) -> T + Sync + Send,
+    row: usize,
+    row_value: impl Fn(usize, usize) -> T + Sync + Send,
     work: impl Fn(usize, &mut [T]) + Sync + Send,
 ) -> Vec<T> {
     let mut v: Vec<T> = Vec::with_capacity(len);
     if len == 0 || chunk == 0 {
         return v;
     }
+    let row = row.max(1);
     let body = |(i, c): (usize, &mut [std::mem::MaybeUninit<T>])| {
-        for (k, slot) in c.iter_mut().enumerate() {
-            slot.write(init(i, k));
+        for (r, cells) in c.chunks_mut(row).enumerate() {
+            let value = row_value(i, r);
+            for slot in cells {
+                slot.write(value);
+            }
         }
         // SAFETY: every element of `c` was written just above.
         let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
@@ -81,29 +88,6 @@ pub fn chunks_new<T: Copy + Send + Sync>(
     // SAFETY: the chunks cover 0..len and each was fully initialised by `body`.
     unsafe { v.set_len(len) };
     v
-}
-
-/// `dst[i] = f(a[i], b[i])` for equal-length slices.
-pub fn zip_into<T: Copy + Send + Sync, U: Copy + Send + Sync>(
-    a: &[T],
-    b: &[T],
-    dst: &mut [U],
-    f: impl Fn(T, T) -> U + Sync + Send,
-) {
-    debug_assert!(a.len() == b.len() && a.len() == dst.len());
-    if a.len() < PARALLEL_THRESHOLD {
-        for ((o, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
-        }
-    } else {
-        dst.par_chunks_mut(CHUNK)
-            .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
-            .for_each(|(d, (x, y))| {
-                for ((o, &x), &y) in d.iter_mut().zip(x).zip(y) {
-                    *o = f(x, y);
-                }
-            });
-    }
 }
 
 /// Runs `f` on every element in place.
@@ -174,14 +158,20 @@ mod tests {
     #[test]
     fn chunks_new_initialises_then_works() {
         for len in [0, 5, 100_000] {
+            // rows of 10 within chunks of 1000: row r of chunk i starts as i*100 + r
             let v = chunks_new(
                 len,
                 1000,
-                |i, k| (i * 1000 + k) as f32,
+                10,
+                |i, r| (i * 100 + r) as f32,
                 |_, c| c.iter_mut().for_each(|x| *x *= 2.0),
             );
             assert_eq!(v.len(), len);
-            assert!(v.iter().enumerate().all(|(i, &x)| x == 2.0 * i as f32));
+            assert!(
+                v.iter()
+                    .enumerate()
+                    .all(|(i, &x)| x == 2.0 * (i / 10) as f32)
+            );
         }
         let z = zip_new(&[1.0f32, 2.0], &[3.0, 4.0], |a, b| a * b);
         assert_eq!(z, vec![3.0, 8.0]);

@@ -343,7 +343,7 @@ impl Trainer {
         let Some(frozen) = self.progress.frozen_groups else {
             return Ok(false);
         };
-        if epoch == 0 || epoch % k != 0 || frozen == 0 {
+        if epoch == 0 || !epoch.is_multiple_of(k) || frozen == 0 {
             return Ok(false);
         }
         let now = frozen - 1;

@@ -570,7 +570,7 @@ impl Machine<'_> {
     }
 
     fn pairs(&self, items: Vec<Value>) -> Result<Vec<(Value, Value)>> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.malformed(format!(
                 "{} with an odd number ({}) of keys and values",
                 opcode_name(self.data[self.op_pos]),

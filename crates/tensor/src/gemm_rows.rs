@@ -1,0 +1,283 @@
+//! `C (+)= A · B` for a *few* rows of `A` against a large, row-major `B` that
+//! is reused call after call — the shape of a recurrent step (`h · W_hhᵀ` for
+//! a batch of 32 sequences, 64 times per sequence).
+//!
+//! A general GEMM repacks `B` on every call; for a 256x1024 weight that
+//! copy costs about as much as the multiply itself. Here `B` is read in
+//! place: a register tile of 8 rows x 32 columns of `C` is accumulated over
+//! the whole inner dimension, one row of `B` (32 contiguous values) and 8
+//! broadcasts of `A` per step, which the compiler turns into fused
+//! multiply-adds on full vector registers. Columns are split over rayon
+//! threads so each thread streams only its part of `B`.
+
+use rayon::prelude::*;
+
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+
+const MR: usize = 4;
+const NR: usize = 32;
+
+/// Below this many multiply-adds the product runs on one thread.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// `c[m x n] = a[m x k] · b[k x n]` (`accumulate`: `c += ...`), all row-major and contiguous.
+pub fn gemm_rows<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
+    if a.len() < m * k || b.len() < k * n || c.len() < m * n {
+        return Err(TensorError::invalid_argument(
+            "gemm_rows",
+            format!(
+                "buffers of {}, {}, {} elements are too small for ({m} x {k}) · ({k} x {n})",
+                a.len(),
+                b.len(),
+                c.len()
+            ),
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let threads = rayon::current_num_threads();
+    let blocks = n.div_ceil(NR);
+    let parts = if m * n * k >= PARALLEL_MIN_MACS {
+        threads.min(blocks).max(1)
+    } else {
+        1
+    };
+    if parts == 1 {
+        columns(m, k, n, a, b, c, 0, n, accumulate);
+        return Ok(());
+    }
+    let per = blocks.div_ceil(parts) * NR;
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    (0..parts).into_par_iter().for_each(|p| {
+        let (c0, c1) = (p * per, ((p + 1) * per).min(n));
+        if c0 >= c1 {
+            return;
+        }
+        let ptr = c_ptr;
+        // SAFETY: each part writes only columns c0..c1 of every row of `c`,
+        // disjoint from the other parts; the length was checked above.
+        let c_all = unsafe { std::slice::from_raw_parts_mut(ptr.0, m * n) };
+        columns(m, k, n, a, b, c_all, c0, c1, accumulate);
+    });
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only used to hand disjoint column ranges to rayon workers.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// Columns `c0..c1` of `c`, tile by tile: 8x32 tiles with the explicit
+/// vector kernel where the machine has one, 4x32 portable tiles otherwise.
+#[allow(clippy::too_many_arguments)]
+fn columns<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    c0: usize,
+    c1: usize,
+    accumulate: bool,
+) {
+    let fast = T::has_tile_8x32();
+    let mr = if fast { 8 } else { MR };
+    let mut r = 0;
+    while r < m {
+        let rows = mr.min(m - r);
+        let mut j = c0;
+        while j < c1 {
+            let cols = NR.min(c1 - j);
+            if rows == mr && cols == NR {
+                if fast {
+                    let (a_t, b_t, c_t) = (&a[r * k..], &b[j..], &mut c[r * n + j..]);
+                    // SAFETY: the tile's 8 rows of A (k each), k rows of 32 of B
+                    // and 8 rows of 32 of C lie inside the checked buffers.
+                    unsafe {
+                        T::tile_8x32(
+                            k,
+                            a_t.as_ptr(),
+                            k,
+                            b_t.as_ptr(),
+                            n,
+                            c_t.as_mut_ptr(),
+                            n,
+                            accumulate,
+                        )
+                    };
+                } else {
+                    tile_full(
+                        k,
+                        &a[r * k..],
+                        k,
+                        &b[j..],
+                        n,
+                        &mut c[r * n + j..],
+                        n,
+                        accumulate,
+                    );
+                }
+            } else {
+                tile_edge(
+                    rows,
+                    cols,
+                    k,
+                    &a[r * k..],
+                    k,
+                    &b[j..],
+                    n,
+                    &mut c[r * n + j..],
+                    n,
+                    accumulate,
+                );
+            }
+            j += cols;
+        }
+        r += rows;
+    }
+}
+
+/// A full portable 4 x 32 tile.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tile_full<T: Float>(
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[T::zero(); NR]; MR];
+    if accumulate {
+        for (r, row) in acc.iter_mut().enumerate() {
+            row.copy_from_slice(&c[r * ldc..r * ldc + NR]);
+        }
+    }
+    for p in 0..k {
+        let brow: &[T; NR] = b[p * ldb..p * ldb + NR].try_into().expect("NR columns");
+        for (r, row) in acc.iter_mut().enumerate() {
+            let av = a[r * lda + p];
+            for (x, &bv) in row.iter_mut().zip(brow) {
+                *x = av.mul_add(bv, *x);
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        c[r * ldc..r * ldc + NR].copy_from_slice(row);
+    }
+}
+
+/// A partial tile at the bottom or right edge.
+#[allow(clippy::too_many_arguments)]
+fn tile_edge<T: Float>(
+    rows: usize,
+    cols: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    accumulate: bool,
+) {
+    for r in 0..rows {
+        let out = &mut c[r * ldc..r * ldc + cols];
+        if !accumulate {
+            out.fill(T::zero());
+        }
+        for p in 0..k {
+            let av = a[r * lda + p];
+            for (x, &bv) in out.iter_mut().zip(&b[p * ldb..p * ldb + cols]) {
+                *x = av.mul_add(bv, *x);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_definition_on_full_and_edge_tiles() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (8, 5, 32),
+            (32, 256, 1024),
+            (13, 7, 45),
+            (64, 128, 384),
+            (3, 300, 70),
+        ] {
+            let (a, b) = (data(m * k, 1), data(k * n, 2));
+            let c0 = data(m * n, 3);
+            for accumulate in [false, true] {
+                let mut c = c0.clone();
+                gemm_rows(m, k, n, &a, &b, &mut c, accumulate).unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f64>()
+                            + if accumulate { c0[i * n + j] } else { 0.0 };
+                        assert!(
+                            (c[i * n + j] - want).abs() < 1e-10,
+                            "({m},{k},{n}) acc={accumulate} at ({i},{j})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_tiles_match_too() {
+        // f32 takes the explicit-vector tile where the machine has it
+        let (m, k, n) = (16, 37, 64);
+        let (a, b) = (data(m * k, 4), data(k * n, 5));
+        let (a32, b32): (Vec<f32>, Vec<f32>) = (
+            a.iter().map(|&v| v as f32).collect(),
+            b.iter().map(|&v| v as f32).collect(),
+        );
+        let mut c = vec![1.0f32; m * n];
+        gemm_rows(m, k, n, &a32, &b32, &mut c, true).unwrap();
+        for i in 0..m {
+            for j in 0..n {
+                let want = 1.0 + (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f64>();
+                assert!((c[i * n + j] as f64 - want).abs() < 1e-4, "({i},{j})");
+            }
+        }
+    }
+
+    #[test]
+    fn short_buffers_are_errors() {
+        let mut c = vec![0.0f32; 3];
+        assert!(gemm_rows(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut c, false).is_err());
+    }
+}
