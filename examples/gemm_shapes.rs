@@ -4,8 +4,18 @@
 use finetune::tensor::gemm::{MatMut, MatRef, gemm_serial};
 
 fn main() {
-    let shapes: [(&str, usize, usize, usize, bool, bool); 6] = [
+    let shapes: [(&str, usize, usize, usize, bool, bool); 9] = [
         ("square 256", 256, 256, 256, false, false),
+        ("square 512", 512, 512, 512, false, false),
+        ("square 1024", 1024, 1024, 1024, false, false),
+        (
+            "lstm in-proj x[2048x64] WT[64x1024]",
+            2048,
+            64,
+            1024,
+            false,
+            true,
+        ),
         (
             "conv2 fwd  W[64x288] col[288x576]",
             64,
@@ -60,10 +70,32 @@ fn main() {
         for _ in 0..reps {
             gemm_serial(1.0, am, bm, 0.0, MatMut::new(&mut c, m, n).unwrap()).unwrap();
         }
-        let s = t0.elapsed().as_secs_f64();
-        println!(
-            "{name:40} {:6.1} GFLOP/s",
-            2.0 * (m * n * k * reps) as f64 / s / 1e9
-        );
+        let ours = 2.0 * (m * n * k * reps) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+        let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+        let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            // SAFETY: the buffers hold m x k, k x n and m x n values for these strides.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    n,
+                    1.0,
+                    a.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr(),
+                    rsb,
+                    csb,
+                    0.0,
+                    c.as_mut_ptr(),
+                    n as isize,
+                    1,
+                )
+            };
+        }
+        let raw = 2.0 * (m * n * k * reps) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+        println!("{name:40} ours {ours:6.1} GFLOP/s, matrixmultiply {raw:6.1} GFLOP/s");
     }
 }

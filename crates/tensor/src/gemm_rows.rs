@@ -95,12 +95,14 @@ fn columns<T: Float>(
 ) {
     let fast = T::has_tile_8x32();
     let mr = if fast { 8 } else { MR };
-    let mut r = 0;
-    while r < m {
-        let rows = mr.min(m - r);
-        let mut j = c0;
-        while j < c1 {
-            let cols = NR.min(c1 - j);
+    // Column strips outermost: one strip of `B` (k x 32) is read from L2
+    // once and then stays in L1 for every row tile of `A`.
+    let mut j = c0;
+    while j < c1 {
+        let cols = NR.min(c1 - j);
+        let mut r = 0;
+        while r < m {
+            let rows = mr.min(m - r);
             if rows == mr && cols == NR {
                 if fast {
                     let (a_t, b_t, c_t) = (&a[r * k..], &b[j..], &mut c[r * n + j..]);
@@ -144,9 +146,9 @@ fn columns<T: Float>(
                     accumulate,
                 );
             }
-            j += cols;
+            r += rows;
         }
-        r += rows;
+        j += cols;
     }
 }
 
