@@ -11,11 +11,12 @@
 //! Because `r` multiplies the hidden-side part of `n`, the input side and the
 //! hidden side get different pre-activation gradients (`dgx`, `dgh`).
 
+use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed};
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    SeqGrads, SeqShape, SeqWeights, for_each_sample, input_projection, recurrent_step,
-    recurrent_step_back, transpose_w_hh, weight_grads,
+    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
+    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, weight_grads,
 };
 
 /// What the backward pass needs: per step `r, z, n` and `W_hn h + b_hn`
@@ -34,62 +35,27 @@ pub(crate) fn gru_forward<T: Float>(
     h0: &[T],
     save: bool,
 ) -> Result<(Vec<T>, Option<GruSaved<T>>)> {
-    let (bsz, hid, gw, sl) = (sh.batch, sh.hidden, sh.gate_width(), sh.state_len());
+    let (steps, hid, sl) = (sh.steps, sh.hidden, sh.state_len());
     let xg = input_projection(sh, x, w.w_ih, &[w.b_ih])?;
-    let w_hh_t = transpose_w_hh(sh, w.w_hh);
-    let mut packed = vec![T::zero(); (sh.steps + 1) * sl];
-    let mut saved_gates = if save {
-        vec![T::zero(); sh.steps * bsz * 4 * hid]
-    } else {
-        Vec::new()
-    };
-    let mut prev_h = if save {
-        vec![T::zero(); sh.steps * sl]
-    } else {
-        Vec::new()
-    };
-    let mut h = h0.to_vec();
-    let mut gh = vec![T::zero(); bsz * gw];
-    for s in 0..sh.steps {
-        let t = sh.time(s);
-        for row in gh.chunks_mut(gw) {
-            match w.b_hh {
-                Some(b) => row.copy_from_slice(b),
-                None => row.fill(T::zero()),
-            }
-        }
-        recurrent_step(sh, &h, &w_hh_t, &mut gh)?;
-        if save {
-            prev_h[t * sl..(t + 1) * sl].copy_from_slice(&h);
-        }
-        let xg_t = &xg[t * bsz * gw..(t + 1) * bsz * gw];
-        let out_t = &mut packed[t * sl..(t + 1) * sl];
-        let mut none: Vec<T> = Vec::new();
-        let (save_t, save_w): (&mut [T], usize) = if save {
-            (
-                &mut saved_gates[t * bsz * 4 * hid..(t + 1) * bsz * 4 * hid],
-                4 * hid,
-            )
-        } else {
-            (&mut none, 0)
-        };
-        let mut bufs = [
-            (&mut gh[..], gw),
-            (&mut h[..], hid),
-            (out_t, hid),
-            (save_t, save_w),
-        ];
-        for_each_sample(bsz, 4 * hid, &mut bufs, |b, r| {
-            let [gh, h, out, keep] = r else {
-                unreachable!("four buffers")
-            };
-            if !sh.real(t, b) {
-                return;
-            }
-            cell_forward(&xg_t[b * gw..(b + 1) * gw], gh, h, out, keep, hid);
-        });
-    }
-    packed[sh.steps * sl..].copy_from_slice(&h);
+    let w_hh_t = pack_w_hh_t(sh, w.w_hh)?;
+    let mut packed = vec![T::zero(); (steps + 1) * sl];
+    let kept = if save { steps * sl } else { 0 };
+    let (mut saved_gates, mut prev_h) = (vec![T::zero(); 4 * kept], vec![T::zero(); kept]);
+    let (outputs, h_n) = packed.split_at_mut(steps * sl);
+    h_n.copy_from_slice(h0);
+    let parts = split_batch(
+        sh.batch,
+        batch_threads(sh),
+        vec![
+            StepBuffer::new(outputs, steps, hid),
+            StepBuffer::new(&mut saved_gates, steps, 4 * hid),
+            StepBuffer::new(&mut prev_h, steps, hid),
+            StepBuffer::new(h_n, 1, hid),
+        ],
+    );
+    run_batch_parts(parts, |part| {
+        forward_part(sh, &xg, &w_hh_t, w.b_hh, save, part)
+    })?;
     Ok((
         packed,
         save.then_some(GruSaved {
@@ -99,11 +65,65 @@ pub(crate) fn gru_forward<T: Float>(
     ))
 }
 
+/// One thread's samples through every step; the state lives in the
+/// final-state rows and is updated in place.
+fn forward_part<T: Float>(
+    sh: &SeqShape,
+    xg: &[T],
+    w_hh_t: &PackedRhs<T>,
+    b_hh: Option<&[T]>,
+    save: bool,
+    mut part: BatchPart<'_, T>,
+) -> Result<()> {
+    let (hid, gw, rows) = (sh.hidden, sh.gate_width(), part.rows.clone());
+    let [out, keep, prev_h, h] = &mut part.bufs[..] else {
+        unreachable!("four buffers")
+    };
+    let h = &mut *h[0];
+    let mut gh = vec![T::zero(); rows.len() * gw];
+    for s in 0..sh.steps {
+        let t = sh.time(s);
+        for row in gh.chunks_mut(gw) {
+            match b_hh {
+                Some(b) => row.copy_from_slice(b),
+                None => row.fill(T::zero()),
+            }
+        }
+        gemm_rows_packed(rows.len(), h, w_hh_t, &mut gh, true)?;
+        if save {
+            prev_h[t].copy_from_slice(h);
+        }
+        for (i, b) in rows.clone().enumerate() {
+            if !sh.real(t, b) {
+                continue;
+            }
+            let (r, x_at) = (i * hid..(i + 1) * hid, (t * sh.batch + b) * gw);
+            let keep_i: &mut [T] = if save {
+                &mut keep[t][4 * i * hid..4 * (i + 1) * hid]
+            } else {
+                &mut []
+            };
+            cell_forward(
+                &xg[x_at..x_at + gw],
+                &gh[i * gw..(i + 1) * gw],
+                &mut h[r.clone()],
+                &mut out[t][r],
+                keep_i,
+                hid,
+            );
+        }
+    }
+    Ok(())
+}
+
 /// One sample's gates at one step, from the input side `xg` and hidden side
 /// `gh` (`W_h· h + b_h`); `h` and `out` get the new state; `keep` (empty when
 /// nothing is saved) gets `r, z, n` and the hidden part of `n`. Sliced to
 /// `hid` and branch-free inside, so the loop vectorises.
-#[inline]
+// Out of line on purpose: inlined into the step loop, LLVM lost track of
+// the slices being disjoint and left this loop scalar (3x slower, seen in
+// `perf annotate`); as a function its `&mut` arguments are known not to alias.
+#[inline(never)]
 fn cell_forward<T: Float>(
     xg: &[T],
     gh: &[T],
@@ -148,7 +168,10 @@ fn cell_forward<T: Float>(
 /// One sample's backward at one step: the input-side (`dgx`) and hidden-side
 /// (`dgh`) pre-activation gradients, and `dh` replaced by its direct path
 /// `dh·z` (the gate paths are added by the caller's GEMM).
-#[inline]
+// Out of line on purpose: inlined into the step loop, LLVM lost track of
+// the slices being disjoint and left this loop scalar (3x slower, seen in
+// `perf annotate`); as a function its `&mut` arguments are known not to alias.
+#[inline(never)]
 fn cell_backward<T: Float>(
     keep: &[T],
     prev_h: &[T],
@@ -201,56 +224,73 @@ pub(crate) fn gru_backward<T: Float>(
     grad: &[T],
     need: [bool; 5],
 ) -> Result<(SeqGrads<T>, Tensor<T>)> {
-    let (bsz, hid, gw, sl) = (sh.batch, sh.hidden, sh.gate_width(), sh.state_len());
-    let mut dh = grad[sh.steps * sl..].to_vec();
-    let mut dgx = vec![T::zero(); sh.steps * bsz * gw];
-    let mut dgh = vec![T::zero(); sh.steps * bsz * gw];
-    let mut dh_prev = vec![T::zero(); sl];
+    let (steps, hid, gw, sl) = (sh.steps, sh.hidden, sh.gate_width(), sh.state_len());
+    let mut dh = grad[steps * sl..].to_vec();
+    let mut dgx = vec![T::zero(); steps * sh.batch * gw];
+    let mut dgh = vec![T::zero(); steps * sh.batch * gw];
+    let parts = split_batch(
+        sh.batch,
+        batch_threads(sh),
+        vec![
+            StepBuffer::new(&mut dgx, steps, gw),
+            StepBuffer::new(&mut dgh, steps, gw),
+            StepBuffer::new(&mut dh, 1, hid),
+        ],
+    );
+    let w_hh = pack_w_hh(sh, w.w_hh)?;
+    run_batch_parts(parts, |part| backward_part(sh, &w_hh, saved, grad, part))?;
+    let grads = weight_grads(sh, x, w.w_ih, &dgx, &dgh, &saved.prev_h, need)?;
+    Ok((grads, Tensor::new(&[sh.batch, hid], dh)?))
+}
+
+/// One thread's samples backwards through every step; `dh` is carried in
+/// place and ends as the initial state's gradient.
+fn backward_part<T: Float>(
+    sh: &SeqShape,
+    w_hh: &PackedRhs<T>,
+    saved: &GruSaved<T>,
+    grad: &[T],
+    mut part: BatchPart<'_, T>,
+) -> Result<()> {
+    let (hid, gw, sl, rows) = (
+        sh.hidden,
+        sh.gate_width(),
+        sh.state_len(),
+        part.rows.clone(),
+    );
+    let [dgx, dgh, dh] = &mut part.bufs[..] else {
+        unreachable!("three buffers")
+    };
+    let dh = &mut *dh[0];
+    let mut dh_prev = vec![T::zero(); rows.len() * hid];
     for s in (0..sh.steps).rev() {
         let t = sh.time(s);
-        let range = t * bsz * gw..(t + 1) * bsz * gw;
-        let (keep_t, ph_t, dout_t) = (
-            &saved.gates[t * bsz * 4 * hid..],
-            &saved.prev_h[t * sl..],
-            &grad[t * sl..(t + 1) * sl],
-        );
-        {
-            let mut bufs = [
-                (&mut dgx[range.clone()], gw),
-                (&mut dgh[range.clone()], gw),
-                (&mut dh[..], hid),
-            ];
-            for_each_sample(bsz, 6 * hid, &mut bufs, |b, r| {
-                let [dgx, dgh, dh] = r else {
-                    unreachable!("three buffers")
-                };
-                if !sh.real(t, b) {
-                    return;
-                }
-                let r = b * hid..(b + 1) * hid;
-                cell_backward(
-                    &keep_t[b * 4 * hid..(b + 1) * 4 * hid],
-                    &ph_t[r.clone()],
-                    &dout_t[r],
-                    dgx,
-                    dgh,
-                    dh,
-                    hid,
-                );
-            });
+        let (dgx_t, dgh_t) = (&mut *dgx[t], &mut *dgh[t]);
+        for (i, b) in rows.clone().enumerate() {
+            if !sh.real(t, b) {
+                continue;
+            }
+            let (g, at) = (i * gw..(i + 1) * gw, t * sl + b * hid);
+            let keep_at = (t * sh.batch + b) * 4 * hid;
+            cell_backward(
+                &saved.gates[keep_at..keep_at + 4 * hid],
+                &saved.prev_h[at..at + hid],
+                &grad[at..at + hid],
+                &mut dgx_t[g.clone()],
+                &mut dgh_t[g],
+                &mut dh[i * hid..(i + 1) * hid],
+                hid,
+            );
         }
-        recurrent_step_back(sh, &dgh[range], w.w_hh, &mut dh_prev)?;
-        for b in 0..bsz {
+        gemm_rows_packed(rows.len(), dgh_t, w_hh, &mut dh_prev, false)?;
+        for (i, b) in rows.clone().enumerate() {
             if sh.real(t, b) {
-                for (d, &p) in dh[b * hid..(b + 1) * hid]
-                    .iter_mut()
-                    .zip(&dh_prev[b * hid..(b + 1) * hid])
-                {
+                let r = i * hid..(i + 1) * hid;
+                for (d, &p) in dh[r.clone()].iter_mut().zip(&dh_prev[r]) {
                     *d += p;
                 }
             }
         }
     }
-    let grads = weight_grads(sh, x, w.w_ih, &dgx, &dgh, &saved.prev_h, need)?;
-    Ok((grads, Tensor::new(&[bsz, hid], dh)?))
+    Ok(())
 }

@@ -9,15 +9,17 @@
 //! ```
 //!
 //! Forward: the input projection of every step is one GEMM; each step is one
-//! `(B,H)x(H,4H)` GEMM plus fused gate math. Backward runs the steps in
+//! `(B,H)x(H,4H)` GEMM plus fused gate math, each thread running its own
+//! samples of the batch through all the steps. Backward runs the steps in
 //! reverse, producing the pre-activation gradients `dz` of every step; the
 //! weight and input gradients are then one GEMM each over all steps.
 
+use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed};
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    SeqGrads, SeqShape, SeqWeights, for_each_sample, input_projection, recurrent_step,
-    recurrent_step_back, transpose_w_hh, weight_grads,
+    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
+    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, weight_grads,
 };
 
 /// What the backward pass needs from the forward pass.
@@ -42,64 +44,34 @@ pub(crate) fn lstm_forward<T: Float>(
     c0: &[T],
     save: bool,
 ) -> Result<(Vec<T>, Option<LstmSaved<T>>)> {
-    let (bsz, hid, gw, sl) = (sh.batch, sh.hidden, sh.gate_width(), sh.state_len());
+    let (steps, hid, gw, sl) = (sh.steps, sh.hidden, sh.gate_width(), sh.state_len());
     let mut gates = input_projection(sh, x, w.w_ih, &[w.b_ih, w.b_hh])?;
-    let w_hh_t = transpose_w_hh(sh, w.w_hh);
-    let mut packed = vec![T::zero(); (sh.steps + 2) * sl];
-    let mut cells = if save {
-        vec![T::zero(); sh.steps * sl]
-    } else {
-        Vec::new()
-    };
-    let (mut prev_h, mut prev_c) = if save {
-        (
-            vec![T::zero(); sh.steps * sl],
-            vec![T::zero(); sh.steps * sl],
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let mut h = h0.to_vec();
-    let mut c = c0.to_vec();
-    for s in 0..sh.steps {
-        let t = sh.time(s);
-        let g_t = &mut gates[t * bsz * gw..(t + 1) * bsz * gw];
-        recurrent_step(sh, &h, &w_hh_t, g_t)?;
-        if save {
-            prev_h[t * sl..(t + 1) * sl].copy_from_slice(&h);
-            prev_c[t * sl..(t + 1) * sl].copy_from_slice(&c);
-        }
-        let out_t = &mut packed[t * sl..(t + 1) * sl];
-        let mut no_cells: Vec<T> = Vec::new();
-        let cell_t: &mut [T] = if save {
-            &mut cells[t * sl..(t + 1) * sl]
-        } else {
-            &mut no_cells
-        };
-        let cell_w = if save { hid } else { 0 };
-        let mut bufs = [
-            (g_t, gw),
-            (&mut h[..], hid),
-            (&mut c[..], hid),
-            (out_t, hid),
-            (cell_t, cell_w),
-        ];
-        for_each_sample(bsz, 5 * hid, &mut bufs, |b, r| {
-            let [g, h, c, out, cell] = r else {
-                unreachable!("five buffers")
-            };
-            if !sh.real(t, b) {
-                g.fill(T::zero());
-                return;
-            }
-            cell_forward(g, c, h, out, hid);
-            if !cell.is_empty() {
-                cell.copy_from_slice(c);
-            }
-        });
-    }
-    packed[sh.steps * sl..(sh.steps + 1) * sl].copy_from_slice(&h);
-    packed[(sh.steps + 1) * sl..].copy_from_slice(&c);
+    let w_hh_t = pack_w_hh_t(sh, w.w_hh)?;
+    let mut packed = vec![T::zero(); (steps + 2) * sl];
+    let kept = if save { steps * sl } else { 0 };
+    let (mut cells, mut prev_h, mut prev_c) = (
+        vec![T::zero(); kept],
+        vec![T::zero(); kept],
+        vec![T::zero(); kept],
+    );
+    let (outputs, finals) = packed.split_at_mut(steps * sl);
+    let (h_n, c_n) = finals.split_at_mut(sl);
+    h_n.copy_from_slice(h0);
+    c_n.copy_from_slice(c0);
+    let parts = split_batch(
+        sh.batch,
+        batch_threads(sh),
+        vec![
+            StepBuffer::new(&mut gates, steps, gw),
+            StepBuffer::new(outputs, steps, hid),
+            StepBuffer::new(&mut cells, steps, hid),
+            StepBuffer::new(&mut prev_h, steps, hid),
+            StepBuffer::new(&mut prev_c, steps, hid),
+            StepBuffer::new(h_n, 1, hid),
+            StepBuffer::new(c_n, 1, hid),
+        ],
+    );
+    run_batch_parts(parts, |part| forward_part(sh, &w_hh_t, save, part))?;
     let saved = save.then_some(LstmSaved {
         gates,
         cells,
@@ -109,12 +81,58 @@ pub(crate) fn lstm_forward<T: Float>(
     Ok((packed, saved))
 }
 
+/// One thread's samples through every step. The state `h`, `c` lives in the
+/// final-state rows and is updated in place.
+fn forward_part<T: Float>(
+    sh: &SeqShape,
+    w_hh_t: &PackedRhs<T>,
+    save: bool,
+    mut part: BatchPart<'_, T>,
+) -> Result<()> {
+    let (hid, gw, rows) = (sh.hidden, sh.gate_width(), part.rows.clone());
+    let [gates, out, cells, prev_h, prev_c, h, c] = &mut part.bufs[..] else {
+        unreachable!("seven buffers")
+    };
+    let (h, c) = (&mut *h[0], &mut *c[0]);
+    for s in 0..sh.steps {
+        let t = sh.time(s);
+        let g_t = &mut *gates[t];
+        gemm_rows_packed(rows.len(), h, w_hh_t, g_t, true)?;
+        if save {
+            prev_h[t].copy_from_slice(h);
+            prev_c[t].copy_from_slice(c);
+        }
+        for (i, b) in rows.clone().enumerate() {
+            let g = &mut g_t[i * gw..(i + 1) * gw];
+            if !sh.real(t, b) {
+                g.fill(T::zero());
+                continue;
+            }
+            let r = i * hid..(i + 1) * hid;
+            cell_forward(
+                g,
+                &mut c[r.clone()],
+                &mut h[r.clone()],
+                &mut out[t][r.clone()],
+                hid,
+            );
+            if save {
+                cells[t][r.clone()].copy_from_slice(&c[r]);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One sample's gate math at one step: pre-activations `g = [z_i z_f z_g z_o]`
 /// become the activated gates (kept for backward), and `c`, `h`, `out` the
 /// new state. Re-slicing everything to length `hid` first lets the compiler
 /// drop bounds checks and vectorise the loop (the activations are
 /// branch-free).
-#[inline]
+// Out of line on purpose: inlined into the step loop, LLVM lost track of
+// the slices being disjoint and left this loop scalar (3x slower, seen in
+// `perf annotate`); as a function its `&mut` arguments are known not to alias.
+#[inline(never)]
 fn cell_forward<T: Float>(g: &mut [T], c: &mut [T], h: &mut [T], out: &mut [T], hid: usize) {
     let (zi, rest) = g.split_at_mut(hid);
     let (zf, rest) = rest.split_at_mut(hid);
@@ -142,7 +160,10 @@ fn cell_forward<T: Float>(g: &mut [T], c: &mut [T], h: &mut [T], out: &mut [T], 
 /// carried `dc` to the pre-activation gradients `dz`; `dc` becomes the
 /// gradient of the previous cell state. Sliced to `hid` for vectorisation.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+// Out of line on purpose: inlined into the step loop, LLVM lost track of
+// the slices being disjoint and left this loop scalar (3x slower, seen in
+// `perf annotate`); as a function its `&mut` arguments are known not to alias.
+#[inline(never)]
 fn cell_backward<T: Float>(
     g: &[T],
     cell: &[T],
@@ -195,53 +216,76 @@ pub(crate) fn lstm_backward<T: Float>(
     grad: &[T],
     need: [bool; 5],
 ) -> Result<(SeqGrads<T>, Tensor<T>, Tensor<T>)> {
-    let (bsz, hid, gw, sl) = (sh.batch, sh.hidden, sh.gate_width(), sh.state_len());
-    let mut dh = grad[sh.steps * sl..(sh.steps + 1) * sl].to_vec();
-    let mut dc = grad[(sh.steps + 1) * sl..].to_vec();
-    let mut dz = vec![T::zero(); sh.steps * bsz * gw];
-    let mut dh_prev = vec![T::zero(); sl];
-    for s in (0..sh.steps).rev() {
-        let t = sh.time(s);
-        let dz_t = &mut dz[t * bsz * gw..(t + 1) * bsz * gw];
-        let (gates_t, cells_t, pc_t) = (
-            &saved.gates[t * bsz * gw..],
-            &saved.cells[t * sl..],
-            &saved.prev_c[t * sl..],
-        );
-        let dout_t = &grad[t * sl..(t + 1) * sl];
-        {
-            let mut bufs = [(&mut dz_t[..], gw), (&mut dh[..], hid), (&mut dc[..], hid)];
-            for_each_sample(bsz, 6 * hid, &mut bufs, |b, r| {
-                let [dz, dh, dc] = r else {
-                    unreachable!("three buffers")
-                };
-                if !sh.real(t, b) {
-                    return; // state (and its gradient) passes through a padded step
-                }
-                let r = b * hid..(b + 1) * hid;
-                cell_backward(
-                    &gates_t[b * gw..(b + 1) * gw],
-                    &cells_t[r.clone()],
-                    &pc_t[r.clone()],
-                    &dout_t[r],
-                    dz,
-                    dh,
-                    dc,
-                    hid,
-                );
-            });
-        }
-        recurrent_step_back(sh, dz_t, w.w_hh, &mut dh_prev)?;
-        for b in 0..bsz {
-            if sh.real(t, b) {
-                dh[b * hid..(b + 1) * hid].copy_from_slice(&dh_prev[b * hid..(b + 1) * hid]);
-            }
-        }
-    }
+    let (steps, hid, gw, sl) = (sh.steps, sh.hidden, sh.gate_width(), sh.state_len());
+    let mut dh = grad[steps * sl..(steps + 1) * sl].to_vec();
+    let mut dc = grad[(steps + 1) * sl..].to_vec();
+    let mut dz = vec![T::zero(); steps * sh.batch * gw];
+    let parts = split_batch(
+        sh.batch,
+        batch_threads(sh),
+        vec![
+            StepBuffer::new(&mut dz, steps, gw),
+            StepBuffer::new(&mut dh, 1, hid),
+            StepBuffer::new(&mut dc, 1, hid),
+        ],
+    );
+    let w_hh = pack_w_hh(sh, w.w_hh)?;
+    run_batch_parts(parts, |part| backward_part(sh, &w_hh, saved, grad, part))?;
     let grads = weight_grads(sh, x, w.w_ih, &dz, &dz, &saved.prev_h, need)?;
     Ok((
         grads,
-        Tensor::new(&[bsz, hid], dh)?,
-        Tensor::new(&[bsz, hid], dc)?,
+        Tensor::new(&[sh.batch, hid], dh)?,
+        Tensor::new(&[sh.batch, hid], dc)?,
     ))
+}
+
+/// One thread's samples backwards through every step: `dz` of each step,
+/// and the carried `dh`, `dc` (in place, ending as the initial state's).
+fn backward_part<T: Float>(
+    sh: &SeqShape,
+    w_hh: &PackedRhs<T>,
+    saved: &LstmSaved<T>,
+    grad: &[T],
+    mut part: BatchPart<'_, T>,
+) -> Result<()> {
+    let (hid, gw, sl, rows) = (
+        sh.hidden,
+        sh.gate_width(),
+        sh.state_len(),
+        part.rows.clone(),
+    );
+    let [dz, dh, dc] = &mut part.bufs[..] else {
+        unreachable!("three buffers")
+    };
+    let (dh, dc) = (&mut *dh[0], &mut *dc[0]);
+    let mut dh_prev = vec![T::zero(); rows.len() * hid];
+    for s in (0..sh.steps).rev() {
+        let t = sh.time(s);
+        let dz_t = &mut *dz[t];
+        for (i, b) in rows.clone().enumerate() {
+            if !sh.real(t, b) {
+                continue; // state (and its gradient) passes through a padded step
+            }
+            let (r, at) = (i * hid..(i + 1) * hid, t * sl + b * hid);
+            let g_at = (t * sh.batch + b) * gw;
+            cell_backward(
+                &saved.gates[g_at..g_at + gw],
+                &saved.cells[at..at + hid],
+                &saved.prev_c[at..at + hid],
+                &grad[at..at + hid],
+                &mut dz_t[i * gw..(i + 1) * gw],
+                &dh[r.clone()],
+                &mut dc[r],
+                hid,
+            );
+        }
+        gemm_rows_packed(rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
+        for (i, b) in rows.clone().enumerate() {
+            if sh.real(t, b) {
+                let r = i * hid..(i + 1) * hid;
+                dh[r.clone()].copy_from_slice(&dh_prev[r]);
+            }
+        }
+    }
+    Ok(())
 }

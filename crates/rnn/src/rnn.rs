@@ -1,11 +1,12 @@
 //! The plain (Elman) RNN sequence kernel — PyTorch's `nn.RNN`:
 //! `h' = act(x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh)` with `act` tanh or ReLU.
 
+use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed};
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    SeqGrads, SeqShape, SeqWeights, for_each_sample, input_projection, recurrent_step,
-    recurrent_step_back, transpose_w_hh, weight_grads,
+    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
+    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, weight_grads,
 };
 
 /// The nonlinearity of a plain RNN.
@@ -31,49 +32,94 @@ pub(crate) fn rnn_forward<T: Float>(
     act: Nonlinearity,
     save: bool,
 ) -> Result<(Vec<T>, Option<RnnSaved<T>>)> {
-    let (bsz, hid, sl) = (sh.batch, sh.hidden, sh.state_len());
+    let (steps, hid, sl) = (sh.steps, sh.hidden, sh.state_len());
     let mut z = input_projection(sh, x, w.w_ih, &[w.b_ih, w.b_hh])?;
-    let w_hh_t = transpose_w_hh(sh, w.w_hh);
-    let mut packed = vec![T::zero(); (sh.steps + 1) * sl];
-    let mut prev_h = if save {
-        vec![T::zero(); sh.steps * sl]
-    } else {
-        Vec::new()
-    };
-    let mut h = h0.to_vec();
-    for s in 0..sh.steps {
-        let t = sh.time(s);
-        let z_t = &mut z[t * sl..(t + 1) * sl];
-        recurrent_step(sh, &h, &w_hh_t, z_t)?;
-        if save {
-            prev_h[t * sl..(t + 1) * sl].copy_from_slice(&h);
-        }
-        let out_t = &mut packed[t * sl..(t + 1) * sl];
-        let mut bufs = [(z_t, hid), (&mut h[..], hid), (out_t, hid)];
-        for_each_sample(bsz, hid, &mut bufs, |b, r| {
-            let [z, h, out] = r else {
-                unreachable!("three buffers")
-            };
-            if !sh.real(t, b) {
-                return;
-            }
-            for j in 0..hid {
-                let v = match act {
-                    Nonlinearity::Tanh => z[j].tanh_fast(),
-                    Nonlinearity::Relu => z[j].max(T::zero()),
-                };
-                h[j] = v;
-                out[j] = v;
-            }
-        });
-    }
-    packed[sh.steps * sl..].copy_from_slice(&h);
+    let w_hh_t = pack_w_hh_t(sh, w.w_hh)?;
+    let mut packed = vec![T::zero(); (steps + 1) * sl];
+    let mut prev_h = vec![T::zero(); if save { steps * sl } else { 0 }];
+    let (outputs, h_n) = packed.split_at_mut(steps * sl);
+    h_n.copy_from_slice(h0);
+    let parts = split_batch(
+        sh.batch,
+        batch_threads(sh),
+        vec![
+            StepBuffer::new(&mut z, steps, hid),
+            StepBuffer::new(outputs, steps, hid),
+            StepBuffer::new(&mut prev_h, steps, hid),
+            StepBuffer::new(h_n, 1, hid),
+        ],
+    );
+    run_batch_parts(parts, |part| forward_part(sh, &w_hh_t, act, save, part))?;
     let outputs = if save {
-        packed[..sh.steps * sl].to_vec()
+        packed[..steps * sl].to_vec()
     } else {
         Vec::new()
     };
     Ok((packed, save.then_some(RnnSaved { outputs, prev_h })))
+}
+
+/// One thread's samples through every step; the state lives in the
+/// final-state rows and is updated in place.
+fn forward_part<T: Float>(
+    sh: &SeqShape,
+    w_hh_t: &PackedRhs<T>,
+    act: Nonlinearity,
+    save: bool,
+    mut part: BatchPart<'_, T>,
+) -> Result<()> {
+    let (hid, rows) = (sh.hidden, part.rows.clone());
+    let [z, out, prev_h, h] = &mut part.bufs[..] else {
+        unreachable!("four buffers")
+    };
+    let h = &mut *h[0];
+    for s in 0..sh.steps {
+        let t = sh.time(s);
+        let z_t = &mut *z[t];
+        gemm_rows_packed(rows.len(), h, w_hh_t, z_t, true)?;
+        if save {
+            prev_h[t].copy_from_slice(h);
+        }
+        for (i, b) in rows.clone().enumerate() {
+            if !sh.real(t, b) {
+                continue;
+            }
+            let r = i * hid..(i + 1) * hid;
+            cell_forward(&z_t[r.clone()], &mut h[r.clone()], &mut out[t][r], act);
+        }
+    }
+    Ok(())
+}
+
+/// One sample's step: `h' = act(z)`, also written to the step's output.
+// Out of line on purpose (this and `cell_backward`): inlined into the step
+// loop, LLVM lost track of the slices being disjoint and left the LSTM's
+// loop scalar (3x slower, seen in `perf annotate`); as a function its `&mut`
+// arguments are known not to alias.
+#[inline(never)]
+fn cell_forward<T: Float>(z: &[T], h: &mut [T], out: &mut [T], act: Nonlinearity) {
+    let out = &mut out[..h.len()];
+    let z = &z[..h.len()];
+    for j in 0..h.len() {
+        let v = match act {
+            Nonlinearity::Tanh => z[j].tanh_fast(),
+            Nonlinearity::Relu => z[j].max(T::zero()),
+        };
+        h[j] = v;
+        out[j] = v;
+    }
+}
+
+/// One sample's step backwards: `dz = (dh + dout) · act'(z)`, from the output `y`.
+#[inline(never)]
+fn cell_backward<T: Float>(y: &[T], dout: &[T], dh: &[T], dz: &mut [T], act: Nonlinearity) {
+    let (y, dout, dh) = (&y[..dz.len()], &dout[..dz.len()], &dh[..dz.len()]);
+    for j in 0..dz.len() {
+        let d = dh[j] + dout[j];
+        dz[j] = match act {
+            Nonlinearity::Tanh => d * (T::one() - y[j] * y[j]),
+            Nonlinearity::Relu => T::select(y[j] > T::zero(), d, T::zero()),
+        };
+    }
 }
 
 /// Backpropagation through time; `grad` is the gradient of the packed output.
@@ -86,49 +132,64 @@ pub(crate) fn rnn_backward<T: Float>(
     grad: &[T],
     need: [bool; 5],
 ) -> Result<(SeqGrads<T>, Tensor<T>)> {
-    let (bsz, hid, sl) = (sh.batch, sh.hidden, sh.state_len());
-    let mut dh = grad[sh.steps * sl..].to_vec();
-    let mut dz = vec![T::zero(); sh.steps * sl];
-    let mut dh_prev = vec![T::zero(); sl];
+    let (steps, hid, sl) = (sh.steps, sh.hidden, sh.state_len());
+    let mut dh = grad[steps * sl..].to_vec();
+    let mut dz = vec![T::zero(); steps * sl];
+    let parts = split_batch(
+        sh.batch,
+        batch_threads(sh),
+        vec![
+            StepBuffer::new(&mut dz, steps, hid),
+            StepBuffer::new(&mut dh, 1, hid),
+        ],
+    );
+    let w_hh = pack_w_hh(sh, w.w_hh)?;
+    run_batch_parts(parts, |part| {
+        backward_part(sh, &w_hh, saved, act, grad, part)
+    })?;
+    let grads = weight_grads(sh, x, w.w_ih, &dz, &dz, &saved.prev_h, need)?;
+    Ok((grads, Tensor::new(&[sh.batch, hid], dh)?))
+}
+
+/// One thread's samples backwards through every step; `dh` is carried in
+/// place and ends as the initial state's gradient.
+fn backward_part<T: Float>(
+    sh: &SeqShape,
+    w_hh: &PackedRhs<T>,
+    saved: &RnnSaved<T>,
+    act: Nonlinearity,
+    grad: &[T],
+    mut part: BatchPart<'_, T>,
+) -> Result<()> {
+    let (hid, sl, rows) = (sh.hidden, sh.state_len(), part.rows.clone());
+    let [dz, dh] = &mut part.bufs[..] else {
+        unreachable!("two buffers")
+    };
+    let dh = &mut *dh[0];
+    let mut dh_prev = vec![T::zero(); rows.len() * hid];
     for s in (0..sh.steps).rev() {
         let t = sh.time(s);
-        let (out_t, dout_t) = (
-            &saved.outputs[t * sl..(t + 1) * sl],
-            &grad[t * sl..(t + 1) * sl],
-        );
-        let dz_t = &mut dz[t * sl..(t + 1) * sl];
-        {
-            let mut bufs = [(&mut dz_t[..], hid), (&mut dh[..], hid)];
-            for_each_sample(bsz, hid, &mut bufs, |b, r| {
-                let [dz, dh] = r else {
-                    unreachable!("two buffers")
-                };
-                if !sh.real(t, b) {
-                    return;
-                }
-                for j in 0..hid {
-                    let y = out_t[b * hid + j];
-                    let d = dh[j] + dout_t[b * hid + j];
-                    dz[j] = match act {
-                        Nonlinearity::Tanh => d * (T::one() - y * y),
-                        Nonlinearity::Relu => {
-                            if y > T::zero() {
-                                d
-                            } else {
-                                T::zero()
-                            }
-                        }
-                    };
-                }
-            });
+        let dz_t = &mut *dz[t];
+        for (i, b) in rows.clone().enumerate() {
+            if !sh.real(t, b) {
+                continue;
+            }
+            let (r, at) = (i * hid..(i + 1) * hid, t * sl + b * hid);
+            cell_backward(
+                &saved.outputs[at..at + hid],
+                &grad[at..at + hid],
+                &dh[r.clone()],
+                &mut dz_t[r],
+                act,
+            );
         }
-        recurrent_step_back(sh, dz_t, w.w_hh, &mut dh_prev)?;
-        for b in 0..bsz {
+        gemm_rows_packed(rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
+        for (i, b) in rows.clone().enumerate() {
             if sh.real(t, b) {
-                dh[b * hid..(b + 1) * hid].copy_from_slice(&dh_prev[b * hid..(b + 1) * hid]);
+                let r = i * hid..(i + 1) * hid;
+                dh[r.clone()].copy_from_slice(&dh_prev[r]);
             }
         }
     }
-    let grads = weight_grads(sh, x, w.w_ih, &dz, &dz, &saved.prev_h, need)?;
-    Ok((grads, Tensor::new(&[bsz, hid], dh)?))
+    Ok(())
 }

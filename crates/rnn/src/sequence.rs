@@ -1,15 +1,22 @@
 //! What the three fused recurrent kernels share: the layout of a sequence,
-//! the input projection done as one GEMM for all time steps, the per-step
-//! recurrent GEMM, and the weight gradients done as one GEMM each after the
-//! backward sweep.
+//! the input projection done as one GEMM for all time steps, the split of the
+//! batch over threads for the time loop, and the weight gradients done as one
+//! GEMM each after the backward sweep.
+//!
+//! Why the batch and not the step is split: the samples of a batch never
+//! interact, so each thread runs its own samples through *every* step — one
+//! fork-join per sequence instead of two per step, and each thread's copy
+//! of `W_hh` stays in its own core's cache.
 //!
 //! Everything is time-major: step `t` of the batch is the contiguous block
 //! `[t*B .. (t+1)*B)` of rows. A sample whose length is `len` is real at steps
 //! `t < len`; at later steps its state is carried unchanged, its output is
 //! zero, and no gradient flows into its gates (PyTorch's packed sequences).
 
+use std::ops::Range;
+
 use finetune_tensor::gemm::{MatMut, MatRef, gemm};
-use finetune_tensor::gemm_rows::gemm_rows;
+use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 /// Sizes and masking of one direction of one layer.
@@ -86,49 +93,15 @@ pub(crate) fn input_projection<T: Float>(
     Ok(out)
 }
 
-/// `W_hhᵀ` as a row-major `(H, G·H)` matrix, made once per sequence so that
-/// every step reads the weight in place (see [`recurrent_step`]).
-pub(crate) fn transpose_w_hh<T: Float>(sh: &SeqShape, w_hh: &[T]) -> Vec<T> {
-    let (gw, hid) = (sh.gate_width(), sh.hidden);
-    let mut t = vec![T::zero(); gw * hid];
-    for (r, row) in w_hh.chunks(hid.max(1)).take(gw).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            t[c * gw + r] = v;
-        }
-    }
-    t
+/// `W_hhᵀ` packed for the forward step `gates += h · W_hhᵀ` — `(H, G·H)`,
+/// packed once per sequence and multiplied at every step.
+pub(crate) fn pack_w_hh_t<T: Float>(sh: &SeqShape, w_hh: &[T]) -> Result<PackedRhs<T>> {
+    PackedRhs::from_transposed(w_hh, sh.hidden, sh.gate_width())
 }
 
-/// `gates += h · W_hhᵀ` for one step: `(B, H) x (H, G·H)`, with `w_hh_t` from
-/// [`transpose_w_hh`]. A few rows against a weight reused every step: the
-/// no-packing kernel of `gemm_rows` (a general GEMM would repack the weight
-/// at every step).
-pub(crate) fn recurrent_step<T: Float>(
-    sh: &SeqShape,
-    h: &[T],
-    w_hh_t: &[T],
-    gates: &mut [T],
-) -> Result<()> {
-    gemm_rows(sh.batch, sh.hidden, sh.gate_width(), h, w_hh_t, gates, true)
-}
-
-/// `dh = dgates · W_hh` for one step: `(B, G·H) x (G·H, H)` (`W_hh` is already
-/// the row-major right-hand side).
-pub(crate) fn recurrent_step_back<T: Float>(
-    sh: &SeqShape,
-    dgates: &[T],
-    w_hh: &[T],
-    dh: &mut [T],
-) -> Result<()> {
-    gemm_rows(
-        sh.batch,
-        sh.gate_width(),
-        sh.hidden,
-        dgates,
-        w_hh,
-        dh,
-        false,
-    )
+/// `W_hh` packed for the backward step `dh = dgates · W_hh` — `(G·H, H)`.
+pub(crate) fn pack_w_hh<T: Float>(sh: &SeqShape, w_hh: &[T]) -> Result<PackedRhs<T>> {
+    PackedRhs::from_row_major(w_hh, sh.gate_width(), sh.hidden)
 }
 
 /// Which gradients of one direction are wanted, and the results.
@@ -219,93 +192,143 @@ fn column_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
     s
 }
 
-/// Runs `f(b, rows...)` for every sample, in parallel when the step is big
-/// enough to pay for it. Each closure call gets sample `b`'s rows of the
-/// listed buffers (each buffer has `batch` rows of its own width; width 0
-/// means an unused buffer, and every sample gets an empty row of it).
-///
-/// The batch is cut into one contiguous run of samples per thread, and each
-/// run takes its part of every buffer with `split_at_mut` — a handful of
-/// slices per step, not one allocation per sample.
-pub(crate) fn for_each_sample<T: Float>(
-    batch: usize,
-    work_per_sample: usize,
-    bufs: &mut [(&mut [T], usize)],
-    f: impl Fn(usize, &mut [&mut [T]]) + Sync + Send,
-) {
-    use rayon::prelude::*;
-    const PARALLEL_WORK: usize = 1 << 15;
-    let parts = if batch * work_per_sample >= PARALLEL_WORK && batch > 1 {
-        rayon::current_num_threads().clamp(1, batch)
+/// One thread's share of a sequence kernel: the samples `rows`, and those
+/// samples' rows of every buffer handed to [`split_batch`], step by step —
+/// `bufs[i][t]` is buffer `i` at time `t`.
+pub(crate) struct BatchPart<'a, T> {
+    pub rows: Range<usize>,
+    pub bufs: Vec<Vec<&'a mut [T]>>,
+}
+
+/// A time-major buffer for [`split_batch`]: `steps` blocks of `batch` rows of
+/// `width` values. An empty buffer (something not saved) stands for width 0.
+pub(crate) struct StepBuffer<'a, T> {
+    pub data: &'a mut [T],
+    pub steps: usize,
+    pub width: usize,
+}
+
+impl<'a, T> StepBuffer<'a, T> {
+    pub fn new(data: &'a mut [T], steps: usize, width: usize) -> Self {
+        let width = if data.is_empty() { 0 } else { width };
+        StepBuffer { data, steps, width }
+    }
+}
+
+/// How many threads a sequence of this size is worth: the samples of a batch
+/// never interact, so each thread can run its own samples through every step
+/// with no hand-off between threads; that pays once the recurrent products
+/// are big enough to cover one fork-join.
+pub(crate) fn batch_threads(sh: &SeqShape) -> usize {
+    const PARALLEL_MACS: usize = 1 << 20;
+    let macs = sh.steps * sh.batch * sh.hidden * sh.gate_width();
+    if macs >= PARALLEL_MACS && sh.batch > 1 {
+        rayon::current_num_threads().clamp(1, sh.batch)
     } else {
         1
-    };
-    let per = batch.div_ceil(parts);
-    // runs[p] holds run p's slice of every buffer
-    let mut runs: Vec<Vec<(&mut [T], usize)>> =
-        (0..parts).map(|_| Vec::with_capacity(bufs.len())).collect();
-    for (buf, width) in bufs.iter_mut() {
-        let mut rest: &mut [T] = buf;
-        for (p, run) in runs.iter_mut().enumerate() {
-            let rows = per.min(batch.saturating_sub(p * per));
-            let len = (rows * *width).min(rest.len());
-            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(len);
-            run.push((mine, *width));
-            rest = tail;
+    }
+}
+
+/// Cuts the batch into `parts` contiguous runs of samples, and every buffer
+/// into those runs' rows at every step — plain `split_at_mut`, so each part
+/// owns its slices and the threads cannot touch each other's rows.
+pub(crate) fn split_batch<'a, T>(
+    batch: usize,
+    parts: usize,
+    bufs: Vec<StepBuffer<'a, T>>,
+) -> Vec<BatchPart<'a, T>> {
+    let per = batch.div_ceil(parts.max(1)).max(1);
+    let ranges: Vec<Range<usize>> = (0..batch)
+        .step_by(per)
+        .map(|r| r..(r + per).min(batch))
+        .collect();
+    let mut out: Vec<BatchPart<'a, T>> = ranges
+        .iter()
+        .map(|rows| BatchPart {
+            rows: rows.clone(),
+            bufs: Vec::with_capacity(bufs.len()),
+        })
+        .collect();
+    for buf in bufs {
+        let mut per_part: Vec<Vec<&'a mut [T]>> = (0..out.len())
+            .map(|_| Vec::with_capacity(buf.steps))
+            .collect();
+        let mut rest: &'a mut [T] = buf.data;
+        for _ in 0..buf.steps {
+            for (rows, steps) in ranges.iter().zip(per_part.iter_mut()) {
+                let (mine, tail) = std::mem::take(&mut rest).split_at_mut(rows.len() * buf.width);
+                steps.push(mine);
+                rest = tail;
+            }
+        }
+        for (part, steps) in out.iter_mut().zip(per_part) {
+            part.bufs.push(steps);
         }
     }
-    let run_samples = |p: usize, run: &mut Vec<(&mut [T], usize)>| {
-        let first = p * per;
-        let count = per.min(batch.saturating_sub(first));
-        for i in 0..count {
-            let mut row: Vec<&mut [T]> = run
-                .iter_mut()
-                .map(|(buf, width)| -> &mut [T] {
-                    if *width == 0 {
-                        &mut []
-                    } else {
-                        &mut buf[i * *width..(i + 1) * *width]
-                    }
-                })
-                .collect();
-            f(first + i, &mut row);
-        }
-    };
-    if parts > 1 {
-        runs.par_iter_mut()
-            .enumerate()
-            .for_each(|(p, run)| run_samples(p, run));
+    out
+}
+
+/// Runs `f` on every part, one per thread when there are several.
+pub(crate) fn run_batch_parts<'a, T: Send>(
+    parts: Vec<BatchPart<'a, T>>,
+    f: impl Fn(BatchPart<'a, T>) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    use rayon::prelude::*;
+    if parts.len() > 1 {
+        parts.into_par_iter().try_for_each(f)
     } else {
-        runs.iter_mut()
-            .enumerate()
-            .for_each(|(p, run)| run_samples(p, run));
+        parts.into_iter().try_for_each(f)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::for_each_sample;
+    use super::{StepBuffer, run_batch_parts, split_batch};
 
-    /// Every sample must see exactly its own rows of every buffer, on both
-    /// the serial path (small work) and the per-thread split (large work),
-    /// including an uneven last run and a zero-width buffer.
+    /// Every part must get exactly its own samples' rows of every buffer at
+    /// every step, including a buffer that is not used (empty).
     #[test]
-    fn for_each_sample_hands_each_sample_its_own_rows() {
-        for (batch, work) in [(3usize, 1usize), (37, 1 << 14)] {
-            let mut a = vec![0.0f32; batch * 4];
-            let mut b = vec![0.0f32; batch * 2];
+    fn split_batch_hands_each_part_its_own_rows() {
+        for (batch, parts) in [(3usize, 1usize), (37, 2), (5, 4), (4, 8)] {
+            let steps = 3;
+            let mut a = vec![0.0f32; steps * batch * 4];
+            let mut fin = vec![0.0f32; batch * 2];
             let mut empty: Vec<f32> = Vec::new();
-            let mut bufs = [(&mut a[..], 4), (&mut b[..], 2), (&mut empty[..], 0)];
-            for_each_sample(batch, work, &mut bufs, |i, row| {
-                assert_eq!(row[0].len(), 4);
-                assert_eq!(row[1].len(), 2);
-                assert!(row[2].is_empty());
-                row[0].fill(i as f32);
-                row[1].fill(-(i as f32));
-            });
-            for i in 0..batch {
-                assert!(a[i * 4..(i + 1) * 4].iter().all(|&v| v == i as f32));
-                assert!(b[i * 2..(i + 1) * 2].iter().all(|&v| v == -(i as f32)));
+            let split = split_batch(
+                batch,
+                parts,
+                vec![
+                    StepBuffer::new(&mut a, steps, 4),
+                    StepBuffer::new(&mut fin, 1, 2),
+                    StepBuffer::new(&mut empty, steps, 7),
+                ],
+            );
+            assert!(split.len() <= parts.max(1));
+            run_batch_parts(split, |mut part| {
+                let [a, fin, empty] = &mut part.bufs[..] else {
+                    unreachable!("three buffers")
+                };
+                for (t, step) in a.iter_mut().enumerate() {
+                    assert_eq!(step.len(), part.rows.len() * 4);
+                    for (i, b) in part.rows.clone().enumerate() {
+                        step[i * 4..(i + 1) * 4].fill((t * 100 + b) as f32);
+                    }
+                }
+                for (i, b) in part.rows.clone().enumerate() {
+                    fin[0][i * 2..(i + 1) * 2].fill(-(b as f32));
+                }
+                assert!(empty.iter().all(|s| s.is_empty()));
+                Ok(())
+            })
+            .unwrap();
+            for t in 0..steps {
+                for b in 0..batch {
+                    let row = &a[(t * batch + b) * 4..(t * batch + b + 1) * 4];
+                    assert!(row.iter().all(|&v| v == (t * 100 + b) as f32));
+                }
+            }
+            for b in 0..batch {
+                assert!(fin[b * 2..(b + 1) * 2].iter().all(|&v| v == -(b as f32)));
             }
         }
     }

@@ -304,3 +304,57 @@ fn inference_without_gradients_matches_training_forward() {
         assert_eq!(frozen.value(out.output).unwrap(), &want);
     }
 }
+
+/// The kernels split the batch over threads for the whole sequence once it
+/// is big enough (`sequence::batch_threads`). The split must not change a
+/// single value: outputs and every gradient are compared between a 1-thread
+/// and a 3-thread pool (uneven parts, variable lengths, both directions).
+#[test]
+fn splitting_the_batch_over_threads_changes_nothing() {
+    let (steps, batch, input_size, hidden) = (20, 13, 5, 64);
+    let lengths: Vec<usize> = (0..batch).map(|b| steps - (b * 7) % steps).collect();
+    let cfg = RecurrentConfig::new(input_size, hidden).bidirectional(true);
+    let run = |kind: usize, threads: usize| -> Vec<Vec<f64>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut rng = StdRng::seed_from_u64(11);
+            let mut layer = match kind {
+                0 => Recurrent::<f64>::lstm(cfg, &mut rng),
+                1 => Recurrent::gru(cfg, &mut rng),
+                _ => Recurrent::rnn(cfg, Nonlinearity::Tanh, &mut rng),
+            }
+            .unwrap();
+            let mut tape = Tape::new();
+            let x = tape.leaf(input(&[steps, batch, input_size], 3));
+            let out = layer
+                .forward_full(&mut tape, x, Some(&lengths), None)
+                .unwrap();
+            let y = tape.value(out.output).unwrap().clone();
+            let seed = input(y.shape(), 5);
+            let mut grads = tape.backward_with(out.output, seed).unwrap();
+            let mut all = vec![y.to_vec(), grads.get(x).unwrap().to_vec()];
+            layer.zero_grad();
+            layer.collect_grads(&mut grads);
+            layer.for_each_parameter(|_, p| all.push(p.grad().unwrap().to_vec()));
+            all
+        })
+    };
+    for kind in 0..3 {
+        let (one, three) = (run(kind, 1), run(kind, 3));
+        assert_eq!(one.len(), three.len());
+        for (i, (a, b)) in one.iter().zip(&three).enumerate() {
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs() / (1.0 + x.abs()))
+                .fold(0.0, f64::max);
+            assert!(
+                worst < 1e-12,
+                "kind {kind}, tensor {i}: differs by {worst:e}"
+            );
+        }
+    }
+}

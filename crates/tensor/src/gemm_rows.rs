@@ -31,17 +31,7 @@ pub fn gemm_rows<T: Float>(
     c: &mut [T],
     accumulate: bool,
 ) -> Result<()> {
-    if a.len() < m * k || b.len() < k * n || c.len() < m * n {
-        return Err(TensorError::invalid_argument(
-            "gemm_rows",
-            format!(
-                "buffers of {}, {}, {} elements are too small for ({m} x {k}) · ({k} x {n})",
-                a.len(),
-                b.len(),
-                c.len()
-            ),
-        ));
-    }
+    check_sizes(m, k, n, a, b, c)?;
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -53,7 +43,7 @@ pub fn gemm_rows<T: Float>(
         1
     };
     if parts == 1 {
-        columns(m, k, n, a, b, c, 0, n, accumulate);
+        columns(m, k, n, a, Rhs::RowMajor(b), c, 0, n, accumulate);
         return Ok(());
     }
     let per = blocks.div_ceil(parts) * NR;
@@ -67,8 +57,42 @@ pub fn gemm_rows<T: Float>(
         // SAFETY: each part writes only columns c0..c1 of every row of `c`,
         // disjoint from the other parts; the length was checked above.
         let c_all = unsafe { std::slice::from_raw_parts_mut(ptr.0, m * n) };
-        columns(m, k, n, a, b, c_all, c0, c1, accumulate);
+        columns(m, k, n, a, Rhs::RowMajor(b), c_all, c0, c1, accumulate);
     });
+    Ok(())
+}
+
+/// [`gemm_rows`] on the calling thread only, for callers that already run one
+/// task per thread: the recurrent kernels split the *batch* over threads for
+/// the whole sequence, so a step needs no hand-off between threads at all.
+pub fn gemm_rows_serial<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
+    check_sizes(m, k, n, a, b, c)?;
+    if m > 0 && n > 0 {
+        columns(m, k, n, a, Rhs::RowMajor(b), c, 0, n, accumulate);
+    }
+    Ok(())
+}
+
+fn check_sizes<T>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &[T]) -> Result<()> {
+    if a.len() < m * k || b.len() < k * n || c.len() < m * n {
+        return Err(TensorError::invalid_argument(
+            "gemm_rows",
+            format!(
+                "buffers of {}, {}, {} elements are too small for ({m} x {k}) · ({k} x {n})",
+                a.len(),
+                b.len(),
+                c.len()
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -79,6 +103,106 @@ unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for SendPtr<T> {}
 
+/// `B` as the tiles read it: in place (row-major, stride `n`) or packed.
+#[derive(Clone, Copy)]
+enum Rhs<'a, T> {
+    RowMajor(&'a [T]),
+    Packed(&'a PackedRhs<T>),
+}
+
+impl<'a, T> Rhs<'a, T> {
+    /// The strip of `B` that starts at column `j` (a multiple of 32), and its row stride.
+    fn strip(self, j: usize, n: usize) -> (&'a [T], usize) {
+        match self {
+            Rhs::RowMajor(b) => (&b[j..], n),
+            Rhs::Packed(p) => (&p.data[(j / NR) * p.k * NR..], NR),
+        }
+    }
+}
+
+/// A right-hand side `B` (`k x n`) copied once into column strips of 32, each
+/// strip `k` contiguous rows of 32 values (the last strip zero-padded).
+///
+/// Why: a recurrent layer multiplies by the same `W_hh` at every step. Read
+/// in place, each row of a strip lies in a different 4 KiB page (the stride
+/// is the whole row of `B`), which defeats the hardware prefetcher; packed,
+/// a strip is one contiguous block streamed front to back. Packing costs
+/// one pass over `B` per sequence instead of one per step.
+#[derive(Clone, Debug)]
+pub struct PackedRhs<T> {
+    k: usize,
+    n: usize,
+    data: Vec<T>,
+}
+
+impl<T: Float> PackedRhs<T> {
+    /// Packs a row-major `b` of `k x n`.
+    pub fn from_row_major(b: &[T], k: usize, n: usize) -> Result<Self> {
+        Self::pack(b, k, n, |p, j| p * n + j)
+    }
+
+    /// Packs `B = Wᵀ` from a row-major `w` of `n x k` — the recurrent
+    /// weight `W_hh` `(G·H, H)` for the forward product `h · W_hhᵀ`,
+    /// with no transposed copy in between.
+    pub fn from_transposed(w: &[T], k: usize, n: usize) -> Result<Self> {
+        Self::pack(w, k, n, |p, j| j * k + p)
+    }
+
+    fn pack(src: &[T], k: usize, n: usize, at: impl Fn(usize, usize) -> usize) -> Result<Self> {
+        if src.len() < k * n {
+            return Err(TensorError::invalid_argument(
+                "PackedRhs",
+                format!("{} values cannot hold a {k} x {n} matrix", src.len()),
+            ));
+        }
+        let strips = n.div_ceil(NR);
+        let mut data = vec![T::zero(); strips * k * NR];
+        for (s, strip) in data.chunks_mut((k * NR).max(1)).enumerate().take(strips) {
+            for (p, row) in strip.chunks_mut(NR).enumerate() {
+                for (c, v) in row.iter_mut().enumerate().take(n.saturating_sub(s * NR)) {
+                    *v = src[at(p, s * NR + c)];
+                }
+            }
+        }
+        Ok(PackedRhs { k, n, data })
+    }
+
+    /// Rows of `B` (the inner dimension of the product).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of `B`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// [`gemm_rows_serial`] against a [`PackedRhs`]: `c[m x n] (+)= a[m x k] · B`.
+pub fn gemm_rows_packed<T: Float>(
+    m: usize,
+    a: &[T],
+    b: &PackedRhs<T>,
+    c: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
+    let (k, n) = (b.k, b.n);
+    if a.len() < m * k || c.len() < m * n {
+        return Err(TensorError::invalid_argument(
+            "gemm_rows_packed",
+            format!(
+                "buffers of {} and {} elements are too small for ({m} x {k}) · ({k} x {n})",
+                a.len(),
+                c.len()
+            ),
+        ));
+    }
+    if m > 0 && n > 0 {
+        columns(m, k, n, a, Rhs::Packed(b), c, 0, n, accumulate);
+    }
+    Ok(())
+}
+
 /// Columns `c0..c1` of `c`, tile by tile: 8x32 tiles with the explicit
 /// vector kernel where the machine has one, 4x32 portable tiles otherwise.
 #[allow(clippy::too_many_arguments)]
@@ -87,7 +211,7 @@ fn columns<T: Float>(
     k: usize,
     n: usize,
     a: &[T],
-    b: &[T],
+    rhs: Rhs<'_, T>,
     c: &mut [T],
     c0: usize,
     c1: usize,
@@ -100,21 +224,23 @@ fn columns<T: Float>(
     let mut j = c0;
     while j < c1 {
         let cols = NR.min(c1 - j);
+        let (b, ldb) = rhs.strip(j, n);
         let mut r = 0;
         while r < m {
             let rows = mr.min(m - r);
             if rows == mr && cols == NR {
                 if fast {
-                    let (a_t, b_t, c_t) = (&a[r * k..], &b[j..], &mut c[r * n + j..]);
+                    let (a_t, c_t) = (&a[r * k..], &mut c[r * n + j..]);
                     // SAFETY: the tile's 8 rows of A (k each), k rows of 32 of B
-                    // and 8 rows of 32 of C lie inside the checked buffers.
+                    // (stride `ldb`: the row length, or 32 when packed) and 8
+                    // rows of 32 of C lie inside the checked buffers.
                     unsafe {
                         T::tile_8x32(
                             k,
                             a_t.as_ptr(),
                             k,
-                            b_t.as_ptr(),
-                            n,
+                            b.as_ptr(),
+                            ldb,
                             c_t.as_mut_ptr(),
                             n,
                             accumulate,
@@ -125,8 +251,8 @@ fn columns<T: Float>(
                         k,
                         &a[r * k..],
                         k,
-                        &b[j..],
-                        n,
+                        b,
+                        ldb,
                         &mut c[r * n + j..],
                         n,
                         accumulate,
@@ -139,8 +265,8 @@ fn columns<T: Float>(
                     k,
                     &a[r * k..],
                     k,
-                    &b[j..],
-                    n,
+                    b,
+                    ldb,
                     &mut c[r * n + j..],
                     n,
                     accumulate,
@@ -244,6 +370,18 @@ mod tests {
             for accumulate in [false, true] {
                 let mut c = c0.clone();
                 gemm_rows(m, k, n, &a, &b, &mut c, accumulate).unwrap();
+                let mut serial = c0.clone();
+                gemm_rows_serial(m, k, n, &a, &b, &mut serial, accumulate).unwrap();
+                assert_eq!(c, serial, "the thread split must not change any sum");
+                let packed = PackedRhs::from_row_major(&b, k, n).unwrap();
+                let mut from_packed = c0.clone();
+                gemm_rows_packed(m, &a, &packed, &mut from_packed, accumulate).unwrap();
+                assert_eq!(c, from_packed, "packing must not change any sum");
+                let bt: Vec<f64> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+                let packed_t = PackedRhs::from_transposed(&bt, k, n).unwrap();
+                let mut from_t = c0.clone();
+                gemm_rows_packed(m, &a, &packed_t, &mut from_t, accumulate).unwrap();
+                assert_eq!(c, from_t, "packing from Bᵀ must give the same B");
                 for i in 0..m {
                     for j in 0..n {
                         let want: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f64>()
@@ -269,6 +407,10 @@ mod tests {
         );
         let mut c = vec![1.0f32; m * n];
         gemm_rows(m, k, n, &a32, &b32, &mut c, true).unwrap();
+        let mut from_packed = vec![1.0f32; m * n];
+        let packed = PackedRhs::from_row_major(&b32, k, n).unwrap();
+        gemm_rows_packed(m, &a32, &packed, &mut from_packed, true).unwrap();
+        assert_eq!(c, from_packed);
         for i in 0..m {
             for j in 0..n {
                 let want = 1.0 + (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f64>();
@@ -281,5 +423,10 @@ mod tests {
     fn short_buffers_are_errors() {
         let mut c = vec![0.0f32; 3];
         assert!(gemm_rows(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut c, false).is_err());
+        assert!(gemm_rows_serial(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut c, false).is_err());
+        assert!(PackedRhs::<f32>::from_row_major(&[0.0; 3], 2, 2).is_err());
+        let packed = PackedRhs::from_row_major(&[0.0f32; 4], 2, 2).unwrap();
+        assert!(gemm_rows_packed(2, &[0.0; 4], &packed, &mut c, false).is_err());
+        assert!(gemm_rows_packed(2, &[0.0; 3], &packed, &mut [0.0; 4], false).is_err());
     }
 }

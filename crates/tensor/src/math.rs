@@ -19,13 +19,18 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     let xc = x.clamp(-87.336_55, 88.722_83);
     let n = (xc * LOG2E).round();
-    let r = xc - n * LN2_HI - n * LN2_LO;
+    let r = fma(-n, LN2_LO, fma(-n, LN2_HI, xc));
     let r2 = r * r;
-    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 5.000_000_1e-1;
-    let y = p * r2 + r + 1.0;
+    let p = [
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ]
+    .iter()
+    .fold(1.987_569_1e-4, |p, &c| fma(p, r, c));
+    let y = fma(p, r2, r) + 1.0;
     // scale by 2^n through the exponent bits, in two halves so that n = 128
     // (just below the overflow threshold) and n = -126 stay representable
     let ni = n as i32;
@@ -37,6 +42,18 @@ pub fn exp_f32(x: f32) -> f32 {
     let over = 0u32.wrapping_sub((x > 88.722_83) as u32);
     let under = 0u32.wrapping_sub((x < -87.336_55) as u32);
     f32::from_bits(((out.to_bits() & !over) | (f32::INFINITY.to_bits() & over)) & !under)
+}
+
+/// `a * b + c`, as one fused instruction where the build target has FMA (it
+/// halves the work of the polynomials) and as two plain operations where it
+/// does not (`f32::mul_add` would then call libm's exact, slow `fmaf`).
+#[inline(always)]
+fn fma(a: f32, b: f32, c: f32) -> f32 {
+    if cfg!(target_feature = "fma") {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
 /// The logistic function `1 / (1 + e^-x)` for `f32`.
@@ -51,9 +68,10 @@ pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     // near zero: x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835
     let x2 = x * x;
-    let small = x
-        * (1.0
-            + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0)))));
+    let poly = [-17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0, 1.0]
+        .iter()
+        .fold(62.0 / 2835.0, |p, &c| fma(p, x2, c));
+    let small = x * poly;
     let e = exp_f32(-2.0 * a);
     let large = ((1.0 - e) / (1.0 + e)).copysign(x);
     // choose with a bit mask (both sides are computed anyway) so it vectorises
