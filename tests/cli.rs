@@ -619,7 +619,8 @@ fn bad_input_gives_one_clear_message_and_the_right_exit_code() {
 fn every_command_has_help_with_an_example() {
     let dir = tempdir("help");
     for cmd in [
-        "demo", "pretrain", "finetune", "eval", "predict", "import", "export", "inspect", "lr-find",
+        "demo", "pretrain", "finetune", "eval", "predict", "import", "export", "inspect",
+        "lr-find", "probe",
     ] {
         let (out, _) = ok(&[cmd, "--help"], &dir);
         assert!(
@@ -1073,5 +1074,102 @@ fn a_names_model_finetunes_to_sentiment_and_predicts_from_token_ids() {
     write("count.safetensors", 9, Some(&[4, 4]));
     let err = predict_fails("count.safetensors");
     assert!(err.contains("`lengths` has 2 values"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `probe` on the real pretrained MNIST CNN (embedded) and Fashion-MNIST: a
+/// linear head at every cut, compared on validation data. Small as this set
+/// is, the shape of the answer is the known one for this dissimilar pair —
+/// the MNIST classifier's hidden layer transfers worse than the conv features.
+#[test]
+fn probe_measures_every_cut_of_the_real_pretrained_cnn() {
+    let dir = tempdir("probe");
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/pretrained/mnist-cnn/mnist_cnn.safetensors");
+    ok(
+        &[
+            "import",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--spec",
+            "mnist-cnn",
+            "--out",
+            "m.ckpt",
+        ],
+        &dir,
+    );
+    let (out, _) = ok(
+        &[
+            "--quiet",
+            "probe",
+            "--from",
+            "m.ckpt",
+            "--data",
+            "fashion-mnist",
+            "--per-class",
+            "40",
+            "--json",
+        ],
+        &dir,
+    );
+    let report = json(&out);
+    let rows = report["rows"].as_array().unwrap();
+    let at: Vec<&str> = rows.iter().map(|r| r["at"].as_str().unwrap()).collect();
+    assert_eq!(at, ["features.3", "classifier", "classifier.2"]);
+    let acc: Vec<f64> = rows
+        .iter()
+        .map(|r| r["val_accuracy"].as_f64().unwrap())
+        .collect();
+    assert!(acc.iter().all(|a| (0.0..=1.0).contains(a)), "{acc:?}");
+    // every probe learned something (10 classes: chance is 0.1)
+    assert!(acc.iter().all(|&a| a > 0.3), "{acc:?}");
+    // conv features beat the source classifier's hidden layer on this pair
+    assert!(acc[1] > acc[2] + 0.05, "{acc:?}");
+    let best = report["best"].as_u64().unwrap() as usize;
+    assert!(acc.iter().all(|&a| a <= acc[best]));
+    assert!(
+        report["advice"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--cut-at {}", at[best])),
+        "{report}"
+    );
+    // only the named cuts; an unknown one is a clear error listing the real ones
+    let (out, _) = ok(
+        &[
+            "--quiet",
+            "probe",
+            "--from",
+            "m.ckpt",
+            "--data",
+            "fashion-mnist",
+            "--per-class",
+            "10",
+            "--at",
+            "classifier.2",
+            "--epochs",
+            "2",
+            "--json",
+        ],
+        &dir,
+    );
+    assert_eq!(json(&out)["rows"].as_array().unwrap().len(), 1);
+    let err = fails(
+        &[
+            "probe",
+            "--from",
+            "m.ckpt",
+            "--data",
+            "fashion-mnist",
+            "--at",
+            "classifier.7",
+        ],
+        &dir,
+        1,
+    );
+    assert!(
+        err.contains("classifier.7") && err.contains("features.3, classifier, classifier.2"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -65,6 +65,39 @@ pub enum Command {
         after_help = "Example:\n  finetune lr-find --model lenet --data mnist --classes 0-4"
     )]
     LrFind(LrFindArgs),
+    /// Measure which depth of a pretrained model transfers best: a linear head on the frozen features at every cut, compared on validation data.
+    #[command(
+        after_help = "Example:\n  finetune probe --from runs/lenet-0-4.ckpt --data mnist --classes 5-9 --per-class 50\n  finetune import --weights data/pretrained/mnist_cnn.safetensors --spec mnist-cnn --out mnist-cnn.ckpt\n  finetune probe --from mnist-cnn.ckpt --data fashion-mnist --per-class 100 --json"
+    )]
+    Probe(ProbeArgs),
+}
+
+/// `finetune probe`.
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// The pretrained model: a native checkpoint, or an exported safetensors file.
+    #[arg(long, value_name = "CKPT")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Only these cut points (default: before every layer with weights but the first).
+    #[arg(long, value_name = "LAYER", num_args = 1..)]
+    pub at: Vec<String>,
+    /// Epochs per head at most (each stops early after 5 without a better validation loss).
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    /// Adam learning rate of the heads.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Seeds data order, splits and head initialisation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object (rows, best, advice).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which data set, which part of it, and from where.

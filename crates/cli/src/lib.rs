@@ -94,6 +94,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Export(a) => commands::tools::export(a)?,
         Command::Inspect(a) => commands::tools::inspect(a)?,
         Command::LrFind(a) => commands::tools::lr_find_cmd(a, cli.quiet)?,
+        Command::Probe(a) => {
+            commands::probe::print(&commands::probe::probe(a, cli.quiet)?, a.json)?
+        }
     }
     Ok(())
 }

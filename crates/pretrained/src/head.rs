@@ -16,7 +16,7 @@
 //! returned — these are the tensors a loader reports as new. Spec and
 //! metadata (class names) are updated with the network.
 
-use finetune_nn::{Linear, ModuleExt};
+use finetune_nn::{Linear, Module, ModuleExt};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -242,21 +242,7 @@ impl Model {
                     .is_some_and(|r| r.starts_with('.'))
             }
         };
-        let mut trainable = Vec::new();
-        for entry in old.state_dict() {
-            if in_head(&entry.name) {
-                continue;
-            }
-            if let finetune_nn::EntryKind::Parameter { trainable: t } = entry.kind {
-                trainable.push((entry.name.clone(), t));
-            }
-            fresh
-                .set_tensor(&entry.name, entry.value)
-                .map_err(|source| Error::Nn {
-                    context: format!("model `{}`: keeping `{}`", spec.name, entry.name),
-                    source,
-                })?;
-        }
+        keep_from(old, fresh.as_mut(), |name| !in_head(name), &spec.name)?;
         // The head's values depend on the seed only.
         let head = Linear::<f32>::new(
             in_features,
@@ -282,11 +268,6 @@ impl Model {
                 })?;
             new_names.push(format!("{top_prefix}.{name}"));
         }
-        fresh.for_each_parameter_mut(|n, p| {
-            if let Some((_, t)) = trainable.iter().find(|(name, _)| name == n) {
-                p.set_trainable(*t);
-            }
-        });
         fresh.set_training(self.training);
         self.net.replace(top, fresh).map_err(|source| Error::Nn {
             context: format!("model `{}`: replacing layer {top}", spec.name),
@@ -300,8 +281,20 @@ impl Model {
     /// Removes top-level layer `layer` (by index or name) and everything
     /// after it; returns the shape the kept layers now output. Class names
     /// are cleared.
+    ///
+    /// A dotted name, `classifier.2`, cuts *inside* a top-level block: the
+    /// block keeps its layers before index 2 (with their weights and flags),
+    /// and every later top-level layer goes — so features can be taken from
+    /// any depth, not only between top-level blocks.
     pub fn cut_at(&mut self, layer: impl Into<LayerRef>) -> Result<Vec<usize>> {
-        let index = match layer.into() {
+        let layer = layer.into();
+        if let LayerRef::Name(n) = &layer
+            && self.spec.index_of(n).is_none()
+            && let Some((outer, inner)) = n.split_once('.')
+        {
+            return self.cut_inside(outer, inner);
+        }
+        let index = match layer {
             LayerRef::Index(i) if i < self.spec.layers.len() => i,
             LayerRef::Index(i) => {
                 return Err(self.surgery_err(format!(
@@ -325,6 +318,68 @@ impl Model {
         self.metadata.classes = None;
         self.net.truncate(index);
         Ok(shape)
+    }
+
+    /// `cut_at("outer.inner")`: keep top-level layers up to `outer`, and of
+    /// the block `outer` only its layers before index `inner`.
+    fn cut_inside(&mut self, outer: &str, inner: &str) -> Result<Vec<usize>> {
+        let top = self
+            .spec
+            .index_of(outer)
+            .or_else(|| outer.parse().ok().filter(|&i| i < self.spec.layers.len()))
+            .ok_or_else(|| self.surgery_err(format!("no top-level layer is called `{outer}`")))?;
+        let LayerKind::Sequential { layers } = &self.spec.layers[top].kind else {
+            return Err(self.surgery_err(format!(
+                "cannot cut inside `{outer}`: it is a single {} layer, not a block",
+                self.spec.layers[top].kind.type_name()
+            )));
+        };
+        let keep: usize = inner
+            .parse()
+            .ok()
+            .filter(|&j| j < layers.len())
+            .ok_or_else(|| {
+                self.surgery_err(format!(
+                    "cannot cut `{outer}` at `{inner}`: its layers are numbered 0..{}",
+                    layers.len()
+                ))
+            })?;
+        if keep == 0 {
+            return self.cut_at(LayerRef::Index(top));
+        }
+        let mut spec = self.spec.clone();
+        spec.layers.truncate(top + 1);
+        if let LayerKind::Sequential { layers } = &mut spec.layers[top].kind {
+            layers.truncate(keep);
+        }
+        spec.classes = None;
+        spec.validate()?;
+        let input = spec.shape_before(top)?;
+        let mut fresh = build_layer(&spec.layers[top], &input, &mut StdRng::seed_from_u64(0))
+            .map_err(|source| Error::Nn {
+                context: format!("model `{}`: rebuilding layer {top}", spec.name),
+                source,
+            })?;
+        let old = self
+            .net
+            .get(top)
+            .ok_or_else(|| self.surgery_err(format!("the network has no layer {top}")))?;
+        let kept = |name: &str| {
+            name.split('.')
+                .next()
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_some_and(|i| i < keep)
+        };
+        keep_from(old, fresh.as_mut(), kept, &spec.name)?;
+        fresh.set_training(self.training);
+        self.net.truncate(top + 1);
+        self.net.replace(top, fresh).map_err(|source| Error::Nn {
+            context: format!("model `{}`: replacing layer {top}", spec.name),
+            source,
+        })?;
+        self.spec = spec;
+        self.metadata.classes = None;
+        self.spec.output_shape()
     }
 
     /// Appends a new head (after a flatten when the model outputs an image
@@ -381,6 +436,34 @@ impl Model {
         self.spec = spec;
         Ok(new_names)
     }
+}
+
+/// Copies every tensor of `old` that `keep` accepts into the rebuilt `fresh`
+/// — values and trainable flags, so a kept layer is exactly what it was.
+fn keep_from(
+    old: &dyn Module<f32>,
+    fresh: &mut dyn Module<f32>,
+    keep: impl Fn(&str) -> bool,
+    model: &str,
+) -> Result<()> {
+    let mut trainable = Vec::new();
+    for entry in old.state_dict().into_iter().filter(|e| keep(&e.name)) {
+        if let finetune_nn::EntryKind::Parameter { trainable: t } = entry.kind {
+            trainable.push((entry.name.clone(), t));
+        }
+        fresh
+            .set_tensor(&entry.name, entry.value)
+            .map_err(|source| Error::Nn {
+                context: format!("model `{model}`: keeping `{}`", entry.name),
+                source,
+            })?;
+    }
+    fresh.for_each_parameter_mut(|n, p| {
+        if let Some((_, t)) = trainable.iter().find(|(name, _)| name == n) {
+            p.set_trainable(*t);
+        }
+    });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -252,3 +252,53 @@ fn surgery_errors_are_clear() {
         "{e}"
     );
 }
+
+#[test]
+fn cutting_inside_a_block_keeps_its_first_layers_and_their_flags() {
+    // classifier.2 is the final linear: cutting there keeps features and
+    // classifier.0 (the 3136 -> 128 layer) with its ReLU: 128 features
+    let mut model = pretrained();
+    model
+        .net_mut()
+        .for_each_parameter_mut(|n, p| p.set_trainable(!n.starts_with("classifier.0.b")));
+    let mut before = model.state_dict();
+    before.retain(|e| !e.name.starts_with("classifier.2"));
+    assert_eq!(model.cut_at("classifier.2").unwrap(), [128]);
+    kept_exactly(&before, &model.state_dict(), &[]);
+    let mut frozen = Vec::new();
+    model.net().for_each_parameter(|n, p| {
+        if !p.is_trainable() {
+            frozen.push(n.to_string())
+        }
+    });
+    assert_eq!(frozen, ["classifier.0.bias"]);
+    assert_eq!(model.spec().layers.len(), 3);
+    let new = model.attach_head(&HeadSpec::linear(5), 1).unwrap();
+    assert_eq!(new, ["head.weight", "head.bias"]);
+    let y = model.predict(Tensor::zeros(&[2, 1, 28, 28]), None).unwrap();
+    assert_eq!(y.shape(), &[2, 5]);
+    let rebuilt = Model::from_spec(model.spec(), 0).unwrap();
+    assert_eq!(rebuilt.expected_tensors(), model.expected_tensors());
+
+    // inside features: after the first conv block (conv, relu, pool)
+    let mut model = pretrained();
+    assert_eq!(model.cut_at("features.3").unwrap(), [32, 14, 14]);
+    assert_eq!(model.net().len(), 1);
+    assert_eq!(model.parameter_count().0, 320);
+    // index 0 inside a block is a cut before the block
+    let mut model = pretrained();
+    assert_eq!(model.cut_at("classifier.0").unwrap(), [3136]);
+    assert_eq!(model.net().len(), 2);
+
+    let mut model = pretrained();
+    let e = model.cut_at("classifier.3").unwrap_err().to_string();
+    assert!(e.contains("its layers are numbered 0..3"), "{e}");
+    let e = model.cut_at("1.0").unwrap_err().to_string();
+    assert!(
+        e.contains("it is a single flatten layer, not a block"),
+        "{e}"
+    );
+    let e = model.cut_at("head.1").unwrap_err().to_string();
+    assert!(e.contains("no top-level layer is called `head`"), "{e}");
+    assert_eq!(model.net().len(), 3, "a failed cut changes nothing");
+}

@@ -317,7 +317,7 @@ fn shape_model(model: &mut Model, args: &FinetuneArgs, data: &Prepared, label: &
 /// parameters. Layers are matched by their prefixes, which are names
 /// (`embedding`, `features`) as often as indices, so ranges work for every
 /// spec, not only for unnamed layers.
-fn layer_patterns(model: &Model, range: std::ops::Range<usize>) -> Vec<String> {
+pub(crate) fn layer_patterns(model: &Model, range: std::ops::Range<usize>) -> Vec<String> {
     model
         .layer_prefixes()
         .into_iter()
