@@ -2,13 +2,14 @@
 //! `finetune` command line (built in release first), with a results table.
 //!
 //! * `digits`: LeNet pretrained on all MNIST digits 0-4, then digits 5-9 at 50
-//!   examples per class and with every training image: a new linear head on
+//!   examples per class and with every training image: `finetune probe`
+//!   (which depth transfers best, on validation data), a new linear head on
 //!   the frozen convolutional features (cached), the pretrained classifier
 //!   kept with the convolutions frozen (the Keras transfer example), and the
 //!   same network from scratch.
 //! * `fashion`: the real pretrained MNIST CNN (`pretrained/mnist-cnn`) to
-//!   Fashion-MNIST at 100 images per class and with all of them: frozen
-//!   features, full fine-tune, from scratch.
+//!   Fashion-MNIST at 100 images per class and with all of them: the probe,
+//!   frozen features, full fine-tune, from scratch.
 //!
 //! Results go to `runs/experiments/results.json` and are printed as a table.
 
@@ -110,7 +111,7 @@ struct Runner {
 
 impl Runner {
     /// Runs `finetune <args> --data-dir D --seed S --quiet --json` and parses its JSON.
-    fn run(&self, label: &str, args: &[&str]) -> Result<Value> {
+    fn json_of(&self, label: &str, args: &[&str]) -> Result<Value> {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .args([
@@ -131,8 +132,12 @@ impl Runner {
         }
         let text = String::from_utf8_lossy(&o.stdout);
         let line = text.lines().last().unwrap_or_default();
-        let v: Value = serde_json::from_str(line)
-            .with_context(|| format!("{label}: output is not JSON: {text}"))?;
+        serde_json::from_str(line).with_context(|| format!("{label}: output is not JSON: {text}"))
+    }
+
+    /// A training run: one line with its test accuracy and times.
+    fn run(&self, label: &str, args: &[&str]) -> Result<Value> {
+        let v = self.json_of(label, args)?;
         println!(
             "{label:<44} test acc {:.4}  epochs {:>2} (best {})  train {:>7.1}s  to best {:>7.1}s  trainable {}",
             v["test_accuracy"].as_f64().unwrap_or(f64::NAN),
@@ -141,6 +146,27 @@ impl Runner {
             v["train_seconds"].as_f64().unwrap_or(f64::NAN),
             v["seconds_to_best"].as_f64().unwrap_or(f64::NAN),
             v["trainable_params"]
+        );
+        Ok(v)
+    }
+
+    /// `finetune probe`: one line per cut (validation accuracy of a linear
+    /// head on the frozen features there), then the best.
+    fn probe(&self, label: &str, args: &[&str]) -> Result<Value> {
+        let v = self.json_of(label, &[&["probe"][..], args].concat())?;
+        for row in v["rows"].as_array().into_iter().flatten() {
+            println!(
+                "{label:<44} cut at {:<14} features {:<14} val acc {:.4}  {:>6.1}s",
+                row["at"].as_str().unwrap_or("?"),
+                row["features"].to_string(),
+                row["val_accuracy"].as_f64().unwrap_or(f64::NAN),
+                row["seconds"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        let best = v["best"].as_u64().unwrap_or(0) as usize;
+        println!(
+            "{label:<44} best cut: {}",
+            v["rows"][best]["at"].as_str().unwrap_or("?")
         );
         Ok(v)
     }
@@ -180,6 +206,18 @@ impl Runner {
                 Some(n) => common.extend(["--per-class", n, "--batch-size", "16"]),
                 None => common.extend(["--batch-size", "64"]),
             }
+            let mut probe_args = vec![
+                "--from",
+                "lenet-0-4.ckpt",
+                "--data",
+                "mnist",
+                "--classes",
+                "5-9",
+            ];
+            if let Some(n) = per_class {
+                probe_args.extend(["--per-class", n]);
+            }
+            let probe = self.probe(&format!("5-9 {tag}: probe"), &probe_args)?;
             let head = self.run(
                 &format!("5-9 {tag}: new linear head, convs frozen"),
                 &[
@@ -235,7 +273,7 @@ impl Runner {
                 ]
                 .concat(),
             )?;
-            r[tag] = json!({"new_head_frozen_convs": head, "classifier_kept_frozen_convs": keras, "scratch": scratch});
+            r[tag] = json!({"probe": probe, "new_head_frozen_convs": head, "classifier_kept_frozen_convs": keras, "scratch": scratch});
         }
         Ok(r)
     }
@@ -275,6 +313,11 @@ impl Runner {
                 Some(n) => common.extend(["--per-class", n, "--batch-size", "32"]),
                 None => common.extend(["--batch-size", "64"]),
             }
+            let mut probe_args = vec!["--from", "mnist-cnn.ckpt", "--data", "fashion-mnist"];
+            if let Some(n) = per_class {
+                probe_args.extend(["--per-class", n]);
+            }
+            let probe = self.probe(&format!("fashion {tag}: probe"), &probe_args)?;
             let frozen = self.run(
                 &format!("fashion {tag}: frozen features + linear head"),
                 &[
@@ -327,7 +370,7 @@ impl Runner {
                 ]
                 .concat(),
             )?;
-            r[tag] = json!({"frozen_features": frozen, "full_fine_tune": full, "scratch": scratch});
+            r[tag] = json!({"probe": probe, "frozen_features": frozen, "full_fine_tune": full, "scratch": scratch});
         }
         Ok(r)
     }
