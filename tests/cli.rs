@@ -1171,5 +1171,38 @@ fn probe_measures_every_cut_of_the_real_pretrained_cnn() {
         err.contains("classifier.7") && err.contains("features.3, classifier, classifier.2"),
         "{err}"
     );
+    let err = fails(
+        &[
+            "probe",
+            "--from",
+            "m.ckpt",
+            "--data",
+            "fashion-mnist",
+            "--epochs",
+            "0",
+        ],
+        &dir,
+        1,
+    );
+    assert!(err.contains("--epochs must be at least 1"), "{err}");
+    // a model with one layer of weights has nowhere to cut
+    std::fs::write(
+        dir.join("one.json"),
+        r#"{"name":"one","input":[1,8,8],"layers":[{"type":"flatten"},{"type":"linear","in_features":64,"out_features":10}]}"#,
+    )
+    .unwrap();
+    ok(
+        &[
+            "--quiet", "pretrain", "--model", "one.json", "--data", "digits", "--epochs", "1",
+            "--out", "one.ckpt",
+        ],
+        &dir,
+    );
+    let err = fails(
+        &["probe", "--from", "one.ckpt", "--data", "digits"],
+        &dir,
+        1,
+    );
+    assert!(err.contains("`one` has no place to cut"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }

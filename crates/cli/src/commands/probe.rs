@@ -162,6 +162,9 @@ fn layer_ref(at: &str) -> LayerRef {
 
 /// `finetune probe`.
 pub fn probe(args: &ProbeArgs, quiet: bool) -> Result<ProbeReport> {
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1: an untrained head measures nothing");
+    }
     let base = model_args::load(&args.from)?;
     let data = prepare(&args.data, args.seed, ModelNeeds::of(&base))?;
     let mut cuts = candidate_cuts(&base)?;
