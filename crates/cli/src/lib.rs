@@ -3,7 +3,8 @@
 //! The `finetune` command line (the binary itself lives in the root package,
 //! `src/main.rs`, so that `cargo run --release -- demo` works from the
 //! repository root). Commands: `demo`, `pretrain`, `finetune`, `eval`,
-//! `predict`, `import`, `export`, `inspect`, `lr-find` — see `--help`.
+//! `predict`, `import`, `export`, `inspect`, `lr-find`, `probe` (which depth
+//! of a pretrained model transfers best, measured) — see `--help`.
 //!
 //! Errors are one line on standard error: exit code 2 for bad usage (clap),
 //! 1 for failures (a missing file, a corrupt checkpoint, a spec that does not
