@@ -107,6 +107,18 @@ fn quick_demo_prints_both_tables_and_writes_its_run_folder() {
             .unwrap()
             > before + 0.2
     );
+    // the probe ran at every cut of the real CNN and the frozen run used its pick
+    let probe = &summary["mnist_cnn_to_fashion"]["probe"];
+    let rows = probe["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{probe}");
+    let best = probe["best"].as_u64().unwrap() as usize;
+    let pick = rows[best]["at"].as_str().unwrap();
+    assert!(
+        out.contains(&format!(
+            "frozen features cut where the probe says (`{pick}`)"
+        )),
+        "{out}"
+    );
     for f in [
         "runs/demo/summary.json",
         "runs/demo/lenet-digits-0-4.ckpt",

@@ -25,6 +25,8 @@ use finetune_train::{
 use serde_json::json;
 
 use crate::cli::{DataArgs, DataName, DemoArgs};
+use crate::commands::probe;
+use crate::commands::train::layer_patterns;
 use crate::data::{ModelNeeds, prepare, source};
 use crate::session::{self, RunOptions, RunResult};
 
@@ -305,6 +307,24 @@ fn part_fashion(
         "as is (MNIST classes) on Fashion-MNIST test: accuracy {:.4} — chance; target: {}",
         before.accuracy, data.description
     );
+    // which depth transfers? measured: a linear head on the frozen features
+    // at every cut, compared on the validation split (`finetune probe`)
+    let cuts = probe::candidate_cuts(&base)?;
+    let settings = probe::ProbeSettings {
+        epochs: 50,
+        lr: 1e-3,
+        batch_size: 64,
+        seed,
+    };
+    let rows = probe::probe_model(&base, &data, cuts, settings, true)?;
+    let best = probe::best_row(&rows);
+    println!("\nprobe: a linear head on the frozen features at each cut (validation accuracy):");
+    probe::print_rows(&rows, best);
+    println!("{}", probe::reading(&rows, best));
+    let cut_at = rows[best].cut.at.clone();
+    println!(
+        "the runs below: frozen features cut where the probe says (`{cut_at}`), everything fine-tuned, and the same network from scratch\n"
+    );
     let bytes = base.to_bytes()?;
 
     let fresh_copy = |label: &str| -> Result<Model> {
@@ -315,16 +335,13 @@ fn part_fashion(
     // frozen features: the convolutional block as a fixed feature extractor,
     // a new linear classifier on top (Keras's include_top=False)
     let mut frozen = Model::from_bytes(&bytes, "frozen features")?;
-    frozen.cut_at("classifier")?;
+    frozen.cut_at(cut_at.as_str())?;
     frozen.attach_head(
         &HeadSpec::linear(data.class_names.len()).with_classes(data.class_names.clone()),
         seed,
     )?;
-    freeze_patterns(
-        frozen.net_mut(),
-        &["features.*".to_string()],
-        BnPolicy::FreezeAll,
-    )?;
+    let body = layer_patterns(&frozen, 0..frozen.net().len().saturating_sub(1));
+    freeze_patterns(frozen.net_mut(), &body, BnPolicy::FreezeAll)?;
     let fz = session::run(
         &mut frozen,
         &data,
@@ -387,7 +404,7 @@ fn part_fashion(
         "fashion-comparison",
     );
     Ok(
-        json!({"before": {"accuracy": before.accuracy, "loss": before.loss, "n": before.n}, "frozen_features": summary_of(&fz), "full_fine_tune": summary_of(&fu), "scratch": summary_of(&sc)}),
+        json!({"before": {"accuracy": before.accuracy, "loss": before.loss, "n": before.n}, "probe": {"rows": rows, "best": best}, "frozen_features": summary_of(&fz), "full_fine_tune": summary_of(&fu), "scratch": summary_of(&sc)}),
     )
 }
 

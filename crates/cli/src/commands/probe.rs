@@ -160,11 +160,33 @@ fn layer_ref(at: &str) -> LayerRef {
     }
 }
 
-/// `finetune probe`.
-pub fn probe(args: &ProbeArgs, quiet: bool) -> Result<ProbeReport> {
-    if args.epochs == 0 {
+/// How each head is trained.
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeSettings {
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub seed: u64,
+}
+
+/// A linear head on the frozen features at each cut of `base`, in order.
+pub fn probe_model(
+    base: &Model,
+    data: &Prepared,
+    cuts: Vec<Cut>,
+    settings: ProbeSettings,
+    quiet: bool,
+) -> Result<Vec<ProbeRow>> {
+    if settings.epochs == 0 {
         bail!("--epochs must be at least 1: an untrained head measures nothing");
     }
+    cuts.into_iter()
+        .map(|cut| probe_one(base, cut, data, settings, quiet))
+        .collect()
+}
+
+/// `finetune probe`.
+pub fn probe(args: &ProbeArgs, quiet: bool) -> Result<ProbeReport> {
     let base = model_args::load(&args.from)?;
     let data = prepare(&args.data, args.seed, ModelNeeds::of(&base))?;
     let mut cuts = candidate_cuts(&base)?;
@@ -200,10 +222,13 @@ pub fn probe(args: &ProbeArgs, quiet: bool) -> Result<ProbeReport> {
         cuts.len(),
         data.description
     );
-    let mut rows = Vec::new();
-    for cut in cuts {
-        rows.push(probe_one(&base, cut, &data, args, quiet)?);
-    }
+    let settings = ProbeSettings {
+        epochs: args.epochs,
+        lr: args.lr,
+        batch_size: args.batch_size,
+        seed: args.seed,
+    };
+    let rows = probe_model(&base, &data, cuts, settings, quiet)?;
     let best = best_row(&rows);
     let advice = advice(&rows, best, args);
     Ok(ProbeReport {
@@ -220,7 +245,7 @@ fn probe_one(
     base: &Model,
     cut: Cut,
     data: &Prepared,
-    args: &ProbeArgs,
+    args: ProbeSettings,
     quiet: bool,
 ) -> Result<ProbeRow> {
     let started = Instant::now();
@@ -274,7 +299,7 @@ fn probe_one(
 }
 
 /// The best validation accuracy; on a tie the deeper cut (it trains less).
-fn best_row(rows: &[ProbeRow]) -> usize {
+pub fn best_row(rows: &[ProbeRow]) -> usize {
     let mut best = 0;
     for (i, r) in rows.iter().enumerate() {
         if r.val_accuracy >= rows[best].val_accuracy {
@@ -286,9 +311,20 @@ fn best_row(rows: &[ProbeRow]) -> usize {
 
 /// What the numbers say, in words, with the command that acts on it.
 fn advice(rows: &[ProbeRow], best: usize, args: &ProbeArgs) -> String {
+    format!(
+        "{}\nnext: finetune finetune --from {} --data {} --cut-at {} --cache-features --early-stopping 3 --out runs/probe-best.ckpt",
+        reading(rows, best),
+        args.from.display(),
+        data_flags(args),
+        rows[best].cut.at
+    )
+}
+
+/// What the numbers say, in words.
+pub fn reading(rows: &[ProbeRow], best: usize) -> String {
     let b = &rows[best];
     let deepest = rows.len() - 1;
-    let reading = if best == deepest {
+    if best == deepest {
         format!(
             "the deepest features transfer best (val acc {:.4}): the tasks look similar — keep the whole pretrained body frozen and train a new classifier; with more data, fine-tune the top layers too",
             b.val_accuracy
@@ -299,13 +335,7 @@ fn advice(rows: &[ProbeRow], best: usize, args: &ProbeArgs) -> String {
             "features peak at `{}` (val acc {:.4}) and the deepest ones score {:.4}: the layers from `{}` on are specific to the source task — cut there, or fine-tune those layers rather than freezing them",
             b.cut.at, b.val_accuracy, last.val_accuracy, b.cut.at
         )
-    };
-    format!(
-        "{reading}\nnext: finetune finetune --from {} --data {} --cut-at {} --cache-features --early-stopping 3 --out runs/probe-best.ckpt",
-        args.from.display(),
-        data_flags(args),
-        b.cut.at
-    )
+    }
 }
 
 fn data_flags(args: &ProbeArgs) -> String {
@@ -332,6 +362,13 @@ pub fn print(report: &ProbeReport, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(report)?);
         return Ok(());
     }
+    print_rows(&report.rows, report.best);
+    println!("{}", report.advice);
+    Ok(())
+}
+
+/// One line per cut, the best marked.
+pub fn print_rows(rows: &[ProbeRow], best: usize) {
     println!(
         "{:<16} {:<24} {:>14} {:>8} {:>9} {:>7} {:>5} {:>8} {:>10}",
         "cut at",
@@ -344,7 +381,7 @@ pub fn print(report: &ProbeReport, json: bool) -> Result<()> {
         "time",
         "trainable"
     );
-    for (i, r) in report.rows.iter().enumerate() {
+    for (i, r) in rows.iter().enumerate() {
         let features = format!("{:?}", r.cut.features);
         println!(
             "{:<16} {:<24} {:>14} {:>8.4} {:>9.4} {:>7} {:>5} {:>7.1}s {:>10}{}",
@@ -357,11 +394,9 @@ pub fn print(report: &ProbeReport, json: bool) -> Result<()> {
             r.best_epoch.map_or("-".into(), |b| b.to_string()),
             r.seconds,
             thousands(r.trainable_params),
-            if i == report.best { "  <- best" } else { "" }
+            if i == best { "  <- best" } else { "" }
         );
     }
-    println!("{}", report.advice);
-    Ok(())
 }
 
 #[cfg(test)]
