@@ -282,8 +282,9 @@ impl Model {
     /// after it; returns the shape the kept layers now output. Class names
     /// are cleared.
     ///
-    /// A dotted name, `classifier.2`, cuts *inside* a top-level block: the
-    /// block keeps its layers before index 2 (with their weights and flags),
+    /// A dotted name, `classifier.2`, cuts *inside* a top-level block (the
+    /// part after the dot is the inner layer's index, or its name when it has
+    /// one): the block keeps its layers before that one (with their weights and flags),
     /// and every later top-level layer goes — so features can be taken from
     /// any depth, not only between top-level blocks.
     pub fn cut_at(&mut self, layer: impl Into<LayerRef>) -> Result<Vec<usize>> {
@@ -334,16 +335,30 @@ impl Model {
                 self.spec.layers[top].kind.type_name()
             )));
         };
-        let keep: usize = inner
-            .parse()
-            .ok()
-            .filter(|&j| j < layers.len())
+        // inner layers are named like their parameters: their own name, or their index
+        let inner_prefix =
+            |j: usize, l: &LayerSpec| l.name.clone().unwrap_or_else(|| j.to_string());
+        let keep = layers
+            .iter()
+            .enumerate()
+            .position(|(j, l)| inner_prefix(j, l) == inner)
             .ok_or_else(|| {
+                let names: Vec<String> = layers
+                    .iter()
+                    .enumerate()
+                    .map(|(j, l)| inner_prefix(j, l))
+                    .collect();
                 self.surgery_err(format!(
-                    "cannot cut `{outer}` at `{inner}`: its layers are numbered 0..{}",
-                    layers.len()
+                    "cannot cut `{outer}` at `{inner}`: its layers are {}",
+                    names.join(", ")
                 ))
             })?;
+        let kept_prefixes: Vec<String> = layers
+            .iter()
+            .take(keep)
+            .enumerate()
+            .map(|(j, l)| inner_prefix(j, l))
+            .collect();
         if keep == 0 {
             return self.cut_at(LayerRef::Index(top));
         }
@@ -367,16 +382,15 @@ impl Model {
         let kept = |name: &str| {
             name.split('.')
                 .next()
-                .and_then(|i| i.parse::<usize>().ok())
-                .is_some_and(|i| i < keep)
+                .is_some_and(|first| kept_prefixes.iter().any(|p| p == first))
         };
         keep_from(old, fresh.as_mut(), kept, &spec.name)?;
         fresh.set_training(self.training);
-        self.net.truncate(top + 1);
         self.net.replace(top, fresh).map_err(|source| Error::Nn {
             context: format!("model `{}`: replacing layer {top}", spec.name),
             source,
         })?;
+        self.net.truncate(top + 1);
         self.spec = spec;
         self.metadata.classes = None;
         self.spec.output_shape()

@@ -292,7 +292,7 @@ fn cutting_inside_a_block_keeps_its_first_layers_and_their_flags() {
 
     let mut model = pretrained();
     let e = model.cut_at("classifier.3").unwrap_err().to_string();
-    assert!(e.contains("its layers are numbered 0..3"), "{e}");
+    assert!(e.contains("its layers are 0, 1, 2"), "{e}");
     let e = model.cut_at("1.0").unwrap_err().to_string();
     assert!(
         e.contains("it is a single flatten layer, not a block"),
@@ -301,4 +301,30 @@ fn cutting_inside_a_block_keeps_its_first_layers_and_their_flags() {
     let e = model.cut_at("head.1").unwrap_err().to_string();
     assert!(e.contains("no top-level layer is called `head`"), "{e}");
     assert_eq!(model.net().len(), 3, "a failed cut changes nothing");
+}
+
+#[test]
+fn cutting_inside_a_block_keeps_named_inner_layers() {
+    // a spec whose first convolution has a name: its weights are
+    // `features.conv1.*`, and they must survive a cut further down the block
+    let mut spec = builtin("mnist-cnn").unwrap();
+    let LayerKind::Sequential { layers } = &mut spec.layers[0].kind else {
+        panic!("features is a block")
+    };
+    layers[0].name = Some("conv1".into());
+    let mut model = Model::from_spec(&spec, 3).unwrap();
+    let mut before = model.state_dict();
+    before.retain(|e| e.name.starts_with("features.conv1."));
+    assert_eq!(before.len(), 2);
+    assert_eq!(model.cut_at("features.3").unwrap(), [32, 14, 14]);
+    kept_exactly(&before, &model.state_dict(), &[]);
+    assert_eq!(model.state_dict().len(), 2);
+    // the inner layer can be named in the cut, too: before `conv1` is before the block
+    let mut model = Model::from_spec(&spec, 3).unwrap();
+    assert_eq!(model.cut_at("features.conv1").unwrap(), [1, 28, 28]);
+    let e = model.cut_at("features.conv9").unwrap_err().to_string();
+    assert!(
+        e.contains("no top-level layer is called `features`") || e.contains("cannot cut"),
+        "{e}"
+    );
 }

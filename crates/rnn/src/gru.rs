@@ -11,12 +11,12 @@
 //! Because `r` multiplies the hidden-side part of `n`, the input side and the
 //! hidden side get different pre-activation gradients (`dgx`, `dgh`).
 
-use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed};
+use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
     BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
-    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, weight_grads,
+    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, step_product, weight_grads,
 };
 
 /// What the backward pass needs: per step `r, z, n` and `W_hn h + b_hn`
@@ -89,7 +89,7 @@ fn forward_part<T: Float>(
                 None => row.fill(T::zero()),
             }
         }
-        gemm_rows_packed(rows.len(), h, w_hh_t, &mut gh, true)?;
+        step_product(sh, rows.len(), h, w_hh_t, &mut gh, true)?;
         if save {
             prev_h[t].copy_from_slice(h);
         }
@@ -282,7 +282,7 @@ fn backward_part<T: Float>(
                 hid,
             );
         }
-        gemm_rows_packed(rows.len(), dgh_t, w_hh, &mut dh_prev, false)?;
+        step_product(sh, rows.len(), dgh_t, w_hh, &mut dh_prev, false)?;
         for (i, b) in rows.clone().enumerate() {
             if sh.real(t, b) {
                 let r = i * hid..(i + 1) * hid;

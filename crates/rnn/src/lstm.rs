@@ -14,12 +14,12 @@
 //! reverse, producing the pre-activation gradients `dz` of every step; the
 //! weight and input gradients are then one GEMM each over all steps.
 
-use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed};
+use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
     BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
-    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, weight_grads,
+    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, step_product, weight_grads,
 };
 
 /// What the backward pass needs from the forward pass.
@@ -97,7 +97,7 @@ fn forward_part<T: Float>(
     for s in 0..sh.steps {
         let t = sh.time(s);
         let g_t = &mut *gates[t];
-        gemm_rows_packed(rows.len(), h, w_hh_t, g_t, true)?;
+        step_product(sh, rows.len(), h, w_hh_t, g_t, true)?;
         if save {
             prev_h[t].copy_from_slice(h);
             prev_c[t].copy_from_slice(c);
@@ -279,7 +279,7 @@ fn backward_part<T: Float>(
                 hid,
             );
         }
-        gemm_rows_packed(rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
+        step_product(sh, rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
         for (i, b) in rows.clone().enumerate() {
             if sh.real(t, b) {
                 let r = i * hid..(i + 1) * hid;

@@ -1,12 +1,12 @@
 //! The plain (Elman) RNN sequence kernel — PyTorch's `nn.RNN`:
 //! `h' = act(x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh)` with `act` tanh or ReLU.
 
-use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed};
+use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
     BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
-    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, weight_grads,
+    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, step_product, weight_grads,
 };
 
 /// The nonlinearity of a plain RNN.
@@ -75,7 +75,7 @@ fn forward_part<T: Float>(
     for s in 0..sh.steps {
         let t = sh.time(s);
         let z_t = &mut *z[t];
-        gemm_rows_packed(rows.len(), h, w_hh_t, z_t, true)?;
+        step_product(sh, rows.len(), h, w_hh_t, z_t, true)?;
         if save {
             prev_h[t].copy_from_slice(h);
         }
@@ -183,7 +183,7 @@ fn backward_part<T: Float>(
                 act,
             );
         }
-        gemm_rows_packed(rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
+        step_product(sh, rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
         for (i, b) in rows.clone().enumerate() {
             if sh.real(t, b) {
                 let r = i * hid..(i + 1) * hid;

@@ -5,8 +5,9 @@
 //!
 //! Why the batch and not the step is split: the samples of a batch never
 //! interact, so each thread runs its own samples through *every* step — one
-//! fork-join per sequence instead of two per step, and each thread's copy
-//! of `W_hh` stays in its own core's cache.
+//! fork-join per sequence instead of two per step. A batch too small to
+//! split (one sequence, as when generating text) has its step's product
+//! split over threads by columns instead.
 //!
 //! Everything is time-major: step `t` of the batch is the contiguous block
 //! `[t*B .. (t+1)*B)` of rows. A sample whose length is `len` is real at steps
@@ -16,7 +17,7 @@
 use std::ops::Range;
 
 use finetune_tensor::gemm::{MatMut, MatRef, gemm};
-use finetune_tensor::gemm_rows::PackedRhs;
+use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed, gemm_rows_packed_parallel};
 use finetune_tensor::{Float, Result, Tensor};
 
 /// Sizes and masking of one direction of one layer.
@@ -221,11 +222,31 @@ impl<'a, T> StepBuffer<'a, T> {
 /// are big enough to cover one fork-join.
 pub(crate) fn batch_threads(sh: &SeqShape) -> usize {
     const PARALLEL_MACS: usize = 1 << 20;
-    let macs = sh.steps * sh.batch * sh.hidden * sh.gate_width();
+    let macs = [sh.batch, sh.hidden, sh.gate_width()]
+        .iter()
+        .fold(sh.steps, |a, &b| a.saturating_mul(b));
     if macs >= PARALLEL_MACS && sh.batch > 1 {
         rayon::current_num_threads().clamp(1, sh.batch)
     } else {
         1
+    }
+}
+
+/// One step's recurrent product for a part's `rows` samples: on this thread
+/// when the batch is split over threads (each thread already has work), and
+/// split by columns over threads when one part holds the whole batch.
+pub(crate) fn step_product<T: Float>(
+    sh: &SeqShape,
+    rows: usize,
+    a: &[T],
+    b: &PackedRhs<T>,
+    c: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
+    if rows == sh.batch {
+        gemm_rows_packed_parallel(rows, a, b, c, accumulate)
+    } else {
+        gemm_rows_packed(rows, a, b, c, accumulate)
     }
 }
 

@@ -311,7 +311,13 @@ fn inference_without_gradients_matches_training_forward() {
 /// and a 3-thread pool (uneven parts, variable lengths, both directions).
 #[test]
 fn splitting_the_batch_over_threads_changes_nothing() {
-    let (steps, batch, input_size, hidden) = (20, 13, 5, 64);
+    // 13 sequences split by samples; one long sequence split by columns
+    for (steps, batch, input_size, hidden) in [(20, 13, 5, 64), (6, 1, 3, 256)] {
+        split_changes_nothing(steps, batch, input_size, hidden);
+    }
+}
+
+fn split_changes_nothing(steps: usize, batch: usize, input_size: usize, hidden: usize) {
     let lengths: Vec<usize> = (0..batch).map(|b| steps - (b * 7) % steps).collect();
     let cfg = RecurrentConfig::new(input_size, hidden).bidirectional(true);
     let run = |kind: usize, threads: usize| -> Vec<Vec<f64>> {

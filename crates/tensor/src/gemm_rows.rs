@@ -32,19 +32,35 @@ pub fn gemm_rows<T: Float>(
     accumulate: bool,
 ) -> Result<()> {
     check_sizes(m, k, n, a, b, c)?;
+    over_threads(m, k, n, a, Rhs::RowMajor(b), c, accumulate);
+    Ok(())
+}
+
+/// Column strips split over rayon threads when the product is big enough,
+/// so each thread streams only its part of `B`.
+#[allow(clippy::too_many_arguments)]
+fn over_threads<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    rhs: Rhs<'_, T>,
+    c: &mut [T],
+    accumulate: bool,
+) {
     if m == 0 || n == 0 {
-        return Ok(());
+        return;
     }
     let threads = rayon::current_num_threads();
     let blocks = n.div_ceil(NR);
-    let parts = if m * n * k >= PARALLEL_MIN_MACS {
+    let parts = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS {
         threads.min(blocks).max(1)
     } else {
         1
     };
     if parts == 1 {
-        columns(m, k, n, a, Rhs::RowMajor(b), c, 0, n, accumulate);
-        return Ok(());
+        columns(m, k, n, a, rhs, c, 0, n, accumulate);
+        return;
     }
     let per = blocks.div_ceil(parts) * NR;
     let c_ptr = SendPtr(c.as_mut_ptr());
@@ -55,16 +71,14 @@ pub fn gemm_rows<T: Float>(
         }
         let ptr = c_ptr;
         // SAFETY: each part writes only columns c0..c1 of every row of `c`,
-        // disjoint from the other parts; the length was checked above.
+        // disjoint from the other parts; the caller checked the length.
         let c_all = unsafe { std::slice::from_raw_parts_mut(ptr.0, m * n) };
-        columns(m, k, n, a, Rhs::RowMajor(b), c_all, c0, c1, accumulate);
+        columns(m, k, n, a, rhs, c_all, c0, c1, accumulate);
     });
-    Ok(())
 }
 
 /// [`gemm_rows`] on the calling thread only, for callers that already run one
-/// task per thread: the recurrent kernels split the *batch* over threads for
-/// the whole sequence, so a step needs no hand-off between threads at all.
+/// task per thread.
 pub fn gemm_rows_serial<T: Float>(
     m: usize,
     k: usize,
@@ -178,7 +192,9 @@ impl<T: Float> PackedRhs<T> {
     }
 }
 
-/// [`gemm_rows_serial`] against a [`PackedRhs`]: `c[m x n] (+)= a[m x k] · B`.
+/// `c[m x n] (+)= a[m x k] · B` against a [`PackedRhs`], on the calling thread:
+/// what each thread runs when the recurrent kernels split the batch over
+/// threads (each already has its own samples, so a step needs no hand-off).
 pub fn gemm_rows_packed<T: Float>(
     m: usize,
     a: &[T],
@@ -186,6 +202,29 @@ pub fn gemm_rows_packed<T: Float>(
     c: &mut [T],
     accumulate: bool,
 ) -> Result<()> {
+    check_packed(m, a, b, c)?;
+    if m > 0 && b.n > 0 {
+        columns(m, b.k, b.n, a, Rhs::Packed(b), c, 0, b.n, accumulate);
+    }
+    Ok(())
+}
+
+/// [`gemm_rows_packed`] with the column strips split over threads when the
+/// product is big enough: for a batch too small to split (one sequence at a
+/// time, as when generating text) with a large hidden size.
+pub fn gemm_rows_packed_parallel<T: Float>(
+    m: usize,
+    a: &[T],
+    b: &PackedRhs<T>,
+    c: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
+    check_packed(m, a, b, c)?;
+    over_threads(m, b.k, b.n, a, Rhs::Packed(b), c, accumulate);
+    Ok(())
+}
+
+fn check_packed<T>(m: usize, a: &[T], b: &PackedRhs<T>, c: &[T]) -> Result<()> {
     let (k, n) = (b.k, b.n);
     if a.len() < m * k || c.len() < m * n {
         return Err(TensorError::invalid_argument(
@@ -196,9 +235,6 @@ pub fn gemm_rows_packed<T: Float>(
                 c.len()
             ),
         ));
-    }
-    if m > 0 && n > 0 {
-        columns(m, k, n, a, Rhs::Packed(b), c, 0, n, accumulate);
     }
     Ok(())
 }
@@ -377,6 +413,12 @@ mod tests {
                 let mut from_packed = c0.clone();
                 gemm_rows_packed(m, &a, &packed, &mut from_packed, accumulate).unwrap();
                 assert_eq!(c, from_packed, "packing must not change any sum");
+                let mut packed_par = c0.clone();
+                gemm_rows_packed_parallel(m, &a, &packed, &mut packed_par, accumulate).unwrap();
+                assert_eq!(
+                    c, packed_par,
+                    "nor splitting the packed strips over threads"
+                );
                 let bt: Vec<f64> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
                 let packed_t = PackedRhs::from_transposed(&bt, k, n).unwrap();
                 let mut from_t = c0.clone();

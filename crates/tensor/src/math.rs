@@ -36,10 +36,13 @@ pub fn exp_f32(x: f32) -> f32 {
     .iter()
     .fold(1.987_569_1e-4, |p, &c| fma(p, r, c));
     let y = fma(p, r2, r) + 1.0;
-    // 2^n as 2^(n-1) · 2, so n = 128 (just below overflow) stays representable;
-    // n = -126 gives 0, below every result that is not already flushed
-    let scale = f32::from_bits(t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(126) << 23);
-    let out = y * scale * 2.0;
+    // 2^n in two halves, so that n = 128 (just below overflow) and n = -126
+    // (the smallest normal) both stay representable; integer shifts, no casts
+    let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let (n1, n2) = (ni >> 1, ni - (ni >> 1));
+    let s1 = f32::from_bits(((n1 + 127) as u32) << 23);
+    let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
+    let out = y * s1 * s2;
     // saturate with bit masks, not branches, so loops over this vectorise
     let over = 0u32.wrapping_sub((x > 88.722_83) as u32);
     let under = 0u32.wrapping_sub((x < -87.336_55) as u32);
@@ -107,6 +110,15 @@ mod tests {
             }
         }
         assert_eq!(exp_f32(-1000.0), 0.0);
+        // the smallest normal results, just above the flush threshold
+        for x in [-87.3f32, -87.0, -86.99, -86.5] {
+            let want = (x as f64).exp();
+            let got = exp_f32(x) as f64;
+            assert!(
+                ((got - want) / want).abs() < 1e-6,
+                "exp({x}) = {got}, want {want}"
+            );
+        }
         assert!(exp_f32(f32::NAN).is_nan() || exp_f32(f32::NAN) >= 0.0);
     }
 

@@ -332,8 +332,8 @@ fn part_fashion(
         m.replace_head_with_classes(data.class_names.clone(), seed)?;
         Ok(m)
     };
-    // frozen features: the convolutional block as a fixed feature extractor,
-    // a new linear classifier on top (Keras's include_top=False)
+    // frozen features: everything before the probe's cut as a fixed feature
+    // extractor, a new linear classifier on top (Keras's include_top=False)
     let mut frozen = Model::from_bytes(&bytes, "frozen features")?;
     frozen.cut_at(cut_at.as_str())?;
     frozen.attach_head(

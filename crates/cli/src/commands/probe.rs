@@ -17,6 +17,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
 use finetune_nn::ModuleExt;
 use finetune_pretrained::{HeadSpec, LayerKind, LayerRef, Model};
 use finetune_train::{
@@ -76,11 +77,18 @@ pub struct ProbeReport {
     pub advice: String,
 }
 
-/// A layer with weights of its own: the places worth cutting before.
+/// A layer that transforms features with weights of its own: the places
+/// worth cutting before. (BatchNorm has weights but only rescales what the
+/// layer before it made; a cut before it is the same depth.)
 fn has_weights(kind: &LayerKind) -> bool {
     matches!(
-        kind.type_name(),
-        "conv2d" | "linear" | "lstm" | "gru" | "rnn" | "embedding"
+        kind,
+        LayerKind::Conv2d(_)
+            | LayerKind::Linear(_)
+            | LayerKind::Lstm(_)
+            | LayerKind::Gru(_)
+            | LayerKind::Rnn(_)
+            | LayerKind::Embedding(_)
     )
 }
 
@@ -93,9 +101,10 @@ fn describe(kind: &LayerKind) -> String {
 }
 
 /// Every cut before a layer with weights, except the first such layer (there
-/// would be no features left): at the top level, and inside blocks
-/// (`features.3`). Cuts that leave per-step features of a sequence are
-/// skipped — a classifier needs one vector per example.
+/// would be no features left): at the top level, and inside blocks one level
+/// deep (`features.3`, or `features.conv2` when the inner layer has a name).
+/// Cuts that leave per-step features of a sequence are skipped — a
+/// classifier needs one vector per example.
 pub fn candidate_cuts(model: &Model) -> Result<Vec<Cut>> {
     let spec = model.spec();
     let mut places: Vec<(String, String)> = Vec::new();
@@ -110,7 +119,8 @@ pub fn candidate_cuts(model: &Model) -> Result<Vec<Cut>> {
                     let at = if j == 0 {
                         prefix.clone()
                     } else {
-                        format!("{prefix}.{j}")
+                        let inner = l.name.clone().unwrap_or_else(|| j.to_string());
+                        format!("{prefix}.{inner}")
                     };
                     (at, &l.kind)
                 })
@@ -187,24 +197,23 @@ pub fn probe_model(
 
 /// `finetune probe`.
 pub fn probe(args: &ProbeArgs, quiet: bool) -> Result<ProbeReport> {
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1: an untrained head measures nothing");
+    }
     let base = model_args::load(&args.from)?;
-    let data = prepare(&args.data, args.seed, ModelNeeds::of(&base))?;
     let mut cuts = candidate_cuts(&base)?;
     if !args.at.is_empty() {
-        let unknown: Vec<&String> = args
+        let unknown: Vec<&str> = args
             .at
             .iter()
             .filter(|a| !cuts.iter().any(|c| &c.at == *a))
+            .map(String::as_str)
             .collect();
         if !unknown.is_empty() {
             let names: Vec<&str> = cuts.iter().map(|c| c.at.as_str()).collect();
             bail!(
                 "--at {}: not a cut point of this model; they are: {}",
-                unknown
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                unknown.join(", "),
                 names.join(", ")
             );
         }
@@ -216,6 +225,7 @@ pub fn probe(args: &ProbeArgs, quiet: bool) -> Result<ProbeReport> {
             base.spec().name
         );
     }
+    let data = prepare(&args.data, args.seed, ModelNeeds::of(&base))?;
     eprintln!(
         "probe: linear heads on the frozen features of {} at {} cuts; {}",
         args.from.display(),
@@ -257,7 +267,10 @@ fn probe_one(
     )?;
     let body = layer_patterns(&model, 0..model.net().len().saturating_sub(1));
     freeze_patterns(model.net_mut(), &body, BnPolicy::FreezeAll)?;
-    let per_example: usize = cut.features.iter().product();
+    let per_example = cut
+        .features
+        .iter()
+        .fold(1usize, |a, &d| a.saturating_mul(d));
     let examples = data.train.len() + data.val.len();
     let cached = per_example.saturating_mul(examples).saturating_mul(4) <= CACHE_LIMIT_BYTES;
     let config = TrainConfig {
@@ -338,12 +351,14 @@ pub fn reading(rows: &[ProbeRow], best: usize) -> String {
     }
 }
 
+/// The data flags of the probe, for the suggested command: the same seed and
+/// validation fraction give the same subset and split the probe measured.
 fn data_flags(args: &ProbeArgs) -> String {
     let d = &args.data;
-    let mut s = format!("{:?}", d.data).to_lowercase();
-    if s == "fashionmnist" {
-        s = "fashion-mnist".into();
-    }
+    let mut s = d
+        .data
+        .to_possible_value()
+        .map_or_else(|| format!("{:?}", d.data), |v| v.get_name().to_string());
     if let Some(c) = &d.classes {
         s.push_str(&format!(" --classes {c}"));
     }
@@ -351,8 +366,12 @@ fn data_flags(args: &ProbeArgs) -> String {
         s.push_str(&format!(" --per-class {n}"));
     }
     if let Some(dir) = &d.data_dir {
-        s.push_str(&format!(" --data-dir {}", dir.display()));
+        s.push_str(&format!(" --data-dir '{}'", dir.display()));
     }
+    s.push_str(&format!(
+        " --val-fraction {} --seed {}",
+        d.val_fraction, args.seed
+    ));
     s
 }
 
