@@ -1,6 +1,6 @@
 //! Runs one of the reference training steps in a loop, for profilers
 //! (`perf record`, `valgrind --tool=callgrind`): `cargo run --release --example
-//! profile_step -- W1 50`.
+//! profile_step -- W1 50` (also `W2`, and `W2b`: the head on cached features).
 
 use finetune::autograd::{LossOptions, Tape};
 use finetune::cnn::{Conv2d, Conv2dConfig, MaxPool2d};
@@ -30,15 +30,24 @@ fn main() {
         .push(Linear::new(9216, 128, true, &mut rng))
         .push(ReLU)
         .push(Linear::new(128, 10, true, &mut rng));
+    if workload == "W2b" {
+        // the head alone, on features a frozen body produced once (cached)
+        net = Sequential::<f32>::new()
+            .push(Linear::new(9216, 128, true, &mut rng))
+            .push(ReLU)
+            .push(Linear::new(128, 10, true, &mut rng));
+    }
     let frozen = if workload == "W2" { 6 } else { 0 };
     if frozen > 0 {
         net.set_trainable_where(|n| n.starts_with("0.") || n.starts_with("2."), false);
     }
-    let x = Tensor::new(
-        &[64, 1, 28, 28],
-        (0..64 * 784).map(|_| rng.random::<f32>()).collect(),
-    )
-    .unwrap();
+    let x_shape: &[usize] = if workload == "W2b" {
+        &[64, 9216]
+    } else {
+        &[64, 1, 28, 28]
+    };
+    let x_len: usize = x_shape.iter().product();
+    let x = Tensor::new(x_shape, (0..x_len).map(|_| rng.random::<f32>()).collect()).unwrap();
     let y: Vec<usize> = (0..64).map(|i| i % 10).collect();
     let groups = ParamGroups::by_layer(&net);
     let hyper = vec![
@@ -62,7 +71,9 @@ fn main() {
         } else {
             input
         };
-        let logits = net.forward_range(&mut tape, h, None, frozen, 9).unwrap();
+        let logits = net
+            .forward_range(&mut tape, h, None, frozen, net.len())
+            .unwrap();
         let loss = tape
             .cross_entropy(logits, &y, &LossOptions::default())
             .unwrap();
