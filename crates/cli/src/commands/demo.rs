@@ -320,7 +320,7 @@ fn part_fashion(
     let best = probe::best_row(&rows);
     println!("\nprobe: a linear head on the frozen features at each cut (validation accuracy):");
     probe::print_rows(&rows, best);
-    println!("{}", probe::reading(&rows, best));
+    println!("{}", probe::reading(&rows, best, data.class_names.len()));
     let cut_at = rows[best].cut.at.clone();
     println!(
         "the runs below: frozen features cut where the probe says (`{cut_at}`), everything fine-tuned, and the same network from scratch\n"

@@ -240,7 +240,7 @@ pub fn probe(args: &ProbeArgs, quiet: bool) -> Result<ProbeReport> {
     };
     let rows = probe_model(&base, &data, cuts, settings, quiet)?;
     let best = best_row(&rows);
-    let advice = advice(&rows, best, args);
+    let advice = advice(&rows, best, data.class_names.len(), args);
     Ok(ProbeReport {
         model: args.from.display().to_string(),
         data: data.description.clone(),
@@ -323,21 +323,34 @@ pub fn best_row(rows: &[ProbeRow]) -> usize {
 }
 
 /// What the numbers say, in words, with the command that acts on it.
-fn advice(rows: &[ProbeRow], best: usize, args: &ProbeArgs) -> String {
+fn advice(rows: &[ProbeRow], best: usize, classes: usize, args: &ProbeArgs) -> String {
     format!(
         "{}\nnext: finetune finetune --from {} --data {} --cut-at {} --cache-features --early-stopping 3 --out runs/probe-best.ckpt",
-        reading(rows, best),
+        reading(rows, best, classes),
         args.from.display(),
         data_flags(args),
         rows[best].cut.at
     )
 }
 
-/// What the numbers say, in words.
-pub fn reading(rows: &[ProbeRow], best: usize) -> String {
+/// What the numbers say, in words. `classes` gives chance level: features
+/// that barely beat it do not transfer, whatever their depth.
+pub fn reading(rows: &[ProbeRow], best: usize, classes: usize) -> String {
     let b = &rows[best];
+    let chance = 1.0 / classes.max(1) as f64;
+    if b.val_accuracy < chance + 0.1 * (1.0 - chance) {
+        return format!(
+            "no cut gives features much better than chance (best val acc {:.4}, chance {chance:.4}): what the source task learned does not fit this one — fine-tune more of the network, or train from scratch",
+            b.val_accuracy
+        );
+    }
     let deepest = rows.len() - 1;
-    if best == deepest {
+    if deepest == 0 {
+        format!(
+            "one place to cut (`{}`), nothing to compare it with: its frozen features reach val acc {:.4} (chance {chance:.4})",
+            b.cut.at, b.val_accuracy
+        )
+    } else if best == deepest {
         format!(
             "the deepest features transfer best (val acc {:.4}): the tasks look similar — keep the whole pretrained body frozen and train a new classifier; with more data, fine-tune the top layers too",
             b.val_accuracy
@@ -457,6 +470,20 @@ mod tests {
             trainable_params: 0,
             cached: true,
         }
+    }
+
+    #[test]
+    fn the_reading_compares_depths_and_chance() {
+        let deep = [row("a", 0.7), row("b", 0.9)];
+        assert!(reading(&deep, 1, 10).starts_with("the deepest features transfer best"));
+        let peak = [row("a", 0.9), row("b", 0.6)];
+        assert!(reading(&peak, 0, 10).starts_with("features peak at `a`"));
+        let chance = [row("a", 0.52), row("b", 0.51)];
+        assert!(
+            reading(&chance, 0, 2).starts_with("no cut gives features much better than chance")
+        );
+        let one = [row("fc", 0.8)];
+        assert!(reading(&one, 0, 2).starts_with("one place to cut (`fc`)"));
     }
 
     #[test]
