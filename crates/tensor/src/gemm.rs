@@ -378,7 +378,7 @@ unsafe fn gemm_unchecked<T: Float>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
@@ -391,7 +391,8 @@ mod tests {
         c
     }
 
-    fn data(n: usize, seed: u64) -> Vec<f64> {
+    /// Reproducible values in [-0.5, 0.5) (also used by `gemm_rows`'s tests).
+    pub(crate) fn data(n: usize, seed: u64) -> Vec<f64> {
         let mut s = seed;
         (0..n)
             .map(|_| {

@@ -31,7 +31,7 @@ pub fn gemm_rows<T: Float>(
     c: &mut [T],
     accumulate: bool,
 ) -> Result<()> {
-    check_sizes(m, k, n, a, b, c)?;
+    check_sizes(m, k, n, [a.len(), b.len(), c.len()])?;
     over_threads(m, k, n, a, Rhs::RowMajor(b), c, accumulate);
     Ok(())
 }
@@ -77,33 +77,13 @@ fn over_threads<T: Float>(
     });
 }
 
-/// [`gemm_rows`] on the calling thread only, for callers that already run one
-/// task per thread.
-pub fn gemm_rows_serial<T: Float>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: &[T],
-    b: &[T],
-    c: &mut [T],
-    accumulate: bool,
-) -> Result<()> {
-    check_sizes(m, k, n, a, b, c)?;
-    if m > 0 && n > 0 {
-        columns(m, k, n, a, Rhs::RowMajor(b), c, 0, n, accumulate);
-    }
-    Ok(())
-}
-
-fn check_sizes<T>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &[T]) -> Result<()> {
-    if a.len() < m * k || b.len() < k * n || c.len() < m * n {
+/// The buffers (their lengths `a`, `b`, `c`) must hold `(m x k) · (k x n)`.
+fn check_sizes(m: usize, k: usize, n: usize, [a, b, c]: [usize; 3]) -> Result<()> {
+    if a < m * k || b < k * n || c < m * n {
         return Err(TensorError::invalid_argument(
             "gemm_rows",
             format!(
-                "buffers of {}, {}, {} elements are too small for ({m} x {k}) · ({k} x {n})",
-                a.len(),
-                b.len(),
-                c.len()
+                "buffers of {a}, {b}, {c} elements are too small for ({m} x {k}) · ({k} x {n})"
             ),
         ));
     }
@@ -224,19 +204,9 @@ pub fn gemm_rows_packed_parallel<T: Float>(
     Ok(())
 }
 
+/// A packed `B` holds its `k x n` values by construction.
 fn check_packed<T>(m: usize, a: &[T], b: &PackedRhs<T>, c: &[T]) -> Result<()> {
-    let (k, n) = (b.k, b.n);
-    if a.len() < m * k || c.len() < m * n {
-        return Err(TensorError::invalid_argument(
-            "gemm_rows_packed",
-            format!(
-                "buffers of {} and {} elements are too small for ({m} x {k}) · ({k} x {n})",
-                a.len(),
-                c.len()
-            ),
-        ));
-    }
-    Ok(())
+    check_sizes(m, b.k, b.n, [a.len(), b.k * b.n, c.len()])
 }
 
 /// Columns `c0..c1` of `c`, tile by tile: 8x32 tiles with the explicit
@@ -378,18 +348,7 @@ fn tile_edge<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
-            })
-            .collect()
-    }
+    use crate::gemm::tests::data;
 
     #[test]
     fn matches_the_definition_on_full_and_edge_tiles() {
@@ -406,9 +365,6 @@ mod tests {
             for accumulate in [false, true] {
                 let mut c = c0.clone();
                 gemm_rows(m, k, n, &a, &b, &mut c, accumulate).unwrap();
-                let mut serial = c0.clone();
-                gemm_rows_serial(m, k, n, &a, &b, &mut serial, accumulate).unwrap();
-                assert_eq!(c, serial, "the thread split must not change any sum");
                 let packed = PackedRhs::from_row_major(&b, k, n).unwrap();
                 let mut from_packed = c0.clone();
                 gemm_rows_packed(m, &a, &packed, &mut from_packed, accumulate).unwrap();
@@ -465,7 +421,6 @@ mod tests {
     fn short_buffers_are_errors() {
         let mut c = vec![0.0f32; 3];
         assert!(gemm_rows(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut c, false).is_err());
-        assert!(gemm_rows_serial(2, 2, 2, &[0.0; 4], &[0.0; 4], &mut c, false).is_err());
         assert!(PackedRhs::<f32>::from_row_major(&[0.0; 3], 2, 2).is_err());
         let packed = PackedRhs::from_row_major(&[0.0f32; 4], 2, 2).unwrap();
         assert!(gemm_rows_packed(2, &[0.0; 4], &packed, &mut c, false).is_err());
