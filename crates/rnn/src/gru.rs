@@ -15,8 +15,8 @@ use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
-    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, step_product, weight_grads,
+    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad, for_each_batch_part,
+    input_projection, pack_w_hh, pack_w_hh_t, step_product, weight_grads,
 };
 
 /// What the backward pass needs: per step `r, z, n` and `W_hn h + b_hn`
@@ -43,19 +43,16 @@ pub(crate) fn gru_forward<T: Float>(
     let (mut saved_gates, mut prev_h) = (vec![T::zero(); 4 * kept], vec![T::zero(); kept]);
     let (outputs, h_n) = packed.split_at_mut(steps * sl);
     h_n.copy_from_slice(h0);
-    let parts = split_batch(
-        sh.batch,
-        batch_threads(sh),
+    for_each_batch_part(
+        sh,
         vec![
             StepBuffer::new(outputs, steps, hid),
             StepBuffer::new(&mut saved_gates, steps, 4 * hid),
             StepBuffer::new(&mut prev_h, steps, hid),
             StepBuffer::new(h_n, 1, hid),
         ],
-    );
-    run_batch_parts(parts, |part| {
-        forward_part(sh, &xg, &w_hh_t, w.b_hh, save, part)
-    })?;
+        |part| forward_part(sh, &xg, &w_hh_t, w.b_hh, save, part),
+    )?;
     Ok((
         packed,
         save.then_some(GruSaved {
@@ -228,17 +225,16 @@ pub(crate) fn gru_backward<T: Float>(
     let mut dh = grad[steps * sl..].to_vec();
     let mut dgx = vec![T::zero(); steps * sh.batch * gw];
     let mut dgh = vec![T::zero(); steps * sh.batch * gw];
-    let parts = split_batch(
-        sh.batch,
-        batch_threads(sh),
+    let w_hh = pack_w_hh(sh, w.w_hh)?;
+    for_each_batch_part(
+        sh,
         vec![
             StepBuffer::new(&mut dgx, steps, gw),
             StepBuffer::new(&mut dgh, steps, gw),
             StepBuffer::new(&mut dh, 1, hid),
         ],
-    );
-    let w_hh = pack_w_hh(sh, w.w_hh)?;
-    run_batch_parts(parts, |part| backward_part(sh, &w_hh, saved, grad, part))?;
+        |part| backward_part(sh, &w_hh, saved, grad, part),
+    )?;
     let grads = weight_grads(sh, x, w.w_ih, &dgx, &dgh, &saved.prev_h, need)?;
     Ok((grads, Tensor::new(&[sh.batch, hid], dh)?))
 }
@@ -283,14 +279,7 @@ fn backward_part<T: Float>(
             );
         }
         step_product(sh, rows.len(), dgh_t, w_hh, &mut dh_prev, false)?;
-        for (i, b) in rows.clone().enumerate() {
-            if sh.real(t, b) {
-                let r = i * hid..(i + 1) * hid;
-                for (d, &p) in dh[r.clone()].iter_mut().zip(&dh_prev[r]) {
-                    *d += p;
-                }
-            }
-        }
+        carry_state_grad(sh, t, rows.clone(), dh, &dh_prev, true);
     }
     Ok(())
 }

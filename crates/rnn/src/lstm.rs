@@ -18,8 +18,8 @@ use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
-    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, step_product, weight_grads,
+    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad, for_each_batch_part,
+    input_projection, pack_w_hh, pack_w_hh_t, step_product, weight_grads,
 };
 
 /// What the backward pass needs from the forward pass.
@@ -58,9 +58,8 @@ pub(crate) fn lstm_forward<T: Float>(
     let (h_n, c_n) = finals.split_at_mut(sl);
     h_n.copy_from_slice(h0);
     c_n.copy_from_slice(c0);
-    let parts = split_batch(
-        sh.batch,
-        batch_threads(sh),
+    for_each_batch_part(
+        sh,
         vec![
             StepBuffer::new(&mut gates, steps, gw),
             StepBuffer::new(outputs, steps, hid),
@@ -70,8 +69,8 @@ pub(crate) fn lstm_forward<T: Float>(
             StepBuffer::new(h_n, 1, hid),
             StepBuffer::new(c_n, 1, hid),
         ],
-    );
-    run_batch_parts(parts, |part| forward_part(sh, &w_hh_t, save, part))?;
+        |part| forward_part(sh, &w_hh_t, save, part),
+    )?;
     let saved = save.then_some(LstmSaved {
         gates,
         cells,
@@ -220,17 +219,16 @@ pub(crate) fn lstm_backward<T: Float>(
     let mut dh = grad[steps * sl..(steps + 1) * sl].to_vec();
     let mut dc = grad[(steps + 1) * sl..].to_vec();
     let mut dz = vec![T::zero(); steps * sh.batch * gw];
-    let parts = split_batch(
-        sh.batch,
-        batch_threads(sh),
+    let w_hh = pack_w_hh(sh, w.w_hh)?;
+    for_each_batch_part(
+        sh,
         vec![
             StepBuffer::new(&mut dz, steps, gw),
             StepBuffer::new(&mut dh, 1, hid),
             StepBuffer::new(&mut dc, 1, hid),
         ],
-    );
-    let w_hh = pack_w_hh(sh, w.w_hh)?;
-    run_batch_parts(parts, |part| backward_part(sh, &w_hh, saved, grad, part))?;
+        |part| backward_part(sh, &w_hh, saved, grad, part),
+    )?;
     let grads = weight_grads(sh, x, w.w_ih, &dz, &dz, &saved.prev_h, need)?;
     Ok((
         grads,
@@ -280,12 +278,7 @@ fn backward_part<T: Float>(
             );
         }
         step_product(sh, rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
-        for (i, b) in rows.clone().enumerate() {
-            if sh.real(t, b) {
-                let r = i * hid..(i + 1) * hid;
-                dh[r.clone()].copy_from_slice(&dh_prev[r]);
-            }
-        }
+        carry_state_grad(sh, t, rows.clone(), dh, &dh_prev, false);
     }
     Ok(())
 }

@@ -5,8 +5,8 @@ use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, batch_threads, input_projection,
-    pack_w_hh, pack_w_hh_t, run_batch_parts, split_batch, step_product, weight_grads,
+    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad, for_each_batch_part,
+    input_projection, pack_w_hh, pack_w_hh_t, step_product, weight_grads,
 };
 
 /// The nonlinearity of a plain RNN.
@@ -39,17 +39,16 @@ pub(crate) fn rnn_forward<T: Float>(
     let mut prev_h = vec![T::zero(); if save { steps * sl } else { 0 }];
     let (outputs, h_n) = packed.split_at_mut(steps * sl);
     h_n.copy_from_slice(h0);
-    let parts = split_batch(
-        sh.batch,
-        batch_threads(sh),
+    for_each_batch_part(
+        sh,
         vec![
             StepBuffer::new(&mut z, steps, hid),
             StepBuffer::new(outputs, steps, hid),
             StepBuffer::new(&mut prev_h, steps, hid),
             StepBuffer::new(h_n, 1, hid),
         ],
-    );
-    run_batch_parts(parts, |part| forward_part(sh, &w_hh_t, act, save, part))?;
+        |part| forward_part(sh, &w_hh_t, act, save, part),
+    )?;
     let outputs = if save {
         packed[..steps * sl].to_vec()
     } else {
@@ -135,18 +134,15 @@ pub(crate) fn rnn_backward<T: Float>(
     let (steps, hid, sl) = (sh.steps, sh.hidden, sh.state_len());
     let mut dh = grad[steps * sl..].to_vec();
     let mut dz = vec![T::zero(); steps * sl];
-    let parts = split_batch(
-        sh.batch,
-        batch_threads(sh),
+    let w_hh = pack_w_hh(sh, w.w_hh)?;
+    for_each_batch_part(
+        sh,
         vec![
             StepBuffer::new(&mut dz, steps, hid),
             StepBuffer::new(&mut dh, 1, hid),
         ],
-    );
-    let w_hh = pack_w_hh(sh, w.w_hh)?;
-    run_batch_parts(parts, |part| {
-        backward_part(sh, &w_hh, saved, act, grad, part)
-    })?;
+        |part| backward_part(sh, &w_hh, saved, act, grad, part),
+    )?;
     let grads = weight_grads(sh, x, w.w_ih, &dz, &dz, &saved.prev_h, need)?;
     Ok((grads, Tensor::new(&[sh.batch, hid], dh)?))
 }
@@ -184,12 +180,7 @@ fn backward_part<T: Float>(
             );
         }
         step_product(sh, rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
-        for (i, b) in rows.clone().enumerate() {
-            if sh.real(t, b) {
-                let r = i * hid..(i + 1) * hid;
-                dh[r.clone()].copy_from_slice(&dh_prev[r]);
-            }
-        }
+        carry_state_grad(sh, t, rows.clone(), dh, &dh_prev, false);
     }
     Ok(())
 }

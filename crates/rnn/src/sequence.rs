@@ -302,6 +302,42 @@ pub(crate) fn run_batch_parts<'a, T: Send>(
     }
 }
 
+/// Splits the batch over as many threads as the sequence is worth
+/// ([`batch_threads`]) and runs `f` on each thread's part.
+pub(crate) fn for_each_batch_part<'a, T: Send>(
+    sh: &SeqShape,
+    bufs: Vec<StepBuffer<'a, T>>,
+    f: impl Fn(BatchPart<'a, T>) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    run_batch_parts(split_batch(sh.batch, batch_threads(sh), bufs), f)
+}
+
+/// Hands one step's hidden-state gradient from the recurrent product
+/// (`dh_prev`, this part's rows) to the carried `dh` of the samples real at
+/// time `t`; a padded sample's gradient passes through the step unchanged.
+/// `add` for the GRU, whose `dh` already holds the direct path `dh·z`.
+pub(crate) fn carry_state_grad<T: Float>(
+    sh: &SeqShape,
+    t: usize,
+    rows: Range<usize>,
+    dh: &mut [T],
+    dh_prev: &[T],
+    add: bool,
+) {
+    let hid = sh.hidden;
+    for (i, _) in rows.enumerate().filter(|&(_, b)| sh.real(t, b)) {
+        let (to, from) = (
+            &mut dh[i * hid..(i + 1) * hid],
+            &dh_prev[i * hid..(i + 1) * hid],
+        );
+        if add {
+            to.iter_mut().zip(from).for_each(|(d, &p)| *d += p);
+        } else {
+            to.copy_from_slice(from);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{StepBuffer, run_batch_parts, split_batch};
