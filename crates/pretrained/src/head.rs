@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 
 use crate::error::{Error, Result};
 use crate::model::{Model, build_layer};
-use crate::spec::{LayerKind, LayerSpec};
+use crate::spec::{LayerKind, LayerSpec, ModelSpec};
 
 /// A top-level layer, by index or by its parameter prefix (name).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,17 +218,7 @@ impl Model {
         // Rebuild the top-level layer holding the head, keep everything else in it.
         let top = path[0];
         let top_prefix = spec.prefix(top).unwrap_or_else(|| top.to_string());
-        let input = spec.shape_before(top)?;
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut fresh =
-            build_layer(&spec.layers[top], &input, &mut rng).map_err(|source| Error::Nn {
-                context: format!("model `{}`: rebuilding layer {top}", spec.name),
-                source,
-            })?;
-        let old = self
-            .net
-            .get(top)
-            .ok_or_else(|| self.surgery_err(format!("the network has no layer {top}")))?;
+        let (mut fresh, old) = self.rebuild_layer(&spec, top, seed)?;
         // Names relative to the rebuilt layer.
         let head_rel = head_prefix
             .strip_prefix(&top_prefix)
@@ -321,6 +311,27 @@ impl Model {
         Ok(shape)
     }
 
+    /// Top-level layer `top` built anew from `spec` (new values from `seed`),
+    /// beside the current one, whose tensors the caller keeps what it wants of.
+    fn rebuild_layer(
+        &self,
+        spec: &ModelSpec,
+        top: usize,
+        seed: u64,
+    ) -> Result<(Box<dyn Module<f32>>, &dyn Module<f32>)> {
+        let input = spec.shape_before(top)?;
+        let fresh = build_layer(&spec.layers[top], &input, &mut StdRng::seed_from_u64(seed))
+            .map_err(|source| Error::Nn {
+                context: format!("model `{}`: rebuilding layer {top}", spec.name),
+                source,
+            })?;
+        let old = self
+            .net
+            .get(top)
+            .ok_or_else(|| self.surgery_err(format!("the network has no layer {top}")))?;
+        Ok((fresh, old))
+    }
+
     /// `cut_at("outer.inner")`: keep top-level layers up to `outer`, and of
     /// the block `outer` only its layers before index `inner`.
     fn cut_inside(&mut self, outer: &str, inner: &str) -> Result<Vec<usize>> {
@@ -369,16 +380,7 @@ impl Model {
         }
         spec.classes = None;
         spec.validate()?;
-        let input = spec.shape_before(top)?;
-        let mut fresh = build_layer(&spec.layers[top], &input, &mut StdRng::seed_from_u64(0))
-            .map_err(|source| Error::Nn {
-                context: format!("model `{}`: rebuilding layer {top}", spec.name),
-                source,
-            })?;
-        let old = self
-            .net
-            .get(top)
-            .ok_or_else(|| self.surgery_err(format!("the network has no layer {top}")))?;
+        let (mut fresh, old) = self.rebuild_layer(&spec, top, 0)?;
         let kept = |name: &str| {
             name.split('.')
                 .next()
