@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 use crate::model::{Model, build_layer};
 use crate::spec::{LayerKind, LayerSpec, ModelSpec};
 
+/// A layer built anew, beside the one it replaces.
+type Rebuilt<'a> = (Box<dyn Module<f32>>, &'a dyn Module<f32>);
+
 /// A top-level layer, by index or by its parameter prefix (name).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LayerRef {
@@ -313,12 +316,7 @@ impl Model {
 
     /// Top-level layer `top` built anew from `spec` (new values from `seed`),
     /// beside the current one, whose tensors the caller keeps what it wants of.
-    fn rebuild_layer(
-        &self,
-        spec: &ModelSpec,
-        top: usize,
-        seed: u64,
-    ) -> Result<(Box<dyn Module<f32>>, &dyn Module<f32>)> {
+    fn rebuild_layer(&self, spec: &ModelSpec, top: usize, seed: u64) -> Result<Rebuilt<'_>> {
         let input = spec.shape_before(top)?;
         let fresh = build_layer(&spec.layers[top], &input, &mut StdRng::seed_from_u64(seed))
             .map_err(|source| Error::Nn {
