@@ -26,7 +26,6 @@ use serde_json::json;
 
 use crate::cli::{DataArgs, DataName, DemoArgs};
 use crate::commands::probe;
-use crate::commands::train::layer_patterns;
 use crate::data::{ModelNeeds, prepare, source};
 use crate::session::{self, RunOptions, RunResult};
 
@@ -335,13 +334,7 @@ fn part_fashion(
     // frozen features: everything before the probe's cut as a fixed feature
     // extractor, a new linear classifier on top (Keras's include_top=False)
     let mut frozen = Model::from_bytes(&bytes, "frozen features")?;
-    frozen.cut_at(cut_at.as_str())?;
-    frozen.attach_head(
-        &HeadSpec::linear(data.class_names.len()).with_classes(data.class_names.clone()),
-        seed,
-    )?;
-    let body = layer_patterns(&frozen, 0..frozen.net().len().saturating_sub(1));
-    freeze_patterns(frozen.net_mut(), &body, BnPolicy::FreezeAll)?;
+    probe::head_on_frozen_cut(&mut frozen, &cut_at, &data.class_names, seed)?;
     let fz = session::run(
         &mut frozen,
         &data,

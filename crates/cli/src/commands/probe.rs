@@ -138,7 +138,8 @@ pub fn candidate_cuts(model: &Model) -> Result<Vec<Cut>> {
     }
     let mut cuts = Vec::new();
     for (at, removes) in places {
-        let mut m = copy_model(model)?;
+        // only the shape at the cut matters here: no weights to copy
+        let mut m = Model::from_spec(model.spec(), 0)?;
         let features = m
             .cut_at(layer_ref(&at))
             .with_context(|| format!("cutting at {at}"))?;
@@ -153,14 +154,23 @@ pub fn candidate_cuts(model: &Model) -> Result<Vec<Cut>> {
     Ok(cuts)
 }
 
-/// A second model with the same spec, weights and metadata (each probe cuts its own).
-fn copy_model(m: &Model) -> Result<Model> {
-    let mut copy = Model::from_spec(m.spec(), 0)?;
-    *copy.metadata_mut() = m.metadata().clone();
-    for e in m.net().state_dict() {
-        copy.net_mut().set_tensor(&e.name, e.value)?;
-    }
-    Ok(copy)
+/// Cuts `model` at `at`, attaches a new linear head for `classes` (from
+/// `seed`) and freezes everything before it: the frozen-features transfer
+/// the probe measures, and the one the demo then trains.
+pub fn head_on_frozen_cut(
+    model: &mut Model,
+    at: &str,
+    classes: &[String],
+    seed: u64,
+) -> Result<()> {
+    model.cut_at(layer_ref(at))?;
+    model.attach_head(
+        &HeadSpec::linear(classes.len()).with_classes(classes.to_vec()),
+        seed,
+    )?;
+    let body = layer_patterns(model, 0..model.net().len().saturating_sub(1));
+    freeze_patterns(model.net_mut(), &body, BnPolicy::FreezeAll)?;
+    Ok(())
 }
 
 fn layer_ref(at: &str) -> LayerRef {
@@ -187,11 +197,13 @@ pub fn probe_model(
     settings: ProbeSettings,
     quiet: bool,
 ) -> Result<Vec<ProbeRow>> {
-    if settings.epochs == 0 {
-        bail!("--epochs must be at least 1: an untrained head measures nothing");
-    }
+    // each probe cuts its own copy of the base
+    let bytes = base.to_bytes()?;
     cuts.into_iter()
-        .map(|cut| probe_one(base, cut, data, settings, quiet))
+        .map(|cut| {
+            let model = Model::from_bytes(&bytes, &cut.at)?;
+            probe_one(model, cut, data, settings, quiet)
+        })
         .collect()
 }
 
@@ -252,21 +264,14 @@ pub fn probe(args: &ProbeArgs, quiet: bool) -> Result<ProbeReport> {
 
 /// Cut, attach a linear head, freeze the rest, train, validate.
 fn probe_one(
-    base: &Model,
+    mut model: Model,
     cut: Cut,
     data: &Prepared,
     args: ProbeSettings,
     quiet: bool,
 ) -> Result<ProbeRow> {
     let started = Instant::now();
-    let mut model = copy_model(base)?;
-    model.cut_at(layer_ref(&cut.at))?;
-    model.attach_head(
-        &HeadSpec::linear(data.class_names.len()).with_classes(data.class_names.clone()),
-        args.seed,
-    )?;
-    let body = layer_patterns(&model, 0..model.net().len().saturating_sub(1));
-    freeze_patterns(model.net_mut(), &body, BnPolicy::FreezeAll)?;
+    head_on_frozen_cut(&mut model, &cut.at, &data.class_names, args.seed)?;
     let per_example = cut
         .features
         .iter()
