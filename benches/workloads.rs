@@ -16,10 +16,13 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use finetune::autograd::{LossOptions, Tape};
 use finetune::cnn::{Conv2d, Conv2dConfig, MaxPool2d};
-use finetune::nn::{Embedding, Flatten, Linear, Module, ModuleExt, ReLU, Sequential};
-use finetune::rnn::{OutputMode, Recurrent, RecurrentConfig};
+use finetune::nn::{Flatten, Linear, ModuleExt, ReLU, Sequential};
 use finetune::tensor::Tensor;
 use finetune::train::{GroupHyper, Optimizer, OptimizerKind, ParamGroups};
+
+#[path = "reference/recurrent.rs"]
+mod recurrent;
+use recurrent::{CharLstmTraining, GruInference};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -154,64 +157,14 @@ fn lenet_workloads(c: &mut Criterion) {
 
 fn recurrent_workloads(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(1234);
-    // W3: char-LSTM training, loss at every position, Adam
-    let (b, t, v) = (32, 64, 65);
-    let mut lm = Sequential::<f32>::new()
-        .push(Embedding::new(v, 64, &mut rng))
-        .push(Recurrent::lstm(RecurrentConfig::new(64, 256).batch_first(true), &mut rng).unwrap())
-        .push(Linear::new(256, v, true, &mut rng));
-    let xi = Tensor::new(
-        &[b, t],
-        (0..b * t).map(|_| rng.random_range(0..v) as f32).collect(),
-    )
-    .unwrap();
-    let yi: Vec<usize> = (0..b * t).map(|_| rng.random_range(0..v)).collect();
-    let mut step = Step::new(&lm, OptimizerKind::adam(), 1e-3);
+    let mut w3 = CharLstmTraining::new(&mut rng);
     let mut group = c.benchmark_group("recurrent");
     group.sample_size(20);
-    group.throughput(Throughput::Elements((b * t) as u64));
-    group.bench_function("W3_char_lstm_train_tokens", |bch| {
-        bch.iter(|| {
-            let mut tape = Tape::new();
-            let x = tape.constant(xi.clone());
-            let logits = lm.forward(&mut tape, x).unwrap();
-            let flat = tape.reshape(logits, &[b * t, v]).unwrap();
-            let loss = tape
-                .cross_entropy(flat, &yi, &LossOptions::default())
-                .unwrap();
-            let mut grads = tape.backward(loss).unwrap();
-            drop(tape);
-            lm.zero_grad();
-            lm.collect_grads(&mut grads);
-            step.apply(&mut lm);
-        })
-    });
-
-    // W4: GRU classifier inference from the last step
-    let (b, t) = (64, 32);
-    let mut gru =
-        Recurrent::gru(RecurrentConfig::new(64, 128).batch_first(true), &mut rng).unwrap();
-    gru.output_mode = OutputMode::Last;
-    let mut cls = Sequential::<f32>::new()
-        .push(Embedding::new(v, 64, &mut rng))
-        .push(gru)
-        .push(Linear::new(128, v, true, &mut rng));
-    cls.set_training(false);
-    let xi = Tensor::new(
-        &[b, t],
-        (0..b * t).map(|_| rng.random_range(0..v) as f32).collect(),
-    )
-    .unwrap();
-    group.throughput(Throughput::Elements(b as u64));
-    group.bench_function("W4_gru_inference_sequences", |bch| {
-        bch.iter(|| {
-            let mut tape = Tape::new();
-            tape.set_grad_enabled(false);
-            let x = tape.constant(xi.clone());
-            let y = cls.forward(&mut tape, x).unwrap();
-            tape.value(y).unwrap().as_slice().iter().sum::<f32>()
-        })
-    });
+    group.throughput(Throughput::Elements(w3.tokens() as u64));
+    group.bench_function("W3_char_lstm_train_tokens", |bch| bch.iter(|| w3.step()));
+    let mut w4 = GruInference::new(&mut rng);
+    group.throughput(Throughput::Elements(GruInference::BATCH as u64));
+    group.bench_function("W4_gru_inference_sequences", |bch| bch.iter(|| w4.run()));
     group.finish();
 }
 
