@@ -1,5 +1,8 @@
 //! 2-D convolution (PyTorch's cross-correlation) by im2col + GEMM.
 //!
+//! 3×3 stride-1 convolutions with enough channels take the Winograd path
+//! instead ([`crate::winograd`]): the same result with 2.25× less arithmetic.
+//!
 //! Layouts are PyTorch's: input `(N, C_in, H, W)`, weight
 //! `(C_out, C_in / groups, kH, kW)`, bias `(C_out)`, output `(N, C_out, H_out, W_out)`.
 //!
@@ -285,9 +288,13 @@ pub fn conv2d_forward<T: Float>(
     if total == 0 {
         return Tensor::new(&geo.output_shape(), Vec::new());
     }
-    let per_task = samples_per_task(geo.batch);
     let (x, w) = (input.as_slice(), weight.as_slice());
     let bias = bias.map(|b| b.as_slice());
+    if crate::winograd::applies(&geo) {
+        let out = crate::winograd::forward(&geo, x, w, bias)?;
+        return Tensor::new(&geo.output_shape(), out);
+    }
+    let per_task = samples_per_task(geo.batch);
     let plane = geo.out_plane().max(1);
     // each task starts its output at the bias (or zero), then accumulates the GEMM
     let failure = std::sync::Mutex::new(None);
@@ -388,6 +395,19 @@ pub fn conv2d_backward<T: Float>(
     if input.is_empty() || grad_out.is_empty() {
         grads.input = need_x.then(|| input.zeros_like());
         grads.weight = need_w.then(|| weight.zeros_like());
+        return Ok(grads);
+    }
+    if crate::winograd::applies(&geo) {
+        let (dx, dw) = crate::winograd::backward(
+            &geo,
+            input.as_slice(),
+            weight.as_slice(),
+            grad_out.as_slice(),
+            need_x,
+            need_w,
+        )?;
+        grads.input = dx.map(|d| Tensor::new(input.shape(), d)).transpose()?;
+        grads.weight = dw.map(|d| Tensor::new(weight.shape(), d)).transpose()?;
         return Ok(grads);
     }
     let per_task = samples_per_task(geo.batch);

@@ -35,6 +35,7 @@ pub mod pool;
 pub mod reduce;
 pub mod simd;
 pub mod tensor;
+pub mod winograd;
 
 pub use error::{Result, TensorError};
 pub use float::Float;

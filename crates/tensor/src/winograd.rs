@@ -1,0 +1,716 @@
+//! Winograd's minimal filtering F(2×2, 3×3) for 3×3, stride-1 convolutions.
+//!
+//! Why: a 3×3 convolution is most of a CNN training step's arithmetic, and
+//! im2col + GEMM spends 9 multiply-adds per input channel on every output
+//! pixel. Winograd (Lavin & Gray, *Fast Algorithms for Convolutional Neural
+//! Networks*, 2016) computes a 2×2 block of outputs from a 4×4 block of input
+//! with 16 multiplies instead of 36 — 2.25× less arithmetic — by moving both
+//! the input tile and the filter into a transformed domain where the
+//! convolution is an elementwise product:
+//!
+//! ```text
+//! Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d Bᵀᵀ) ] A        (one tile, one channel pair)
+//! ```
+//!
+//! Summed over input channels, the elementwise product at each of the 16
+//! positions ξ of the 4×4 domain is a matrix product over channels:
+//! `M[ξ] (C_out × tiles) = U[ξ] (C_out × C_in) · V[ξ] (C_in × tiles)`, so the
+//! work is 16 GEMMs plus cheap transforms.
+//!
+//! The backward pass stays in the same domain, because every step is linear:
+//! `dM = A dY Aᵀ`, then `dU[ξ] = Σ dM[ξ] · V[ξ]ᵀ` (→ `dW = Gᵀ dU G`) and
+//! `dV[ξ] = U[ξ]ᵀ · dM[ξ]` (→ `dX = B dV Bᵀ`, added over overlapping tiles).
+//! So the weight and input gradients also cost 2.25× less than im2col's.
+//!
+//! Tile `(ty, tx)` covers outputs `2ty..2ty+2 × 2tx..2tx+2` and reads inputs
+//! `2ty-pad..2ty-pad+4` (rows), the same for columns; reads outside the image
+//! (padding, or the overhang of a last partial tile) are zeros, writes outside
+//! the output are dropped.
+//!
+//! Transforms, with `ξ = 4k + l` (row k, column l of the 4×4 domain):
+//! ```text
+//! Bᵀ = [1  0 -1  0]    G = [ 1    0    0 ]    Aᵀ = [1 1  1  0]
+//!      [0  1  1  0]        [ ½    ½    ½ ]         [0 1 -1 -1]
+//!      [0 -1  1  0]        [ ½   -½    ½ ]
+//!      [0  1  0 -1]        [ 0    0    1 ]
+//! ```
+
+use crate::conv::Conv2dGeometry;
+use crate::error::Result;
+use crate::float::Float;
+use crate::gemm::{MatMut, MatRef, gemm_serial};
+
+/// Positions of the 4×4 transformed domain.
+const POSITIONS: usize = 16;
+
+/// Below this many channels (in or out) the 16 GEMMs are too thin to beat im2col.
+const MIN_CHANNELS: usize = 8;
+
+/// Whether a convolution is computed here: 3×3, stride 1, no dilation, one
+/// group, and enough channels on both sides for the GEMMs to pay.
+pub fn applies(geo: &Conv2dGeometry) -> bool {
+    let o = &geo.options;
+    geo.kernel == [3, 3]
+        && o.stride == [1, 1]
+        && o.dilation == [1, 1]
+        && o.groups == 1
+        && geo.in_channels >= MIN_CHANNELS
+        && geo.out_channels >= MIN_CHANNELS
+}
+
+/// The tiling of one output plane into 2×2 blocks.
+#[derive(Clone, Copy, Debug)]
+struct Tiles {
+    /// Tile rows and columns.
+    rows: usize,
+    cols: usize,
+    /// Zero padding (vertical, horizontal) of the convolution.
+    pad: [usize; 2],
+}
+
+impl Tiles {
+    fn of(geo: &Conv2dGeometry) -> Self {
+        Tiles {
+            rows: geo.out_height.div_ceil(2),
+            cols: geo.out_width.div_ceil(2),
+            pad: geo.options.padding,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Width of a row buffer holding the input columns a tile row reads.
+    fn input_span(&self) -> usize {
+        2 * self.cols + 2
+    }
+}
+
+/// Scratch buffers of one thread, reused across its samples.
+struct Workspace<T> {
+    /// `V[ξ][c][t]`: transformed input tiles.
+    v: Vec<T>,
+    /// `M[ξ][co][t]`: the products (forward) or their gradient `dM` (backward).
+    m: Vec<T>,
+    /// `dV[ξ][c][t]`, backward only.
+    dv: Vec<T>,
+    /// Rows gathered from a plane, zero-padded to whole tiles.
+    rows: Vec<T>,
+}
+
+impl<T: Float> Workspace<T> {
+    fn new(geo: &Conv2dGeometry, tiles: &Tiles, with_dv: bool) -> Self {
+        let t = tiles.count();
+        let span = tiles.input_span() * (2 * tiles.rows + 2);
+        Workspace {
+            v: vec![T::zero(); POSITIONS * geo.in_channels * t],
+            m: vec![T::zero(); POSITIONS * geo.out_channels * t],
+            dv: if with_dv {
+                vec![T::zero(); POSITIONS * geo.in_channels * t]
+            } else {
+                Vec::new()
+            },
+            rows: vec![T::zero(); span.max(4 * tiles.input_span())],
+        }
+    }
+}
+
+/// `U[ξ][co][c] = (G g Gᵀ)[ξ]` for every filter `g = weight[co][c]`.
+fn transform_weights<T: Float>(geo: &Conv2dGeometry, w: &[T]) -> Vec<T> {
+    let (co_n, c_n) = (geo.out_channels, geo.in_channels);
+    let half = T::of(0.5);
+    let mut u = vec![T::zero(); POSITIONS * co_n * c_n];
+    for co in 0..co_n {
+        for c in 0..c_n {
+            let g = &w[(co * c_n + c) * 9..][..9];
+            // G g: rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 (each a row of 3)
+            let mut gg = [[T::zero(); 3]; 4];
+            for j in 0..3 {
+                let (a, b, d) = (g[j], g[3 + j], g[6 + j]);
+                gg[0][j] = a;
+                gg[1][j] = (a + b + d) * half;
+                gg[2][j] = (a - b + d) * half;
+                gg[3][j] = d;
+            }
+            // (G g) Gᵀ: the same combination along each row
+            for (k, r) in gg.iter().enumerate() {
+                let (a, b, d) = (r[0], r[1], r[2]);
+                let row = [a, (a + b + d) * half, (a - b + d) * half, d];
+                for (l, &val) in row.iter().enumerate() {
+                    u[((4 * k + l) * co_n + co) * c_n + c] = val;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// `dW[co][c] = Gᵀ dU[co][c] G`, the adjoint of [`transform_weights`].
+fn weight_grad_from_domain<T: Float>(geo: &Conv2dGeometry, du: &[T]) -> Vec<T> {
+    let (co_n, c_n) = (geo.out_channels, geo.in_channels);
+    let half = T::of(0.5);
+    // Gᵀ applied to a 4-vector (a, b, c, d): (a + (b+c)/2, (b-c)/2, (b+c)/2 + d)
+    let gt = |a: T, b: T, c: T, d: T| [a + (b + c) * half, (b - c) * half, (b + c) * half + d];
+    let mut dw = vec![T::zero(); co_n * c_n * 9];
+    for co in 0..co_n {
+        for c in 0..c_n {
+            let at = |k: usize, l: usize| du[((4 * k + l) * co_n + co) * c_n + c];
+            // Gᵀ dU: combine the 4 rows into 3
+            let mut h = [[T::zero(); 4]; 3];
+            for l in 0..4 {
+                let col = gt(at(0, l), at(1, l), at(2, l), at(3, l));
+                for (i, &val) in col.iter().enumerate() {
+                    h[i][l] = val;
+                }
+            }
+            // (Gᵀ dU) G: combine each row's 4 columns into 3
+            let out = &mut dw[(co * c_n + c) * 9..][..9];
+            for (i, r) in h.iter().enumerate() {
+                let row = gt(r[0], r[1], r[2], r[3]);
+                out[3 * i..3 * i + 3].copy_from_slice(&row);
+            }
+        }
+    }
+    dw
+}
+
+/// Copies input rows `first_row..first_row + rows.len()/span` of `plane`
+/// into `rows` (each `span` wide), shifted right by `pad_w` and zero
+/// wherever the source is outside the image.
+fn gather_rows<T: Float>(
+    plane: &[T],
+    (height, width): (usize, usize),
+    first_row: isize,
+    pad_w: usize,
+    span: usize,
+    rows: &mut [T],
+) {
+    for (r, dst) in rows.chunks_exact_mut(span).enumerate() {
+        let iy = first_row + r as isize;
+        dst.fill(T::zero());
+        if iy < 0 || iy >= height as isize {
+            continue;
+        }
+        let src = &plane[iy as usize * width..][..width];
+        let n = width.min(span.saturating_sub(pad_w));
+        if n > 0 {
+            dst[pad_w..pad_w + n].copy_from_slice(&src[..n]);
+        }
+    }
+}
+
+/// `V = Bᵀ d B` for every tile of every channel of one sample.
+fn transform_input<T: Float>(
+    geo: &Conv2dGeometry,
+    tiles: &Tiles,
+    x_n: &[T],
+    ws: &mut Workspace<T>,
+) {
+    let (c_n, t_n, span) = (geo.in_channels, tiles.count(), tiles.input_span());
+    let plane_len = geo.height * geo.width;
+    let rows = &mut ws.rows[..4 * span];
+    for c in 0..c_n {
+        let plane = &x_n[c * plane_len..][..plane_len];
+        for ty in 0..tiles.rows {
+            let first = (2 * ty) as isize - tiles.pad[0] as isize;
+            gather_rows(
+                plane,
+                (geo.height, geo.width),
+                first,
+                tiles.pad[1],
+                span,
+                rows,
+            );
+            // Bᵀ along the rows: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3
+            let (d0, rest) = rows.split_at_mut(span);
+            let (d1, rest) = rest.split_at_mut(span);
+            let (d2, d3) = rest.split_at_mut(span);
+            for j in 0..span {
+                let (a, b, e, f) = (d0[j], d1[j], d2[j], d3[j]);
+                d0[j] = a - e;
+                d1[j] = b + e;
+                d2[j] = e - b;
+                d3[j] = b - f;
+            }
+            // B along the columns of each row, one tile per step
+            for (k, t) in [&*d0, &*d1, &*d2, &*d3].into_iter().enumerate() {
+                let at = |l: usize| ((4 * k + l) * c_n + c) * t_n + ty * tiles.cols;
+                let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
+                for tx in 0..tiles.cols {
+                    let (a, b, e, f) = (t[2 * tx], t[2 * tx + 1], t[2 * tx + 2], t[2 * tx + 3]);
+                    ws.v[o0 + tx] = a - e;
+                    ws.v[o1 + tx] = b + e;
+                    ws.v[o2 + tx] = e - b;
+                    ws.v[o3 + tx] = b - f;
+                }
+            }
+        }
+    }
+}
+
+/// `Y = Aᵀ M A` for every tile of every output channel, plus the bias.
+fn transform_output<T: Float>(
+    geo: &Conv2dGeometry,
+    tiles: &Tiles,
+    m: &[T],
+    bias: Option<&[T]>,
+    out_n: &mut [T],
+) {
+    let (co_n, t_n) = (geo.out_channels, tiles.count());
+    let (ho, wo) = (geo.out_height, geo.out_width);
+    for co in 0..co_n {
+        let b = bias.map_or(T::zero(), |b| b[co]);
+        let plane = &mut out_n[co * ho * wo..][..ho * wo];
+        for ty in 0..tiles.rows {
+            let base = |k: usize, l: usize| ((4 * k + l) * co_n + co) * t_n + ty * tiles.cols;
+            let row_m: [[&[T]; 4]; 4] = std::array::from_fn(|k| {
+                std::array::from_fn(|l| &m[base(k, l)..base(k, l) + tiles.cols])
+            });
+            for i in 0..2 {
+                let oy = 2 * ty + i;
+                if oy >= ho {
+                    break;
+                }
+                let out_row = &mut plane[oy * wo..][..wo];
+                for tx in 0..tiles.cols {
+                    // Aᵀ down the 4 rows: row 0 = m0 + m1 + m2, row 1 = m1 - m2 - m3
+                    let s = |l: usize| {
+                        let (a, bb, c, d) = (
+                            row_m[0][l][tx],
+                            row_m[1][l][tx],
+                            row_m[2][l][tx],
+                            row_m[3][l][tx],
+                        );
+                        if i == 0 { a + bb + c } else { bb - c - d }
+                    };
+                    let (s0, s1, s2, s3) = (s(0), s(1), s(2), s(3));
+                    let ox = 2 * tx;
+                    out_row[ox] = b + s0 + s1 + s2;
+                    if ox + 1 < wo {
+                        out_row[ox + 1] = b + s1 - s2 - s3;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dM = A dY Aᵀ` for every tile of every output channel of one sample.
+fn transform_grad_output<T: Float>(
+    geo: &Conv2dGeometry,
+    tiles: &Tiles,
+    dy_n: &[T],
+    ws: &mut Workspace<T>,
+) {
+    let (co_n, t_n) = (geo.out_channels, tiles.count());
+    let (ho, wo) = (geo.out_height, geo.out_width);
+    let span = 2 * tiles.cols;
+    let rows = &mut ws.rows[..2 * span];
+    for co in 0..co_n {
+        let plane = &dy_n[co * ho * wo..][..ho * wo];
+        for ty in 0..tiles.rows {
+            gather_rows(plane, (ho, wo), (2 * ty) as isize, 0, span, rows);
+            let (y0, y1) = rows.split_at(span);
+            for tx in 0..tiles.cols {
+                let (a0, b0, a1, b1) = (y0[2 * tx], y0[2 * tx + 1], y1[2 * tx], y1[2 * tx + 1]);
+                // A down the rows: q0 = y0, q1 = y0 + y1, q2 = y0 - y1, q3 = -y1
+                let q = [[a0, b0], [a0 + a1, b0 + b1], [a0 - a1, b0 - b1], [-a1, -b1]];
+                // A across the columns: (a, a + b, a - b, -b)
+                for (k, [a, b]) in q.into_iter().enumerate() {
+                    let row = [a, a + b, a - b, -b];
+                    for (l, val) in row.into_iter().enumerate() {
+                        ws.m[((4 * k + l) * co_n + co) * t_n + ty * tiles.cols + tx] = val;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dX += B dV Bᵀ` for every tile of every input channel of one sample,
+/// adding where neighbouring tiles overlap.
+fn scatter_grad_input<T: Float>(
+    geo: &Conv2dGeometry,
+    tiles: &Tiles,
+    dv: &[T],
+    rows: &mut [T],
+    dx_n: &mut [T],
+) {
+    let (c_n, t_n) = (geo.in_channels, tiles.count());
+    let (h, w) = (geo.height, geo.width);
+    let span = tiles.input_span();
+    let padded_h = 2 * tiles.rows + 2;
+    let acc = &mut rows[..span * padded_h];
+    // B applied to a 4-vector: (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
+    let b = |v: [T; 4]| [v[0], v[1] - v[2] + v[3], v[1] + v[2] - v[0], -v[3]];
+    for c in 0..c_n {
+        acc.fill(T::zero());
+        for ty in 0..tiles.rows {
+            for tx in 0..tiles.cols {
+                let t = ty * tiles.cols + tx;
+                let at = |k: usize, l: usize| dv[((4 * k + l) * c_n + c) * t_n + t];
+                // B down the rows, then across the columns
+                let cols: [[T; 4]; 4] =
+                    std::array::from_fn(|l| b([at(0, l), at(1, l), at(2, l), at(3, l)]));
+                for r in 0..4 {
+                    let row = b([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]);
+                    let dst = &mut acc[(2 * ty + r) * span + 2 * tx..][..4];
+                    for (d, v) in dst.iter_mut().zip(row) {
+                        *d += v;
+                    }
+                }
+            }
+        }
+        // the padded accumulator, shifted by the padding, onto the image
+        let plane = &mut dx_n[c * h * w..][..h * w];
+        let [ph, pw] = tiles.pad;
+        for iy in 0..h {
+            let py = iy + ph;
+            if py >= padded_h {
+                break;
+            }
+            let src = &acc[py * span..][..span];
+            let dst = &mut plane[iy * w..][..w];
+            let n = w.min(span.saturating_sub(pw));
+            if n > 0 {
+                for (d, &v) in dst[..n].iter_mut().zip(&src[pw..pw + n]) {
+                    *d += v;
+                }
+            }
+        }
+    }
+}
+
+/// The 16 products of one sample: `out[ξ] = a[ξ] · b[ξ]` (`a` optionally transposed).
+#[allow(clippy::too_many_arguments)]
+fn domain_products<T: Float>(
+    a: &[T],
+    (a_rows, a_cols): (usize, usize),
+    transpose_a: bool,
+    b: &[T],
+    (b_rows, b_cols): (usize, usize),
+    transpose_b: bool,
+    beta: T,
+    out: &mut [T],
+) -> Result<()> {
+    let (a_len, b_len) = (a_rows * a_cols, b_rows * b_cols);
+    let m = if transpose_a { a_cols } else { a_rows };
+    let n = if transpose_b { b_rows } else { b_cols };
+    for xi in 0..POSITIONS {
+        let mut am = MatRef::new(&a[xi * a_len..][..a_len], a_rows, a_cols)?;
+        if transpose_a {
+            am = am.t();
+        }
+        let mut bm = MatRef::new(&b[xi * b_len..][..b_len], b_rows, b_cols)?;
+        if transpose_b {
+            bm = bm.t();
+        }
+        let om = MatMut::new(&mut out[xi * m * n..][..m * n], m, n)?;
+        gemm_serial(T::one(), am, bm, beta, om)?;
+    }
+    Ok(())
+}
+
+/// Samples per parallel task: one contiguous run per rayon thread.
+fn samples_per_task(batch: usize) -> usize {
+    batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
+}
+
+/// Forward: `(N, C_in, H, W) -> (N, C_out, H_out, W_out)`; `geo` must satisfy [`applies`].
+pub fn forward<T: Float>(
+    geo: &Conv2dGeometry,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+) -> Result<Vec<T>> {
+    let tiles = Tiles::of(geo);
+    let u = transform_weights(geo, w);
+    let (c_n, co_n, t_n) = (geo.in_channels, geo.out_channels, tiles.count());
+    let in_len = c_n * geo.height * geo.width;
+    let out_len = co_n * geo.out_height * geo.out_width;
+    let per_task = samples_per_task(geo.batch);
+    let failure = std::sync::Mutex::new(None);
+    let out = crate::parallel::chunks_new(
+        geo.batch * out_len,
+        per_task * out_len,
+        out_len.max(1),
+        |_, _| T::zero(),
+        |task, chunk| {
+            let mut ws = Workspace::new(geo, &tiles, false);
+            for (i, out_n) in chunk.chunks_mut(out_len).enumerate() {
+                let n = task * per_task + i;
+                transform_input(geo, &tiles, &x[n * in_len..][..in_len], &mut ws);
+                let r = domain_products(
+                    &u,
+                    (co_n, c_n),
+                    false,
+                    &ws.v,
+                    (c_n, t_n),
+                    false,
+                    T::zero(),
+                    &mut ws.m,
+                );
+                if let Err(e) = r {
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    return;
+                }
+                transform_output(geo, &tiles, &ws.m, bias, out_n);
+            }
+        },
+    );
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Backward: `(dX, dW)`, each only if asked for; `geo` must satisfy [`applies`].
+pub fn backward<T: Float>(
+    geo: &Conv2dGeometry,
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    need_x: bool,
+    need_w: bool,
+) -> Result<(Option<Vec<T>>, Option<Vec<T>>)> {
+    let tiles = Tiles::of(geo);
+    let u = transform_weights(geo, w);
+    let (c_n, co_n) = (geo.in_channels, geo.out_channels);
+    let in_len = c_n * geo.height * geo.width;
+    let per_task = samples_per_task(geo.batch);
+    let tasks = geo.batch.div_ceil(per_task);
+    // each task returns its partial dU, summed below
+    let slots: Vec<std::sync::Mutex<Option<Result<Vec<T>>>>> =
+        (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
+    let run = |task: usize, dx: Option<&mut [T]>| {
+        let r = backward_run(geo, &tiles, &u, x, dy, task * per_task, dx, need_w);
+        *slots[task].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    };
+    let dx = if need_x {
+        Some(crate::parallel::chunks_new(
+            geo.batch * in_len,
+            per_task * in_len,
+            in_len.max(1),
+            |_, _| T::zero(),
+            |task, chunk| run(task, Some(chunk)),
+        ))
+    } else {
+        use rayon::prelude::*;
+        (0..tasks).into_par_iter().for_each(|task| run(task, None));
+        None
+    };
+    let mut du = vec![T::zero(); if need_w { POSITIONS * co_n * c_n } else { 0 }];
+    for slot in slots {
+        let partial = slot
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| Ok(Vec::new()))?;
+        for (d, v) in du.iter_mut().zip(partial) {
+            *d += v;
+        }
+    }
+    let dw = need_w.then(|| weight_grad_from_domain(geo, &du));
+    Ok((dx, dw))
+}
+
+/// Backward over the run of samples starting at `first`: writes `dx` (sized
+/// for the run) if given, and returns the run's partial `dU` (empty unless `need_w`).
+#[allow(clippy::too_many_arguments)]
+fn backward_run<T: Float>(
+    geo: &Conv2dGeometry,
+    tiles: &Tiles,
+    u: &[T],
+    x: &[T],
+    dy: &[T],
+    first: usize,
+    mut dx: Option<&mut [T]>,
+    need_w: bool,
+) -> Result<Vec<T>> {
+    let (c_n, co_n, t_n) = (geo.in_channels, geo.out_channels, tiles.count());
+    let in_len = c_n * geo.height * geo.width;
+    let out_len = co_n * geo.out_height * geo.out_width;
+    let count = samples_per_task(geo.batch).min(geo.batch - first);
+    let mut ws = Workspace::new(geo, tiles, dx.is_some());
+    let mut du = vec![T::zero(); if need_w { POSITIONS * co_n * c_n } else { 0 }];
+    for i in 0..count {
+        let n = first + i;
+        transform_grad_output(geo, tiles, &dy[n * out_len..][..out_len], &mut ws);
+        if need_w {
+            transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
+            // dU[ξ] (C_out × C_in) += dM[ξ] (C_out × T) · V[ξ]ᵀ (T × C_in)
+            domain_products(
+                &ws.m,
+                (co_n, t_n),
+                false,
+                &ws.v,
+                (c_n, t_n),
+                true,
+                T::one(),
+                &mut du,
+            )?;
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            // dV[ξ] (C_in × T) = U[ξ]ᵀ (C_in × C_out) · dM[ξ] (C_out × T)
+            domain_products(
+                u,
+                (co_n, c_n),
+                true,
+                &ws.m,
+                (co_n, t_n),
+                false,
+                T::zero(),
+                &mut ws.dv,
+            )?;
+            scatter_grad_input(
+                geo,
+                tiles,
+                &ws.dv,
+                &mut ws.rows,
+                &mut dx[i * in_len..][..in_len],
+            );
+        }
+    }
+    Ok(du)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::Conv2dOptions;
+
+    fn seq(n: usize, scale: f64, salt: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| (((i + salt) * 7919 % 23) as f64 - 11.0) * scale)
+            .collect()
+    }
+
+    /// The definition: `y[n][co][oy][ox] = b[co] + Σ x[n][c][oy+ky-p][ox+kx-p] w[co][c][ky][kx]`.
+    fn direct(geo: &Conv2dGeometry, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+        let (n_n, c_n, co_n) = (geo.batch, geo.in_channels, geo.out_channels);
+        let (h, wd, ho, wo) = (geo.height, geo.width, geo.out_height, geo.out_width);
+        let [ph, pw] = geo.options.padding;
+        let mut y = vec![0.0; n_n * co_n * ho * wo];
+        for n in 0..n_n {
+            for co in 0..co_n {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut acc = b[co];
+                        for c in 0..c_n {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let iy = (oy + ky) as isize - ph as isize;
+                                    let ix = (ox + kx) as isize - pw as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    acc += x[((n * c_n + c) * h + iy as usize) * wd + ix as usize]
+                                        * w[((co * c_n + c) * 3 + ky) * 3 + kx];
+                                }
+                            }
+                        }
+                        y[((n * co_n + co) * ho + oy) * wo + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn geometry(x: [usize; 4], co: usize, padding: [usize; 2]) -> Conv2dGeometry {
+        let options = Conv2dOptions {
+            padding,
+            ..Default::default()
+        };
+        Conv2dGeometry::new(&x, &[co, x[1], 3, 3], options).unwrap()
+    }
+
+    /// Odd and even output sizes (partial last tiles), padding, batch 1 and 3.
+    fn cases() -> Vec<Conv2dGeometry> {
+        vec![
+            geometry([2, 8, 6, 6], 8, [0, 0]),
+            geometry([3, 9, 7, 8], 10, [1, 1]),
+            geometry([1, 8, 5, 9], 12, [2, 0]),
+            geometry([2, 16, 3, 3], 8, [0, 1]),
+            geometry([1, 8, 10, 4], 9, [1, 2]),
+        ]
+    }
+
+    fn max_diff(a: &[f64], b: &[f64]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for geo in cases() {
+            assert!(applies(&geo));
+            let x = seq(geo.batch * geo.in_channels * geo.height * geo.width, 0.1, 1);
+            let w = seq(geo.out_channels * geo.in_channels * 9, 0.05, 2);
+            let b = seq(geo.out_channels, 0.3, 3);
+            let got = forward(&geo, &x, &w, Some(&b)).unwrap();
+            assert!(max_diff(&got, &direct(&geo, &x, &w, &b)) < 1e-12, "{geo:?}");
+        }
+    }
+
+    /// Backward is the adjoint of forward: for a random `dY`,
+    /// `<dY, conv(x, w)>` differentiated by x and w gives `<dX, x'>` and
+    /// `<dW, w'>` for any direction — checked against the definition's gradients.
+    #[test]
+    fn backward_matches_the_definitions_gradients() {
+        for geo in cases() {
+            let x = seq(geo.batch * geo.in_channels * geo.height * geo.width, 0.1, 4);
+            let w = seq(geo.out_channels * geo.in_channels * 9, 0.05, 5);
+            let dy = seq(
+                geo.batch * geo.out_channels * geo.out_height * geo.out_width,
+                0.2,
+                6,
+            );
+            let zero_b = vec![0.0; geo.out_channels];
+            let (dx, dw) = backward(&geo, &x, &w, &dy, true, true).unwrap();
+            let (dx, dw) = (dx.unwrap(), dw.unwrap());
+            // the conv is linear in x (and in w), so <dy, conv(e_i, w)> is dX_i
+            let dot = |y: &[f64]| y.iter().zip(&dy).map(|(a, b)| a * b).sum::<f64>();
+            for i in (0..x.len()).step_by(7) {
+                let mut e = vec![0.0; x.len()];
+                e[i] = 1.0;
+                let want = dot(&direct(&geo, &e, &w, &zero_b));
+                assert!((dx[i] - want).abs() < 1e-10, "dx[{i}] {geo:?}");
+            }
+            for j in 0..w.len() {
+                let mut e = vec![0.0; w.len()];
+                e[j] = 1.0;
+                let want = dot(&direct(&geo, &x, &e, &zero_b));
+                assert!((dw[j] - want).abs() < 1e-10, "dw[{j}] {geo:?}");
+            }
+            let (dx_only, dw_none) = backward(&geo, &x, &w, &dy, true, false).unwrap();
+            assert!(dw_none.is_none());
+            assert_eq!(dx_only.unwrap(), dx);
+            let (dx_none, dw_only) = backward(&geo, &x, &w, &dy, false, true).unwrap();
+            assert!(dx_none.is_none());
+            assert_eq!(dw_only.unwrap(), dw);
+        }
+    }
+
+    #[test]
+    fn only_three_by_three_stride_one_single_group_convolutions_apply() {
+        let c =
+            |w: [usize; 4], o: Conv2dOptions| Conv2dGeometry::new(&[1, 8, 9, 9], &w, o).unwrap();
+        assert!(applies(&c([8, 8, 3, 3], Conv2dOptions::default())));
+        let strided = Conv2dOptions {
+            stride: [2, 2],
+            ..Default::default()
+        };
+        assert!(!applies(&c([8, 8, 3, 3], strided)));
+        let grouped = Conv2dOptions {
+            groups: 2,
+            ..Default::default()
+        };
+        assert!(!applies(&c([8, 4, 3, 3], grouped)));
+        assert!(!applies(&c([8, 8, 5, 5], Conv2dOptions::default())));
+        assert!(!applies(&c([4, 8, 3, 3], Conv2dOptions::default())));
+    }
+}
