@@ -81,13 +81,19 @@ impl Tiles {
         self.rows * self.cols
     }
 
-    /// Width of a row buffer holding the input columns a tile row reads.
-    fn input_span(&self) -> usize {
-        2 * self.cols + 2
+    /// Length of the even (or odd) half of a padded input row a tile row
+    /// reads: tile `tx` reads padded columns `2tx..2tx+4`, i.e. even and odd
+    /// columns `tx` and `tx+1`.
+    fn input_half(&self) -> usize {
+        self.cols + 1
     }
 }
 
 /// Scratch buffers of one thread, reused across its samples.
+///
+/// Rows are kept split into their even and odd columns: a tile's 4 columns
+/// are then `even[tx], odd[tx], even[tx+1], odd[tx+1]`, so every transform is a
+/// handful of contiguous, vectorisable passes over a tile row.
 struct Workspace<T> {
     /// `V[ξ][c][t]`: transformed input tiles.
     v: Vec<T>,
@@ -95,14 +101,18 @@ struct Workspace<T> {
     m: Vec<T>,
     /// `dV[ξ][c][t]`, backward only.
     dv: Vec<T>,
-    /// Rows gathered from a plane, zero-padded to whole tiles.
-    rows: Vec<T>,
+    /// Even and odd columns of gathered rows, or of the padded input-gradient
+    /// accumulator (`(2·rows + 2)` rows of `input_half`).
+    even: Vec<T>,
+    odd: Vec<T>,
+    /// Per-tile-row temporaries, 8 rows of `input_half`.
+    scratch: Vec<T>,
 }
 
 impl<T: Float> Workspace<T> {
     fn new(geo: &Conv2dGeometry, tiles: &Tiles, with_dv: bool) -> Self {
         let t = tiles.count();
-        let span = tiles.input_span() * (2 * tiles.rows + 2);
+        let half_rows = (2 * tiles.rows + 2) * tiles.input_half();
         Workspace {
             v: vec![T::zero(); POSITIONS * geo.in_channels * t],
             m: vec![T::zero(); POSITIONS * geo.out_channels * t],
@@ -111,7 +121,9 @@ impl<T: Float> Workspace<T> {
             } else {
                 Vec::new()
             },
-            rows: vec![T::zero(); span.max(4 * tiles.input_span())],
+            even: vec![T::zero(); half_rows],
+            odd: vec![T::zero(); half_rows],
+            scratch: vec![T::zero(); 8 * tiles.input_half()],
         }
     }
 }
@@ -175,28 +187,74 @@ fn weight_grad_from_domain<T: Float>(geo: &Conv2dGeometry, du: &[T]) -> Vec<T> {
     dw
 }
 
-/// Copies input rows `first_row..first_row + rows.len()/span` of `plane`
-/// into `rows` (each `span` wide), shifted right by `pad_w` and zero
-/// wherever the source is outside the image.
+/// Copies plane rows `first_row..` into even/odd halves (`half` long each,
+/// one row per `half` of `even`/`odd`), the columns shifted right by
+/// `pad_w`, zero wherever the source is outside the plane.
 fn gather_rows<T: Float>(
     plane: &[T],
     (height, width): (usize, usize),
     first_row: isize,
     pad_w: usize,
-    span: usize,
-    rows: &mut [T],
+    half: usize,
+    even: &mut [T],
+    odd: &mut [T],
 ) {
-    for (r, dst) in rows.chunks_exact_mut(span).enumerate() {
+    let n = width.min((2 * half).saturating_sub(pad_w));
+    for (r, (ev, od)) in even
+        .chunks_exact_mut(half)
+        .zip(odd.chunks_exact_mut(half))
+        .enumerate()
+    {
+        ev.fill(T::zero());
+        od.fill(T::zero());
         let iy = first_row + r as isize;
-        dst.fill(T::zero());
-        if iy < 0 || iy >= height as isize {
+        if iy < 0 || iy >= height as isize || n == 0 {
             continue;
         }
-        let src = &plane[iy as usize * width..][..width];
-        let n = width.min(span.saturating_sub(pad_w));
-        if n > 0 {
-            dst[pad_w..pad_w + n].copy_from_slice(&src[..n]);
+        // source column ix lands on padded column ix + pad_w
+        let src = &plane[iy as usize * width..][..n];
+        let (ev, od) = (&mut ev[pad_w.div_ceil(2)..], &mut od[pad_w / 2..]);
+        if pad_w % 2 == 0 {
+            deinterleave(src, ev, od);
+        } else {
+            od[0] = src[0];
+            deinterleave(&src[1..], ev, &mut od[1..]);
         }
+    }
+}
+
+/// `src[0] → even[0], src[1] → odd[0], src[2] → even[1], …` as far as they go.
+fn deinterleave<T: Float>(src: &[T], even: &mut [T], odd: &mut [T]) {
+    for (p, (e, o)) in src.chunks_exact(2).zip(even.iter_mut().zip(odd.iter_mut())) {
+        *e = p[0];
+        *o = p[1];
+    }
+    if src.len() % 2 == 1
+        && let Some(e) = even.get_mut(src.len() / 2)
+    {
+        *e = src[src.len() - 1];
+    }
+}
+
+/// `dst[2i] += even[i], dst[2i + 1] += odd[i]`, the adjoint of [`deinterleave`].
+fn interleave_add<T: Float>(even: &[T], odd: &[T], dst: &mut [T]) {
+    for (p, (&e, &o)) in dst.chunks_exact_mut(2).zip(even.iter().zip(odd)) {
+        p[0] += e;
+        p[1] += o;
+    }
+    let last = dst.len().wrapping_sub(1);
+    if dst.len() % 2 == 1
+        && let Some(&e) = even.get(dst.len() / 2)
+    {
+        dst[last] += e;
+    }
+}
+
+/// `dst[i] = f(a[i], b[i])` over the length of `dst`: the shape of every
+/// transform pass, written so that it vectorises.
+fn pass<T: Float>(dst: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
+    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+        *d = f(x, y);
     }
 }
 
@@ -207,43 +265,39 @@ fn transform_input<T: Float>(
     x_n: &[T],
     ws: &mut Workspace<T>,
 ) {
-    let (c_n, t_n, span) = (geo.in_channels, tiles.count(), tiles.input_span());
+    let (c_n, t_n, cols) = (geo.in_channels, tiles.count(), tiles.cols);
+    let half = tiles.input_half();
     let plane_len = geo.height * geo.width;
-    let rows = &mut ws.rows[..4 * span];
+    let rows = 2 * tiles.rows + 2;
+    let (te, to) = ws.scratch[..8 * half].split_at_mut(4 * half);
     for c in 0..c_n {
         let plane = &x_n[c * plane_len..][..plane_len];
+        let (even, odd) = (&mut ws.even[..rows * half], &mut ws.odd[..rows * half]);
+        let first = -(tiles.pad[0] as isize);
+        let (h, w) = (geo.height, geo.width);
+        gather_rows(plane, (h, w), first, tiles.pad[1], half, even, odd);
         for ty in 0..tiles.rows {
-            let first = (2 * ty) as isize - tiles.pad[0] as isize;
-            gather_rows(
-                plane,
-                (geo.height, geo.width),
-                first,
-                tiles.pad[1],
-                span,
-                rows,
-            );
-            // Bᵀ along the rows: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3
-            let (d0, rest) = rows.split_at_mut(span);
-            let (d1, rest) = rest.split_at_mut(span);
-            let (d2, d3) = rest.split_at_mut(span);
-            for j in 0..span {
-                let (a, b, e, f) = (d0[j], d1[j], d2[j], d3[j]);
-                d0[j] = a - e;
-                d1[j] = b + e;
-                d2[j] = e - b;
-                d3[j] = b - f;
+            // Bᵀ down the rows: (d0 - d2, d1 + d2, d2 - d1, d1 - d3), on both halves
+            for (t, rows) in [(&mut *te, &*even), (&mut *to, &*odd)] {
+                let d = |r: usize| &rows[(2 * ty + r) * half..][..half];
+                let (t0, rest) = t.split_at_mut(half);
+                let (t1, rest) = rest.split_at_mut(half);
+                let (t2, t3) = rest.split_at_mut(half);
+                pass(t0, d(0), d(2), |a, b| a - b);
+                pass(t1, d(1), d(2), |a, b| a + b);
+                pass(t2, d(2), d(1), |a, b| a - b);
+                pass(t3, d(1), d(3), |a, b| a - b);
             }
-            // B along the columns of each row, one tile per step
-            for (k, t) in [&*d0, &*d1, &*d2, &*d3].into_iter().enumerate() {
-                let at = |l: usize| ((4 * k + l) * c_n + c) * t_n + ty * tiles.cols;
-                let (o0, o1, o2, o3) = (at(0), at(1), at(2), at(3));
-                for tx in 0..tiles.cols {
-                    let (a, b, e, f) = (t[2 * tx], t[2 * tx + 1], t[2 * tx + 2], t[2 * tx + 3]);
-                    ws.v[o0 + tx] = a - e;
-                    ws.v[o1 + tx] = b + e;
-                    ws.v[o2 + tx] = e - b;
-                    ws.v[o3 + tx] = b - f;
-                }
+            // B across the columns: with e/o the even/odd halves of a row,
+            // (e[tx] - e[tx+1], o[tx] + e[tx+1], e[tx+1] - o[tx], o[tx] - o[tx+1])
+            for k in 0..4 {
+                let e = &te[k * half..][..half];
+                let o = &to[k * half..][..half];
+                let dst = |l: usize| ((4 * k + l) * c_n + c) * t_n + ty * cols;
+                pass(&mut ws.v[dst(0)..][..cols], e, &e[1..], |a, b| a - b);
+                pass(&mut ws.v[dst(1)..][..cols], o, &e[1..], |a, b| a + b);
+                pass(&mut ws.v[dst(2)..][..cols], &e[1..], o, |a, b| a - b);
+                pass(&mut ws.v[dst(3)..][..cols], o, &o[1..], |a, b| a - b);
             }
         }
     }
@@ -255,41 +309,53 @@ fn transform_output<T: Float>(
     tiles: &Tiles,
     m: &[T],
     bias: Option<&[T]>,
+    scratch: &mut [T],
     out_n: &mut [T],
 ) {
-    let (co_n, t_n) = (geo.out_channels, tiles.count());
+    let (co_n, t_n, cols) = (geo.out_channels, tiles.count(), tiles.cols);
     let (ho, wo) = (geo.out_height, geo.out_width);
+    let (s, pair) = scratch[..6 * cols].split_at_mut(4 * cols);
+    let (even, odd) = pair.split_at_mut(cols);
     for co in 0..co_n {
         let b = bias.map_or(T::zero(), |b| b[co]);
         let plane = &mut out_n[co * ho * wo..][..ho * wo];
         for ty in 0..tiles.rows {
-            let base = |k: usize, l: usize| ((4 * k + l) * co_n + co) * t_n + ty * tiles.cols;
-            let row_m: [[&[T]; 4]; 4] = std::array::from_fn(|k| {
-                std::array::from_fn(|l| &m[base(k, l)..base(k, l) + tiles.cols])
-            });
+            let at = |k: usize, l: usize| &m[((4 * k + l) * co_n + co) * t_n + ty * cols..][..cols];
             for i in 0..2 {
                 let oy = 2 * ty + i;
                 if oy >= ho {
                     break;
                 }
-                let out_row = &mut plane[oy * wo..][..wo];
-                for tx in 0..tiles.cols {
-                    // Aᵀ down the 4 rows: row 0 = m0 + m1 + m2, row 1 = m1 - m2 - m3
-                    let s = |l: usize| {
-                        let (a, bb, c, d) = (
-                            row_m[0][l][tx],
-                            row_m[1][l][tx],
-                            row_m[2][l][tx],
-                            row_m[3][l][tx],
-                        );
-                        if i == 0 { a + bb + c } else { bb - c - d }
-                    };
-                    let (s0, s1, s2, s3) = (s(0), s(1), s(2), s(3));
-                    let ox = 2 * tx;
-                    out_row[ox] = b + s0 + s1 + s2;
-                    if ox + 1 < wo {
-                        out_row[ox + 1] = b + s1 - s2 - s3;
+                // Aᵀ down the rows: row 0 = m0 + m1 + m2, row 1 = m1 - m2 - m3
+                for (l, s_l) in s.chunks_exact_mut(cols).enumerate() {
+                    let (m0, m1, m2, m3) = (at(0, l), at(1, l), at(2, l), at(3, l));
+                    if i == 0 {
+                        pass(s_l, m0, m1, |a, b| a + b);
+                        for (d, &c) in s_l.iter_mut().zip(m2) {
+                            *d += c;
+                        }
+                    } else {
+                        pass(s_l, m1, m2, |a, b| a - b);
+                        for (d, &c) in s_l.iter_mut().zip(m3) {
+                            *d -= c;
+                        }
                     }
+                }
+                // A across the columns: even = s0 + s1 + s2, odd = s1 - s2 - s3
+                let (s0, rest) = s.split_at(cols);
+                let (s1, rest) = rest.split_at(cols);
+                let (s2, s3) = rest.split_at(cols);
+                for j in 0..cols {
+                    even[j] = b + s0[j] + s1[j] + s2[j];
+                    odd[j] = b + s1[j] - s2[j] - s3[j];
+                }
+                let out_row = &mut plane[oy * wo..][..wo];
+                for (pair, (&e, &o)) in out_row.chunks_exact_mut(2).zip(even.iter().zip(&*odd)) {
+                    pair[0] = e;
+                    pair[1] = o;
+                }
+                if wo % 2 == 1 {
+                    out_row[wo - 1] = even[cols - 1];
                 }
             }
         }
@@ -303,26 +369,34 @@ fn transform_grad_output<T: Float>(
     dy_n: &[T],
     ws: &mut Workspace<T>,
 ) {
-    let (co_n, t_n) = (geo.out_channels, tiles.count());
+    let (co_n, t_n, cols) = (geo.out_channels, tiles.count(), tiles.cols);
     let (ho, wo) = (geo.out_height, geo.out_width);
-    let span = 2 * tiles.cols;
-    let rows = &mut ws.rows[..2 * span];
+    let (qe, qo) = ws.scratch[..8 * cols].split_at_mut(4 * cols);
+    let rows = 2 * tiles.rows;
     for co in 0..co_n {
         let plane = &dy_n[co * ho * wo..][..ho * wo];
+        let (even, odd) = (&mut ws.even[..rows * cols], &mut ws.odd[..rows * cols]);
+        gather_rows(plane, (ho, wo), 0, 0, cols, even, odd);
         for ty in 0..tiles.rows {
-            gather_rows(plane, (ho, wo), (2 * ty) as isize, 0, span, rows);
-            let (y0, y1) = rows.split_at(span);
-            for tx in 0..tiles.cols {
-                let (a0, b0, a1, b1) = (y0[2 * tx], y0[2 * tx + 1], y1[2 * tx], y1[2 * tx + 1]);
-                // A down the rows: q0 = y0, q1 = y0 + y1, q2 = y0 - y1, q3 = -y1
-                let q = [[a0, b0], [a0 + a1, b0 + b1], [a0 - a1, b0 - b1], [-a1, -b1]];
-                // A across the columns: (a, a + b, a - b, -b)
-                for (k, [a, b]) in q.into_iter().enumerate() {
-                    let row = [a, a + b, a - b, -b];
-                    for (l, val) in row.into_iter().enumerate() {
-                        ws.m[((4 * k + l) * co_n + co) * t_n + ty * tiles.cols + tx] = val;
-                    }
-                }
+            // A down the rows: (y0, y0 + y1, y0 - y1, -y1), on both halves
+            for (q, rows) in [(&mut *qe, &*even), (&mut *qo, &*odd)] {
+                let (y0, y1) = rows[2 * ty * cols..][..2 * cols].split_at(cols);
+                let (q0, rest) = q.split_at_mut(cols);
+                let (q1, rest) = rest.split_at_mut(cols);
+                let (q2, q3) = rest.split_at_mut(cols);
+                q0.copy_from_slice(y0);
+                pass(q1, y0, y1, |a, b| a + b);
+                pass(q2, y0, y1, |a, b| a - b);
+                pass(q3, y1, y1, |a, _| -a);
+            }
+            // A across the columns: (e, e + o, e - o, -o)
+            for k in 0..4 {
+                let (e, o) = (&qe[k * cols..][..cols], &qo[k * cols..][..cols]);
+                let dst = |l: usize| ((4 * k + l) * co_n + co) * t_n + ty * cols;
+                ws.m[dst(0)..][..cols].copy_from_slice(e);
+                pass(&mut ws.m[dst(1)..][..cols], e, o, |a, b| a + b);
+                pass(&mut ws.m[dst(2)..][..cols], e, o, |a, b| a - b);
+                pass(&mut ws.m[dst(3)..][..cols], o, o, |a, _| -a);
             }
         }
     }
@@ -333,50 +407,95 @@ fn transform_grad_output<T: Float>(
 fn scatter_grad_input<T: Float>(
     geo: &Conv2dGeometry,
     tiles: &Tiles,
-    dv: &[T],
-    rows: &mut [T],
+    ws: &mut Workspace<T>,
     dx_n: &mut [T],
 ) {
-    let (c_n, t_n) = (geo.in_channels, tiles.count());
+    let (c_n, t_n, cols) = (geo.in_channels, tiles.count(), tiles.cols);
     let (h, w) = (geo.height, geo.width);
-    let span = tiles.input_span();
+    let half = tiles.input_half();
     let padded_h = 2 * tiles.rows + 2;
-    let acc = &mut rows[..span * padded_h];
-    // B applied to a 4-vector: (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
-    let b = |v: [T; 4]| [v[0], v[1] - v[2] + v[3], v[1] + v[2] - v[0], -v[3]];
+    let [ph, pw] = tiles.pad;
+    let (e, dd) = ws.scratch[..8 * cols].split_at_mut(4 * cols);
     for c in 0..c_n {
-        acc.fill(T::zero());
+        let (acc_even, acc_odd) = (
+            &mut ws.even[..padded_h * half],
+            &mut ws.odd[..padded_h * half],
+        );
+        acc_even.fill(T::zero());
+        acc_odd.fill(T::zero());
         for ty in 0..tiles.rows {
-            for tx in 0..tiles.cols {
-                let t = ty * tiles.cols + tx;
-                let at = |k: usize, l: usize| dv[((4 * k + l) * c_n + c) * t_n + t];
-                // B down the rows, then across the columns
-                let cols: [[T; 4]; 4] =
-                    std::array::from_fn(|l| b([at(0, l), at(1, l), at(2, l), at(3, l)]));
-                for r in 0..4 {
-                    let row = b([cols[0][r], cols[1][r], cols[2][r], cols[3][r]]);
-                    let dst = &mut acc[(2 * ty + r) * span + 2 * tx..][..4];
-                    for (d, v) in dst.iter_mut().zip(row) {
-                        *d += v;
+            let at =
+                |k: usize, l: usize| &ws.dv[((4 * k + l) * c_n + c) * t_n + ty * cols..][..cols];
+            for r in 0..4 {
+                // B down the rows, row r of (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
+                for (l, e_l) in e.chunks_exact_mut(cols).enumerate() {
+                    let (v0, v1, v2, v3) = (at(0, l), at(1, l), at(2, l), at(3, l));
+                    match r {
+                        0 => e_l.copy_from_slice(v0),
+                        1 => {
+                            pass(e_l, v1, v2, |a, b| a - b);
+                            for (d, &x) in e_l.iter_mut().zip(v3) {
+                                *d += x;
+                            }
+                        }
+                        2 => {
+                            pass(e_l, v1, v2, |a, b| a + b);
+                            for (d, &x) in e_l.iter_mut().zip(v0) {
+                                *d -= x;
+                            }
+                        }
+                        _ => pass(e_l, v3, v3, |a, _| -a),
                     }
+                }
+                // B across the columns: (e0, e1 - e2 + e3, e1 + e2 - e0, -e3)
+                let (e0, rest) = e.split_at(cols);
+                let (e1, rest) = rest.split_at(cols);
+                let (e2, e3) = rest.split_at(cols);
+                let (d0, rest) = dd.split_at_mut(cols);
+                let (d1, rest) = rest.split_at_mut(cols);
+                let (d2, d3) = rest.split_at_mut(cols);
+                for j in 0..cols {
+                    d0[j] = e0[j];
+                    d1[j] = e1[j] - e2[j] + e3[j];
+                    d2[j] = e1[j] + e2[j] - e0[j];
+                    d3[j] = -e3[j];
+                }
+                // columns 2tx, 2tx+1 are even/odd tx; 2tx+2, 2tx+3 are even/odd tx+1
+                let row = (2 * ty + r) * half;
+                let (ae, ao) = (&mut acc_even[row..][..half], &mut acc_odd[row..][..half]);
+                for (a, &x) in ae[..cols].iter_mut().zip(&*d0) {
+                    *a += x;
+                }
+                for (a, &x) in ao[..cols].iter_mut().zip(&*d1) {
+                    *a += x;
+                }
+                for (a, &x) in ae[1..].iter_mut().zip(&*d2) {
+                    *a += x;
+                }
+                for (a, &x) in ao[1..].iter_mut().zip(&*d3) {
+                    *a += x;
                 }
             }
         }
         // the padded accumulator, shifted by the padding, onto the image
         let plane = &mut dx_n[c * h * w..][..h * w];
-        let [ph, pw] = tiles.pad;
         for iy in 0..h {
             let py = iy + ph;
             if py >= padded_h {
                 break;
             }
-            let src = &acc[py * span..][..span];
+            // image column ix is padded column ix + pw
+            let (ae, ao) = (
+                &acc_even[py * half..][..half],
+                &acc_odd[py * half..][..half],
+            );
+            let (ae, ao) = (&ae[pw.div_ceil(2).min(half)..], &ao[(pw / 2).min(half)..]);
             let dst = &mut plane[iy * w..][..w];
-            let n = w.min(span.saturating_sub(pw));
-            if n > 0 {
-                for (d, &v) in dst[..n].iter_mut().zip(&src[pw..pw + n]) {
-                    *d += v;
-                }
+            if pw % 2 == 0 {
+                interleave_add(ae, ao, dst);
+            } else if let Some((&first, ao)) = ao.split_first() {
+                dst[0] += first;
+                interleave_add(ae, ao, &mut dst[1..]);
             }
         }
     }
@@ -455,7 +574,7 @@ pub fn forward<T: Float>(
                     *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                     return;
                 }
-                transform_output(geo, &tiles, &ws.m, bias, out_n);
+                transform_output(geo, &tiles, &ws.m, bias, &mut ws.scratch, out_n);
             }
         },
     );
@@ -562,13 +681,7 @@ fn backward_run<T: Float>(
                 T::zero(),
                 &mut ws.dv,
             )?;
-            scatter_grad_input(
-                geo,
-                tiles,
-                &ws.dv,
-                &mut ws.rows,
-                &mut dx[i * in_len..][..in_len],
-            );
+            scatter_grad_input(geo, tiles, &mut ws, &mut dx[i * in_len..][..in_len]);
         }
     }
     Ok(du)
@@ -633,6 +746,7 @@ mod tests {
             geometry([1, 8, 5, 9], 12, [2, 0]),
             geometry([2, 16, 3, 3], 8, [0, 1]),
             geometry([1, 8, 10, 4], 9, [1, 2]),
+            geometry([1, 8, 6, 5], 8, [3, 3]),
         ]
     }
 
