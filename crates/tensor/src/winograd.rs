@@ -58,10 +58,19 @@ pub fn applies(geo: &Conv2dGeometry) -> bool {
         && geo.out_channels >= MIN_CHANNELS
 }
 
-/// The tiling of one output plane into 2×2 blocks.
+/// Bytes of transformed data (`V` and `M` of every channel) one band of tile
+/// rows may hold. A whole sample's domain is 16× its tiles × channels: fine
+/// for MNIST-sized planes (one band), hundreds of MB for a 224×224 image, so
+/// large planes go in bands. (Bands that fit L2 were tried on LeNet and were
+/// slower: the GEMMs get too thin.)
+const BAND_BYTES: usize = 2 << 20;
+
+/// A band of tile rows of one output plane, tiled into 2×2 blocks.
 #[derive(Clone, Copy, Debug)]
 struct Tiles {
-    /// Tile rows and columns.
+    /// The band's first tile row in the plane.
+    first: usize,
+    /// Tile rows in the band, and tile columns.
     rows: usize,
     cols: usize,
     /// Zero padding (vertical, horizontal) of the convolution.
@@ -69,12 +78,22 @@ struct Tiles {
 }
 
 impl Tiles {
-    fn of(geo: &Conv2dGeometry) -> Self {
-        Tiles {
-            rows: geo.out_height.div_ceil(2),
-            cols: geo.out_width.div_ceil(2),
-            pad: geo.options.padding,
-        }
+    /// The bands a plane is processed in, top to bottom, each holding at
+    /// most `budget` bytes of transformed data (at least one tile row).
+    fn bands<T>(geo: &Conv2dGeometry, budget: usize) -> Vec<Tiles> {
+        let (rows, cols) = (geo.out_height.div_ceil(2), geo.out_width.div_ceil(2));
+        let row_bytes =
+            POSITIONS * (geo.in_channels + geo.out_channels) * cols * std::mem::size_of::<T>();
+        let per_band = (budget / row_bytes.max(1)).clamp(1, rows.max(1));
+        (0..rows)
+            .step_by(per_band)
+            .map(|first| Tiles {
+                first,
+                rows: per_band.min(rows - first),
+                cols,
+                pad: geo.options.padding,
+            })
+            .collect()
     }
 
     fn count(&self) -> usize {
@@ -273,7 +292,7 @@ fn transform_input<T: Float>(
     for c in 0..c_n {
         let plane = &x_n[c * plane_len..][..plane_len];
         let (even, odd) = (&mut ws.even[..rows * half], &mut ws.odd[..rows * half]);
-        let first = -(tiles.pad[0] as isize);
+        let first = (2 * tiles.first) as isize - tiles.pad[0] as isize;
         let (h, w) = (geo.height, geo.width);
         gather_rows(plane, (h, w), first, tiles.pad[1], half, even, odd);
         for ty in 0..tiles.rows {
@@ -322,7 +341,7 @@ fn transform_output<T: Float>(
         for ty in 0..tiles.rows {
             let at = |k: usize, l: usize| &m[((4 * k + l) * co_n + co) * t_n + ty * cols..][..cols];
             for i in 0..2 {
-                let oy = 2 * ty + i;
+                let oy = 2 * (tiles.first + ty) + i;
                 if oy >= ho {
                     break;
                 }
@@ -376,7 +395,8 @@ fn transform_grad_output<T: Float>(
     for co in 0..co_n {
         let plane = &dy_n[co * ho * wo..][..ho * wo];
         let (even, odd) = (&mut ws.even[..rows * cols], &mut ws.odd[..rows * cols]);
-        gather_rows(plane, (ho, wo), 0, 0, cols, even, odd);
+        let first = (2 * tiles.first) as isize;
+        gather_rows(plane, (ho, wo), first, 0, cols, even, odd);
         for ty in 0..tiles.rows {
             // A down the rows: (y0, y0 + y1, y0 - y1, -y1), on both halves
             for (q, rows) in [(&mut *qe, &*even), (&mut *qo, &*odd)] {
@@ -479,11 +499,11 @@ fn scatter_grad_input<T: Float>(
         }
         // the padded accumulator, shifted by the padding, onto the image
         let plane = &mut dx_n[c * h * w..][..h * w];
-        for iy in 0..h {
-            let py = iy + ph;
-            if py >= padded_h {
-                break;
-            }
+        for py in 0..padded_h {
+            // padded row py of the band is image row 2·first + py - ph
+            let Some(iy) = (2 * tiles.first + py).checked_sub(ph).filter(|&iy| iy < h) else {
+                continue;
+            };
             // image column ix is padded column ix + pw
             let (ae, ao) = (
                 &acc_even[py * half..][..half],
@@ -543,9 +563,19 @@ pub fn forward<T: Float>(
     w: &[T],
     bias: Option<&[T]>,
 ) -> Result<Vec<T>> {
-    let tiles = Tiles::of(geo);
+    forward_in_bands(geo, x, w, bias, BAND_BYTES)
+}
+
+fn forward_in_bands<T: Float>(
+    geo: &Conv2dGeometry,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    band_bytes: usize,
+) -> Result<Vec<T>> {
+    let bands = Tiles::bands::<T>(geo, band_bytes);
     let u = transform_weights(geo, w);
-    let (c_n, co_n, t_n) = (geo.in_channels, geo.out_channels, tiles.count());
+    let (c_n, co_n) = (geo.in_channels, geo.out_channels);
     let in_len = c_n * geo.height * geo.width;
     let out_len = co_n * geo.out_height * geo.out_width;
     let per_task = samples_per_task(geo.batch);
@@ -556,25 +586,27 @@ pub fn forward<T: Float>(
         out_len.max(1),
         |_, _| T::zero(),
         |task, chunk| {
-            let mut ws = Workspace::new(geo, &tiles, false);
+            let mut ws = Workspace::new(geo, &bands[0], false);
             for (i, out_n) in chunk.chunks_mut(out_len).enumerate() {
                 let n = task * per_task + i;
-                transform_input(geo, &tiles, &x[n * in_len..][..in_len], &mut ws);
-                let r = domain_products(
-                    &u,
-                    (co_n, c_n),
-                    false,
-                    &ws.v,
-                    (c_n, t_n),
-                    false,
-                    T::zero(),
-                    &mut ws.m,
-                );
-                if let Err(e) = r {
-                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return;
+                for tiles in &bands {
+                    transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
+                    let r = domain_products(
+                        &u,
+                        (co_n, c_n),
+                        false,
+                        &ws.v,
+                        (c_n, tiles.count()),
+                        false,
+                        T::zero(),
+                        &mut ws.m,
+                    );
+                    if let Err(e) = r {
+                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        return;
+                    }
+                    transform_output(geo, tiles, &ws.m, bias, &mut ws.scratch, out_n);
                 }
-                transform_output(geo, &tiles, &ws.m, bias, &mut ws.scratch, out_n);
             }
         },
     );
@@ -593,7 +625,18 @@ pub fn backward<T: Float>(
     need_x: bool,
     need_w: bool,
 ) -> Result<(Option<Vec<T>>, Option<Vec<T>>)> {
-    let tiles = Tiles::of(geo);
+    backward_in_bands(geo, x, w, dy, [need_x, need_w], BAND_BYTES)
+}
+
+fn backward_in_bands<T: Float>(
+    geo: &Conv2dGeometry,
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    [need_x, need_w]: [bool; 2],
+    band_bytes: usize,
+) -> Result<(Option<Vec<T>>, Option<Vec<T>>)> {
+    let bands = Tiles::bands::<T>(geo, band_bytes);
     let u = transform_weights(geo, w);
     let (c_n, co_n) = (geo.in_channels, geo.out_channels);
     let in_len = c_n * geo.height * geo.width;
@@ -603,7 +646,7 @@ pub fn backward<T: Float>(
     let slots: Vec<std::sync::Mutex<Option<Result<Vec<T>>>>> =
         (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
     let run = |task: usize, dx: Option<&mut [T]>| {
-        let r = backward_run(geo, &tiles, &u, x, dy, task * per_task, dx, need_w);
+        let r = backward_run(geo, &bands, &u, x, dy, task * per_task, dx, need_w);
         *slots[task].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     };
     let dx = if need_x {
@@ -638,7 +681,7 @@ pub fn backward<T: Float>(
 #[allow(clippy::too_many_arguments)]
 fn backward_run<T: Float>(
     geo: &Conv2dGeometry,
-    tiles: &Tiles,
+    bands: &[Tiles],
     u: &[T],
     x: &[T],
     dy: &[T],
@@ -646,42 +689,45 @@ fn backward_run<T: Float>(
     mut dx: Option<&mut [T]>,
     need_w: bool,
 ) -> Result<Vec<T>> {
-    let (c_n, co_n, t_n) = (geo.in_channels, geo.out_channels, tiles.count());
+    let (c_n, co_n) = (geo.in_channels, geo.out_channels);
     let in_len = c_n * geo.height * geo.width;
     let out_len = co_n * geo.out_height * geo.out_width;
     let count = samples_per_task(geo.batch).min(geo.batch - first);
-    let mut ws = Workspace::new(geo, tiles, dx.is_some());
+    let mut ws = Workspace::new(geo, &bands[0], dx.is_some());
     let mut du = vec![T::zero(); if need_w { POSITIONS * co_n * c_n } else { 0 }];
     for i in 0..count {
         let n = first + i;
-        transform_grad_output(geo, tiles, &dy[n * out_len..][..out_len], &mut ws);
-        if need_w {
-            transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
-            // dU[ξ] (C_out × C_in) += dM[ξ] (C_out × T) · V[ξ]ᵀ (T × C_in)
-            domain_products(
-                &ws.m,
-                (co_n, t_n),
-                false,
-                &ws.v,
-                (c_n, t_n),
-                true,
-                T::one(),
-                &mut du,
-            )?;
-        }
-        if let Some(dx) = dx.as_deref_mut() {
-            // dV[ξ] (C_in × T) = U[ξ]ᵀ (C_in × C_out) · dM[ξ] (C_out × T)
-            domain_products(
-                u,
-                (co_n, c_n),
-                true,
-                &ws.m,
-                (co_n, t_n),
-                false,
-                T::zero(),
-                &mut ws.dv,
-            )?;
-            scatter_grad_input(geo, tiles, &mut ws, &mut dx[i * in_len..][..in_len]);
+        for tiles in bands {
+            let t_n = tiles.count();
+            transform_grad_output(geo, tiles, &dy[n * out_len..][..out_len], &mut ws);
+            if need_w {
+                transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
+                // dU[ξ] (C_out × C_in) += dM[ξ] (C_out × T) · V[ξ]ᵀ (T × C_in)
+                domain_products(
+                    &ws.m,
+                    (co_n, t_n),
+                    false,
+                    &ws.v,
+                    (c_n, t_n),
+                    true,
+                    T::one(),
+                    &mut du,
+                )?;
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                // dV[ξ] (C_in × T) = U[ξ]ᵀ (C_in × C_out) · dM[ξ] (C_out × T)
+                domain_products(
+                    u,
+                    (co_n, c_n),
+                    true,
+                    &ws.m,
+                    (co_n, t_n),
+                    false,
+                    T::zero(),
+                    &mut ws.dv,
+                )?;
+                scatter_grad_input(geo, tiles, &mut ws, &mut dx[i * in_len..][..in_len]);
+            }
         }
     }
     Ok(du)
@@ -806,6 +852,35 @@ mod tests {
             let (dx_none, dw_only) = backward(&geo, &x, &w, &dy, false, true).unwrap();
             assert!(dx_none.is_none());
             assert_eq!(dw_only.unwrap(), dw);
+        }
+    }
+
+    /// A plane tall enough to be processed in several bands of tile rows
+    /// (padding on both sides): forward against the definition, backward by
+    /// the adjoint identity `<dY, conv(x', w)> = <dX, x'>` (and the same for
+    /// `w'`) in random directions.
+    #[test]
+    fn several_bands_give_the_same_convolution() {
+        let geo = geometry([2, 16, 41, 11], 16, [1, 1]);
+        let budget = 3 * POSITIONS * 32 * 6 * 8; // three rows of 6 tiles
+        assert_eq!(Tiles::bands::<f64>(&geo, budget).len(), 7);
+        let x = seq(geo.batch * geo.in_channels * geo.height * geo.width, 0.1, 7);
+        let w = seq(geo.out_channels * geo.in_channels * 9, 0.05, 8);
+        let b = seq(geo.out_channels, 0.3, 9);
+        let got = forward_in_bands(&geo, &x, &w, Some(&b), budget).unwrap();
+        assert!(max_diff(&got, &direct(&geo, &x, &w, &b)) < 1e-10);
+        let dy = seq(got.len(), 0.2, 10);
+        let (dx, dw) = backward_in_bands(&geo, &x, &w, &dy, [true, true], budget).unwrap();
+        let (dx, dw) = (dx.unwrap(), dw.unwrap());
+        let zero_b = vec![0.0; geo.out_channels];
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+        for salt in [11, 12] {
+            let x_dir = seq(x.len(), 0.3, salt);
+            let want = dot(&dy, &direct(&geo, &x_dir, &w, &zero_b));
+            assert!((dot(&dx, &x_dir) - want).abs() < 1e-8 * want.abs().max(1.0));
+            let w_dir = seq(w.len(), 0.3, salt);
+            let want = dot(&dy, &direct(&geo, &x, &w_dir, &zero_b));
+            assert!((dot(&dw, &w_dir) - want).abs() < 1e-8 * want.abs().max(1.0));
         }
     }
 
