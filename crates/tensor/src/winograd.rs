@@ -188,13 +188,9 @@ fn weight_grad_from_domain<T: Float>(geo: &Conv2dGeometry, du: &[T]) -> Vec<T> {
         for c in 0..c_n {
             let at = |k: usize, l: usize| du[((4 * k + l) * co_n + co) * c_n + c];
             // Gᵀ dU: combine the 4 rows into 3
-            let mut h = [[T::zero(); 4]; 3];
-            for l in 0..4 {
-                let col = gt(at(0, l), at(1, l), at(2, l), at(3, l));
-                for (i, &val) in col.iter().enumerate() {
-                    h[i][l] = val;
-                }
-            }
+            let cols: [[T; 3]; 4] =
+                std::array::from_fn(|l| gt(at(0, l), at(1, l), at(2, l), at(3, l)));
+            let h: [[T; 4]; 3] = std::array::from_fn(|i| std::array::from_fn(|l| cols[l][i]));
             // (Gᵀ dU) G: combine each row's 4 columns into 3
             let out = &mut dw[(co * c_n + c) * 9..][..9];
             for (i, r) in h.iter().enumerate() {
@@ -233,7 +229,7 @@ fn gather_rows<T: Float>(
         // source column ix lands on padded column ix + pad_w
         let src = &plane[iy as usize * width..][..n];
         let (ev, od) = (&mut ev[pad_w.div_ceil(2)..], &mut od[pad_w / 2..]);
-        if pad_w % 2 == 0 {
+        if pad_w.is_multiple_of(2) {
             deinterleave(src, ev, od);
         } else {
             od[0] = src[0];
@@ -248,7 +244,7 @@ fn deinterleave<T: Float>(src: &[T], even: &mut [T], odd: &mut [T]) {
         *e = p[0];
         *o = p[1];
     }
-    if src.len() % 2 == 1
+    if !src.len().is_multiple_of(2)
         && let Some(e) = even.get_mut(src.len() / 2)
     {
         *e = src[src.len() - 1];
@@ -262,7 +258,7 @@ fn interleave_add<T: Float>(even: &[T], odd: &[T], dst: &mut [T]) {
         p[1] += o;
     }
     let last = dst.len().wrapping_sub(1);
-    if dst.len() % 2 == 1
+    if !dst.len().is_multiple_of(2)
         && let Some(&e) = even.get(dst.len() / 2)
     {
         dst[last] += e;
@@ -373,7 +369,7 @@ fn transform_output<T: Float>(
                     pair[0] = e;
                     pair[1] = o;
                 }
-                if wo % 2 == 1 {
+                if !wo.is_multiple_of(2) {
                     out_row[wo - 1] = even[cols - 1];
                 }
             }
@@ -511,7 +507,7 @@ fn scatter_grad_input<T: Float>(
             );
             let (ae, ao) = (&ae[pw.div_ceil(2).min(half)..], &ao[(pw / 2).min(half)..]);
             let dst = &mut plane[iy * w..][..w];
-            if pw % 2 == 0 {
+            if pw.is_multiple_of(2) {
                 interleave_add(ae, ao, dst);
             } else if let Some((&first, ao)) = ao.split_first() {
                 dst[0] += first;
@@ -550,6 +546,9 @@ fn domain_products<T: Float>(
     }
     Ok(())
 }
+
+/// The input and weight gradients, each present if it was asked for.
+type Grads<T> = (Option<Vec<T>>, Option<Vec<T>>);
 
 /// Samples per parallel task: one contiguous run per rayon thread.
 fn samples_per_task(batch: usize) -> usize {
@@ -624,7 +623,7 @@ pub fn backward<T: Float>(
     dy: &[T],
     need_x: bool,
     need_w: bool,
-) -> Result<(Option<Vec<T>>, Option<Vec<T>>)> {
+) -> Result<Grads<T>> {
     backward_in_bands(geo, x, w, dy, [need_x, need_w], BAND_BYTES)
 }
 
@@ -635,7 +634,7 @@ fn backward_in_bands<T: Float>(
     dy: &[T],
     [need_x, need_w]: [bool; 2],
     band_bytes: usize,
-) -> Result<(Option<Vec<T>>, Option<Vec<T>>)> {
+) -> Result<Grads<T>> {
     let bands = Tiles::bands::<T>(geo, band_bytes);
     let u = transform_weights(geo, w);
     let (c_n, co_n) = (geo.in_channels, geo.out_channels);
