@@ -45,7 +45,7 @@ pub trait Float:
 
     /// An 8x32 register tile of `C (+)= A · B` with explicit vector
     /// instructions, if this machine and element type have them
-    /// (`f32` with AVX-512); `false` means the caller uses the portable code.
+    /// (`f32` with AVX-512, or AVX2 and FMA); `false` means the caller uses the portable code.
     ///
     /// # Safety
     /// `a` must address 8 rows of `k` (stride `lda`), `b` `k` rows of 32
@@ -99,7 +99,7 @@ pub trait Float:
 impl Float for f32 {
     const DTYPE: &'static str = "F32";
     fn has_tile_8x32() -> bool {
-        crate::simd::avx512_available()
+        crate::simd::avx512_available() || crate::simd::avx2_fma_available()
     }
     unsafe fn tile_8x32(
         k: usize,
