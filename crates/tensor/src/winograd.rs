@@ -124,8 +124,10 @@ struct Workspace<T> {
     /// accumulator (`(2·rows + 2)` rows of `input_half`).
     even: Vec<T>,
     odd: Vec<T>,
-    /// Per-tile-row temporaries, 8 rows of `input_half`.
+    /// Temporaries: 8 rows of `input_half`, or 4 values per tile.
     scratch: Vec<T>,
+    /// The input rows after the column transform: 4 planes like `even`.
+    across: Vec<T>,
 }
 
 impl<T: Float> Workspace<T> {
@@ -142,7 +144,8 @@ impl<T: Float> Workspace<T> {
             },
             even: vec![T::zero(); half_rows],
             odd: vec![T::zero(); half_rows],
-            scratch: vec![T::zero(); 8 * tiles.input_half()],
+            scratch: vec![T::zero(); (8 * tiles.input_half()).max(4 * t)],
+            across: vec![T::zero(); 4 * half_rows],
         }
     }
 }
@@ -284,35 +287,39 @@ fn transform_input<T: Float>(
     let half = tiles.input_half();
     let plane_len = geo.height * geo.width;
     let rows = 2 * tiles.rows + 2;
-    let (te, to) = ws.scratch[..8 * half].split_at_mut(4 * half);
+    let flat = rows * half;
     for c in 0..c_n {
         let plane = &x_n[c * plane_len..][..plane_len];
-        let (even, odd) = (&mut ws.even[..rows * half], &mut ws.odd[..rows * half]);
+        let (even, odd) = (&mut ws.even[..flat], &mut ws.odd[..flat]);
         let first = (2 * tiles.first) as isize - tiles.pad[0] as isize;
         let (h, w) = (geo.height, geo.width);
         gather_rows(plane, (h, w), first, tiles.pad[1], half, even, odd);
+        // B across the columns of every padded row at once, as one flat pass
+        // (index u = row·half + tx; the last u of each row mixes two rows and
+        // is never read): (e[u] - e[u+1], o[u] + e[u+1], e[u+1] - o[u], o[u] - o[u+1])
+        let (q0, rest) = ws.across[..4 * flat].split_at_mut(flat);
+        let (q1, rest) = rest.split_at_mut(flat);
+        let (q2, q3) = rest.split_at_mut(flat);
+        for u in 0..flat - 1 {
+            let (e0, e1, o0, o1) = (even[u], even[u + 1], odd[u], odd[u + 1]);
+            q0[u] = e0 - e1;
+            q1[u] = o0 + e1;
+            q2[u] = e1 - o0;
+            q3[u] = o0 - o1;
+        }
+        // Bᵀ down the rows, tile row by tile row: (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
         for ty in 0..tiles.rows {
-            // Bᵀ down the rows: (d0 - d2, d1 + d2, d2 - d1, d1 - d3), on both halves
-            for (t, rows) in [(&mut *te, &*even), (&mut *to, &*odd)] {
-                let d = |r: usize| &rows[(2 * ty + r) * half..][..half];
-                let (t0, rest) = t.split_at_mut(half);
-                let (t1, rest) = rest.split_at_mut(half);
-                let (t2, t3) = rest.split_at_mut(half);
-                pass(t0, d(0), d(2), |a, b| a - b);
-                pass(t1, d(1), d(2), |a, b| a + b);
-                pass(t2, d(2), d(1), |a, b| a - b);
-                pass(t3, d(1), d(3), |a, b| a - b);
-            }
-            // B across the columns: with e/o the even/odd halves of a row,
-            // (e[tx] - e[tx+1], o[tx] + e[tx+1], e[tx+1] - o[tx], o[tx] - o[tx+1])
-            for k in 0..4 {
-                let e = &te[k * half..][..half];
-                let o = &to[k * half..][..half];
-                let dst = |l: usize| ((4 * k + l) * c_n + c) * t_n + ty * cols;
-                pass(&mut ws.v[dst(0)..][..cols], e, &e[1..], |a, b| a - b);
-                pass(&mut ws.v[dst(1)..][..cols], o, &e[1..], |a, b| a + b);
-                pass(&mut ws.v[dst(2)..][..cols], &e[1..], o, |a, b| a - b);
-                pass(&mut ws.v[dst(3)..][..cols], o, &o[1..], |a, b| a - b);
+            for (l, q) in [&*q0, &*q1, &*q2, &*q3].into_iter().enumerate() {
+                let d = |r: usize| &q[(2 * ty + r) * half..][..cols];
+                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+                let dst = |k: usize| ((4 * k + l) * c_n + c) * t_n + ty * cols;
+                let (k0, k1, k2, k3) = (dst(0), dst(1), dst(2), dst(3));
+                for tx in 0..cols {
+                    ws.v[k0 + tx] = d0[tx] - d2[tx];
+                    ws.v[k1 + tx] = d1[tx] + d2[tx];
+                    ws.v[k2 + tx] = d2[tx] - d1[tx];
+                    ws.v[k3 + tx] = d1[tx] - d3[tx];
+                }
             }
         }
     }
@@ -329,48 +336,40 @@ fn transform_output<T: Float>(
 ) {
     let (co_n, t_n, cols) = (geo.out_channels, tiles.count(), tiles.cols);
     let (ho, wo) = (geo.out_height, geo.out_width);
-    let (s, pair) = scratch[..6 * cols].split_at_mut(4 * cols);
-    let (even, odd) = pair.split_at_mut(cols);
+    let (y0, rest) = scratch[..4 * t_n].split_at_mut(t_n);
+    let (y1, rest) = rest.split_at_mut(t_n);
+    let (y2, y3) = rest.split_at_mut(t_n);
     for co in 0..co_n {
         let b = bias.map_or(T::zero(), |b| b[co]);
+        // all of the channel's tiles in one pass (long, vectorisable loops):
+        // Aᵀ down the rows (r0 = m0 + m1 + m2, r1 = m1 - m2 - m3), then the same
+        // across the columns, giving the 2x2 outputs y00, y01, y10, y11
+        let mk: [&[T]; POSITIONS] = std::array::from_fn(|xi| &m[(xi * co_n + co) * t_n..][..t_n]);
+        for t in 0..t_n {
+            let at = |k: usize, l: usize| mk[4 * k + l][t];
+            let r0: [T; 4] = std::array::from_fn(|l| at(0, l) + at(1, l) + at(2, l));
+            let r1: [T; 4] = std::array::from_fn(|l| at(1, l) - at(2, l) - at(3, l));
+            y0[t] = b + r0[0] + r0[1] + r0[2];
+            y1[t] = b + r0[1] - r0[2] - r0[3];
+            y2[t] = b + r1[0] + r1[1] + r1[2];
+            y3[t] = b + r1[1] - r1[2] - r1[3];
+        }
+        // interleave the tiles' columns into the output rows
         let plane = &mut out_n[co * ho * wo..][..ho * wo];
         for ty in 0..tiles.rows {
-            let at = |k: usize, l: usize| &m[((4 * k + l) * co_n + co) * t_n + ty * cols..][..cols];
-            for i in 0..2 {
+            for (i, (left, right)) in [(&*y0, &*y1), (&*y2, &*y3)].into_iter().enumerate() {
                 let oy = 2 * (tiles.first + ty) + i;
                 if oy >= ho {
                     break;
                 }
-                // Aᵀ down the rows: row 0 = m0 + m1 + m2, row 1 = m1 - m2 - m3
-                for (l, s_l) in s.chunks_exact_mut(cols).enumerate() {
-                    let (m0, m1, m2, m3) = (at(0, l), at(1, l), at(2, l), at(3, l));
-                    if i == 0 {
-                        pass(s_l, m0, m1, |a, b| a + b);
-                        for (d, &c) in s_l.iter_mut().zip(m2) {
-                            *d += c;
-                        }
-                    } else {
-                        pass(s_l, m1, m2, |a, b| a - b);
-                        for (d, &c) in s_l.iter_mut().zip(m3) {
-                            *d -= c;
-                        }
-                    }
-                }
-                // A across the columns: even = s0 + s1 + s2, odd = s1 - s2 - s3
-                let (s0, rest) = s.split_at(cols);
-                let (s1, rest) = rest.split_at(cols);
-                let (s2, s3) = rest.split_at(cols);
-                for j in 0..cols {
-                    even[j] = b + s0[j] + s1[j] + s2[j];
-                    odd[j] = b + s1[j] - s2[j] - s3[j];
-                }
+                let (left, right) = (&left[ty * cols..][..cols], &right[ty * cols..][..cols]);
                 let out_row = &mut plane[oy * wo..][..wo];
-                for (pair, (&e, &o)) in out_row.chunks_exact_mut(2).zip(even.iter().zip(&*odd)) {
+                for (pair, (&e, &o)) in out_row.chunks_exact_mut(2).zip(left.iter().zip(right)) {
                     pair[0] = e;
                     pair[1] = o;
                 }
                 if !wo.is_multiple_of(2) {
-                    out_row[wo - 1] = even[cols - 1];
+                    out_row[wo - 1] = left[cols - 1];
                 }
             }
         }
