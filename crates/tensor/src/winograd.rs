@@ -288,6 +288,8 @@ fn transform_input<T: Float>(
     let plane_len = geo.height * geo.width;
     let rows = 2 * tiles.rows + 2;
     let flat = rows * half;
+    // V as its 16 blocks `V[ξ]`, so that four of them can be written at once
+    let mut blocks: Vec<&mut [T]> = ws.v.chunks_exact_mut(c_n * t_n).collect();
     for c in 0..c_n {
         let plane = &x_n[c * plane_len..][..plane_len];
         let (even, odd) = (&mut ws.even[..flat], &mut ws.odd[..flat]);
@@ -312,13 +314,18 @@ fn transform_input<T: Float>(
             for (l, q) in [&*q0, &*q1, &*q2, &*q3].into_iter().enumerate() {
                 let d = |r: usize| &q[(2 * ty + r) * half..][..cols];
                 let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
-                let dst = |k: usize| ((4 * k + l) * c_n + c) * t_n + ty * cols;
-                let (k0, k1, k2, k3) = (dst(0), dst(1), dst(2), dst(3));
+                let at = c * t_n + ty * cols;
+                let Ok([v0, v1, v2, v3]) = blocks.get_disjoint_mut([l, 4 + l, 8 + l, 12 + l])
+                else {
+                    unreachable!("16 distinct blocks")
+                };
+                let (v0, v1) = (&mut v0[at..][..cols], &mut v1[at..][..cols]);
+                let (v2, v3) = (&mut v2[at..][..cols], &mut v3[at..][..cols]);
                 for tx in 0..cols {
-                    ws.v[k0 + tx] = d0[tx] - d2[tx];
-                    ws.v[k1 + tx] = d1[tx] + d2[tx];
-                    ws.v[k2 + tx] = d2[tx] - d1[tx];
-                    ws.v[k3 + tx] = d1[tx] - d3[tx];
+                    v0[tx] = d0[tx] - d2[tx];
+                    v1[tx] = d1[tx] + d2[tx];
+                    v2[tx] = d2[tx] - d1[tx];
+                    v3[tx] = d1[tx] - d3[tx];
                 }
             }
         }
