@@ -302,13 +302,12 @@ fn transform_input<T: Float>(
         let (q0, rest) = ws.across[..4 * flat].split_at_mut(flat);
         let (q1, rest) = rest.split_at_mut(flat);
         let (q2, q3) = rest.split_at_mut(flat);
-        for u in 0..flat - 1 {
-            let (e0, e1, o0, o1) = (even[u], even[u + 1], odd[u], odd[u + 1]);
-            q0[u] = e0 - e1;
-            q1[u] = o0 + e1;
-            q2[u] = e1 - o0;
-            q3[u] = o0 - o1;
-        }
+        let (e0, e1) = (&even[..flat - 1], &even[1..]);
+        let (o0, o1) = (&odd[..flat - 1], &odd[1..]);
+        pass(q0, e0, e1, |a, b| a - b);
+        pass(q1, o0, e1, |a, b| a + b);
+        pass(q2, e1, o0, |a, b| a - b);
+        pass(q3, o0, o1, |a, b| a - b);
         // Bᵀ down the rows, tile row by tile row: (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
         for ty in 0..tiles.rows {
             for (l, q) in [&*q0, &*q1, &*q2, &*q3].into_iter().enumerate() {
@@ -319,14 +318,10 @@ fn transform_input<T: Float>(
                 else {
                     unreachable!("16 distinct blocks")
                 };
-                let (v0, v1) = (&mut v0[at..][..cols], &mut v1[at..][..cols]);
-                let (v2, v3) = (&mut v2[at..][..cols], &mut v3[at..][..cols]);
-                for tx in 0..cols {
-                    v0[tx] = d0[tx] - d2[tx];
-                    v1[tx] = d1[tx] + d2[tx];
-                    v2[tx] = d2[tx] - d1[tx];
-                    v3[tx] = d1[tx] - d3[tx];
-                }
+                pass(&mut v0[at..][..cols], d0, d2, |a, b| a - b);
+                pass(&mut v1[at..][..cols], d1, d2, |a, b| a + b);
+                pass(&mut v2[at..][..cols], d2, d1, |a, b| a - b);
+                pass(&mut v3[at..][..cols], d1, d3, |a, b| a - b);
             }
         }
     }
