@@ -124,7 +124,7 @@ struct Workspace<T> {
     /// accumulator (`(2·rows + 2)` rows of `input_half`).
     even: Vec<T>,
     odd: Vec<T>,
-    /// Temporaries: 8 rows of `input_half`, or 4 values per tile.
+    /// Temporaries: 8 values per tile.
     scratch: Vec<T>,
     /// The input rows after the column transform: 4 planes like `even`.
     across: Vec<T>,
@@ -144,7 +144,7 @@ impl<T: Float> Workspace<T> {
             },
             even: vec![T::zero(); half_rows],
             odd: vec![T::zero(); half_rows],
-            scratch: vec![T::zero(); (8 * tiles.input_half()).max(4 * t)],
+            scratch: vec![T::zero(); 8 * t],
             across: vec![T::zero(); 4 * half_rows],
         }
     }
@@ -205,13 +205,13 @@ fn weight_grad_from_domain<T: Float>(geo: &Conv2dGeometry, du: &[T]) -> Vec<T> {
     dw
 }
 
-/// Copies plane rows `first_row..` into even/odd halves (`half` long each,
-/// one row per `half` of `even`/`odd`), the columns shifted right by
-/// `pad_w`, zero wherever the source is outside the plane.
+/// Copies plane rows `first_row, first_row + step, …` into even/odd halves
+/// (`half` long each, one row per `half` of `even`/`odd`), the columns
+/// shifted right by `pad_w`, zero wherever the source is outside the plane.
 fn gather_rows<T: Float>(
     plane: &[T],
     (height, width): (usize, usize),
-    first_row: isize,
+    (first_row, step): (isize, usize),
     pad_w: usize,
     half: usize,
     even: &mut [T],
@@ -225,7 +225,7 @@ fn gather_rows<T: Float>(
     {
         ev.fill(T::zero());
         od.fill(T::zero());
-        let iy = first_row + r as isize;
+        let iy = first_row + (r * step) as isize;
         if iy < 0 || iy >= height as isize || n == 0 {
             continue;
         }
@@ -295,7 +295,7 @@ fn transform_input<T: Float>(
         let (even, odd) = (&mut ws.even[..flat], &mut ws.odd[..flat]);
         let first = (2 * tiles.first) as isize - tiles.pad[0] as isize;
         let (h, w) = (geo.height, geo.width);
-        gather_rows(plane, (h, w), first, tiles.pad[1], half, even, odd);
+        gather_rows(plane, (h, w), (first, 1), tiles.pad[1], half, even, odd);
         // B across the columns of every padded row at once, as one flat pass
         // (index u = row·half + tx; the last u of each row mixes two rows and
         // is never read): (e[u] - e[u+1], o[u] + e[u+1], e[u+1] - o[u], o[u] - o[u+1])
@@ -385,37 +385,46 @@ fn transform_grad_output<T: Float>(
     dy_n: &[T],
     ws: &mut Workspace<T>,
 ) {
-    let (co_n, t_n, cols) = (geo.out_channels, tiles.count(), tiles.cols);
+    let (co_n, t_n) = (geo.out_channels, tiles.count());
     let (ho, wo) = (geo.out_height, geo.out_width);
-    let (qe, qo) = ws.scratch[..8 * cols].split_at_mut(4 * cols);
-    let rows = 2 * tiles.rows;
+    let cols = tiles.cols;
+    let (qe, qo) = ws.scratch[..8 * t_n].split_at_mut(4 * t_n);
+    let mut blocks: Vec<&mut [T]> = ws.m.chunks_exact_mut(co_n * t_n).collect();
     for co in 0..co_n {
         let plane = &dy_n[co * ho * wo..][..ho * wo];
-        let (even, odd) = (&mut ws.even[..rows * cols], &mut ws.odd[..rows * cols]);
-        let first = (2 * tiles.first) as isize;
-        gather_rows(plane, (ho, wo), first, 0, cols, even, odd);
-        for ty in 0..tiles.rows {
-            // A down the rows: (y0, y0 + y1, y0 - y1, -y1), on both halves
-            for (q, rows) in [(&mut *qe, &*even), (&mut *qo, &*odd)] {
-                let (y0, y1) = rows[2 * ty * cols..][..2 * cols].split_at(cols);
-                let (q0, rest) = q.split_at_mut(cols);
-                let (q1, rest) = rest.split_at_mut(cols);
-                let (q2, q3) = rest.split_at_mut(cols);
-                q0.copy_from_slice(y0);
-                pass(q1, y0, y1, |a, b| a + b);
-                pass(q2, y0, y1, |a, b| a - b);
-                pass(q3, y1, y1, |a, _| -a);
-            }
-            // A across the columns: (e, e + o, e - o, -o)
-            for k in 0..4 {
-                let (e, o) = (&qe[k * cols..][..cols], &qo[k * cols..][..cols]);
-                let dst = |l: usize| ((4 * k + l) * co_n + co) * t_n + ty * cols;
-                ws.m[dst(0)..][..cols].copy_from_slice(e);
-                pass(&mut ws.m[dst(1)..][..cols], e, o, |a, b| a + b);
-                pass(&mut ws.m[dst(2)..][..cols], e, o, |a, b| a - b);
-                pass(&mut ws.m[dst(3)..][..cols], o, o, |a, _| -a);
-            }
+        // the tiles' top rows (ee: even columns, eo: odd) and bottom rows
+        // (oe, oo), each indexed by tile, so every pass below runs over all tiles
+        let (ee, oe) = ws.even[..2 * t_n].split_at_mut(t_n);
+        let (eo, oo) = ws.odd[..2 * t_n].split_at_mut(t_n);
+        let top = (2 * tiles.first) as isize;
+        gather_rows(plane, (ho, wo), (top, 2), 0, cols, ee, eo);
+        gather_rows(plane, (ho, wo), (top + 1, 2), 0, cols, oe, oo);
+        // A down the rows: (y0, y0 + y1, y0 - y1, -y1), on both column parities
+        for (q, y0, y1) in [(&mut *qe, &*ee, &*oe), (&mut *qo, &*eo, &*oo)] {
+            let (q0, rest) = q.split_at_mut(t_n);
+            let (q1, rest) = rest.split_at_mut(t_n);
+            let (q2, q3) = rest.split_at_mut(t_n);
+            q0.copy_from_slice(y0);
+            pass(q1, y0, y1, |a, b| a + b);
+            pass(q2, y0, y1, |a, b| a - b);
+            pass(q3, y1, y1, |a, _| -a);
         }
+        // A across the columns: (e, e + o, e - o, -o)
+        for k in 0..4 {
+            let (e, o) = (&qe[k * t_n..][..t_n], &qo[k * t_n..][..t_n]);
+            let at = co * t_n;
+            blocks[4 * k][at..][..t_n].copy_from_slice(e);
+            pass(&mut blocks[4 * k + 1][at..][..t_n], e, o, |a, b| a + b);
+            pass(&mut blocks[4 * k + 2][at..][..t_n], e, o, |a, b| a - b);
+            pass(&mut blocks[4 * k + 3][at..][..t_n], o, o, |a, _| -a);
+        }
+    }
+}
+
+/// `dst[i] = f(dst[i], a[i])`.
+fn update<T: Float>(dst: &mut [T], a: &[T], f: impl Fn(T, T) -> T) {
+    for (d, &x) in dst.iter_mut().zip(a) {
+        *d = f(*d, x);
     }
 }
 
@@ -432,7 +441,7 @@ fn scatter_grad_input<T: Float>(
     let half = tiles.input_half();
     let padded_h = 2 * tiles.rows + 2;
     let [ph, pw] = tiles.pad;
-    let (e, dd) = ws.scratch[..8 * cols].split_at_mut(4 * cols);
+    let (e, dd) = ws.scratch[..8 * t_n].split_at_mut(4 * t_n);
     for c in 0..c_n {
         let (acc_even, acc_odd) = (
             &mut ws.even[..padded_h * half],
@@ -440,58 +449,48 @@ fn scatter_grad_input<T: Float>(
         );
         acc_even.fill(T::zero());
         acc_odd.fill(T::zero());
-        for ty in 0..tiles.rows {
-            let at =
-                |k: usize, l: usize| &ws.dv[((4 * k + l) * c_n + c) * t_n + ty * cols..][..cols];
-            for r in 0..4 {
-                // B down the rows, row r of (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
-                for (l, e_l) in e.chunks_exact_mut(cols).enumerate() {
-                    let (v0, v1, v2, v3) = (at(0, l), at(1, l), at(2, l), at(3, l));
-                    match r {
-                        0 => e_l.copy_from_slice(v0),
-                        1 => {
-                            pass(e_l, v1, v2, |a, b| a - b);
-                            for (d, &x) in e_l.iter_mut().zip(v3) {
-                                *d += x;
-                            }
-                        }
-                        2 => {
-                            pass(e_l, v1, v2, |a, b| a + b);
-                            for (d, &x) in e_l.iter_mut().zip(v0) {
-                                *d -= x;
-                            }
-                        }
-                        _ => pass(e_l, v3, v3, |a, _| -a),
+        let v = |k: usize, l: usize| &ws.dv[((4 * k + l) * c_n + c) * t_n..][..t_n];
+        for r in 0..4 {
+            // B down the rows (all tiles at once), row r of
+            // (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
+            for (l, e_l) in e.chunks_exact_mut(t_n).enumerate() {
+                let (v0, v1, v2, v3) = (v(0, l), v(1, l), v(2, l), v(3, l));
+                match r {
+                    0 => e_l.copy_from_slice(v0),
+                    1 => {
+                        pass(e_l, v1, v2, |a, b| a - b);
+                        update(e_l, v3, |d, x| d + x);
                     }
+                    2 => {
+                        pass(e_l, v1, v2, |a, b| a + b);
+                        update(e_l, v0, |d, x| d - x);
+                    }
+                    _ => pass(e_l, v3, v3, |a, _| -a),
                 }
-                // B across the columns: (e0, e1 - e2 + e3, e1 + e2 - e0, -e3)
-                let (e0, rest) = e.split_at(cols);
-                let (e1, rest) = rest.split_at(cols);
-                let (e2, e3) = rest.split_at(cols);
-                let (d0, rest) = dd.split_at_mut(cols);
-                let (d1, rest) = rest.split_at_mut(cols);
-                let (d2, d3) = rest.split_at_mut(cols);
-                for j in 0..cols {
-                    d0[j] = e0[j];
-                    d1[j] = e1[j] - e2[j] + e3[j];
-                    d2[j] = e1[j] + e2[j] - e0[j];
-                    d3[j] = -e3[j];
-                }
-                // columns 2tx, 2tx+1 are even/odd tx; 2tx+2, 2tx+3 are even/odd tx+1
+            }
+            // B across the columns: (e0, e1 - e2 + e3, e1 + e2 - e0, -e3)
+            let (e0, rest) = e.split_at(t_n);
+            let (e1, rest) = rest.split_at(t_n);
+            let (e2, e3) = rest.split_at(t_n);
+            let (d0, rest) = dd.split_at_mut(t_n);
+            let (d1, rest) = rest.split_at_mut(t_n);
+            let (d2, d3) = rest.split_at_mut(t_n);
+            d0.copy_from_slice(e0);
+            pass(d1, e1, e2, |a, b| a - b);
+            update(d1, e3, |d, x| d + x);
+            pass(d2, e1, e2, |a, b| a + b);
+            update(d2, e0, |d, x| d - x);
+            pass(d3, e3, e3, |a, _| -a);
+            // onto padded row 2ty + r: columns 2tx, 2tx+1 are even/odd tx,
+            // 2tx+2, 2tx+3 are even/odd tx+1
+            for ty in 0..tiles.rows {
                 let row = (2 * ty + r) * half;
                 let (ae, ao) = (&mut acc_even[row..][..half], &mut acc_odd[row..][..half]);
-                for (a, &x) in ae[..cols].iter_mut().zip(&*d0) {
-                    *a += x;
-                }
-                for (a, &x) in ao[..cols].iter_mut().zip(&*d1) {
-                    *a += x;
-                }
-                for (a, &x) in ae[1..].iter_mut().zip(&*d2) {
-                    *a += x;
-                }
-                for (a, &x) in ao[1..].iter_mut().zip(&*d3) {
-                    *a += x;
-                }
+                let at = ty * cols;
+                update(&mut ae[..cols], &d0[at..][..cols], |a, x| a + x);
+                update(&mut ao[..cols], &d1[at..][..cols], |a, x| a + x);
+                update(&mut ae[1..], &d2[at..][..cols], |a, x| a + x);
+                update(&mut ao[1..], &d3[at..][..cols], |a, x| a + x);
             }
         }
         // the padded accumulator, shifted by the padding, onto the image
