@@ -64,6 +64,26 @@ pub trait Float:
         false
     }
 
+    /// An 8x16 register tile, the same contract as [`Float::tile_8x32`] with
+    /// 16 columns: the right edge of a product whose width is 16 more than a
+    /// multiple of 32 (a Winograd convolution's 144 tiles, say).
+    ///
+    /// # Safety
+    /// As [`Float::tile_8x32`], with 16 columns of `B` and `C`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_8x16(
+        _k: usize,
+        _a: *const Self,
+        _lda: usize,
+        _b: *const Self,
+        _ldb: usize,
+        _c: *mut Self,
+        _ldc: usize,
+        _accumulate: bool,
+    ) -> bool {
+        false
+    }
+
     /// Whether [`Float::tile_8x32`] is available.
     fn has_tile_8x32() -> bool {
         false
@@ -113,6 +133,19 @@ impl Float for f32 {
     ) -> bool {
         // SAFETY: forwarded contract.
         unsafe { crate::simd::tile_8x32_f32(k, a, lda, b, ldb, c, ldc, accumulate) }
+    }
+    unsafe fn tile_8x16(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { crate::simd::tile_8x16_f32(k, a, lda, b, ldb, c, ldc, accumulate) }
     }
     fn of(v: f64) -> Self {
         v as f32

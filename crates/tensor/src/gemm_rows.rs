@@ -36,6 +36,24 @@ pub fn gemm_rows<T: Float>(
     Ok(())
 }
 
+/// [`gemm_rows`] on the calling thread only, for kernels that are already
+/// parallel over a batch (the Winograd convolution's per-sample products).
+pub fn gemm_rows_serial<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
+    check_sizes(m, k, n, [a.len(), b.len(), c.len()])?;
+    if m > 0 && n > 0 {
+        columns(m, k, n, a, Rhs::RowMajor(b), c, 0, n, accumulate);
+    }
+    Ok(())
+}
+
 /// Column strips split over rayon threads when the product is big enough,
 /// so each thread streams only its part of `B`.
 #[allow(clippy::too_many_arguments)]
@@ -265,18 +283,26 @@ fn columns<T: Float>(
                     );
                 }
             } else {
-                tile_edge(
-                    rows,
-                    cols,
-                    k,
-                    &a[r * k..],
-                    k,
-                    b,
-                    ldb,
-                    &mut c[r * n + j..],
-                    n,
-                    accumulate,
-                );
+                let (a_t, c_t) = (&a[r * k..], &mut c[r * n + j..]);
+                // SAFETY: as for the 8x32 tile, with 16 columns.
+                let done = fast
+                    && rows == mr
+                    && cols == NR / 2
+                    && unsafe {
+                        T::tile_8x16(
+                            k,
+                            a_t.as_ptr(),
+                            k,
+                            b.as_ptr(),
+                            ldb,
+                            c_t.as_mut_ptr(),
+                            n,
+                            accumulate,
+                        )
+                    };
+                if !done {
+                    tile_edge(rows, cols, k, a_t, k, b, ldb, c_t, n, accumulate);
+                }
             }
             r += rows;
         }
@@ -359,6 +385,8 @@ mod tests {
             (13, 7, 45),
             (64, 128, 384),
             (3, 300, 70),
+            (64, 32, 144),
+            (24, 9, 48),
         ] {
             let (a, b) = (data(m * k, 1), data(k * n, 2));
             let c0 = data(m * n, 3);
@@ -396,23 +424,28 @@ mod tests {
 
     #[test]
     fn f32_tiles_match_too() {
-        // f32 takes the explicit-vector tile where the machine has it
-        let (m, k, n) = (16, 37, 64);
-        let (a, b) = (data(m * k, 4), data(k * n, 5));
-        let (a32, b32): (Vec<f32>, Vec<f32>) = (
-            a.iter().map(|&v| v as f32).collect(),
-            b.iter().map(|&v| v as f32).collect(),
-        );
-        let mut c = vec![1.0f32; m * n];
-        gemm_rows(m, k, n, &a32, &b32, &mut c, true).unwrap();
-        let mut from_packed = vec![1.0f32; m * n];
-        let packed = PackedRhs::from_row_major(&b32, k, n).unwrap();
-        gemm_rows_packed(m, &a32, &packed, &mut from_packed, true).unwrap();
-        assert_eq!(c, from_packed);
-        for i in 0..m {
-            for j in 0..n {
-                let want = 1.0 + (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f64>();
-                assert!((c[i * n + j] as f64 - want).abs() < 1e-4, "({i},{j})");
+        // f32 takes the explicit-vector tiles (8x32, and 8x16 at a right
+        // edge of 16 columns) where the machine has them
+        for (m, k, n) in [(16, 37, 64), (16, 37, 48), (64, 32, 144), (8, 5, 16)] {
+            let (a, b) = (data(m * k, 4), data(k * n, 5));
+            let (a32, b32): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|&v| v as f32).collect(),
+                b.iter().map(|&v| v as f32).collect(),
+            );
+            let mut c = vec![1.0f32; m * n];
+            gemm_rows(m, k, n, &a32, &b32, &mut c, true).unwrap();
+            let mut serial = vec![1.0f32; m * n];
+            gemm_rows_serial(m, k, n, &a32, &b32, &mut serial, true).unwrap();
+            assert_eq!(c, serial);
+            let mut from_packed = vec![1.0f32; m * n];
+            let packed = PackedRhs::from_row_major(&b32, k, n).unwrap();
+            gemm_rows_packed(m, &a32, &packed, &mut from_packed, true).unwrap();
+            assert_eq!(c, from_packed);
+            for i in 0..m {
+                for j in 0..n {
+                    let want = 1.0 + (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f64>();
+                    assert!((c[i * n + j] as f64 - want).abs() < 1e-4, "({i},{j})");
+                }
             }
         }
     }

@@ -81,6 +81,48 @@ pub unsafe fn tile_8x32_f32(
     false
 }
 
+/// `C[8x16] (+)= A[8xk] · B[kx16]` as two AVX2 4x16 quarters; `false`
+/// (doing nothing) without AVX2 and FMA.
+///
+/// # Safety
+/// As [`tile_8x32_f32`], with 16 columns.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn tile_8x16_f32(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx2_fma_available() {
+            for r0 in [0, 4] {
+                // SAFETY: AVX2 and FMA are present; each half lies inside the
+                // 8x16 tile the caller vouched for.
+                unsafe {
+                    tile_4x16_avx2(
+                        k,
+                        a.add(r0 * lda),
+                        lda,
+                        b,
+                        ldb,
+                        c.add(r0 * ldc),
+                        ldc,
+                        accumulate,
+                    )
+                };
+            }
+            return true;
+        }
+    }
+    let _ = (k, a, lda, b, ldb, c, ldc, accumulate);
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]

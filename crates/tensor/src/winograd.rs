@@ -39,6 +39,7 @@ use crate::conv::Conv2dGeometry;
 use crate::error::Result;
 use crate::float::Float;
 use crate::gemm::{MatMut, MatRef, gemm_serial};
+use crate::gemm_rows::gemm_rows_serial;
 
 /// Positions of the 4×4 transformed domain.
 const POSITIONS: usize = 16;
@@ -517,34 +518,63 @@ fn scatter_grad_input<T: Float>(
     }
 }
 
-/// The 16 products of one sample: `out[ξ] = a[ξ] · b[ξ]` (`a` optionally transposed).
-#[allow(clippy::too_many_arguments)]
-fn domain_products<T: Float>(
-    a: &[T],
-    (a_rows, a_cols): (usize, usize),
-    transpose_a: bool,
-    b: &[T],
-    (b_rows, b_cols): (usize, usize),
-    transpose_b: bool,
-    beta: T,
-    out: &mut [T],
+/// `dU[ξ] (C_out × C_in) += dM[ξ] (C_out × T) · V[ξ]ᵀ (T × C_in)` for the 16 ξ
+/// of one sample (a general GEMM: `V[ξ]` is read transposed).
+fn add_weight_products<T: Float>(
+    dm: &[T],
+    v: &[T],
+    (co_n, c_n, t_n): (usize, usize, usize),
+    du: &mut [T],
 ) -> Result<()> {
-    let (a_len, b_len) = (a_rows * a_cols, b_rows * b_cols);
-    let m = if transpose_a { a_cols } else { a_rows };
-    let n = if transpose_b { b_rows } else { b_cols };
+    let (dm_len, v_len, du_len) = (co_n * t_n, c_n * t_n, co_n * c_n);
     for xi in 0..POSITIONS {
-        let mut am = MatRef::new(&a[xi * a_len..][..a_len], a_rows, a_cols)?;
-        if transpose_a {
-            am = am.t();
-        }
-        let mut bm = MatRef::new(&b[xi * b_len..][..b_len], b_rows, b_cols)?;
-        if transpose_b {
-            bm = bm.t();
-        }
-        let om = MatMut::new(&mut out[xi * m * n..][..m * n], m, n)?;
-        gemm_serial(T::one(), am, bm, beta, om)?;
+        let a = MatRef::new(&dm[xi * dm_len..][..dm_len], co_n, t_n)?;
+        let b = MatRef::new(&v[xi * v_len..][..v_len], c_n, t_n)?.t();
+        let c = MatMut::new(&mut du[xi * du_len..][..du_len], co_n, c_n)?;
+        gemm_serial(T::one(), a, b, T::one(), c)?;
     }
     Ok(())
+}
+
+/// The 16 products of one sample, `out[ξ] = a[ξ] (m × k) · b[ξ] (k × n)`,
+/// all row-major: read in place by `gemm_rows`' register tiles, with none of
+/// a general GEMM's packing copies (they cost a third as much as the
+/// multiply-adds at these sizes).
+fn row_products<T: Float>(
+    a: &[T],
+    (m, k): (usize, usize),
+    b: &[T],
+    n: usize,
+    out: &mut [T],
+) -> Result<()> {
+    for xi in 0..POSITIONS {
+        gemm_rows_serial(
+            m,
+            k,
+            n,
+            &a[xi * m * k..][..m * k],
+            &b[xi * k * n..][..k * n],
+            &mut out[xi * m * n..][..m * n],
+            false,
+        )?;
+    }
+    Ok(())
+}
+
+/// `U[ξ]ᵀ` for every ξ (`C_in × C_out` each), the left operand of `dV`.
+fn transpose_blocks<T: Float>(u: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut ut = vec![T::zero(); u.len()];
+    for (src, dst) in u
+        .chunks_exact(rows * cols)
+        .zip(ut.chunks_exact_mut(rows * cols))
+    {
+        for r in 0..rows {
+            for c in 0..cols {
+                dst[c * rows + r] = src[r * cols + c];
+            }
+        }
+    }
+    ut
 }
 
 /// The input and weight gradients, each present if it was asked for.
@@ -590,16 +620,7 @@ fn forward_in_bands<T: Float>(
                 let n = task * per_task + i;
                 for tiles in &bands {
                     transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
-                    let r = domain_products(
-                        &u,
-                        (co_n, c_n),
-                        false,
-                        &ws.v,
-                        (c_n, tiles.count()),
-                        false,
-                        T::zero(),
-                        &mut ws.m,
-                    );
+                    let r = row_products(&u, (co_n, c_n), &ws.v, tiles.count(), &mut ws.m);
                     if let Err(e) = r {
                         *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                         return;
@@ -636,8 +657,8 @@ fn backward_in_bands<T: Float>(
     band_bytes: usize,
 ) -> Result<Grads<T>> {
     let bands = Tiles::bands::<T>(geo, band_bytes);
-    let u = transform_weights(geo, w);
     let (c_n, co_n) = (geo.in_channels, geo.out_channels);
+    let u_t = transpose_blocks(&transform_weights(geo, w), co_n, c_n);
     let in_len = c_n * geo.height * geo.width;
     let per_task = samples_per_task(geo.batch);
     let tasks = geo.batch.div_ceil(per_task);
@@ -645,7 +666,7 @@ fn backward_in_bands<T: Float>(
     let slots: Vec<std::sync::Mutex<Option<Result<Vec<T>>>>> =
         (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
     let run = |task: usize, dx: Option<&mut [T]>| {
-        let r = backward_run(geo, &bands, &u, x, dy, task * per_task, dx, need_w);
+        let r = backward_run(geo, &bands, &u_t, x, dy, task * per_task, dx, need_w);
         *slots[task].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     };
     let dx = if need_x {
@@ -681,7 +702,7 @@ fn backward_in_bands<T: Float>(
 fn backward_run<T: Float>(
     geo: &Conv2dGeometry,
     bands: &[Tiles],
-    u: &[T],
+    u_t: &[T],
     x: &[T],
     dy: &[T],
     first: usize,
@@ -702,29 +723,11 @@ fn backward_run<T: Float>(
             if need_w {
                 transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
                 // dU[ξ] (C_out × C_in) += dM[ξ] (C_out × T) · V[ξ]ᵀ (T × C_in)
-                domain_products(
-                    &ws.m,
-                    (co_n, t_n),
-                    false,
-                    &ws.v,
-                    (c_n, t_n),
-                    true,
-                    T::one(),
-                    &mut du,
-                )?;
+                add_weight_products(&ws.m, &ws.v, (co_n, c_n, t_n), &mut du)?;
             }
             if let Some(dx) = dx.as_deref_mut() {
                 // dV[ξ] (C_in × T) = U[ξ]ᵀ (C_in × C_out) · dM[ξ] (C_out × T)
-                domain_products(
-                    u,
-                    (co_n, c_n),
-                    true,
-                    &ws.m,
-                    (co_n, t_n),
-                    false,
-                    T::zero(),
-                    &mut ws.dv,
-                )?;
+                row_products(u_t, (c_n, co_n), &ws.m, t_n, &mut ws.dv)?;
                 scatter_grad_input(geo, tiles, &mut ws, &mut dx[i * in_len..][..in_len]);
             }
         }
