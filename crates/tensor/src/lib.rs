@@ -3,7 +3,9 @@
 //! The numeric floor of `finetune`: an n-dimensional [`Tensor`] stored in an
 //! `ndarray` buffer, and the kernels every layer is built from —
 //! elementwise maps with broadcasting ([`broadcast`]), reductions and softmax
-//! ([`reduce`]), matrix multiply ([`gemm`]), im2col convolution ([`conv`]) and
+//! ([`reduce`]), matrix multiply ([`gemm`], and [`gemm_rows`] for a few rows
+//! against a reused right-hand side), convolution ([`conv`]: im2col + GEMM, or
+//! Winograd's F(2×2, 3×3) in [`winograd`] for 3×3 stride-1 layers) and
 //! pooling ([`pool`]). Kernels use rayon *inside* (over a batch, over
 //! planes, over blocks of a GEMM); nothing here knows about gradients — that
 //! is the job of `finetune-autograd`.
