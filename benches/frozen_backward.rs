@@ -11,6 +11,12 @@ use finetune::tensor::Tensor;
 use finetune::tensor::conv::Conv2dOptions;
 use finetune::tensor::pool::Pool2dOptions;
 
+// The allocator the `finetune` binary runs with (see src/main.rs): every op
+// allocates its output, and glibc returns large blocks to the OS and faults
+// them in again on the next step.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Net {
     w: Vec<Tensor<f32>>,
 }

@@ -11,6 +11,12 @@ use finetune::tensor::Tensor;
 use finetune::tensor::conv::{Conv2dOptions, conv2d_backward, conv2d_forward};
 use finetune::tensor::gemm::{MatMut, MatRef, gemm};
 
+// The allocator the `finetune` binary runs with (see src/main.rs): every op
+// allocates its output, and glibc returns large blocks to the OS and faults
+// them in again on the next step.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2654435761) | 1;
     (0..n)
