@@ -31,9 +31,10 @@ pub fn avx2_fma_available() -> bool {
 
 /// `C[8x32] (+)= A[8xk] · B[kx32]`. With AVX-512: sixteen 512-bit
 /// accumulators, per `k` two loads of `B` and eight broadcasts of `A` feeding
-/// sixteen fused multiply-adds. With AVX2+FMA: the same tile as four 4x16
-/// quarters of eight 256-bit accumulators each (sixteen registers in all, so
-/// a whole 8x32 tile would spill). Both add in the same order as the portable
+/// sixteen fused multiply-adds. With AVX2+FMA (sixteen 256-bit registers, so
+/// a whole 8x32 tile would spill): rows 0-5 as two 6x16 tiles of twelve
+/// accumulators (enough independent sums to cover the multiply-add latency
+/// on both FMA units), rows 6-7 as one 2x32 tile. Both add in the same order as the portable
 /// code (one fused multiply-add per `k`, in order), so results are identical.
 /// Returns `false` (doing nothing) without either.
 ///
@@ -58,21 +59,22 @@ pub unsafe fn tile_8x32_f32(
             return true;
         }
         if avx2_fma_available() {
-            for (r0, c0) in [(0, 0), (0, 16), (4, 0), (4, 16)] {
-                // SAFETY: AVX2 and FMA are present; each quarter lies inside the
-                // 8x32 tile the caller vouched for.
-                unsafe {
-                    tile_4x16_avx2(
-                        k,
-                        a.add(r0 * lda),
-                        lda,
-                        b.add(c0),
-                        ldb,
-                        c.add(r0 * ldc + c0),
-                        ldc,
-                        accumulate,
-                    )
-                };
+            // SAFETY: AVX2 and FMA are present; the three parts (rows 0-5 in
+            // two 16-column halves, rows 6-7 whole) tile the 8x32 block the
+            // caller vouched for.
+            unsafe {
+                tile_avx2::<6, 2>(k, a, lda, b, ldb, c, ldc, accumulate);
+                tile_avx2::<6, 2>(k, a, lda, b.add(16), ldb, c.add(16), ldc, accumulate);
+                tile_avx2::<2, 4>(
+                    k,
+                    a.add(6 * lda),
+                    lda,
+                    b,
+                    ldb,
+                    c.add(6 * ldc),
+                    ldc,
+                    accumulate,
+                );
             }
             return true;
         }
@@ -81,7 +83,7 @@ pub unsafe fn tile_8x32_f32(
     false
 }
 
-/// `C[8x16] (+)= A[8xk] · B[kx16]` as two AVX2 4x16 quarters; `false`
+/// `C[8x16] (+)= A[8xk] · B[kx16]` as AVX2 6x16 and 2x16 tiles; `false`
 /// (doing nothing) without AVX2 and FMA.
 ///
 /// # Safety
@@ -100,21 +102,20 @@ pub unsafe fn tile_8x16_f32(
     #[cfg(target_arch = "x86_64")]
     {
         if avx2_fma_available() {
-            for r0 in [0, 4] {
-                // SAFETY: AVX2 and FMA are present; each half lies inside the
-                // 8x16 tile the caller vouched for.
-                unsafe {
-                    tile_4x16_avx2(
-                        k,
-                        a.add(r0 * lda),
-                        lda,
-                        b,
-                        ldb,
-                        c.add(r0 * ldc),
-                        ldc,
-                        accumulate,
-                    )
-                };
+            // SAFETY: AVX2 and FMA are present; rows 0-5 and 6-7 tile the
+            // 8x16 block the caller vouched for.
+            unsafe {
+                tile_avx2::<6, 2>(k, a, lda, b, ldb, c, ldc, accumulate);
+                tile_avx2::<2, 2>(
+                    k,
+                    a.add(6 * lda),
+                    lda,
+                    b,
+                    ldb,
+                    c.add(6 * ldc),
+                    ldc,
+                    accumulate,
+                );
             }
             return true;
         }
@@ -162,10 +163,11 @@ unsafe fn tile_8x32_avx512(
     }
 }
 
+/// `C[R x 8W] (+)= A[R x k] · B[k x 8W]` with `R·W` 256-bit accumulators.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_4x16_avx2(
+unsafe fn tile_avx2<const R: usize, const W: usize>(
     k: usize,
     a: *const f32,
     lda: usize,
@@ -178,25 +180,27 @@ unsafe fn tile_4x16_avx2(
     use std::arch::x86_64::*;
     // SAFETY (whole body): every offset stays inside the rows the caller vouched for.
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut acc = [[_mm256_setzero_ps(); W]; R];
         if accumulate {
             for (r, row) in acc.iter_mut().enumerate() {
-                row[0] = _mm256_loadu_ps(c.add(r * ldc));
-                row[1] = _mm256_loadu_ps(c.add(r * ldc + 8));
+                for (w, v) in row.iter_mut().enumerate() {
+                    *v = _mm256_loadu_ps(c.add(r * ldc + 8 * w));
+                }
             }
         }
         for p in 0..k {
-            let b0 = _mm256_loadu_ps(b.add(p * ldb));
-            let b1 = _mm256_loadu_ps(b.add(p * ldb + 8));
+            let bv: [__m256; W] = std::array::from_fn(|w| _mm256_loadu_ps(b.add(p * ldb + 8 * w)));
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm256_set1_ps(*a.add(r * lda + p));
-                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
+                for (v, &bw) in row.iter_mut().zip(&bv) {
+                    *v = _mm256_fmadd_ps(av, bw, *v);
+                }
             }
         }
         for (r, row) in acc.iter().enumerate() {
-            _mm256_storeu_ps(c.add(r * ldc), row[0]);
-            _mm256_storeu_ps(c.add(r * ldc + 8), row[1]);
+            for (w, v) in row.iter().enumerate() {
+                _mm256_storeu_ps(c.add(r * ldc + 8 * w), *v);
+            }
         }
     }
 }
