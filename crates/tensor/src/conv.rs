@@ -16,6 +16,8 @@
 //! The backward pass uses the same columns: `dW += dY * colsᵀ` (accumulated
 //! per thread, then summed) and `dcols = Wᵀ * dY`, scattered back by [`col2im`].
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
@@ -264,6 +266,94 @@ fn samples_per_task(batch: usize) -> usize {
     batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
 }
 
+/// A new per-sample output (`per_sample` values per sample) built by one task
+/// per contiguous run of samples: each task's chunk is first set row by row
+/// (rows of `row` values; `row_value(r)` for the chunk's row `r`), then
+/// `run(samples, chunk)` fills it. Shared by the im2col and Winograd forwards;
+/// the first error a run returns is the result.
+pub(crate) fn forward_over_sample_runs<T: Float>(
+    batch: usize,
+    per_sample: usize,
+    row: usize,
+    row_value: impl Fn(usize) -> T + Sync + Send,
+    run: impl Fn(Range<usize>, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<Vec<T>> {
+    let per_task = samples_per_task(batch);
+    let failure = std::sync::Mutex::new(None);
+    let out = crate::parallel::chunks_new(
+        batch * per_sample,
+        per_task * per_sample,
+        row.max(1),
+        |_, r| row_value(r),
+        |task, chunk| {
+            let first = task * per_task;
+            let samples = first..first + chunk.len() / per_sample.max(1);
+            if let Err(e) = run(samples, chunk) {
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+        },
+    );
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// The backward pass over contiguous runs of samples, one per task:
+/// `run(samples, dx)` writes the run's input gradient into `dx` (its zeroed
+/// part of dX, if `need_x`) and returns its partial weight gradient; the
+/// partials (`partial_len` values each, or none) are summed. Shared by the
+/// im2col and Winograd backwards.
+pub(crate) fn backward_over_sample_runs<T: Float>(
+    batch: usize,
+    in_per_sample: usize,
+    need_x: bool,
+    partial_len: usize,
+    run: impl Fn(Range<usize>, Option<&mut [T]>) -> Result<Vec<T>> + Sync + Send,
+) -> Result<(Option<Vec<T>>, Vec<T>)> {
+    let per_task = samples_per_task(batch);
+    let tasks = batch.div_ceil(per_task);
+    let samples = |task: usize| task * per_task..((task + 1) * per_task).min(batch);
+    let (dx, partials) = if need_x {
+        // each task zeroes its own slice of dX (in parallel, cache-warm) and
+        // keeps its partial weight gradient
+        let slots: Vec<std::sync::Mutex<Option<Result<Vec<T>>>>> =
+            (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
+        let dx = crate::parallel::chunks_new(
+            batch * in_per_sample,
+            per_task * in_per_sample,
+            in_per_sample.max(1),
+            |_, _| T::zero(),
+            |task, chunk| {
+                let r = run(samples(task), Some(chunk));
+                *slots[task].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            },
+        );
+        let partials = slots
+            .into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(|| Ok(Vec::new()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        (Some(dx), partials)
+    } else {
+        let partials = (0..tasks)
+            .into_par_iter()
+            .map(|task| run(samples(task), None))
+            .collect::<Result<Vec<_>>>()?;
+        (None, partials)
+    };
+    let mut sum = vec![T::zero(); partial_len];
+    for p in &partials {
+        for (d, &v) in sum.iter_mut().zip(p) {
+            *d += v;
+        }
+    }
+    Ok((dx, sum))
+}
+
 /// Convolution forward: `(N, C_in, H, W) -> (N, C_out, H_out, W_out)`.
 pub fn conv2d_forward<T: Float>(
     input: &Tensor<T>,
@@ -294,34 +384,25 @@ pub fn conv2d_forward<T: Float>(
         let out = crate::winograd::forward(&geo, x, w, bias)?;
         return Tensor::new(&geo.output_shape(), out);
     }
-    let per_task = samples_per_task(geo.batch);
-    let plane = geo.out_plane().max(1);
     // each task starts its output at the bias (or zero), then accumulates the GEMM
-    let failure = std::sync::Mutex::new(None);
-    let out = crate::parallel::chunks_new(
-        total,
-        per_task * out_per_sample,
-        plane,
-        |_, r| bias.map_or(T::zero(), |b| b[r % geo.out_channels]),
-        |task, out_chunk| {
+    let out = forward_over_sample_runs(
+        geo.batch,
+        out_per_sample,
+        geo.out_plane(),
+        |r| bias.map_or(T::zero(), |b| b[r % geo.out_channels]),
+        |samples, out_chunk| {
             let mut cols = if geo.is_pointwise() {
                 Vec::new()
             } else {
                 vec![T::zero(); geo.col_rows() * geo.out_plane()]
             };
-            for (i, out_n) in out_chunk.chunks_mut(out_per_sample).enumerate() {
-                let n = task * per_task + i;
+            for (n, out_n) in samples.zip(out_chunk.chunks_mut(out_per_sample)) {
                 let x_n = &x[n * in_per_sample..(n + 1) * in_per_sample];
-                if let Err(e) = forward_sample(&geo, x_n, w, &mut cols, out_n) {
-                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return;
-                }
+                forward_sample(&geo, x_n, w, &mut cols, out_n)?;
             }
+            Ok(())
         },
-    );
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
+    )?;
     Tensor::new(&geo.output_shape(), out)
 }
 
@@ -410,70 +491,38 @@ pub fn conv2d_backward<T: Float>(
         grads.weight = dw.map(|d| Tensor::new(weight.shape(), d)).transpose()?;
         return Ok(grads);
     }
-    let per_task = samples_per_task(geo.batch);
-    let in_per_sample = geo.in_channels * geo.in_plane();
-    let tasks = geo.batch.div_ceil(per_task);
-    let run = |task: usize, dx: Option<&mut [T]>| {
-        sample_run_backward(
-            &geo,
-            input.as_slice(),
-            weight.as_slice(),
-            grad_out.as_slice(),
-            task * per_task,
-            dx,
-            need_w,
-        )
-    };
-    let partials: Vec<Vec<T>> = if need_x {
-        // each task zeroes its own slice of dX (in parallel, cache-warm) and
-        // keeps its partial weight gradient
-        let slots: Vec<std::sync::Mutex<Option<Result<Vec<T>>>>> =
-            (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
-        let dx = crate::parallel::chunks_new(
-            input.len(),
-            per_task * in_per_sample,
-            in_per_sample.max(1),
-            |_, _| T::zero(),
-            |task, chunk| {
-                let r = run(task, Some(chunk));
-                *slots[task].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-            },
-        );
-        grads.input = Some(Tensor::new(input.shape(), dx)?);
-        slots
-            .into_iter()
-            .map(|m| {
-                m.into_inner()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .unwrap_or_else(|| Ok(Vec::new()))
-            })
-            .collect::<Result<Vec<_>>>()?
-    } else {
-        (0..tasks)
-            .into_par_iter()
-            .map(|task| run(task, None))
-            .collect::<Result<Vec<_>>>()?
-    };
+    let (dx, dw) = backward_over_sample_runs(
+        geo.batch,
+        geo.in_channels * geo.in_plane(),
+        need_x,
+        if need_w { weight.len() } else { 0 },
+        |samples, dx| {
+            sample_run_backward(
+                &geo,
+                input.as_slice(),
+                weight.as_slice(),
+                grad_out.as_slice(),
+                samples,
+                dx,
+                need_w,
+            )
+        },
+    )?;
+    grads.input = dx.map(|d| Tensor::new(input.shape(), d)).transpose()?;
     if need_w {
-        let mut dw = vec![T::zero(); weight.len()];
-        for p in &partials {
-            for (d, &v) in dw.iter_mut().zip(p) {
-                *d += v;
-            }
-        }
         grads.weight = Some(Tensor::new(weight.shape(), dw)?);
     }
     Ok(grads)
 }
 
-/// Backward over a run of samples starting at `first`: writes `dx` (if given,
-/// sized for the run) and returns this run's partial weight gradient.
+/// Backward over a run of samples: writes `dx` (if given, sized for the
+/// run) and returns this run's partial weight gradient.
 fn sample_run_backward<T: Float>(
     geo: &Conv2dGeometry,
     x: &[T],
     w: &[T],
     dy: &[T],
-    first: usize,
+    samples: Range<usize>,
     mut dx: Option<&mut [T]>,
     need_w: bool,
 ) -> Result<Vec<T>> {
@@ -485,16 +534,15 @@ fn sample_run_backward<T: Float>(
     );
     let in_per_sample = geo.in_channels * geo.in_plane();
     let out_per_sample = geo.out_channels * p;
-    let per_task = samples_per_task(geo.batch);
-    let count = per_task.min(geo.batch - first);
+    let first = samples.start;
     let mut dw = if need_w {
         vec![T::zero(); w.len()]
     } else {
         Vec::new()
     };
     let mut cols = vec![T::zero(); k * p];
-    for i in 0..count {
-        let n = first + i;
+    for n in samples {
+        let i = n - first;
         let x_n = &x[n * in_per_sample..(n + 1) * in_per_sample];
         let dy_n = &dy[n * out_per_sample..(n + 1) * out_per_sample];
         for g in 0..geo.options.groups {

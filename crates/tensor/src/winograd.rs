@@ -35,7 +35,9 @@
 //!      [0  1  0 -1]        [ 0    0    1 ]
 //! ```
 
-use crate::conv::Conv2dGeometry;
+use std::ops::Range;
+
+use crate::conv::{Conv2dGeometry, backward_over_sample_runs, forward_over_sample_runs};
 use crate::error::Result;
 use crate::float::Float;
 use crate::gemm::{MatMut, MatRef, gemm_serial};
@@ -580,11 +582,6 @@ fn transpose_blocks<T: Float>(u: &[T], rows: usize, cols: usize) -> Vec<T> {
 /// The input and weight gradients, each present if it was asked for.
 type Grads<T> = (Option<Vec<T>>, Option<Vec<T>>);
 
-/// Samples per parallel task: one contiguous run per rayon thread.
-fn samples_per_task(batch: usize) -> usize {
-    batch.div_ceil(rayon::current_num_threads().max(1)).max(1)
-}
-
 /// Forward: `(N, C_in, H, W) -> (N, C_out, H_out, W_out)`; `geo` must satisfy [`applies`].
 pub fn forward<T: Float>(
     geo: &Conv2dGeometry,
@@ -607,33 +604,24 @@ fn forward_in_bands<T: Float>(
     let (c_n, co_n) = (geo.in_channels, geo.out_channels);
     let in_len = c_n * geo.height * geo.width;
     let out_len = co_n * geo.out_height * geo.out_width;
-    let per_task = samples_per_task(geo.batch);
-    let failure = std::sync::Mutex::new(None);
-    let out = crate::parallel::chunks_new(
-        geo.batch * out_len,
-        per_task * out_len,
-        out_len.max(1),
-        |_, _| T::zero(),
-        |task, chunk| {
+    // every output value is written by the output transform
+    forward_over_sample_runs(
+        geo.batch,
+        out_len,
+        out_len,
+        |_| T::zero(),
+        |samples, chunk| {
             let mut ws = Workspace::new(geo, &bands[0], false);
-            for (i, out_n) in chunk.chunks_mut(out_len).enumerate() {
-                let n = task * per_task + i;
+            for (n, out_n) in samples.zip(chunk.chunks_mut(out_len)) {
                 for tiles in &bands {
                     transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
-                    let r = row_products(&u, (co_n, c_n), &ws.v, tiles.count(), &mut ws.m);
-                    if let Err(e) = r {
-                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                        return;
-                    }
+                    row_products(&u, (co_n, c_n), &ws.v, tiles.count(), &mut ws.m)?;
                     transform_output(geo, tiles, &ws.m, bias, &mut ws.scratch, out_n);
                 }
             }
+            Ok(())
         },
-    );
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    )
 }
 
 /// Backward: `(dX, dW)`, each only if asked for; `geo` must satisfy [`applies`].
@@ -659,45 +647,20 @@ fn backward_in_bands<T: Float>(
     let bands = Tiles::bands::<T>(geo, band_bytes);
     let (c_n, co_n) = (geo.in_channels, geo.out_channels);
     let u_t = transpose_blocks(&transform_weights(geo, w), co_n, c_n);
-    let in_len = c_n * geo.height * geo.width;
-    let per_task = samples_per_task(geo.batch);
-    let tasks = geo.batch.div_ceil(per_task);
-    // each task returns its partial dU, summed below
-    let slots: Vec<std::sync::Mutex<Option<Result<Vec<T>>>>> =
-        (0..tasks).map(|_| std::sync::Mutex::new(None)).collect();
-    let run = |task: usize, dx: Option<&mut [T]>| {
-        let r = backward_run(geo, &bands, &u_t, x, dy, task * per_task, dx, need_w);
-        *slots[task].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-    };
-    let dx = if need_x {
-        Some(crate::parallel::chunks_new(
-            geo.batch * in_len,
-            per_task * in_len,
-            in_len.max(1),
-            |_, _| T::zero(),
-            |task, chunk| run(task, Some(chunk)),
-        ))
-    } else {
-        use rayon::prelude::*;
-        (0..tasks).into_par_iter().for_each(|task| run(task, None));
-        None
-    };
-    let mut du = vec![T::zero(); if need_w { POSITIONS * co_n * c_n } else { 0 }];
-    for slot in slots {
-        let partial = slot
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or_else(|| Ok(Vec::new()))?;
-        for (d, v) in du.iter_mut().zip(partial) {
-            *d += v;
-        }
-    }
+    // each run returns its partial dU, summed by the driver
+    let (dx, du) = backward_over_sample_runs(
+        geo.batch,
+        c_n * geo.height * geo.width,
+        need_x,
+        if need_w { POSITIONS * co_n * c_n } else { 0 },
+        |samples, dx| backward_run(geo, &bands, &u_t, x, dy, samples, dx, need_w),
+    )?;
     let dw = need_w.then(|| weight_grad_from_domain(geo, &du));
     Ok((dx, dw))
 }
 
-/// Backward over the run of samples starting at `first`: writes `dx` (sized
-/// for the run) if given, and returns the run's partial `dU` (empty unless `need_w`).
+/// Backward over a run of samples: writes `dx` (sized for the run) if
+/// given, and returns the run's partial `dU` (empty unless `need_w`).
 #[allow(clippy::too_many_arguments)]
 fn backward_run<T: Float>(
     geo: &Conv2dGeometry,
@@ -705,18 +668,18 @@ fn backward_run<T: Float>(
     u_t: &[T],
     x: &[T],
     dy: &[T],
-    first: usize,
+    samples: Range<usize>,
     mut dx: Option<&mut [T]>,
     need_w: bool,
 ) -> Result<Vec<T>> {
     let (c_n, co_n) = (geo.in_channels, geo.out_channels);
     let in_len = c_n * geo.height * geo.width;
     let out_len = co_n * geo.out_height * geo.out_width;
-    let count = samples_per_task(geo.batch).min(geo.batch - first);
+    let first = samples.start;
     let mut ws = Workspace::new(geo, &bands[0], dx.is_some());
     let mut du = vec![T::zero(); if need_w { POSITIONS * co_n * c_n } else { 0 }];
-    for i in 0..count {
-        let n = first + i;
+    for n in samples {
+        let i = n - first;
         for tiles in bands {
             let t_n = tiles.count();
             transform_grad_output(geo, tiles, &dy[n * out_len..][..out_len], &mut ws);
