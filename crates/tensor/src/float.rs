@@ -43,15 +43,18 @@ pub trait Float:
     /// Hyperbolic tangent; vectorisable for `f32` (see [`crate::math`]).
     fn tanh_fast(self) -> Self;
 
-    /// An 8x32 register tile of `C (+)= A · B` with explicit vector
-    /// instructions, if this machine and element type have them
-    /// (`f32` with AVX-512, or AVX2 and FMA); `false` means the caller uses the portable code.
+    /// An 8-row register tile of `C (+)= A · B` with explicit vector
+    /// instructions, `cols` (32, or 16 at the right edge of a product whose
+    /// width is 16 more than a multiple of 32) columns wide, if this machine
+    /// and element type have one (`f32` with AVX-512, or AVX2 and FMA);
+    /// `false` (doing nothing) means the caller uses the portable code.
     ///
     /// # Safety
-    /// `a` must address 8 rows of `k` (stride `lda`), `b` `k` rows of 32
-    /// (stride `ldb`) and `c` 8 rows of 32 (stride `ldc`).
+    /// `a` must address 8 rows of `k` (stride `lda`), `b` `k` rows of `cols`
+    /// (stride `ldb`) and `c` 8 rows of `cols` (stride `ldc`).
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile_8x32(
+    unsafe fn tile_8_rows(
+        _cols: usize,
         _k: usize,
         _a: *const Self,
         _lda: usize,
@@ -64,28 +67,8 @@ pub trait Float:
         false
     }
 
-    /// An 8x16 register tile, the same contract as [`Float::tile_8x32`] with
-    /// 16 columns: the right edge of a product whose width is 16 more than a
-    /// multiple of 32 (a Winograd convolution's 144 tiles, say).
-    ///
-    /// # Safety
-    /// As [`Float::tile_8x32`], with 16 columns of `B` and `C`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile_8x16(
-        _k: usize,
-        _a: *const Self,
-        _lda: usize,
-        _b: *const Self,
-        _ldb: usize,
-        _c: *mut Self,
-        _ldc: usize,
-        _accumulate: bool,
-    ) -> bool {
-        false
-    }
-
-    /// Whether [`Float::tile_8x32`] is available.
-    fn has_tile_8x32() -> bool {
+    /// Whether [`Float::tile_8_rows`] is available.
+    fn has_tile_8_rows() -> bool {
         false
     }
 
@@ -118,10 +101,11 @@ pub trait Float:
 
 impl Float for f32 {
     const DTYPE: &'static str = "F32";
-    fn has_tile_8x32() -> bool {
+    fn has_tile_8_rows() -> bool {
         crate::simd::avx512_available() || crate::simd::avx2_fma_available()
     }
-    unsafe fn tile_8x32(
+    unsafe fn tile_8_rows(
+        cols: usize,
         k: usize,
         a: *const f32,
         lda: usize,
@@ -132,20 +116,7 @@ impl Float for f32 {
         accumulate: bool,
     ) -> bool {
         // SAFETY: forwarded contract.
-        unsafe { crate::simd::tile_8x32_f32(k, a, lda, b, ldb, c, ldc, accumulate) }
-    }
-    unsafe fn tile_8x16(
-        k: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) -> bool {
-        // SAFETY: forwarded contract.
-        unsafe { crate::simd::tile_8x16_f32(k, a, lda, b, ldb, c, ldc, accumulate) }
+        unsafe { crate::simd::tile_8_rows_f32(cols, k, a, lda, b, ldb, c, ldc, accumulate) }
     }
     fn of(v: f64) -> Self {
         v as f32

@@ -227,8 +227,9 @@ fn check_packed<T>(m: usize, a: &[T], b: &PackedRhs<T>, c: &[T]) -> Result<()> {
     check_sizes(m, b.k, b.n, [a.len(), b.k * b.n, c.len()])
 }
 
-/// Columns `c0..c1` of `c`, tile by tile: 8x32 tiles with the explicit
-/// vector kernel where the machine has one, 4x32 portable tiles otherwise.
+/// Columns `c0..c1` of `c`, tile by tile: 8-row tiles (32 or 16 columns) with
+/// the explicit vector kernels where the machine has them, 4x32 portable
+/// tiles otherwise, and portable edge tiles for the rest.
 #[allow(clippy::too_many_arguments)]
 fn columns<T: Float>(
     m: usize,
@@ -241,7 +242,7 @@ fn columns<T: Float>(
     c1: usize,
     accumulate: bool,
 ) {
-    let fast = T::has_tile_8x32();
+    let fast = T::has_tile_8_rows();
     let mr = if fast { 8 } else { MR };
     // Column strips outermost: one strip of `B` (k x 32) is read from L2
     // once and then stays in L1 for every row tile of `A`.
@@ -252,55 +253,29 @@ fn columns<T: Float>(
         let mut r = 0;
         while r < m {
             let rows = mr.min(m - r);
-            if rows == mr && cols == NR {
-                if fast {
-                    let (a_t, c_t) = (&a[r * k..], &mut c[r * n + j..]);
-                    // SAFETY: the tile's 8 rows of A (k each), k rows of 32 of B
-                    // (stride `ldb`: the row length, or 32 when packed) and 8
-                    // rows of 32 of C lie inside the checked buffers.
-                    unsafe {
-                        T::tile_8x32(
-                            k,
-                            a_t.as_ptr(),
-                            k,
-                            b.as_ptr(),
-                            ldb,
-                            c_t.as_mut_ptr(),
-                            n,
-                            accumulate,
-                        )
-                    };
-                } else {
-                    tile_full(
+            let (a_t, c_t) = (&a[r * k..], &mut c[r * n + j..]);
+            // SAFETY: the tile's 8 rows of A (k each), k rows of `cols` of B
+            // (stride `ldb`: the row length, or 32 when packed) and 8 rows of
+            // `cols` of C lie inside the checked buffers.
+            let vector_tile = fast
+                && rows == mr
+                && unsafe {
+                    T::tile_8_rows(
+                        cols,
                         k,
-                        &a[r * k..],
+                        a_t.as_ptr(),
                         k,
-                        b,
+                        b.as_ptr(),
                         ldb,
-                        &mut c[r * n + j..],
+                        c_t.as_mut_ptr(),
                         n,
                         accumulate,
-                    );
-                }
-            } else {
-                let (a_t, c_t) = (&a[r * k..], &mut c[r * n + j..]);
-                // SAFETY: as for the 8x32 tile, with 16 columns.
-                let done = fast
-                    && rows == mr
-                    && cols == NR / 2
-                    && unsafe {
-                        T::tile_8x16(
-                            k,
-                            a_t.as_ptr(),
-                            k,
-                            b.as_ptr(),
-                            ldb,
-                            c_t.as_mut_ptr(),
-                            n,
-                            accumulate,
-                        )
-                    };
-                if !done {
+                    )
+                };
+            if !vector_tile {
+                if rows == MR && cols == NR {
+                    tile_full(k, a_t, k, b, ldb, c_t, n, accumulate);
+                } else {
                     tile_edge(rows, cols, k, a_t, k, b, ldb, c_t, n, accumulate);
                 }
             }
@@ -426,7 +401,13 @@ mod tests {
     fn f32_tiles_match_too() {
         // f32 takes the explicit-vector tiles (8x32, and 8x16 at a right
         // edge of 16 columns) where the machine has them
-        for (m, k, n) in [(16, 37, 64), (16, 37, 48), (64, 32, 144), (8, 5, 16)] {
+        for (m, k, n) in [
+            (16, 37, 64),
+            (16, 37, 48),
+            (64, 32, 144),
+            (8, 5, 16),
+            (12, 9, 80),
+        ] {
             let (a, b) = (data(m * k, 4), data(k * n, 5));
             let (a32, b32): (Vec<f32>, Vec<f32>) = (
                 a.iter().map(|&v| v as f32).collect(),

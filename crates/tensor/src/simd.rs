@@ -29,19 +29,21 @@ pub fn avx2_fma_available() -> bool {
     }
 }
 
-/// `C[8x32] (+)= A[8xk] · B[kx32]`. With AVX-512: sixteen 512-bit
-/// accumulators, per `k` two loads of `B` and eight broadcasts of `A` feeding
-/// sixteen fused multiply-adds. With AVX2+FMA (sixteen 256-bit registers, so
-/// a whole 8x32 tile would spill): rows 0-5 as two 6x16 tiles of twelve
-/// accumulators (enough independent sums to cover the multiply-add latency
-/// on both FMA units), rows 6-7 as one 2x32 tile. Both add in the same order as the portable
-/// code (one fused multiply-add per `k`, in order), so results are identical.
-/// Returns `false` (doing nothing) without either.
+/// `C[8 x cols] (+)= A[8 x k] · B[k x cols]` for `cols` 32 or 16. With
+/// AVX-512 (32 columns): sixteen 512-bit accumulators, per `k` two loads of
+/// `B` and eight broadcasts of `A` feeding sixteen fused multiply-adds. With
+/// AVX2+FMA (sixteen 256-bit registers, so a whole 8x32 tile would spill):
+/// rows 0-5 as 6x16 tiles of twelve accumulators (enough independent sums to
+/// cover the multiply-add latency on both FMA units), rows 6-7 as one 2-row
+/// tile. Every kernel adds in the same order as the portable code (one fused
+/// multiply-add per `k`, in order), so results are identical. Returns `false`
+/// (doing nothing) for other widths or without either instruction set.
 ///
 /// # Safety
-/// The pointers must address the rows described (see `Float::tile_8x32`).
+/// The pointers must address the rows described (see `Float::tile_8_rows`).
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn tile_8x32_f32(
+pub unsafe fn tile_8_rows_f32(
+    cols: usize,
     k: usize,
     a: *const f32,
     lda: usize,
@@ -53,74 +55,29 @@ pub unsafe fn tile_8x32_f32(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if avx512_available() {
+        if cols == 32 && avx512_available() {
             // SAFETY: AVX-512F is present; pointer contract forwarded.
             unsafe { tile_8x32_avx512(k, a, lda, b, ldb, c, ldc, accumulate) };
             return true;
         }
-        if avx2_fma_available() {
-            // SAFETY: AVX2 and FMA are present; the three parts (rows 0-5 in
-            // two 16-column halves, rows 6-7 whole) tile the 8x32 block the
-            // caller vouched for.
+        if (cols == 32 || cols == 16) && avx2_fma_available() {
+            let (a6, c6) = (a.wrapping_add(6 * lda), c.wrapping_add(6 * ldc));
+            // SAFETY: AVX2 and FMA are present; rows 0-5 in 16-column parts
+            // and rows 6-7 whole tile the 8 x cols block the caller vouched for.
             unsafe {
                 tile_avx2::<6, 2>(k, a, lda, b, ldb, c, ldc, accumulate);
-                tile_avx2::<6, 2>(k, a, lda, b.add(16), ldb, c.add(16), ldc, accumulate);
-                tile_avx2::<2, 4>(
-                    k,
-                    a.add(6 * lda),
-                    lda,
-                    b,
-                    ldb,
-                    c.add(6 * ldc),
-                    ldc,
-                    accumulate,
-                );
+                if cols == 32 {
+                    let (b16, c16) = (b.add(16), c.add(16));
+                    tile_avx2::<6, 2>(k, a, lda, b16, ldb, c16, ldc, accumulate);
+                    tile_avx2::<2, 4>(k, a6, lda, b, ldb, c6, ldc, accumulate);
+                } else {
+                    tile_avx2::<2, 2>(k, a6, lda, b, ldb, c6, ldc, accumulate);
+                }
             }
             return true;
         }
     }
-    let _ = (k, a, lda, b, ldb, c, ldc, accumulate);
-    false
-}
-
-/// `C[8x16] (+)= A[8xk] · B[kx16]` as AVX2 6x16 and 2x16 tiles; `false`
-/// (doing nothing) without AVX2 and FMA.
-///
-/// # Safety
-/// As [`tile_8x32_f32`], with 16 columns.
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn tile_8x16_f32(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if avx2_fma_available() {
-            // SAFETY: AVX2 and FMA are present; rows 0-5 and 6-7 tile the
-            // 8x16 block the caller vouched for.
-            unsafe {
-                tile_avx2::<6, 2>(k, a, lda, b, ldb, c, ldc, accumulate);
-                tile_avx2::<2, 2>(
-                    k,
-                    a.add(6 * lda),
-                    lda,
-                    b,
-                    ldb,
-                    c.add(6 * ldc),
-                    ldc,
-                    accumulate,
-                );
-            }
-            return true;
-        }
-    }
-    let _ = (k, a, lda, b, ldb, c, ldc, accumulate);
+    let _ = (cols, k, a, lda, b, ldb, c, ldc, accumulate);
     false
 }
 
