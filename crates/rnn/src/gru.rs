@@ -279,7 +279,7 @@ fn backward_part<T: Float>(
             );
         }
         step_product(sh, rows.len(), dgh_t, w_hh, &mut dh_prev, false)?;
-        carry_state_grad(sh, t, rows.clone(), dh, &dh_prev, true);
+        carry_state_grad(sh, t, rows.clone(), dh, &dh_prev, hid, true);
     }
     Ok(())
 }

@@ -494,14 +494,8 @@ impl<T: Float> Recurrent<T> {
                     })?;
                     let (w, need) =
                         weights_and_needs(ctx.inputs.as_slice(), &ctx.needs_grad, has_bias);
-                    let (g, dh0, dc0) = lstm_backward(
-                        &sh,
-                        ctx.inputs[0].as_slice(),
-                        &w,
-                        saved,
-                        ctx.grad_output.as_slice(),
-                        need,
-                    )?;
+                    let (g, dh0, dc0) =
+                        lstm_backward(&sh, &w, saved, ctx.grad_output.as_slice(), need)?;
                     Ok(assemble(g, vec![dh0, dc0], has_bias))
                 }))
             }

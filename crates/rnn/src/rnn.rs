@@ -180,7 +180,7 @@ fn backward_part<T: Float>(
             );
         }
         step_product(sh, rows.len(), dz_t, w_hh, &mut dh_prev, false)?;
-        carry_state_grad(sh, t, rows.clone(), dh, &dh_prev, false);
+        carry_state_grad(sh, t, rows.clone(), dh, &dh_prev, hid, false);
     }
     Ok(())
 }

@@ -54,6 +54,35 @@ impl SeqShape {
     pub fn state_len(&self) -> usize {
         self.batch * self.hidden
     }
+
+    /// Width of a step's left operand `[x_t | h_{t-1}]` (`I + H`).
+    pub fn operand_width(&self) -> usize {
+        self.input + self.hidden
+    }
+
+    /// Writes `[x_t | h]` for the samples `rows` into `xh` (their rows of
+    /// `I + H`): the left operand of a step whose input and hidden products
+    /// are one GEMM. `x` is the whole time-major input, `h` the part's state.
+    pub fn gather_operand<T: Float>(
+        &self,
+        t: usize,
+        rows: Range<usize>,
+        x: &[T],
+        h: &[T],
+        xh: &mut [T],
+    ) {
+        let (inp, hid) = (self.input, self.hidden);
+        let x_t = &x[(t * self.batch + rows.start) * inp..(t * self.batch + rows.end) * inp];
+        for ((row, x_row), h_row) in xh
+            .chunks_mut(self.operand_width())
+            .zip(x_t.chunks(inp.max(1)))
+            .zip(h.chunks(hid))
+        {
+            let (to_x, to_h) = row.split_at_mut(inp);
+            to_x.copy_from_slice(x_row);
+            to_h.copy_from_slice(h_row);
+        }
+    }
 }
 
 /// The recurrent layer's weights for one direction, PyTorch layout:
@@ -65,6 +94,17 @@ pub(crate) struct SeqWeights<'a, T> {
     pub b_hh: Option<&'a [T]>,
 }
 
+/// The sum of the biases present (zeros when there are none): `(G·H)`.
+pub(crate) fn summed_bias<T: Float>(gw: usize, bias: &[Option<&[T]>]) -> Vec<T> {
+    let mut sum = vec![T::zero(); gw];
+    for b in bias.iter().flatten() {
+        for (s, &v) in sum.iter_mut().zip(b.iter()) {
+            *s += v;
+        }
+    }
+    sum
+}
+
 /// `X · W_ihᵀ + bias` for every step at once: `(T·B, I) x (I, G·H)`.
 /// `bias` is added per row (the caller decides which biases belong here).
 pub(crate) fn input_projection<T: Float>(
@@ -74,15 +114,10 @@ pub(crate) fn input_projection<T: Float>(
     bias: &[Option<&[T]>],
 ) -> Result<Vec<T>> {
     let (rows, gw) = (sh.steps * sh.batch, sh.gate_width());
-    let mut out = vec![T::zero(); rows * gw];
-    let mut row_bias = vec![T::zero(); gw];
-    for b in bias.iter().flatten() {
-        for (r, &v) in row_bias.iter_mut().zip(b.iter()) {
-            *r += v;
-        }
-    }
-    for row in out.chunks_mut(gw.max(1)) {
-        row.copy_from_slice(&row_bias);
+    let row_bias = summed_bias(gw, bias);
+    let mut out = Vec::with_capacity(rows * gw);
+    for _ in 0..rows {
+        out.extend_from_slice(&row_bias);
     }
     gemm(
         T::one(),
@@ -92,6 +127,23 @@ pub(crate) fn input_projection<T: Float>(
         MatMut::new(&mut out, rows, gw)?,
     )?;
     Ok(out)
+}
+
+/// `[W_ih | W_hh]`, `(G·H, I+H)` row-major: both weights side by side, so
+/// that a step's input and hidden products are one product with the
+/// operand `[x_t | h_{t-1}]`.
+pub(crate) fn stacked_weights<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(sh.gate_width() * sh.operand_width());
+    for (ih, hh) in w
+        .w_ih
+        .chunks(sh.input.max(1))
+        .zip(w.w_hh.chunks(sh.hidden))
+        .take(sh.gate_width())
+    {
+        out.extend_from_slice(ih);
+        out.extend_from_slice(hh);
+    }
+    out
 }
 
 /// `W_hhᵀ` packed for the forward step `gates += h · W_hhᵀ` — `(H, G·H)`,
@@ -181,6 +233,72 @@ pub(crate) fn weight_grads<T: Float>(
         g.b_hh = Some(Tensor::new(&[gw], column_sums(dgh, gw))?);
     }
     Ok(g)
+}
+
+/// After the backward sweep of a kernel whose step product takes the
+/// operand `[x_t | h_{t-1}]` (saved as `xh`, `(T·B, I+H)`): both weight
+/// gradients from one GEMM, `dzᵀ · [x | h] = [dW_ih | dW_hh]`, then split;
+/// or one GEMM on the wanted half's columns when only one is wanted. Both
+/// bias gradients are the column sums of `dz`. The input's gradient is the
+/// caller's (it came out of the step products).
+pub(crate) fn fused_weight_grads<T: Float>(
+    sh: &SeqShape,
+    xh: &[T],
+    dz: &[T],
+    need: [bool; 5],
+) -> Result<SeqGrads<T>> {
+    let (rows, gw, inp, xw) = (
+        sh.steps * sh.batch,
+        sh.gate_width(),
+        sh.input,
+        sh.operand_width(),
+    );
+    let [_, need_wih, need_whh, need_bih, need_bhh] = need;
+    let dz_t = MatRef::new(dz, rows, gw)?.t();
+    // dzᵀ times columns `cols` of `[x | h]`: a `(G·H, cols.len())` gradient
+    let product = |cols: Range<usize>| -> Result<Vec<T>> {
+        let mut dw = vec![T::zero(); gw * cols.len()];
+        gemm(
+            T::one(),
+            dz_t,
+            MatRef::strided(&xh[cols.start..], rows, cols.len(), xw, 1)?,
+            T::zero(),
+            MatMut::new(&mut dw, gw, cols.len())?,
+        )?;
+        Ok(dw)
+    };
+    let (w_ih, w_hh) = match (need_wih, need_whh) {
+        (true, true) => {
+            let both = product(0..xw)?;
+            let (mut ih, mut hh) = (
+                Vec::with_capacity(gw * inp),
+                Vec::with_capacity(gw * sh.hidden),
+            );
+            for row in both.chunks(xw) {
+                ih.extend_from_slice(&row[..inp]);
+                hh.extend_from_slice(&row[inp..]);
+            }
+            (Some(ih), Some(hh))
+        }
+        (true, false) => (Some(product(0..inp)?), None),
+        (false, true) => (None, Some(product(inp..xw)?)),
+        (false, false) => (None, None),
+    };
+    let bias = (need_bih || need_bhh).then(|| column_sums(dz, gw));
+    Ok(SeqGrads {
+        x: None,
+        w_ih: w_ih.map(|d| Tensor::new(&[gw, inp], d)).transpose()?,
+        w_hh: w_hh.map(|d| Tensor::new(&[gw, sh.hidden], d)).transpose()?,
+        b_ih: bias
+            .clone()
+            .filter(|_| need_bih)
+            .map(|b| Tensor::new(&[gw], b))
+            .transpose()?,
+        b_hh: bias
+            .filter(|_| need_bhh)
+            .map(|b| Tensor::new(&[gw], b))
+            .transpose()?,
+    })
 }
 
 fn column_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
@@ -313,22 +431,24 @@ pub(crate) fn for_each_batch_part<'a, T: Send>(
 }
 
 /// Hands one step's hidden-state gradient from the recurrent product
-/// (`dh_prev`, this part's rows) to the carried `dh` of the samples real at
-/// time `t`; a padded sample's gradient passes through the step unchanged.
-/// `add` for the GRU, whose `dh` already holds the direct path `dh·z`.
+/// (`dh_prev`, this part's rows of `stride` values, the state's gradient in
+/// the last `H` of each) to the carried `dh` of the samples real at time `t`;
+/// a padded sample's gradient passes through the step unchanged. `add` for
+/// the GRU, whose `dh` already holds the direct path `dh·z`.
 pub(crate) fn carry_state_grad<T: Float>(
     sh: &SeqShape,
     t: usize,
     rows: Range<usize>,
     dh: &mut [T],
     dh_prev: &[T],
+    stride: usize,
     add: bool,
 ) {
     let hid = sh.hidden;
     for (i, _) in rows.enumerate().filter(|&(_, b)| sh.real(t, b)) {
         let (to, from) = (
             &mut dh[i * hid..(i + 1) * hid],
-            &dh_prev[i * hid..(i + 1) * hid],
+            &dh_prev[(i + 1) * stride - hid..(i + 1) * stride],
         );
         if add {
             to.iter_mut().zip(from).for_each(|(d, &p)| *d += p);

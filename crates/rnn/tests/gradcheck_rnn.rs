@@ -364,3 +364,75 @@ fn split_changes_nothing(steps: usize, batch: usize, input_size: usize, hidden: 
         }
     }
 }
+
+/// Freezing some weights (or feeding an input that needs no gradient) must
+/// leave every remaining gradient exactly as with everything trainable: the
+/// kernels skip the frozen products (the LSTM computes one weight's half of
+/// its fused `[dW_ih | dW_hh]` product, or drops `dx` from its step product).
+#[test]
+fn frozen_weights_leave_the_other_gradients_unchanged() {
+    let (steps, batch, input_size, hidden) = (5, 3, 4, 6);
+    let lengths = [5, 2, 4];
+    let cfg = RecurrentConfig::new(input_size, hidden).bidirectional(true);
+    // gradients by parameter name (and "x"), with `frozen` parameters and,
+    // unless `x_needs_grad`, a constant input
+    let run = |kind: usize, frozen: &dyn Fn(&str) -> bool, x_needs_grad: bool| {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut layer = match kind {
+            0 => Recurrent::<f64>::lstm(cfg, &mut rng),
+            1 => Recurrent::gru(cfg, &mut rng),
+            _ => Recurrent::rnn(cfg, Nonlinearity::Tanh, &mut rng),
+        }
+        .unwrap();
+        layer.set_trainable_where(frozen, false);
+        let mut tape = Tape::new();
+        let xv = input(&[steps, batch, input_size], 1);
+        let x = if x_needs_grad {
+            tape.leaf(xv)
+        } else {
+            tape.constant(xv)
+        };
+        let out = layer
+            .forward_full(&mut tape, x, Some(&lengths), None)
+            .unwrap();
+        let seed = input(tape.value(out.output).unwrap().shape(), 2);
+        let mut grads = tape.backward_with(out.output, seed).unwrap();
+        let mut all = std::collections::BTreeMap::new();
+        if x_needs_grad {
+            all.insert("x".to_string(), grads.get(x).unwrap().to_vec());
+        }
+        layer.zero_grad();
+        layer.collect_grads(&mut grads);
+        layer.for_each_parameter(|name, p| {
+            if let Some(g) = p.grad() {
+                all.insert(name.to_string(), g.to_vec());
+            }
+        });
+        all
+    };
+    type Frozen<'a> = &'a dyn Fn(&str) -> bool;
+    let selections: [(&str, Frozen, bool); 5] = [
+        ("w_ih frozen", &|n| n.starts_with("weight_ih"), true),
+        ("w_hh frozen", &|n| n.starts_with("weight_hh"), true),
+        ("biases frozen", &|n| n.starts_with("bias"), true),
+        ("all frozen, x trainable", &|_| true, true),
+        ("x constant", &|_| false, false),
+    ];
+    for kind in 0..3 {
+        let full = run(kind, &|_| false, true);
+        for (what, frozen, x_needs_grad) in &selections {
+            let part = run(kind, frozen, *x_needs_grad);
+            let frozen_params = full.keys().filter(|n| *n != "x" && frozen(n)).count();
+            let expected = full.len() - frozen_params - usize::from(!x_needs_grad);
+            assert_eq!(
+                part.len(),
+                expected,
+                "kind {kind}, {what}: {:?}",
+                part.keys()
+            );
+            for (name, g) in &part {
+                assert_eq!(g, &full[name], "kind {kind}, {what}: gradient of {name}");
+            }
+        }
+    }
+}

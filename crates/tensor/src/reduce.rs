@@ -101,30 +101,54 @@ pub fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
 }
 
 fn softmax_like<T: Float>(x: &Tensor<T>, axis: usize, log: bool) -> Tensor<T> {
+    use crate::parallel::PARALLEL_THRESHOLD;
+    use rayon::prelude::*;
     let (outer, n, inner) = split_at_axis(x.shape(), axis);
     let src = x.as_slice();
     let mut out = vec![T::zero(); src.len()];
-    let mut column = vec![T::zero(); n];
+    if n == 0 {
+        return Tensor::from_vec_unchecked(x.shape(), out);
+    }
+    if inner == 1 {
+        // contiguous rows (the class axis of a loss): in parallel when large
+        let row = |(o, s): (&mut [T], &[T])| softmax_row(s, o, log);
+        if src.len() >= PARALLEL_THRESHOLD {
+            out.par_chunks_mut(n).zip(src.par_chunks(n)).for_each(row);
+        } else {
+            out.chunks_mut(n).zip(src.chunks(n)).for_each(row);
+        }
+        return Tensor::from_vec_unchecked(x.shape(), out);
+    }
+    let (mut column, mut result) = (vec![T::zero(); n], vec![T::zero(); n]);
     for o in 0..outer {
         for i in 0..inner {
             let at = |k: usize| (o * n + k) * inner + i;
             for (k, c) in column.iter_mut().enumerate() {
                 *c = src[at(k)];
             }
-            let max = column.iter().copied().fold(T::neg_infinity(), T::max);
-            let shift = if max.is_finite() { max } else { T::zero() };
-            let sum: T = column.iter().map(|&v| (v - shift).exp()).sum();
-            let log_sum = sum.ln();
-            for (k, &v) in column.iter().enumerate() {
-                out[at(k)] = if log {
-                    v - shift - log_sum
-                } else {
-                    (v - shift).exp() / sum
-                };
+            softmax_row(&column, &mut result, log);
+            for (k, &v) in result.iter().enumerate() {
+                out[at(k)] = v;
             }
         }
     }
     Tensor::from_vec_unchecked(x.shape(), out)
+}
+
+/// Softmax (or log-softmax) of one row, shifted by its maximum so the
+/// exponentials cannot overflow.
+fn softmax_row<T: Float>(row: &[T], out: &mut [T], log: bool) {
+    let max = row.iter().copied().fold(T::neg_infinity(), T::max);
+    let shift = if max.is_finite() { max } else { T::zero() };
+    let sum: T = row.iter().map(|&v| (v - shift).exp()).sum();
+    let log_sum = sum.ln();
+    for (o, &v) in out.iter_mut().zip(row) {
+        *o = if log {
+            v - shift - log_sum
+        } else {
+            (v - shift).exp() / sum
+        };
+    }
 }
 
 #[cfg(test)]
@@ -161,5 +185,33 @@ mod tests {
         assert_eq!(resolve_axis("t", -1, 3).unwrap(), 2);
         assert!(resolve_axis("t", 3, 3).is_err());
         assert!(resolve_axis("t", -4, 3).is_err());
+    }
+
+    /// The contiguous-row path (last axis, parallel when large) and the
+    /// strided path give the same values, bit for bit.
+    #[test]
+    fn softmax_rows_match_the_strided_path() {
+        for rows in [3usize, 700] {
+            let n = rows * 65;
+            let x = Tensor::<f32>::new(
+                &[rows, 65],
+                (0..n)
+                    .map(|i| ((i * 7919) % 113) as f32 / 9.0 - 6.0)
+                    .collect(),
+            )
+            .unwrap();
+            let xt = x.transpose(0, 1).unwrap();
+            for log in [false, true] {
+                let by_rows = softmax_like(&x, 1, log);
+                let strided = softmax_like(&xt, 0, log).transpose(0, 1).unwrap();
+                assert_eq!(
+                    by_rows.as_slice(),
+                    strided.as_slice(),
+                    "{rows} rows, log {log}"
+                );
+            }
+            let sums = sum_axis(&softmax(&x, 1), 1, false);
+            assert!(sums.as_slice().iter().all(|&s| (s - 1.0).abs() < 1e-5));
+        }
     }
 }

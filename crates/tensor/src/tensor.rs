@@ -206,8 +206,43 @@ impl<T: Float> Tensor<T> {
                 ),
             ));
         }
+        if rank >= 2 && axes[rank - 1] == rank - 1 {
+            return Ok(self.permute_rows(axes));
+        }
         let view = self.data.view().permuted_axes(IxDyn(axes));
         Ok(Tensor::from_array(view.as_standard_layout().into_owned()))
+    }
+
+    /// A permutation that keeps the last axis last moves whole rows: one
+    /// slice copy per row instead of an element-by-element walk (the
+    /// `batch_first` recurrent layers permute `(B, T, F)` to `(T, B, F)`
+    /// and back on every call, and that walk showed in profiles).
+    fn permute_rows(&self, axes: &[usize]) -> Self {
+        let shape = self.shape();
+        let rank = shape.len();
+        let row = shape[rank - 1];
+        let mut strides = vec![row; rank - 1];
+        for a in (0..rank.saturating_sub(2)).rev() {
+            strides[a] = strides[a + 1] * shape[a + 1];
+        }
+        let out_shape: Vec<usize> = axes.iter().map(|&a| shape[a]).collect();
+        let src = self.as_slice();
+        let mut out = Vec::with_capacity(src.len());
+        // odometer over the output's leading axes, and the matching source row
+        let mut index = vec![0usize; rank - 1];
+        let rows = out_shape[..rank - 1].iter().product::<usize>();
+        for _ in 0..if row == 0 { 0 } else { rows } {
+            let at: usize = index.iter().zip(axes).map(|(&i, &a)| i * strides[a]).sum();
+            out.extend_from_slice(&src[at..at + row]);
+            for d in (0..rank - 1).rev() {
+                index[d] += 1;
+                if index[d] < out_shape[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
+        Tensor::from_vec_unchecked(&out_shape, out)
     }
 
     /// Swaps two axes; copies.
@@ -337,5 +372,43 @@ mod tests {
         assert_eq!(tt.as_slice(), &[1., 4., 2., 5., 3., 6.]);
         assert!(t.permute(&[0, 0]).is_err());
         assert!(t.transpose(0, 2).is_err());
+    }
+
+    /// The row-copying path (last axis kept) against the definition
+    /// `out[i_0..i_{r-1}] = x[j]` with `j[axes[d]] = i[d]`.
+    #[test]
+    fn permutations_keeping_the_last_axis_move_whole_rows() {
+        let shape = [2usize, 3, 4, 5];
+        let n: usize = shape.iter().product();
+        let x = Tensor::<f32>::new(&shape, (0..n).map(|v| v as f32).collect()).unwrap();
+        for axes in [
+            vec![0, 1, 2, 3],
+            vec![1, 0, 2, 3],
+            vec![2, 0, 1, 3],
+            vec![1, 2, 0, 3],
+        ] {
+            let y = x.permute(&axes).unwrap();
+            let want: Vec<usize> = axes.iter().map(|&a| shape[a]).collect();
+            assert_eq!(y.shape(), &want[..]);
+            for (flat, &v) in y.as_slice().iter().enumerate() {
+                let (mut rest, mut src) = (flat, [0usize; 4]);
+                for d in (0..4).rev() {
+                    src[axes[d]] = rest % want[d];
+                    rest /= want[d];
+                }
+                let at = ((src[0] * 3 + src[1]) * 4 + src[2]) * 5 + src[3];
+                assert_eq!(v, at as f32, "axes {axes:?}, element {flat}");
+            }
+        }
+        let three = Tensor::<f32>::new(&[2, 3, 2], (0..12).map(|v| v as f32).collect()).unwrap();
+        let swapped = three.permute(&[1, 0, 2]).unwrap();
+        assert_eq!(
+            swapped.as_slice(),
+            &[0., 1., 6., 7., 2., 3., 8., 9., 4., 5., 10., 11.]
+        );
+        let empty = Tensor::<f32>::zeros(&[0, 3, 2])
+            .permute(&[1, 0, 2])
+            .unwrap();
+        assert_eq!(empty.shape(), &[3, 0, 2]);
     }
 }
