@@ -17,6 +17,8 @@ use crate::float::Float;
 
 const MR: usize = 4;
 const NR: usize = 32;
+/// Rows of `B` per block: a 32-column block then takes 16 KB (f32), half of L1.
+const KC: usize = 128;
 
 /// Below this many multiply-adds the product runs on one thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
@@ -126,7 +128,8 @@ impl<'a, T> Rhs<'a, T> {
     /// The strip of `B` that starts at column `j` (a multiple of 32), and its row stride.
     fn strip(self, j: usize, n: usize) -> (&'a [T], usize) {
         match self {
-            Rhs::RowMajor(b) => (&b[j..], n),
+            // (an empty `B`, `k == 0`, has no column `j`)
+            Rhs::RowMajor(b) => (b.get(j..).unwrap_or_default(), n),
             Rhs::Packed(p) => (&p.data[(j / NR) * p.k * NR..], NR),
         }
     }
@@ -242,46 +245,81 @@ fn columns<T: Float>(
     c1: usize,
     accumulate: bool,
 ) {
-    let fast = T::has_tile_8_rows();
-    let mr = if fast { 8 } else { MR };
-    // Column strips outermost: one strip of `B` (k x 32) is read from L2
-    // once and then stays in L1 for every row tile of `A`.
+    // Column strips outermost, then blocks of `KC` rows of the strip: one
+    // block of `B` (KC x 32, 16 KB in f32) is read from L2 once and then
+    // stays in L1 for every row tile of `A` — and for every pass of a tile
+    // that covers its columns in parts (the AVX2 tile reads the block three
+    // times). A tile resumes from `C` at the next block, which adds the same
+    // products in the same order as one pass over all of `k`.
     let mut j = c0;
     while j < c1 {
         let cols = NR.min(c1 - j);
-        let (b, ldb) = rhs.strip(j, n);
-        let mut r = 0;
-        while r < m {
-            let rows = mr.min(m - r);
-            let (a_t, c_t) = (&a[r * k..], &mut c[r * n + j..]);
-            // SAFETY: the tile's 8 rows of A (k each), k rows of `cols` of B
-            // (stride `ldb`: the row length, or 32 when packed) and 8 rows of
-            // `cols` of C lie inside the checked buffers.
-            let vector_tile = fast
-                && rows == mr
-                && unsafe {
-                    T::tile_8_rows(
-                        cols,
-                        k,
-                        a_t.as_ptr(),
-                        k,
-                        b.as_ptr(),
-                        ldb,
-                        c_t.as_mut_ptr(),
-                        n,
-                        accumulate,
-                    )
-                };
-            if !vector_tile {
-                if rows == MR && cols == NR {
-                    tile_full(k, a_t, k, b, ldb, c_t, n, accumulate);
-                } else {
-                    tile_edge(rows, cols, k, a_t, k, b, ldb, c_t, n, accumulate);
-                }
+        let (strip, ldb) = rhs.strip(j, n);
+        // at least one block, so that `k == 0` still writes `C = 0`
+        let mut p0 = 0;
+        loop {
+            let kc = KC.min(k - p0);
+            let b = &strip[p0 * ldb..];
+            row_tiles(m, k, p0, kc, a, b, ldb, c, n, j, cols, accumulate || p0 > 0);
+            p0 += kc;
+            if p0 >= k {
+                break;
             }
-            r += rows;
         }
         j += cols;
+    }
+}
+
+/// One block of rows `p0..p0 + kc` of a column strip against every row tile
+/// of `A`, into columns `j..j + cols` of `C`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn row_tiles<T: Float>(
+    m: usize,
+    k: usize,
+    p0: usize,
+    kc: usize,
+    a: &[T],
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    n: usize,
+    j: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    let fast = T::has_tile_8_rows();
+    let mr = if fast { 8 } else { MR };
+    let mut r = 0;
+    while r < m {
+        let rows = mr.min(m - r);
+        let (a_t, c_t) = (&a[r * k + p0..], &mut c[r * n + j..]);
+        // SAFETY: the tile's 8 rows of A (k each), k rows of `cols` of B
+        // (stride `ldb`: the row length, or 32 when packed) and 8 rows of
+        // `cols` of C lie inside the checked buffers.
+        let vector_tile = fast
+            && rows == mr
+            && unsafe {
+                T::tile_8_rows(
+                    cols,
+                    kc,
+                    a_t.as_ptr(),
+                    k,
+                    b.as_ptr(),
+                    ldb,
+                    c_t.as_mut_ptr(),
+                    n,
+                    accumulate,
+                )
+            };
+        if !vector_tile {
+            if rows == MR && cols == NR {
+                tile_full(kc, a_t, k, b, ldb, c_t, n, accumulate);
+            } else {
+                tile_edge(rows, cols, kc, a_t, k, b, ldb, c_t, n, accumulate);
+            }
+        }
+        r += rows;
     }
 }
 
@@ -362,6 +400,7 @@ mod tests {
             (3, 300, 70),
             (64, 32, 144),
             (24, 9, 48),
+            (5, 0, 40),
         ] {
             let (a, b) = (data(m * k, 1), data(k * n, 2));
             let c0 = data(m * n, 3);
@@ -407,6 +446,7 @@ mod tests {
             (64, 32, 144),
             (8, 5, 16),
             (12, 9, 80),
+            (16, 300, 48),
         ] {
             let (a, b) = (data(m * k, 4), data(k * n, 5));
             let (a32, b32): (Vec<f32>, Vec<f32>) = (
