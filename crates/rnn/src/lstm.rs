@@ -26,7 +26,7 @@ use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
     BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad, for_each_batch_part,
-    fused_weight_grads, pack_w_hh, stacked_weights, step_product, summed_bias,
+    fused_weight_grads, pack_stacked, pack_stacked_t, pack_w_hh, step_product, summed_bias,
 };
 
 /// What the backward pass needs from the forward pass.
@@ -53,7 +53,7 @@ pub(crate) fn lstm_forward<T: Float>(
     save: bool,
 ) -> Result<(Vec<T>, Option<LstmSaved<T>>)> {
     let (steps, hid, gw, sl) = (sh.steps, sh.hidden, sh.gate_width(), sh.state_len());
-    let w_t = PackedRhs::from_transposed(&stacked_weights(sh, w), sh.operand_width(), gw)?;
+    let w_t = pack_stacked_t(sh, w)?;
     let bias = summed_bias(gw, &[w.b_ih, w.b_hh]);
     let mut packed = zeros((steps + 2) * sl);
     let kept = |width: usize| zeros(if save { steps * sh.batch * width } else { 0 });
@@ -256,7 +256,7 @@ pub(crate) fn lstm_backward<T: Float>(
     // The step's product gives `[dx_t | dh_{t-1}]`, or `dh_{t-1}` alone
     // when nothing upstream wants the input's gradient.
     let w_back = if need_x {
-        PackedRhs::from_row_major(&stacked_weights(sh, w), gw, sh.operand_width())?
+        pack_stacked(sh, w)?
     } else {
         pack_w_hh(sh, w.w_hh)?
     };

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use finetune_tensor::gemm::{MatMut, MatRef, gemm};
 use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed, gemm_rows_packed_parallel};
-use finetune_tensor::{Float, Result, Tensor};
+use finetune_tensor::{Float, Result, Tensor, TensorError};
 
 /// Sizes and masking of one direction of one layer.
 #[derive(Clone, Debug)]
@@ -129,21 +129,60 @@ pub(crate) fn input_projection<T: Float>(
     Ok(out)
 }
 
-/// `[W_ih | W_hh]`, `(G·H, I+H)` row-major: both weights side by side, so
-/// that a step's input and hidden products are one product with the
-/// operand `[x_t | h_{t-1}]`.
-pub(crate) fn stacked_weights<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Vec<T> {
-    let mut out = Vec::with_capacity(sh.gate_width() * sh.operand_width());
-    for (ih, hh) in w
-        .w_ih
-        .chunks(sh.input.max(1))
-        .zip(w.w_hh.chunks(sh.hidden))
-        .take(sh.gate_width())
-    {
-        out.extend_from_slice(ih);
-        out.extend_from_slice(hh);
+/// `[W_ih | W_hh]ᵀ` packed for the forward step of a kernel whose input and
+/// hidden products are one, `z = [x_t | h_{t-1}] · [W_ih | W_hh]ᵀ`: `(I+H, G·H)`,
+/// packed straight from the two weights.
+pub(crate) fn pack_stacked_t<T: Float>(
+    sh: &SeqShape,
+    w: &SeqWeights<'_, T>,
+) -> Result<PackedRhs<T>> {
+    check_stacked(sh, w)?;
+    let (inp, hid) = (sh.input, sh.hidden);
+    Ok(PackedRhs::from_fn(
+        sh.operand_width(),
+        sh.gate_width(),
+        |p, j| {
+            if p < inp {
+                w.w_ih[j * inp + p]
+            } else {
+                w.w_hh[j * hid + p - inp]
+            }
+        },
+    ))
+}
+
+/// `[W_ih | W_hh]` packed for that kernel's backward step
+/// `[dx_t | dh_{t-1}] = dz_t · [W_ih | W_hh]`: `(G·H, I+H)`.
+pub(crate) fn pack_stacked<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Result<PackedRhs<T>> {
+    check_stacked(sh, w)?;
+    let (inp, hid) = (sh.input, sh.hidden);
+    Ok(PackedRhs::from_fn(
+        sh.gate_width(),
+        sh.operand_width(),
+        |p, j| {
+            if j < inp {
+                w.w_ih[p * inp + j]
+            } else {
+                w.w_hh[p * hid + j - inp]
+            }
+        },
+    ))
+}
+
+/// Both weights hold their `(G·H, I)` and `(G·H, H)` values.
+fn check_stacked<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Result<()> {
+    let (gw, inp, hid) = (sh.gate_width(), sh.input, sh.hidden);
+    if w.w_ih.len() != gw * inp || w.w_hh.len() != gw * hid {
+        return Err(TensorError::invalid_argument(
+            "recurrent weights",
+            format!(
+                "{} and {} values for a ({gw}, {inp}) and a ({gw}, {hid}) weight",
+                w.w_ih.len(),
+                w.w_hh.len()
+            ),
+        ));
     }
-    out
+    Ok(())
 }
 
 /// `W_hhᵀ` packed for the forward step `gates += h · W_hhᵀ` — `(H, G·H)`,

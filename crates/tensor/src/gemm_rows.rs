@@ -153,33 +153,42 @@ pub struct PackedRhs<T> {
 impl<T: Float> PackedRhs<T> {
     /// Packs a row-major `b` of `k x n`.
     pub fn from_row_major(b: &[T], k: usize, n: usize) -> Result<Self> {
-        Self::pack(b, k, n, |p, j| p * n + j)
+        check_holds(b, k, n)?;
+        Ok(Self::from_fn(k, n, |p, j| b[p * n + j]))
     }
 
     /// Packs `B = Wᵀ` from a row-major `w` of `n x k` — the recurrent
     /// weight `W_hh` `(G·H, H)` for the forward product `h · W_hhᵀ`,
     /// with no transposed copy in between.
     pub fn from_transposed(w: &[T], k: usize, n: usize) -> Result<Self> {
-        Self::pack(w, k, n, |p, j| j * k + p)
+        check_holds(w, k, n)?;
+        Ok(Self::from_fn(k, n, |p, j| w[j * k + p]))
     }
 
-    fn pack(src: &[T], k: usize, n: usize, at: impl Fn(usize, usize) -> usize) -> Result<Self> {
-        if src.len() < k * n {
-            return Err(TensorError::invalid_argument(
-                "PackedRhs",
-                format!("{} values cannot hold a {k} x {n} matrix", src.len()),
-            ));
-        }
+    /// Packs the `k x n` matrix whose element `(p, j)` is `value(p, j)`:
+    /// for a `B` assembled from parts, such as the LSTM's `[W_ih | W_hh]`,
+    /// with no assembled copy in between. Strips are packed in parallel
+    /// when `B` is large (packing is on the critical path of every
+    /// sequence, before the first step). `value` must accept every
+    /// `p < k`, `j < n`.
+    pub fn from_fn(k: usize, n: usize, value: impl Fn(usize, usize) -> T + Sync) -> Self {
+        use rayon::prelude::*;
         let strips = n.div_ceil(NR);
-        let mut data = vec![T::zero(); strips * k * NR];
-        for (s, strip) in data.chunks_mut((k * NR).max(1)).enumerate().take(strips) {
+        let mut data = crate::parallel::zeros(strips * k * NR);
+        let pack_strip = |(s, strip): (usize, &mut [T])| {
+            let cols = NR.min(n - s * NR);
             for (p, row) in strip.chunks_mut(NR).enumerate() {
-                for (c, v) in row.iter_mut().enumerate().take(n.saturating_sub(s * NR)) {
-                    *v = src[at(p, s * NR + c)];
+                for (c, v) in row[..cols].iter_mut().enumerate() {
+                    *v = value(p, s * NR + c);
                 }
             }
+        };
+        if k > 0 && data.len() >= crate::parallel::PARALLEL_THRESHOLD {
+            data.par_chunks_mut(k * NR).enumerate().for_each(pack_strip);
+        } else if k > 0 {
+            data.chunks_mut(k * NR).enumerate().for_each(pack_strip);
         }
-        Ok(PackedRhs { k, n, data })
+        PackedRhs { k, n, data }
     }
 
     /// Rows of `B` (the inner dimension of the product).
@@ -191,6 +200,17 @@ impl<T: Float> PackedRhs<T> {
     pub fn n(&self) -> usize {
         self.n
     }
+}
+
+/// `src` must hold a `k x n` matrix.
+fn check_holds<T>(src: &[T], k: usize, n: usize) -> Result<()> {
+    if k.checked_mul(n).is_none_or(|len| src.len() < len) {
+        return Err(TensorError::invalid_argument(
+            "PackedRhs",
+            format!("{} values cannot hold a {k} x {n} matrix", src.len()),
+        ));
+    }
+    Ok(())
 }
 
 /// `c[m x n] (+)= a[m x k] · B` against a [`PackedRhs`], on the calling thread:
