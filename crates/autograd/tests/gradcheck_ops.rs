@@ -388,3 +388,30 @@ fn composite_graph_accumulates_through_fan_out() {
         &inputs,
     );
 }
+
+/// A language model's loss (thousands of rows) takes the parallel paths of
+/// log-softmax and of the cross-entropy gradient; every row must come out
+/// exactly as it does alone (the serial path, checked above).
+#[test]
+fn large_cross_entropy_matches_row_by_row() {
+    let (n, c) = (700, 65);
+    let z = rand(&[n, c], 9);
+    let y: Vec<usize> = (0..n).map(|i| (i * 31) % c).collect();
+    let o = LossOptions {
+        label_smoothing: 0.1,
+        reduction: Reduction::Sum,
+        ..Default::default()
+    };
+    let mut tape = Tape::new();
+    let zv = tape.leaf(z.clone());
+    let loss = tape.cross_entropy(zv, &y, &o).unwrap();
+    let whole = tape.backward(loss).unwrap().get(zv).unwrap().to_vec();
+    for i in [0, 1, 350, n - 1] {
+        let mut t = Tape::new();
+        let row = Tensor::new(&[1, c], z.as_slice()[i * c..(i + 1) * c].to_vec()).unwrap();
+        let rv = t.leaf(row);
+        let l = t.cross_entropy(rv, &y[i..=i], &o).unwrap();
+        let g = t.backward(l).unwrap().get(rv).unwrap().to_vec();
+        assert_eq!(&whole[i * c..(i + 1) * c], &g[..], "row {i}");
+    }
+}

@@ -112,9 +112,11 @@ impl<T: Float> Tape<T> {
             .collect();
         let y = plan.reduce(&per_example)?;
         Ok(self.record("cross_entropy", &[logits], y, move |ctx| {
+            use rayon::prelude::*;
             let mut dz = vec![T::zero(); plan.n * c];
-            for i in 0..plan.n {
-                let Some(y) = plan.target(i) else { continue };
+            // one row of `dz = coef · (softmax · Σt − t)` for the smoothed target `t`
+            let row_grad = |(i, d): (usize, &mut [T])| {
+                let Some(y) = plan.target(i) else { return };
                 let coef = plan.example_grad(ctx.grad_output, i);
                 let row = &logp.as_slice()[i * c..(i + 1) * c];
                 let t = |k: usize| {
@@ -126,9 +128,16 @@ impl<T: Float> Tape<T> {
                     hard + uniform * plan.weight(k)
                 };
                 let total: T = (0..c).map(t).sum();
-                for (k, d) in dz[i * c..(i + 1) * c].iter_mut().enumerate() {
+                for (k, d) in d.iter_mut().enumerate() {
                     *d = coef * (row[k].exp() * total - t(k));
                 }
+            };
+            // rows are independent: a language model's (tokens × vocabulary)
+            // is worth splitting over threads
+            if dz.len() >= finetune_tensor::parallel::PARALLEL_THRESHOLD {
+                dz.par_chunks_mut(c).enumerate().for_each(row_grad);
+            } else {
+                dz.chunks_mut(c.max(1)).enumerate().for_each(row_grad);
             }
             Ok(vec![Some(Tensor::from_parts(ctx.inputs[0].shape(), dz)?)])
         }))
