@@ -227,19 +227,27 @@ impl<T: Float> Tensor<T> {
         }
         let out_shape: Vec<usize> = axes.iter().map(|&a| shape[a]).collect();
         let src = self.as_slice();
-        let mut out = Vec::with_capacity(src.len());
-        // odometer over the output's leading axes, and the matching source row
-        let mut index = vec![0usize; rank - 1];
-        let rows = out_shape[..rank - 1].iter().product::<usize>();
-        for _ in 0..if row == 0 { 0 } else { rows } {
-            let at: usize = index.iter().zip(axes).map(|(&i, &a)| i * strides[a]).sum();
-            out.extend_from_slice(&src[at..at + row]);
+        // the source offset of output row `r`: its index over the output's
+        // leading axes, each step along axis `d` moving `strides[axes[d]]`
+        let source = |mut r: usize| -> usize {
+            let mut at = 0;
             for d in (0..rank - 1).rev() {
-                index[d] += 1;
-                if index[d] < out_shape[d] {
-                    break;
-                }
-                index[d] = 0;
+                at += (r % out_shape[d]) * strides[axes[d]];
+                r /= out_shape[d];
+            }
+            at
+        };
+        let copy_row = |(r, dst): (usize, &mut [T])| {
+            let at = source(r);
+            dst.copy_from_slice(&src[at..at + row]);
+        };
+        let mut out = crate::parallel::zeros(src.len());
+        if row > 0 {
+            if src.len() >= crate::parallel::PARALLEL_THRESHOLD {
+                use rayon::prelude::*;
+                out.par_chunks_mut(row).enumerate().for_each(copy_row);
+            } else {
+                out.chunks_mut(row).enumerate().for_each(copy_row);
             }
         }
         Tensor::from_vec_unchecked(&out_shape, out)

@@ -132,7 +132,9 @@ impl<T: Float> Tape<T> {
         Ok(self.record("narrow", &[x], y, move |ctx| {
             let shape = ctx.inputs[0].shape();
             let (outer, n, inner) = split_at_axis(shape, axis);
-            let mut dx = vec![T::zero(); ctx.inputs[0].len()];
+            // (a recurrent layer narrows its outputs out of a multi-megabyte
+            // block: fill that in parallel)
+            let mut dx = finetune_tensor::parallel::zeros(ctx.inputs[0].len());
             let g = ctx.grad_output.as_slice();
             for o in 0..outer {
                 let dst = &mut dx[(o * n + start) * inner..(o * n + start + len) * inner];
