@@ -340,14 +340,30 @@ pub(crate) fn fused_weight_grads<T: Float>(
     })
 }
 
+/// The bias gradient: column sums of a `(T·B, G·H)` gradient — megabytes, so
+/// blocks of rows are summed in parallel and the block sums then added in
+/// block order: the same rounding whatever the number of threads.
 fn column_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
-    let mut s = vec![T::zero(); cols];
-    for row in m.chunks(cols.max(1)) {
-        for (a, &v) in s.iter_mut().zip(row) {
+    use rayon::prelude::*;
+    const BLOCK_ROWS: usize = 128;
+    let cols = cols.max(1);
+    let block_sum = |block: &[T]| {
+        let mut s = vec![T::zero(); cols];
+        for row in block.chunks(cols) {
+            for (a, &v) in s.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        s
+    };
+    let blocks: Vec<Vec<T>> = m.par_chunks(cols * BLOCK_ROWS).map(block_sum).collect();
+    let mut sum = vec![T::zero(); cols];
+    for b in &blocks {
+        for (a, &v) in sum.iter_mut().zip(b) {
             *a += v;
         }
     }
-    s
+    sum
 }
 
 /// One thread's share of a sequence kernel: the samples `rows`, and those
