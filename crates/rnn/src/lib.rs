@@ -6,10 +6,12 @@
 //! lengths and initial states; and the one-step cells [`LstmCell`],
 //! [`GruCell`], [`RnnCell`] for studying a single step.
 //!
-//! Each (layer, direction) of a [`Recurrent`] is one op on the tape: the
-//! input projection of all steps is one GEMM, each step one `(B,H)x(H,G·H)`
-//! GEMM plus fused gate math, and the backward pass (in `lstm.rs`, `gru.rs`,
-//! `rnn.rs`) is full backpropagation through time. Truncated BPTT carries a
+//! Each (layer, direction) of a [`Recurrent`] is one op on the tape: each
+//! step is one GEMM plus fused gate math — for the LSTM `[x_t | h_{t-1}] ·
+//! [W_ih | W_hh]ᵀ`, `(B, I+H) x (I+H, 4H)`; for the GRU and plain RNN
+//! `(B,H)x(H,G·H)` after one GEMM for the input side of all steps — and the
+//! backward pass (in `lstm.rs`, `gru.rs`, `rnn.rs`) is full backpropagation
+//! through time. Truncated BPTT carries a
 //! [`RecurrentState`] (plain tensors, hence detached) to the next batch.
 //!
 //! ```

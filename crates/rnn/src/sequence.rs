@@ -1,7 +1,10 @@
 //! What the three fused recurrent kernels share: the layout of a sequence,
-//! the input projection done as one GEMM for all time steps, the split of the
-//! batch over threads for the time loop, and the weight gradients done as one
-//! GEMM each after the backward sweep.
+//! the split of the batch over threads for the time loop, and the two ways
+//! of handling the input side: either as one GEMM for all time steps before
+//! the loop (GRU, plain RNN: `input_projection`, `weight_grads`), or inside
+//! each step's product, whose operand is then `[x_t | h_{t-1}]` (LSTM:
+//! `pack_stacked_t`, `pack_stacked`, `fused_weight_grads`). Either way the
+//! weight gradients are GEMMs over all steps after the backward sweep.
 //!
 //! Why the batch and not the step is split: the samples of a batch never
 //! interact, so each thread runs its own samples through *every* step — one
