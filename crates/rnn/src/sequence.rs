@@ -139,41 +139,27 @@ pub(crate) fn pack_stacked_t<T: Float>(
     sh: &SeqShape,
     w: &SeqWeights<'_, T>,
 ) -> Result<PackedRhs<T>> {
-    check_stacked(sh, w)?;
-    let (inp, hid) = (sh.input, sh.hidden);
+    let at = stacked(sh, w)?;
     Ok(PackedRhs::from_fn(
         sh.operand_width(),
         sh.gate_width(),
-        |p, j| {
-            if p < inp {
-                w.w_ih[j * inp + p]
-            } else {
-                w.w_hh[j * hid + p - inp]
-            }
-        },
+        |p, j| at(j, p),
     ))
 }
 
 /// `[W_ih | W_hh]` packed for that kernel's backward step
 /// `[dx_t | dh_{t-1}] = dz_t · [W_ih | W_hh]`: `(G·H, I+H)`.
 pub(crate) fn pack_stacked<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Result<PackedRhs<T>> {
-    check_stacked(sh, w)?;
-    let (inp, hid) = (sh.input, sh.hidden);
-    Ok(PackedRhs::from_fn(
-        sh.gate_width(),
-        sh.operand_width(),
-        |p, j| {
-            if j < inp {
-                w.w_ih[p * inp + j]
-            } else {
-                w.w_hh[p * hid + j - inp]
-            }
-        },
-    ))
+    let at = stacked(sh, w)?;
+    Ok(PackedRhs::from_fn(sh.gate_width(), sh.operand_width(), at))
 }
 
-/// Both weights hold their `(G·H, I)` and `(G·H, H)` values.
-fn check_stacked<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Result<()> {
+/// Element `(r, c)` of `[W_ih | W_hh]` (`(G·H, I+H)`), once both weights are
+/// checked to hold their `(G·H, I)` and `(G·H, H)` values.
+fn stacked<'a, T: Float>(
+    sh: &SeqShape,
+    w: &'a SeqWeights<'a, T>,
+) -> Result<impl Fn(usize, usize) -> T + Sync + 'a> {
     let (gw, inp, hid) = (sh.gate_width(), sh.input, sh.hidden);
     if w.w_ih.len() != gw * inp || w.w_hh.len() != gw * hid {
         return Err(TensorError::invalid_argument(
@@ -185,7 +171,14 @@ fn check_stacked<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    let (w_ih, w_hh) = (w.w_ih, w.w_hh);
+    Ok(move |r: usize, c: usize| {
+        if c < inp {
+            w_ih[r * inp + c]
+        } else {
+            w_hh[r * hid + c - inp]
+        }
+    })
 }
 
 /// `W_hhᵀ` packed for the forward step `gates += h · W_hhᵀ` — `(H, G·H)`,
