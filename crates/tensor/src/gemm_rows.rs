@@ -314,9 +314,10 @@ fn row_tiles<T: Float>(
     while r < m {
         let rows = mr.min(m - r);
         let (a_t, c_t) = (&a[r * k + p0..], &mut c[r * n + j..]);
-        // SAFETY: the tile's 8 rows of A (k each), k rows of `cols` of B
-        // (stride `ldb`: the row length, or 32 when packed) and 8 rows of
-        // `cols` of C lie inside the checked buffers.
+        // SAFETY: the tile's 8 rows of A (`kc` values from column `p0`, row
+        // stride `k`), this block's `kc` rows of `cols` of B (stride `ldb`:
+        // the row length, or 32 when packed) and 8 rows of `cols` of C lie
+        // inside the checked buffers.
         let vector_tile = fast
             && rows == mr
             && unsafe {
