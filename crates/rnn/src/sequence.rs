@@ -261,13 +261,32 @@ pub(crate) fn weight_grads<T: Float>(
         )?;
         g.w_hh = Some(Tensor::new(&[gw, sh.hidden], dw)?);
     }
-    if need_bih {
-        g.b_ih = Some(Tensor::new(&[gw], column_sums(dgx, gw))?);
-    }
-    if need_bhh {
-        g.b_hh = Some(Tensor::new(&[gw], column_sums(dgh, gw))?);
-    }
+    [g.b_ih, g.b_hh] = bias_grads(gw, dgx, dgh, need_bih, need_bhh)?;
     Ok(g)
+}
+
+/// `b_ih` and `b_hh` gradients, the column sums of the input-side and
+/// hidden-side pre-activation gradients — summed once when they are the same
+/// matrix (LSTM, plain RNN), since the two biases then get equal gradients.
+fn bias_grads<T: Float>(
+    gw: usize,
+    dgx: &[T],
+    dgh: &[T],
+    need_bih: bool,
+    need_bhh: bool,
+) -> Result<[Option<Tensor<T>>; 2]> {
+    let same = std::ptr::eq(dgx, dgh);
+    let sums_x = (need_bih || (same && need_bhh)).then(|| column_sums(dgx, gw));
+    let sums_h = match (need_bhh, same) {
+        (false, _) => None,
+        (true, true) => sums_x.clone(),
+        (true, false) => Some(column_sums(dgh, gw)),
+    };
+    let tensor = |v: Vec<T>| Tensor::new(&[gw], v);
+    Ok([
+        sums_x.filter(|_| need_bih).map(tensor).transpose()?,
+        sums_h.map(tensor).transpose()?,
+    ])
 }
 
 /// After the backward sweep of a kernel whose step product takes the
@@ -319,20 +338,13 @@ pub(crate) fn fused_weight_grads<T: Float>(
         (false, true) => (None, Some(product(inp..xw)?)),
         (false, false) => (None, None),
     };
-    let bias = (need_bih || need_bhh).then(|| column_sums(dz, gw));
+    let [b_ih, b_hh] = bias_grads(gw, dz, dz, need_bih, need_bhh)?;
     Ok(SeqGrads {
         x: None,
         w_ih: w_ih.map(|d| Tensor::new(&[gw, inp], d)).transpose()?,
         w_hh: w_hh.map(|d| Tensor::new(&[gw, sh.hidden], d)).transpose()?,
-        b_ih: bias
-            .clone()
-            .filter(|_| need_bih)
-            .map(|b| Tensor::new(&[gw], b))
-            .transpose()?,
-        b_hh: bias
-            .filter(|_| need_bhh)
-            .map(|b| Tensor::new(&[gw], b))
-            .transpose()?,
+        b_ih,
+        b_hh,
     })
 }
 
