@@ -11,6 +11,10 @@ use finetune::tensor::Tensor;
 use finetune::tensor::conv::{Conv2dOptions, conv2d_backward, conv2d_forward};
 use finetune::tensor::gemm::{MatMut, MatRef, gemm};
 
+#[path = "reference/raw_sgemm.rs"]
+mod raw_sgemm;
+use raw_sgemm::raw_sgemm;
+
 // The allocator the `finetune` binary runs with (see src/main.rs): every op
 // allocates its output, and glibc returns large blocks to the OS and faults
 // them in again on the next step.
@@ -48,23 +52,8 @@ fn bench_gemm(c: &mut Criterion) {
                 // inside the same one-thread pool as ours, so both pay the
                 // same hand-off to the pool's thread
                 bch.iter(|| {
-                    one_thread.install(|| unsafe {
-                        matrixmultiply::sgemm(
-                            n,
-                            n,
-                            n,
-                            1.0,
-                            a.as_ptr(),
-                            n as isize,
-                            1,
-                            b.as_ptr(),
-                            n as isize,
-                            1,
-                            0.0,
-                            out.as_mut_ptr(),
-                            n as isize,
-                            1,
-                        )
+                    one_thread.install(|| {
+                        raw_sgemm(n, n, n, &a, (n, 1), &b, (n, 1), &mut out);
                     })
                 })
             },

@@ -5,6 +5,10 @@
 
 use finetune::tensor::gemm::{MatMut, MatRef, gemm};
 
+#[path = "../benches/reference/raw_sgemm.rs"]
+mod raw_sgemm;
+use raw_sgemm::raw_sgemm;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(256);
@@ -22,25 +26,7 @@ fn main() {
         let raw = pool.install(|| {
             let t = std::time::Instant::now();
             for _ in 0..reps {
-                // SAFETY: a, b and out are n x n, row-major, contiguous.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        n,
-                        n,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        n as isize,
-                        1,
-                        b.as_ptr(),
-                        n as isize,
-                        1,
-                        0.0,
-                        out.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                }
+                raw_sgemm(n, n, n, &a, (n, 1), &b, (n, 1), &mut out);
             }
             t.elapsed().as_secs_f64() / reps as f64
         });

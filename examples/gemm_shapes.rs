@@ -3,13 +3,17 @@
 
 use finetune::tensor::gemm::{MatMut, MatRef, gemm_serial};
 
+#[path = "../benches/reference/raw_sgemm.rs"]
+mod raw_sgemm;
+use raw_sgemm::raw_sgemm;
+
 fn main() {
     let shapes: [(&str, usize, usize, usize, bool, bool); 9] = [
         ("square 256", 256, 256, 256, false, false),
         ("square 512", 512, 512, 512, false, false),
         ("square 1024", 1024, 1024, 1024, false, false),
         (
-            "lstm in-proj x[2048x64] WT[64x1024]",
+            "rnn in-proj x[2048x64] WT[64x1024]",
             2048,
             64,
             1024,
@@ -71,29 +75,11 @@ fn main() {
             gemm_serial(1.0, am, bm, 0.0, MatMut::new(&mut c, m, n).unwrap()).unwrap();
         }
         let ours = 2.0 * (m * n * k * reps) as f64 / t0.elapsed().as_secs_f64() / 1e9;
-        let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
-        let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+        let a_strides = if ta { (1, m) } else { (k, 1) };
+        let b_strides = if tb { (1, k) } else { (n, 1) };
         let t0 = std::time::Instant::now();
         for _ in 0..reps {
-            // SAFETY: the buffers hold m x k, k x n and m x n values for these strides.
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    rsa,
-                    csa,
-                    b.as_ptr(),
-                    rsb,
-                    csb,
-                    0.0,
-                    c.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            };
+            raw_sgemm(m, k, n, &a, a_strides, &b, b_strides, &mut c);
         }
         let raw = 2.0 * (m * n * k * reps) as f64 / t0.elapsed().as_secs_f64() / 1e9;
         println!("{name:40} ours {ours:6.1} GFLOP/s, matrixmultiply {raw:6.1} GFLOP/s");
