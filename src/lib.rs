@@ -8,6 +8,7 @@
 //! let t = Tensor::<f32>::zeros(&[2, 3]);
 //! assert_eq!(t.len(), 6);
 //! ```
+#![forbid(unsafe_code)]
 
 pub use finetune_autograd as autograd;
 pub use finetune_cnn as cnn;

@@ -3,6 +3,7 @@
 //! Each command is a module with a `run(args) -> anyhow::Result<ExitCode>`
 //! function, listed once in [`COMMANDS`]; adding one (`bench`,
 //! `experiment`, ...) means adding a module and a line there.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

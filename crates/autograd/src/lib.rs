@@ -25,6 +25,7 @@
 //! assert!(grads.get(x).is_none());                                 // data gets no gradient
 //! # Ok::<(), finetune_autograd::AutogradError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod error;
 pub mod gradcheck;

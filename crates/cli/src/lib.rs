@@ -15,6 +15,7 @@
 //! let code = finetune_cli::run_from(["finetune", "--version"]);
 //! assert_eq!(code, std::process::ExitCode::SUCCESS);
 //! ```
+#![forbid(unsafe_code)]
 
 mod cli;
 mod commands;

@@ -34,6 +34,7 @@
 //! assert_eq!(net.state_dict()[4].value, before[4].value);
 //! # Ok::<(), finetune_nn::NnError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod batchnorm;
 pub mod conv;

@@ -49,6 +49,7 @@
 //! assert_eq!(batch.targets.len(), 32);
 //! # Ok::<(), finetune_data::DataError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod augment;
 pub mod batch;

@@ -32,6 +32,7 @@
 //! assert_eq!(model.parameter_count(), (67, 27));
 //! # Ok::<(), finetune_nn::NnError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod activation;
 pub mod dropout;

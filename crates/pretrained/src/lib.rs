@@ -102,6 +102,7 @@
 //! assert_eq!(weight.shape(), &[2, 3]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod atomic;
 pub mod builtin;
@@ -144,5 +145,5 @@ pub use safetensors::{
 };
 pub use spec::{
     AvgPool2dSpec, BatchNormSpec, Conv2dSpec, EmbeddingSpec, LayerKind, LayerShape, LayerSpec,
-    LinearSpec, MaxPool2dSpec, ModelSpec, RecurrentOutputSpec, RecurrentSpec, Size2,
+    Limits, LinearSpec, MaxPool2dSpec, ModelSpec, RecurrentOutputSpec, RecurrentSpec, Size2,
 };

@@ -36,6 +36,7 @@
 //! assert_eq!(tape.shape(logits)?, &[2, 2]);
 //! # Ok::<(), finetune_nn::NnError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod cells;
 mod gru;

@@ -102,8 +102,23 @@ impl Conv2dGeometry {
             ));
         }
         let out_dim = |size: usize, axis: usize| -> Result<usize> {
-            let span = options.dilation[axis] * (weight[2 + axis].max(1) - 1) + 1;
-            let padded = size + 2 * options.padding[axis];
+            let too_large = || {
+                TensorError::invalid_argument(
+                    OP,
+                    format!(
+                        "kernel, padding or dilation too large: {options:?}, weight {weight:?}"
+                    ),
+                )
+            };
+            // checked: a crafted dilation of 2^63 must not wrap into a small span
+            let span = options.dilation[axis]
+                .checked_mul(weight[2 + axis].max(1) - 1)
+                .and_then(|s| s.checked_add(1))
+                .ok_or_else(too_large)?;
+            let padded = options.padding[axis]
+                .checked_mul(2)
+                .and_then(|p| p.checked_add(size))
+                .ok_or_else(too_large)?;
             if weight[2 + axis] == 0 || span > padded {
                 return Err(TensorError::mismatch_because(
                     OP,

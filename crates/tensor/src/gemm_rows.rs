@@ -38,6 +38,61 @@ pub fn gemm_rows<T: Float>(
     Ok(())
 }
 
+/// The output `C` (`m x n`, row-major) as a raw pointer, so that threads
+/// writing disjoint column ranges never hold overlapping `&mut` slices:
+/// each tile borrows only the row segments it writes, one at a time.
+struct OutPtr<'a, T> {
+    ptr: *mut T,
+    m: usize,
+    n: usize,
+    _buffer: std::marker::PhantomData<&'a mut [T]>,
+}
+
+impl<T> Clone for OutPtr<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for OutPtr<'_, T> {}
+
+// SAFETY: an `OutPtr` is handed to rayon workers that write disjoint column
+// ranges of `C` (see `over_threads`); no two threads touch one element.
+unsafe impl<T: Send> Send for OutPtr<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for OutPtr<'_, T> {}
+
+impl<'a, T> OutPtr<'a, T> {
+    /// `c` must hold at least `m * n` elements (checked by `check_sizes`).
+    fn new(c: &'a mut [T], m: usize, n: usize) -> Self {
+        debug_assert!(c.len() >= m * n);
+        OutPtr {
+            ptr: c.as_mut_ptr(),
+            m,
+            n,
+            _buffer: std::marker::PhantomData,
+        }
+    }
+
+    /// Columns `j..j + cols` of row `r`.
+    ///
+    /// # Safety
+    /// `r < m`, `j + cols <= n`, and no other live reference (on any
+    /// thread) may cover these elements while the slice lives.
+    #[inline(always)]
+    unsafe fn row(self, r: usize, j: usize, cols: usize) -> &'a mut [T] {
+        debug_assert!(r < self.m && j + cols <= self.n);
+        // SAFETY: in bounds of the `m * n` buffer by the caller's contract;
+        // exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.n + j), cols) }
+    }
+
+    /// Element `(r, j)` as a raw pointer (for the vector tiles).
+    #[inline(always)]
+    fn at(self, r: usize, j: usize) -> *mut T {
+        self.ptr.wrapping_add(r * self.n + j)
+    }
+}
+
 /// [`gemm_rows`] on the calling thread only, for kernels that are already
 /// parallel over a batch (the Winograd convolution's per-sample products).
 pub fn gemm_rows_serial<T: Float>(
@@ -51,7 +106,20 @@ pub fn gemm_rows_serial<T: Float>(
 ) -> Result<()> {
     check_sizes(m, k, n, [a.len(), b.len(), c.len()])?;
     if m > 0 && n > 0 {
-        columns(m, k, n, a, Rhs::RowMajor(b), c, 0, n, accumulate);
+        // SAFETY: `c` holds `m x n` (checked) and is borrowed exclusively here.
+        unsafe {
+            columns(
+                m,
+                k,
+                n,
+                a,
+                Rhs::RowMajor(b),
+                OutPtr::new(c, m, n),
+                0,
+                n,
+                accumulate,
+            )
+        };
     }
     Ok(())
 }
@@ -78,28 +146,30 @@ fn over_threads<T: Float>(
     } else {
         1
     };
+    let out = OutPtr::new(c, m, n);
     if parts == 1 {
-        columns(m, k, n, a, rhs, c, 0, n, accumulate);
+        // SAFETY: `c` holds `m x n` (checked by every caller) and is ours alone.
+        unsafe { columns(m, k, n, a, rhs, out, 0, n, accumulate) };
         return;
     }
     let per = blocks.div_ceil(parts) * NR;
-    let c_ptr = SendPtr(c.as_mut_ptr());
     (0..parts).into_par_iter().for_each(|p| {
         let (c0, c1) = (p * per, ((p + 1) * per).min(n));
         if c0 >= c1 {
             return;
         }
-        let ptr = c_ptr;
-        // SAFETY: each part writes only columns c0..c1 of every row of `c`,
-        // disjoint from the other parts; the caller checked the length.
-        let c_all = unsafe { std::slice::from_raw_parts_mut(ptr.0, m * n) };
-        columns(m, k, n, a, rhs, c_all, c0, c1, accumulate);
+        // SAFETY: each part touches only columns c0..c1 of each row of `C`,
+        // disjoint from every other part's; `c` is borrowed mutably for the
+        // whole parallel loop, so nothing else can see it meanwhile.
+        unsafe { columns(m, k, n, a, rhs, out, c0, c1, accumulate) };
     });
 }
 
 /// The buffers (their lengths `a`, `b`, `c`) must hold `(m x k) · (k x n)`.
 fn check_sizes(m: usize, k: usize, n: usize, [a, b, c]: [usize; 3]) -> Result<()> {
-    if a < m * k || b < k * n || c < m * n {
+    let holds =
+        |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|e| len >= e);
+    if !(holds(a, m, k) && holds(b, k, n) && holds(c, m, n)) {
         return Err(TensorError::invalid_argument(
             "gemm_rows",
             format!(
@@ -109,13 +179,6 @@ fn check_sizes(m: usize, k: usize, n: usize, [a, b, c]: [usize; 3]) -> Result<()
     }
     Ok(())
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used to hand disjoint column ranges to rayon workers.
-unsafe impl<T> Send for SendPtr<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for SendPtr<T> {}
 
 /// `B` as the tiles read it: in place (row-major, stride `n`) or packed.
 #[derive(Clone, Copy)]
@@ -225,7 +288,9 @@ pub fn gemm_rows_packed<T: Float>(
 ) -> Result<()> {
     check_packed(m, a, b, c)?;
     if m > 0 && b.n > 0 {
-        columns(m, b.k, b.n, a, Rhs::Packed(b), c, 0, b.n, accumulate);
+        let out = OutPtr::new(c, m, b.n);
+        // SAFETY: `c` holds `m x n` (checked) and is borrowed exclusively here.
+        unsafe { columns(m, b.k, b.n, a, Rhs::Packed(b), out, 0, b.n, accumulate) };
     }
     Ok(())
 }
@@ -247,20 +312,24 @@ pub fn gemm_rows_packed_parallel<T: Float>(
 
 /// A packed `B` holds its `k x n` values by construction.
 fn check_packed<T>(m: usize, a: &[T], b: &PackedRhs<T>, c: &[T]) -> Result<()> {
-    check_sizes(m, b.k, b.n, [a.len(), b.k * b.n, c.len()])
+    check_sizes(m, b.k, b.n, [a.len(), b.data.len(), c.len()])
 }
 
 /// Columns `c0..c1` of `c`, tile by tile: 8-row tiles (32 or 16 columns) with
 /// the explicit vector kernels where the machine has them, 4x32 portable
 /// tiles otherwise, and portable edge tiles for the rest.
+///
+/// # Safety
+/// `c` must address `m x n` elements, and no other thread may touch its
+/// columns `c0..c1` (`c1 <= n`) during the call.
 #[allow(clippy::too_many_arguments)]
-fn columns<T: Float>(
+unsafe fn columns<T: Float>(
     m: usize,
     k: usize,
     n: usize,
     a: &[T],
     rhs: Rhs<'_, T>,
-    c: &mut [T],
+    c: OutPtr<'_, T>,
     c0: usize,
     c1: usize,
     accumulate: bool,
@@ -280,7 +349,8 @@ fn columns<T: Float>(
         loop {
             let kc = KC.min(k - p0);
             let b = &strip[p0 * ldb..];
-            row_tiles(m, k, p0, kc, a, b, ldb, c, n, j, cols, accumulate || p0 > 0);
+            // SAFETY: columns j..j + cols lie inside c0..c1, ours by contract.
+            unsafe { row_tiles(m, k, p0, kc, a, b, ldb, c, j, cols, accumulate || p0 > 0) };
             p0 += kc;
             if p0 >= k {
                 break;
@@ -292,9 +362,12 @@ fn columns<T: Float>(
 
 /// One block of rows `p0..p0 + kc` of a column strip against every row tile
 /// of `A`, into columns `j..j + cols` of `C`.
+///
+/// # Safety
+/// As [`columns`], for columns `j..j + cols` of `c`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn row_tiles<T: Float>(
+unsafe fn row_tiles<T: Float>(
     m: usize,
     k: usize,
     p0: usize,
@@ -302,8 +375,7 @@ fn row_tiles<T: Float>(
     a: &[T],
     b: &[T],
     ldb: usize,
-    c: &mut [T],
-    n: usize,
+    c: OutPtr<'_, T>,
     j: usize,
     cols: usize,
     accumulate: bool,
@@ -313,11 +385,12 @@ fn row_tiles<T: Float>(
     let mut r = 0;
     while r < m {
         let rows = mr.min(m - r);
-        let (a_t, c_t) = (&a[r * k + p0..], &mut c[r * n + j..]);
+        let a_t = &a[r * k + p0..];
         // SAFETY: the tile's 8 rows of A (`kc` values from column `p0`, row
         // stride `k`), this block's `kc` rows of `cols` of B (stride `ldb`:
-        // the row length, or 32 when packed) and 8 rows of `cols` of C lie
-        // inside the checked buffers.
+        // the row length, or 32 when packed) and 8 rows of `cols` of C (from
+        // row `r`, column `j`, stride `n`) lie inside the checked buffers,
+        // and those columns of C are this thread's alone.
         let vector_tile = fast
             && rows == mr
             && unsafe {
@@ -328,39 +401,48 @@ fn row_tiles<T: Float>(
                     k,
                     b.as_ptr(),
                     ldb,
-                    c_t.as_mut_ptr(),
-                    n,
+                    c.at(r, j),
+                    c.n,
                     accumulate,
                 )
             };
         if !vector_tile {
-            if rows == MR && cols == NR {
-                tile_full(kc, a_t, k, b, ldb, c_t, n, accumulate);
-            } else {
-                tile_edge(rows, cols, kc, a_t, k, b, ldb, c_t, n, accumulate);
+            // SAFETY: rows r..r + rows, columns j..j + cols: inside C, ours.
+            unsafe {
+                if rows == MR && cols == NR {
+                    tile_full(kc, a_t, k, b, ldb, c, r, j, accumulate);
+                } else {
+                    tile_edge(rows, cols, kc, a_t, k, b, ldb, c, r, j, accumulate);
+                }
             }
         }
         r += rows;
     }
 }
 
-/// A full portable 4 x 32 tile.
+/// A full portable 4 x 32 tile at row `r0`, column `j` of `C`.
+///
+/// # Safety
+/// Rows `r0..r0 + 4`, columns `j..j + 32` of `c` must be in bounds and this
+/// thread's alone.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn tile_full<T: Float>(
+unsafe fn tile_full<T: Float>(
     k: usize,
     a: &[T],
     lda: usize,
     b: &[T],
     ldb: usize,
-    c: &mut [T],
-    ldc: usize,
+    c: OutPtr<'_, T>,
+    r0: usize,
+    j: usize,
     accumulate: bool,
 ) {
     let mut acc = [[T::zero(); NR]; MR];
     if accumulate {
         for (r, row) in acc.iter_mut().enumerate() {
-            row.copy_from_slice(&c[r * ldc..r * ldc + NR]);
+            // SAFETY: the caller's contract.
+            row.copy_from_slice(unsafe { c.row(r0 + r, j, NR) });
         }
     }
     for p in 0..k {
@@ -373,13 +455,18 @@ fn tile_full<T: Float>(
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        c[r * ldc..r * ldc + NR].copy_from_slice(row);
+        // SAFETY: the caller's contract.
+        unsafe { c.row(r0 + r, j, NR) }.copy_from_slice(row);
     }
 }
 
-/// A partial tile at the bottom or right edge.
+/// A partial tile at the bottom or right edge, at row `r0`, column `j`.
+///
+/// # Safety
+/// Rows `r0..r0 + rows`, columns `j..j + cols` of `c` must be in bounds and
+/// this thread's alone.
 #[allow(clippy::too_many_arguments)]
-fn tile_edge<T: Float>(
+unsafe fn tile_edge<T: Float>(
     rows: usize,
     cols: usize,
     k: usize,
@@ -387,12 +474,14 @@ fn tile_edge<T: Float>(
     lda: usize,
     b: &[T],
     ldb: usize,
-    c: &mut [T],
-    ldc: usize,
+    c: OutPtr<'_, T>,
+    r0: usize,
+    j: usize,
     accumulate: bool,
 ) {
     for r in 0..rows {
-        let out = &mut c[r * ldc..r * ldc + cols];
+        // SAFETY: the caller's contract.
+        let out = unsafe { c.row(r0 + r, j, cols) };
         if !accumulate {
             out.fill(T::zero());
         }

@@ -66,7 +66,7 @@ impl Pool2dGeometry {
                 format!("kernel, stride and dilation must be positive, got {o:?}"),
             ));
         }
-        if o.padding[0] * 2 > o.kernel[0] || o.padding[1] * 2 > o.kernel[1] {
+        if o.padding[0] > o.kernel[0] / 2 || o.padding[1] > o.kernel[1] / 2 {
             return Err(TensorError::invalid_argument(
                 op,
                 format!(
@@ -76,8 +76,21 @@ impl Pool2dGeometry {
             ));
         }
         let out_dim = |size: usize, a: usize| -> Result<usize> {
-            let span = o.dilation[a] * (o.kernel[a] - 1) + 1;
-            let padded = size + 2 * o.padding[a];
+            let too_large = || {
+                TensorError::invalid_argument(
+                    op,
+                    format!("kernel, padding or dilation too large: {o:?}"),
+                )
+            };
+            // checked: crafted sizes must not wrap into a window that "fits"
+            let span = o.dilation[a]
+                .checked_mul(o.kernel[a] - 1)
+                .and_then(|s| s.checked_add(1))
+                .ok_or_else(too_large)?;
+            let padded = o.padding[a]
+                .checked_mul(2)
+                .and_then(|p| p.checked_add(size))
+                .ok_or_else(too_large)?;
             if span > padded {
                 return Err(TensorError::invalid_shape(
                     op,
@@ -92,7 +105,9 @@ impl Pool2dGeometry {
                 steps / o.stride[a]
             } + 1;
             // PyTorch: the last window must start inside the input or its left padding.
-            if o.ceil_mode && (out - 1) * o.stride[a] >= size + o.padding[a] {
+            if o.ceil_mode
+                && (out - 1).saturating_mul(o.stride[a]) >= size.saturating_add(o.padding[a])
+            {
                 out -= 1;
             }
             Ok(out)

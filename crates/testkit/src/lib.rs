@@ -10,6 +10,7 @@
 //! let a = Tensor::<f32>::new(&[2], vec![1.0, 2.0]).unwrap();
 //! assert_close(&a, &a, 1e-6, "identity");
 //! ```
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;

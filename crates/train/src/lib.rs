@@ -40,6 +40,7 @@
 //! assert!(report.final_eval.accuracy > 0.0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod checkpoint;

@@ -233,6 +233,12 @@ impl Unpickled {
 pub(crate) const MAX_OBJECTS: usize = 8_000_000;
 /// How deeply tuple dict keys may nest.
 const MAX_KEY_DEPTH: usize = 16;
+/// At most this many key parts (a tuple key counts itself and every item,
+/// nested ones included) over the whole pickle: a tuple key is copied out
+/// of the arena into a hashable `Key`, and a tuple that repeats the one
+/// below it four times, 16 levels deep, is 4^16 parts from a 563-byte file.
+/// A real state_dict has one string part per key.
+const MAX_KEY_PARTS: usize = 1_000_000;
 /// Longest `GLOBAL` line accepted.
 const MAX_GLOBAL_LINE: usize = 1024;
 
@@ -322,6 +328,7 @@ pub(crate) fn unpickle(data: &[u8], file: &str) -> Result<Unpickled> {
         marks: Vec::new(),
         memo: HashMap::new(),
         arena: Vec::new(),
+        key_parts: 0,
     };
     let root = m.run()?;
     Ok(Unpickled {
@@ -338,6 +345,8 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
+    /// Key parts made so far, against [`MAX_KEY_PARTS`].
+    key_parts: usize,
     arena: Vec<Obj>,
 }
 
@@ -499,7 +508,13 @@ impl Machine<'_> {
         }
     }
 
-    fn key(&self, v: &Value, depth: usize) -> Result<Key> {
+    fn key(&mut self, v: &Value, depth: usize) -> Result<Key> {
+        self.key_parts += 1;
+        if self.key_parts > MAX_KEY_PARTS {
+            return Err(self.malformed(format!(
+                "the pickle's dict keys have more than {MAX_KEY_PARTS} parts in all"
+            )));
+        }
         Ok(match v {
             Value::None => Key::None,
             Value::Bool(b) => Key::Int(*b as i64),
@@ -509,7 +524,7 @@ impl Machine<'_> {
             Value::Bytes(b) => Key::Bytes(b.clone()),
             Value::Tuple(id) if depth < MAX_KEY_DEPTH => {
                 let items = match self.arena.get(*id) {
-                    Some(Obj::Tuple(items)) => items,
+                    Some(Obj::Tuple(items)) => items.clone(),
                     _ => return Err(self.malformed("dangling tuple")),
                 };
                 Key::Tuple(
@@ -1198,5 +1213,29 @@ mod tests {
         p.extend(std::iter::repeat_n(b'l', 200_000));
         p.push(b'.');
         assert!(run(&p).is_ok());
+    }
+
+    /// A dict key of tuples that each repeat the one below four times, 16
+    /// levels deep: 563 bytes that materialise 4^16 key parts (4 GB) unless
+    /// tuple contents count against a budget.
+    pub(crate) fn nested_tuple_key_pickle() -> Vec<u8> {
+        let mut p = vec![0x80, 2, b'}', b'K', 1, b'q', 0, b'0'];
+        for level in 0..16u8 {
+            p.push(b'(');
+            p.extend(std::iter::repeat_n([b'h', level], 4).flatten());
+            p.extend([b't', b'q', level + 1, b'0']);
+        }
+        p.extend([b'h', 16, b'K', 7, b's', b'.']);
+        p
+    }
+
+    #[test]
+    fn nested_tuple_keys_count_against_the_budget() {
+        let e = run(&nested_tuple_key_pickle()).unwrap_err();
+        assert!(matches!(e, Error::PickleMalformed { .. }), "{e}");
+        assert!(e.to_string().contains("parts"), "{e}");
+        // a modest tuple key is still a key
+        let ok = b"\x80\x02}K\x01K\x02\x86K\x07s.";
+        assert!(run(ok).is_ok());
     }
 }
