@@ -13,6 +13,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub quiet: bool,
 
+    /// The most parameters and buffers (elements) a model may have; every spec and
+    /// checkpoint is checked against it before anything is built (default 2^30, 4 GiB of f32).
+    #[arg(long, global = true, value_name = "N", default_value_t = finetune_pretrained::spec::DEFAULT_MAX_PARAMS)]
+    pub max_params: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -184,6 +189,9 @@ pub struct TrainArgs {
     /// Print the final summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Allow --out to be the file the run starts from (it is replaced by the result).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

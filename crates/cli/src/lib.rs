@@ -50,6 +50,10 @@ where
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    finetune_pretrained::Limits::set_current(finetune_pretrained::Limits {
+        max_params: cli.max_params,
+        ..finetune_pretrained::Limits::default()
+    });
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -94,8 +94,9 @@ pub fn run(
     config: TrainConfig,
     opts: RunOptions,
 ) -> Result<RunResult> {
-    std::fs::create_dir_all(&opts.run_dir)
-        .with_context(|| format!("creating the run folder {}", opts.run_dir.display()))?;
+    // one run at a time in a folder: two would interleave metrics and checkpoints
+    let _lock = finetune_files::RunLock::acquire(&opts.run_dir)
+        .with_context(|| format!("locking the run folder {}", opts.run_dir.display()))?;
     let started = Instant::now();
     let observer = Box::new(Progress::new(&opts.label, opts.quiet));
     let mut trainer = match &opts.resume {
@@ -174,8 +175,10 @@ pub fn run(
         .with_context(|| format!("saving {}", opts.out.display()))?;
     history.write(&opts.run_dir)?;
     write_json(&opts.run_dir.join("test_eval.json"), &test)?;
-    std::fs::write(opts.run_dir.join("confusion.txt"), test.confusion_table())
-        .with_context(|| format!("writing {}", opts.run_dir.display()))?;
+    finetune_train::write_atomic(
+        &opts.run_dir.join("confusion.txt"),
+        test.confusion_table().as_bytes(),
+    )?;
     let plots = crate::plots::learning_curves(&history, &opts.label, &opts.run_dir);
     if let Err(e) = plots {
         eprintln!(

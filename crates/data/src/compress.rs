@@ -49,30 +49,52 @@ pub(crate) fn gz_reader(bytes: &[u8]) -> MultiGzDecoder<&[u8]> {
 /// Reads everything `reader` yields, up to `limit` bytes; more is an error.
 ///
 /// `capacity` is reserved up front with `try_reserve`, so an allocation
-/// failure is an error, not an abort.
-fn read_bounded(reader: impl Read, file: &str, limit: u64, capacity: usize) -> Result<Vec<u8>> {
+/// failure is an error, not an abort. The buffer then grows by hand, never
+/// past `limit`: `read_to_end` on a buffer that is exactly full doubles it
+/// (1 GiB to 2 GiB for a bomb sized to the cap) before it can see the extra
+/// byte that makes the stream too large.
+fn read_bounded(mut reader: impl Read, file: &str, limit: u64, capacity: usize) -> Result<Vec<u8>> {
+    let limit_len = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    out.try_reserve_exact(capacity)
-        .map_err(|_| DataError::Alloc {
-            file: file.to_string(),
-            bytes: capacity as u64,
-        })?;
-    let mut limited = reader.take(limit.saturating_add(1));
-    limited
-        .read_to_end(&mut out)
-        .map_err(|source| DataError::Gzip {
-            file: file.to_string(),
-            offset: out.len() as u64,
-            source,
-        })?;
-    if out.len() as u64 > limit {
-        return Err(DataError::TooLarge {
-            file: file.to_string(),
-            claimed: out.len() as u128,
-            limit,
-        });
+    reserve_up_to(&mut out, capacity.min(limit_len), file)?;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(DataError::Gzip {
+                    file: file.to_string(),
+                    offset: out.len() as u64,
+                    source,
+                });
+            }
+        };
+        let len = out.len() + n;
+        if len > limit_len {
+            return Err(DataError::TooLarge {
+                file: file.to_string(),
+                claimed: len as u128,
+                limit,
+            });
+        }
+        if len > out.capacity() {
+            // double, as `Vec` would, but never past the limit
+            let want = out.capacity().saturating_mul(2).clamp(len, limit_len);
+            reserve_up_to(&mut out, want, file)?;
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
+}
+
+/// Grows `out`'s capacity to `capacity` with `try_reserve_exact`: failure is an error.
+fn reserve_up_to(out: &mut Vec<u8>, capacity: usize, file: &str) -> Result<()> {
+    let extra = capacity.saturating_sub(out.len());
+    out.try_reserve_exact(extra).map_err(|_| DataError::Alloc {
+        file: file.to_string(),
+        bytes: capacity as u64,
+    })
 }
 
 /// The bytes themselves, or their decompression when they are gzip.
@@ -128,6 +150,28 @@ mod tests {
         let err = maybe_gunzip(cut, "cut.txt.gz").unwrap_err();
         assert!(matches!(err, DataError::Gzip { .. }), "{err}");
         assert!(err.to_string().contains("cut.txt.gz"));
+    }
+
+    #[test]
+    fn a_stream_one_byte_over_a_full_buffer_is_too_large_without_growing() {
+        // the capacity hint equals the limit, as for a bomb sized to the cap
+        for (len, limit) in [(1001usize, 1000u64), (200_001, 200_000), (65_537, 65_536)] {
+            let data = vec![7u8; len];
+            let e = read_bounded(&data[..], "bomb.gz", limit, limit as usize).unwrap_err();
+            assert!(matches!(e, DataError::TooLarge { .. }), "{e}");
+            assert!(e.to_string().contains("bomb.gz"), "{e}");
+            let fits = read_bounded(&data[..limit as usize], "ok", limit, limit as usize).unwrap();
+            assert_eq!(fits.len(), limit as usize);
+            assert_eq!(fits.capacity(), limit as usize, "grew past the limit");
+        }
+        // no hint at all: grows by doubling, still capped
+        let data = vec![1u8; 300_000];
+        let got = read_bounded(&data[..], "t", 300_000, 0).unwrap();
+        assert_eq!(got, data);
+        assert!(got.capacity() <= 300_000);
+        let packed = gzip(&vec![0u8; 5000]);
+        let e = read_bounded(gz_reader(&packed), "z.gz", 4999, 4999).unwrap_err();
+        assert!(matches!(e, DataError::TooLarge { .. }), "{e}");
     }
 
     #[test]

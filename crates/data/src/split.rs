@@ -98,7 +98,13 @@ pub fn per_class_indices(
     class_names: &[String],
 ) -> Result<Vec<usize>> {
     let mut rng = SeededRng::new(seed);
-    let mut chosen = Vec::with_capacity(per_class * num_classes);
+    // never more than there are labels: `per_class` is a user's number
+    // (`--per-class 18446744073709551615` overflowed this product)
+    let capacity = per_class
+        .checked_mul(num_classes)
+        .unwrap_or(usize::MAX)
+        .min(labels.len());
+    let mut chosen = Vec::with_capacity(capacity);
     for (class, mut group) in by_class(labels, num_classes).into_iter().enumerate() {
         if group.len() < per_class {
             let name = class_names.get(class).map_or("?", String::as_str);
@@ -180,6 +186,15 @@ mod tests {
         let idx = indices_of_classes(&l, &[1, 3]);
         assert_eq!(idx.len(), 50);
         assert!(idx.iter().all(|&i| l[i] % 2 == 1));
+    }
+
+    #[test]
+    fn absurd_per_class_counts_are_errors_not_aborts() {
+        let l = labels();
+        for n in [usize::MAX, 1_000_000_000, 26] {
+            let e = per_class_indices(&l, 4, n, 0, &[]).unwrap_err();
+            assert!(e.to_string().contains("fewer than"), "{e}");
+        }
     }
 
     #[test]

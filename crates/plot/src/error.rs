@@ -39,6 +39,9 @@ pub enum PlotError {
         #[source]
         source: png::EncodingError,
     },
+    /// Writing the file safely failed, or its target is not a regular file.
+    #[error(transparent)]
+    File(#[from] finetune_files::FileError),
     /// Creating the directory or writing the file failed.
     #[error("cannot write {}: {source}", path.display())]
     Io {

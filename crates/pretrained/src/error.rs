@@ -19,6 +19,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     // ----- I/O ---------------------------------------------------------------
+    /// Writing a file safely failed, or its target is not a regular file.
+    #[error(transparent)]
+    File(#[from] finetune_files::FileError),
     /// An operating-system I/O call failed.
     #[error("{path}: cannot {op}: {source}")]
     Io {

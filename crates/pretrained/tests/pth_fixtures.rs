@@ -492,3 +492,29 @@ fn mutated_pth_never_panics() {
     }
     assert!(err > 1000, "ok {ok}, err {err}");
 }
+
+/// A dict key of tuples that each repeat the one below four times, 16
+/// levels deep, in a `.pth` archive of about 560 bytes: materialised, the
+/// key is 4^16 parts (4 GB). Tuple contents count against the unpickler's
+/// budget, so this is a clean error. (`FINETUNE_WRITE_FUZZ_SEEDS=1` also
+/// writes the archive as a seed of the `pth` fuzz target.)
+#[test]
+fn a_nested_tuple_dict_key_is_refused_within_budget() {
+    let mut pkl = vec![0x80, 2, b'}', b'K', 1, b'q', 0, b'0'];
+    for level in 0..16u8 {
+        pkl.push(b'(');
+        pkl.extend(std::iter::repeat_n([b'h', level], 4).flatten());
+        pkl.extend([b't', b'q', level + 1, b'0']);
+    }
+    pkl.extend([b'h', 16, b'K', 7, b's', b'.']);
+    let bytes = archive(pkl, &[], None);
+    assert!(bytes.len() < 700, "{} bytes", bytes.len());
+    if std::env::var_os("FINETUNE_WRITE_FUZZ_SEEDS").is_some() {
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds/pth/nested_tuple_key.pth");
+        std::fs::write(seed, &bytes).unwrap();
+    }
+    let e = read_pth_bytes(&bytes, "nested.pth", None).unwrap_err();
+    assert!(matches!(e, Error::PickleMalformed { .. }), "{e:?}");
+    assert!(e.to_string().contains("nested.pth"), "{e}");
+}

@@ -39,6 +39,9 @@ pub enum TrainError {
     /// A saved trainer state does not fit this model.
     #[error("cannot resume: {0}")]
     Resume(String),
+    /// Writing a file safely failed, or its target is not a regular file.
+    #[error(transparent)]
+    File(#[from] finetune_files::FileError),
     /// Writing history or checkpoints failed.
     #[error("{path}: {source}")]
     Io {

@@ -1,7 +1,6 @@
 //! The per-epoch history of a run, kept in memory and written as CSV and
 //! JSON lines (atomically: a temporary file renamed into place).
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -96,26 +95,9 @@ fn io(path: &Path, source: std::io::Error) -> TrainError {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory,
-/// synced and renamed, so a crash never leaves a half-written file.
+/// Writes `bytes` to `path` atomically (see [`finetune_files::atomic_write`]):
+/// a synced temporary file of its own renamed into place, never over
+/// something that is not a regular file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| io(path, e))
+    Ok(finetune_files::atomic_write_bytes(path, bytes)?)
 }

@@ -298,22 +298,23 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     if !path.exists() {
         bail!("{} does not exist", path.display());
     }
-    let bytes_head = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes_head = file_head(path)?;
     let (kind, tensors, extra) = if bytes_head.starts_with(&finetune_pretrained::container::MAGIC) {
         let c = read_container(path)
             .with_context(|| format!("reading the checkpoint {}", path.display()))?;
         let spec: Value = serde_json::from_str(&c.spec_json).unwrap_or(Value::Null);
         let meta: Value = serde_json::from_str(&c.metadata_json).unwrap_or(Value::Null);
-        let model = Model::load(path).ok();
-        let counts = model.as_ref().map(|m| {
-            let (total, _) = m.net().parameter_count();
-            total
-        });
-        (
-            "finetune checkpoint",
-            c.tensors,
-            json!({"spec": spec, "metadata": meta, "parameters": counts}),
-        )
+        // the header is shown even when the model cannot be built (a spec
+        // over the size limits, tensors that do not match): say why
+        let (counts, problem) = match Model::load(path) {
+            Ok(m) => (Some(m.net().parameter_count().0), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let mut extra = json!({"spec": spec, "metadata": meta, "parameters": counts});
+        if let Some(p) = problem {
+            extra["problem"] = p.into();
+        }
+        ("finetune checkpoint", c.tensors, extra)
     } else if bytes_head.starts_with(b"PK\x03\x04") {
         let p = read_pth(path, None).with_context(|| format!("reading {}", path.display()))?;
         let values: BTreeMap<String, String> = p
@@ -369,12 +370,14 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         tensors.len() - training.len(),
         crate::session::thousands(total_elements)
     );
+    // capped: a format width of 65,536 or more panics, and a longer name
+    // simply overflows its column
     let w = tensors
         .iter()
         .map(|(n, _)| n.len())
         .max()
         .unwrap_or(4)
-        .max(4);
+        .clamp(4, MAX_NAME_COLUMN);
     println!(
         "{:<w$}  {:<5} {:<18} {:>12}",
         "name", "dtype", "shape", "bytes"
@@ -414,6 +417,9 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             special("start", v.start()).unwrap_or_default()
         );
     }
+    if let Some(p) = extra.get("problem").and_then(Value::as_str) {
+        println!("cannot be loaded: {p}");
+    }
     if let Some(spec) = extra.get("spec").filter(|v| !v.is_null()) {
         println!("spec: {}", serde_json::to_string(spec)?);
     }
@@ -423,6 +429,20 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The widest the name column of `inspect` gets.
+const MAX_NAME_COLUMN: usize = 80;
+
+/// The first bytes of a file (enough for every format's magic), without
+/// reading a large file whole.
+fn file_head(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut head))
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(head)
 }
 
 /// Trainable and frozen parameter counts recorded in a training checkpoint's freeze state.

@@ -85,6 +85,50 @@ pub fn config(t: &TrainArgs, batches: usize) -> Result<TrainConfig> {
     Ok(c)
 }
 
+/// Refuses, before any work, what would end in a wrong or dangerous write:
+/// no epochs to train, an empty or path-like run name, an `--out` that is a
+/// device, FIFO, directory or link, and an `--out` that is one of the run's
+/// own inputs (the model it starts from) unless `--overwrite`.
+pub fn check_outputs(t: &TrainArgs, out: &Path, inputs: &[&Path]) -> Result<()> {
+    if t.epochs == 0 {
+        bail!("--epochs 0 trains nothing (and would save an untrained model); give 1 or more");
+    }
+    if let Some(name) = &t.run_name {
+        let plain = Path::new(name)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if name.is_empty() || !plain || name.contains(['/', '\\']) {
+            bail!("--run-name `{name}` must be a plain folder name (not empty, no `/`, `.` or `..`)");
+        }
+    }
+    check_out_path(out, inputs, t.overwrite, "--out")
+}
+
+/// `out` is not a special file, and not one of `inputs` unless `overwrite`.
+pub fn check_out_path(out: &Path, inputs: &[&Path], overwrite: bool, flag: &str) -> Result<()> {
+    finetune_files::check_writable_target(out).with_context(|| flag.to_string())?;
+    if overwrite {
+        return Ok(());
+    }
+    for input in inputs {
+        if same_file(out, input) {
+            bail!(
+                "{flag} {} is the model this run reads; pass --overwrite to replace it, or choose another file",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths name one existing file (through links and `..`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// The run folder and output file for a run.
 pub fn run_dir(t: &TrainArgs, out: &Path) -> PathBuf {
     let name = t.run_name.clone().unwrap_or_else(|| {
@@ -143,6 +187,7 @@ fn task_name(d: &DataArgs) -> String {
 
 /// `finetune pretrain`.
 pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
+    check_outputs(&args.train, &args.out, &[Path::new(&args.model)])?;
     let mut spec = model_args::spec(&args.model)?;
     // the built-in character models get an embedding of exactly the
     // vocabulary's size (built from the training texts) and a head for the
@@ -207,6 +252,9 @@ pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
 /// `finetune finetune`.
 pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     let label = if args.scratch { "scratch" } else { "fine-tune" };
+    let mut inputs = vec![args.from.as_path()];
+    inputs.extend(args.resume.as_deref());
+    check_outputs(&args.train, &args.out, &inputs)?;
     let (mut model, resume) = match &args.resume {
         Some(path) => {
             let (m, state) = session::load_resume(path)?;
