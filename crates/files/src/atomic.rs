@@ -242,7 +242,16 @@ mod tests {
         let sub = dir.path().join("sub");
         fs::create_dir(&sub).unwrap();
         let e = atomic_write_bytes(&sub, b"x").unwrap_err();
-        assert!(matches!(e, FileError::NotRegular { kind: "a directory", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                FileError::NotRegular {
+                    kind: "a directory",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(sub.is_dir());
         #[cfg(unix)]
         {
@@ -253,7 +262,12 @@ mod tests {
             let e = atomic_write_bytes(&link, b"x").unwrap_err();
             assert!(matches!(e, FileError::NotRegular { .. }), "{e}");
             assert_eq!(fs::read(&target).unwrap(), b"keep");
-            assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+            assert!(
+                fs::symlink_metadata(&link)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
         }
     }
 
@@ -261,7 +275,16 @@ mod tests {
     #[test]
     fn devices_and_fifos_are_never_replaced() {
         let e = atomic_write_bytes("/dev/null", b"x").unwrap_err();
-        assert!(matches!(e, FileError::NotRegular { kind: "a device", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                FileError::NotRegular {
+                    kind: "a device",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let meta = fs::metadata("/dev/null").unwrap();
         use std::os::unix::fs::FileTypeExt;
         assert!(meta.file_type().is_char_device(), "/dev/null was replaced");
@@ -270,7 +293,10 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         if made.is_ok_and(|s| s.success()) {
             let e = atomic_write_bytes(&fifo, b"x").unwrap_err();
-            assert!(matches!(e, FileError::NotRegular { kind: "a FIFO", .. }), "{e}");
+            assert!(
+                matches!(e, FileError::NotRegular { kind: "a FIFO", .. }),
+                "{e}"
+            );
             assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
         }
     }
@@ -281,7 +307,9 @@ mod tests {
         let p = dir.path().join("m.ckpt");
         // a pid that cannot be alive (above Linux's pid_max of 2^22)
         let dead = dir.path().join(".m.ckpt.4294967.0.tmp");
-        let ours = dir.path().join(format!(".m.ckpt.{}.999.tmp", std::process::id()));
+        let ours = dir
+            .path()
+            .join(format!(".m.ckpt.{}.999.tmp", std::process::id()));
         let other_target = dir.path().join(".other.ckpt.4294967.0.tmp");
         for f in [&dead, &ours, &other_target] {
             fs::write(f, b"partial").unwrap();
@@ -291,7 +319,10 @@ mod tests {
             assert!(!dead.exists(), "the dead process's temp file stayed");
         }
         assert!(ours.exists(), "a live process's temp file was removed");
-        assert!(other_target.exists(), "another target's temp file was removed");
+        assert!(
+            other_target.exists(),
+            "another target's temp file was removed"
+        );
         assert_eq!(fs::read(&p).unwrap(), b"model");
     }
 }

@@ -52,7 +52,11 @@ pub enum FileError {
     #[error(
         "{dir} is in use by process {pid} (lock file {lock}); wait for it, or choose another --run-name"
     )]
-    Locked { dir: PathBuf, pid: u32, lock: PathBuf },
+    Locked {
+        dir: PathBuf,
+        pid: u32,
+        lock: PathBuf,
+    },
 }
 
 impl FileError {

@@ -14,7 +14,7 @@ use finetune_train::{LrFindOptions, evaluate, lr_find};
 use serde_json::{Value, json};
 
 use crate::cli::{EvalArgs, ExportArgs, ImportArgs, InspectArgs, LrFindArgs, PredictArgs};
-use crate::commands::train::optimizer;
+use crate::commands::train::{check_out_path, optimizer};
 use crate::data::{ModelNeeds, note_missing_vocab, prepare};
 use crate::model_args;
 
@@ -76,6 +76,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 
 /// `finetune predict`.
 pub fn predict(args: &PredictArgs) -> Result<()> {
+    check_out_path(&args.out, &[&args.input, &args.model], false, "--out")?;
     let mut model = match &args.spec {
         Some(spec) => {
             let spec = model_args::spec(spec)?;
@@ -234,6 +235,7 @@ fn lengths_before_padding(ids: &[i64], t: usize, pad: i64) -> Result<Option<Vec<
 
 /// `finetune import`.
 pub fn import(args: &ImportArgs) -> Result<()> {
+    check_out_path(&args.out, &[&args.weights], false, "--out")?;
     let spec = model_args::spec(&args.spec)?;
     let mut opts = if args.non_strict {
         ImportOptions::non_strict()
@@ -280,6 +282,7 @@ pub fn import(args: &ImportArgs) -> Result<()> {
 
 /// `finetune export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
+    check_out_path(&args.out, &[&args.model], false, "--out")?;
     let model = model_args::load(&args.model)?;
     model
         .export_safetensors(&args.out)

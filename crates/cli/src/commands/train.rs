@@ -98,7 +98,9 @@ pub fn check_outputs(t: &TrainArgs, out: &Path, inputs: &[&Path]) -> Result<()> 
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)));
         if name.is_empty() || !plain || name.contains(['/', '\\']) {
-            bail!("--run-name `{name}` must be a plain folder name (not empty, no `/`, `.` or `..`)");
+            bail!(
+                "--run-name `{name}` must be a plain folder name (not empty, no `/`, `.` or `..`)"
+            );
         }
     }
     check_out_path(out, inputs, t.overwrite, "--out")

@@ -1,0 +1,258 @@
+//! Hostile or careless command lines end in one clear error (exit 1 or 2),
+//! never a panic, an abort or a clobbered file: outputs that are devices,
+//! FIFOs or the run's own input, absurd sizes, empty names, no epochs, a
+//! busy run folder, and files that `inspect` must still describe.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn finetune(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_finetune"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FINETUNE_DATA")
+        .output()
+        .expect("the finetune binary runs")
+}
+
+/// The error of a failing run: exit `code`, no panic, no abort.
+fn fails(args: &[&str], cwd: &Path, code: i32) -> String {
+    let o = finetune(args, cwd);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "finetune {args:?}: expected exit {code}, got {:?}\n{err}",
+        o.status
+    );
+    assert!(!err.contains("panicked"), "a panic: {err}");
+    err
+}
+
+fn ok(args: &[&str], cwd: &Path) -> String {
+    let o = finetune(args, cwd);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(
+        o.status.success(),
+        "finetune {args:?} failed:\n{out}\n{err}"
+    );
+    out
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("finetune-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tiny digits model, trained for one epoch (a few seconds).
+const SPEC: &str = r#"{"name": "tiny", "input": [1, 8, 8], "layers": [
+  {"type": "flatten"},
+  {"type": "linear", "in_features": 64, "out_features": 16},
+  {"type": "relu"},
+  {"type": "linear", "in_features": 16, "out_features": 10}]}"#;
+
+fn pretrained(dir: &Path) -> PathBuf {
+    std::fs::write(dir.join("tiny.json"), SPEC).unwrap();
+    let out = dir.join("tiny.ckpt");
+    ok(
+        &[
+            "pretrain",
+            "--model",
+            "tiny.json",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            "tiny.ckpt",
+        ],
+        dir,
+    );
+    out
+}
+
+#[test]
+fn outputs_that_are_not_regular_files_are_refused_and_left_alone() {
+    let dir = tempdir("special");
+    let ckpt = pretrained(&dir);
+    let ckpt = ckpt.to_str().unwrap();
+    // a directory, and (on unix) a FIFO and /dev/null: refused before training
+    std::fs::create_dir_all(dir.join("a-dir")).unwrap();
+    let e = fails(&["export", "--model", ckpt, "--out", "a-dir"], &dir, 1);
+    assert!(e.contains("not a regular file"), "{e}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let fifo = dir.join("pipe");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            for args in [
+                vec!["export", "--model", ckpt, "--out", "pipe"],
+                vec![
+                    "finetune", "--from", ckpt, "--data", "digits", "--epochs", "1", "--out",
+                    "pipe",
+                ],
+            ] {
+                let e = fails(&args, &dir, 1);
+                assert!(e.contains("a FIFO"), "{e}");
+                assert!(
+                    std::fs::symlink_metadata(&fifo)
+                        .unwrap()
+                        .file_type()
+                        .is_fifo()
+                );
+            }
+        }
+        let e = fails(&["export", "--model", ckpt, "--out", "/dev/null"], &dir, 1);
+        assert!(e.contains("a device"), "{e}");
+        let null = std::fs::metadata("/dev/null").unwrap();
+        assert!(null.file_type().is_char_device(), "/dev/null was replaced");
+    }
+}
+
+#[test]
+fn out_equal_to_from_needs_overwrite() {
+    let dir = tempdir("same");
+    let ckpt = pretrained(&dir);
+    let before = std::fs::read(&ckpt).unwrap();
+    let args = [
+        "finetune",
+        "--from",
+        "tiny.ckpt",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        "./tiny.ckpt",
+    ];
+    let e = fails(&args, &dir, 1);
+    assert!(e.contains("--overwrite"), "{e}");
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "the source model changed"
+    );
+    let mut with = args.to_vec();
+    with.push("--overwrite");
+    ok(&with, &dir);
+    assert_ne!(std::fs::read(&ckpt).unwrap(), before);
+}
+
+#[test]
+fn zero_epochs_and_empty_run_names_are_errors() {
+    let dir = tempdir("names");
+    std::fs::write(dir.join("tiny.json"), SPEC).unwrap();
+    let base = [
+        "pretrain",
+        "--model",
+        "tiny.json",
+        "--data",
+        "digits",
+        "--out",
+        "m.ckpt",
+    ];
+    let e = fails(&[&base[..], &["--epochs", "0"]].concat(), &dir, 1);
+    assert!(e.contains("--epochs 0"), "{e}");
+    for name in ["", ".", "..", "a/b"] {
+        let e = fails(&[&base[..], &["--run-name", name]].concat(), &dir, 1);
+        assert!(e.contains("--run-name"), "{name:?}: {e}");
+    }
+    assert!(!dir.join("m.ckpt").exists());
+}
+
+#[test]
+fn absurd_sizes_are_errors_not_aborts() {
+    let dir = tempdir("sizes");
+    let ckpt = pretrained(&dir);
+    let ckpt = ckpt.to_str().unwrap();
+    for n in ["18446744073709551615", "1000000000"] {
+        let e = fails(
+            &[
+                "finetune",
+                "--from",
+                ckpt,
+                "--data",
+                "digits",
+                "--per-class",
+                n,
+                "--out",
+                "x.ckpt",
+            ],
+            &dir,
+            1,
+        );
+        assert!(e.contains("fewer than"), "{n}: {e}");
+    }
+    let e = fails(
+        &[
+            "finetune",
+            "--from",
+            ckpt,
+            "--data",
+            "digits",
+            "--cut-at",
+            "1",
+            "--head-hidden",
+            "1000000000",
+            "--out",
+            "x.ckpt",
+        ],
+        &dir,
+        1,
+    );
+    assert!(e.contains("--max-params") || e.contains("elements"), "{e}");
+    // a limit below the model's size refuses to load it at all
+    let out = ok(&["--max-params", "100", "inspect", ckpt], &dir);
+    assert!(out.contains("cannot be loaded"), "{out}");
+}
+
+#[test]
+fn a_busy_run_folder_is_refused() {
+    let dir = tempdir("lock");
+    std::fs::write(dir.join("tiny.json"), SPEC).unwrap();
+    // a live process (this test) holds the folder
+    let run = dir.join("runs/busy");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join(".lock"), format!("{}\n", std::process::id())).unwrap();
+    let e = fails(
+        &[
+            "pretrain",
+            "--model",
+            "tiny.json",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--run-name",
+            "busy",
+            "--out",
+            "m.ckpt",
+        ],
+        &dir,
+        1,
+    );
+    assert!(e.contains("in use by process"), "{e}");
+}
+
+#[test]
+fn inspect_shows_the_header_of_a_file_with_a_65536_byte_tensor_name() {
+    let dir = tempdir("inspect");
+    let name = "w".repeat(70_000);
+    let t = finetune::pretrained::RawTensor::from_f32(&[2], &[1.0, 2.0]).unwrap();
+    finetune::pretrained::write_safetensors(
+        dir.join("long.safetensors"),
+        &[(name.clone(), t)],
+        None,
+    )
+    .unwrap();
+    let out = ok(&["inspect", "long.safetensors"], &dir);
+    assert!(out.contains(&name), "the name is not shown");
+}
