@@ -20,6 +20,7 @@
 mod cli;
 mod commands;
 mod data;
+mod interrupt;
 mod model_args;
 mod plots;
 mod progress;

@@ -114,8 +114,12 @@ pub fn run(
         None => Trainer::new(model.net(), config)?,
     };
     trainer.set_observer(observer);
+    trainer.set_interrupt(crate::interrupt::flag());
     let parts = (model.spec().clone(), model.metadata().clone());
     let last = opts.run_dir.join("last.ckpt");
+    let run_dir = opts.run_dir.clone();
+    // after every epoch (and on Ctrl-C): the training checkpoint, and the
+    // metrics so far, so that a killed run keeps its history
     let hook = Box::new(
         |net: &mut Sequential<f32>, t: &Trainer| -> finetune_train::Result<()> {
             let state = to_training_state(&TrainerState::capture(t, net));
@@ -123,7 +127,8 @@ pub fn run(
                 .map_err(|e| finetune_train::TrainError::Config(format!("checkpoint: {e:#}")))?;
             save_training_checkpoint(&last, &m, &state).map_err(|e| {
                 finetune_train::TrainError::Config(format!("checkpoint {}: {e}", last.display()))
-            })
+            })?;
+            t.history.write(&run_dir)
         },
     );
     let report = match opts.recipe {
@@ -142,6 +147,20 @@ pub fn run(
         ),
     }
     .with_context(|| format!("training {}", opts.label))?;
+    if report.interrupted {
+        trainer.history.write(&opts.run_dir)?;
+        anyhow::bail!(
+            "{}: interrupted after batch {} of epoch {}; the state is saved in {}. Resume with:\n  {}",
+            opts.label,
+            trainer.progress.batches_done,
+            trainer.progress.epoch + 1,
+            last.display(),
+            crate::interrupt::resume_command(&last)
+        );
+    }
+    if let Some(d) = &report.diverged {
+        return Err(diverged(model, &trainer, d, &opts));
+    }
     let train_seconds = started.elapsed().as_secs_f64();
     let top_k = trainer.config.top_k.min(data.class_names.len()).max(1);
     let test = evaluate(model.net_mut(), data.test.as_ref(), 256, top_k, 0)
@@ -200,6 +219,40 @@ pub fn run(
         run_dir: opts.run_dir,
         history,
     })
+}
+
+/// The end of a diverged run: the metrics are written, the best finite
+/// epoch's weights (restored by the trainer) are saved to `--out` if there
+/// was one, and the error says where it went wrong and what to try.
+fn diverged(
+    model: &mut Model,
+    trainer: &Trainer,
+    d: &finetune_train::Divergence,
+    opts: &RunOptions,
+) -> anyhow::Error {
+    if let Err(e) = trainer.history.write(&opts.run_dir) {
+        return e.into();
+    }
+    let kept = match trainer.progress.best_epoch {
+        Some(best) => match model.save(&opts.out) {
+            Ok(()) => format!(
+                "the best finite epoch ({best}) is saved in {}",
+                opts.out.display()
+            ),
+            Err(e) => format!("saving the best epoch failed: {e}"),
+        },
+        None => format!(
+            "no epoch finished with a finite loss, so {} was not written",
+            opts.out.display()
+        ),
+    };
+    anyhow::anyhow!(
+        "{}: training diverged in epoch {}: {}; {kept}; metrics in {}. Try a smaller --lr (`finetune lr-find` suggests one) or --clip-grad-norm",
+        opts.label,
+        d.epoch,
+        d.reason,
+        opts.run_dir.display()
+    )
 }
 
 /// Loads a training checkpoint written by [`run`] (`last.ckpt`): the model and the trainer state.

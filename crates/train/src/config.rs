@@ -64,6 +64,21 @@ pub struct TrainConfig {
     pub seed: u64,
     /// `k` of the top-k accuracy (clamped to the number of classes).
     pub top_k: usize,
+    /// The run has diverged when an epoch's training or validation loss is
+    /// more than this many times the validation loss before training (and
+    /// always when a loss is not finite); `None` checks only finiteness.
+    #[serde(default = "default_divergence")]
+    pub divergence_factor: Option<f64>,
+}
+
+/// The default [`TrainConfig::divergence_factor`]: 10x the loss before
+/// training. A fine-tune whose validation loss grows tenfold from that of
+/// an untrained head (about ln C) has left any useful region; overfitting
+/// on small data moves it far less.
+pub const DEFAULT_DIVERGENCE_FACTOR: f64 = 10.0;
+
+fn default_divergence() -> Option<f64> {
+    Some(DEFAULT_DIVERGENCE_FACTOR)
 }
 
 impl Default for TrainConfig {
@@ -85,6 +100,7 @@ impl Default for TrainConfig {
             bn_policy: BnPolicy::FreezeAll,
             seed: 0,
             top_k: 5,
+            divergence_factor: default_divergence(),
         }
     }
 }
@@ -120,6 +136,13 @@ impl TrainConfig {
             && es.patience == 0
         {
             return bad("early-stopping patience must be at least 1".into());
+        }
+        if let Some(f) = self.divergence_factor
+            && !(f > 1.0 && f.is_finite())
+        {
+            return bad(format!(
+                "the divergence factor must be a number above 1, got {f}"
+            ));
         }
         if self.top_k == 0 {
             return bad("top_k must be at least 1".into());

@@ -56,11 +56,12 @@ pub mod optim;
 pub mod recipes;
 pub mod schedule;
 pub mod source;
+pub mod step;
 pub mod trainer;
 
 pub use cache::FeatureCache;
 pub use checkpoint::{TrainerDoc, TrainerState};
-pub use config::{EarlyStopping, Monitor, TrainConfig};
+pub use config::{DEFAULT_DIVERGENCE_FACTOR, EarlyStopping, Monitor, TrainConfig};
 pub use error::{Result, TrainError};
 pub use freeze::{
     BnPolicy, FreezeState, FreezeSummary, freeze_body, freeze_layers, freeze_patterns, freeze_to,
@@ -69,10 +70,13 @@ pub use freeze::{
 pub use groups::{Group, ParamGroups, glob_match};
 pub use history::{EpochRecord, History, write_atomic};
 pub use lr_find::{LrFindOptions, LrFindResult, lr_find};
-pub use metrics::{EvalReport, evaluate};
+pub use metrics::{EvalReport, Tally, evaluate};
 pub use observer::{BatchProgress, Collect, Observer, Silent};
 pub use optim::{GroupHyper, Optimizer, OptimizerKind};
 pub use recipes::FineTune;
 pub use schedule::{LrSpec, Schedule};
 pub use source::{Batch, BatchSource, ImageSource, SequenceSource, TensorSource};
-pub use trainer::{CheckpointHook, FitReport, Progress, Trainer, clip_gradients, mix_seed};
+pub use step::{StepOptions, StepStats, step};
+pub use trainer::{
+    CheckpointHook, Divergence, FitReport, Progress, Trainer, clip_gradients, mix_seed,
+};

@@ -3,7 +3,6 @@
 //! watch the smoothed loss, stop when it diverges, put the weights back, and
 //! suggest a rate.
 
-use finetune_autograd::{LossOptions, Tape};
 use finetune_nn::{Module, ModuleExt, Sequential};
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +10,8 @@ use crate::error::{Result, TrainError};
 use crate::groups::ParamGroups;
 use crate::optim::{GroupHyper, Optimizer, OptimizerKind};
 use crate::source::BatchSource;
-use crate::trainer::{clip_gradients, mix_seed};
+use crate::step::{StepOptions, step};
+use crate::trainer::mix_seed;
 
 /// Range and length of the sweep (fastai's defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,7 +89,6 @@ fn sweep(
     let (mut lrs, mut losses) = (Vec::new(), Vec::new());
     let (mut avg, mut best, mut diverged) = (0.0f64, f64::INFINITY, false);
     let mut epoch = 0;
-    let end = net.len();
     'outer: loop {
         for batch in data.batches(o.batch_size, Some(mix_seed(o.seed, epoch)), epoch as usize)? {
             let i = lrs.len();
@@ -98,25 +97,6 @@ fn sweep(
             }
             let lr = o.start_lr * ratio.powf(i as f64 / (o.num_iter - 1) as f64);
             let batch = batch?;
-            let mut tape = Tape::with_seed(mix_seed(o.seed, i as u64));
-            let x = tape.constant(batch.inputs);
-            let logits = net.forward_range(&mut tape, x, batch.lengths.as_deref(), 0, end)?;
-            let loss = tape.cross_entropy(logits, &batch.targets, &LossOptions::default())?;
-            let value = tape.value(loss)?.item()? as f64;
-            let mut grads = tape.backward(loss)?;
-            drop(tape);
-            net.zero_grad();
-            net.collect_grads(&mut grads);
-            avg = 0.98 * avg + 0.02 * value;
-            let smoothed = avg / (1.0 - 0.98f64.powi(i as i32 + 1));
-            lrs.push(lr);
-            losses.push(smoothed);
-            best = best.min(smoothed);
-            if !smoothed.is_finite() || (o.stop_div && smoothed > 4.0 * best) {
-                diverged = true;
-                break 'outer;
-            }
-            clip_gradients(net, None);
             let hyper = vec![
                 GroupHyper {
                     lr,
@@ -125,7 +105,21 @@ fn sweep(
                 };
                 groups.len()
             ];
-            opt.step(net, |n| groups.group_of(n), &hyper)?;
+            let options = StepOptions {
+                seed: mix_seed(o.seed, i as u64),
+                ..StepOptions::default()
+            };
+            let stats = step(net, batch, &mut opt, &groups, &hyper, &options, None)?;
+            avg = 0.98 * avg + 0.02 * stats.loss;
+            let smoothed = avg / (1.0 - 0.98f64.powi(i as i32 + 1));
+            lrs.push(lr);
+            losses.push(smoothed);
+            best = best.min(smoothed);
+            // fastai: stop once the smoothed loss is 4x its minimum, or not a number
+            if !stats.applied || !smoothed.is_finite() || (o.stop_div && smoothed > 4.0 * best) {
+                diverged = true;
+                break 'outer;
+            }
         }
         epoch += 1;
     }

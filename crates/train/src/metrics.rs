@@ -52,9 +52,9 @@ impl EvalReport {
     }
 }
 
-/// Sums over batches.
-#[derive(Default)]
-pub(crate) struct Tally {
+/// Sums over batches: loss, top-1 and top-k hits (see [`crate::step`]).
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
     pub n: usize,
     pub loss_sum: f64,
     pub correct: usize,

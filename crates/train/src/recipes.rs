@@ -98,14 +98,18 @@ impl Trainer {
                     s.trainable + s.frozen
                 ));
             }
-            report = Some(self.fit(
+            let frozen_report = self.fit(
                 net,
                 train,
                 val,
                 checkpoint.as_mut().map(|h| {
                     Box::new(|n: &mut Sequential<f32>, t: &Trainer| h(n, t)) as CheckpointHook<'_>
                 }),
-            )?);
+            )?;
+            if frozen_report.diverged.is_some() || frozen_report.interrupted {
+                return Ok(frozen_report);
+            }
+            report = Some(frozen_report);
         }
         if ft.epochs > 0 {
             if self.phase_name != "unfrozen" {

@@ -2,9 +2,11 @@
 //! stopping, best-weight restore, gradual unfreezing, feature caching,
 //! non-finite loss detection and per-epoch checkpoints that resume exactly.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use finetune_autograd::{LossOptions, Tape};
+use finetune_autograd::LossOptions;
 use finetune_nn::{Module, ModuleExt, Sequential, StateEntry};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,7 @@ use crate::metrics::{EvalReport, Tally, evaluate};
 use crate::observer::{BatchProgress, Observer, Silent};
 use crate::optim::{GroupHyper, Optimizer};
 use crate::source::BatchSource;
+use crate::step::{StepOptions, step};
 
 /// Where a run is: enough to continue it exactly after a restart.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -39,6 +42,22 @@ pub struct Progress {
     /// Whether the overfitting warning was given in this phase.
     #[serde(default)]
     pub overfit_warned: bool,
+    /// The validation loss before the first epoch: what divergence is measured against.
+    #[serde(default)]
+    pub initial_val_loss: Option<f64>,
+    /// Batches of the current epoch already trained (an interrupted epoch
+    /// resumes after them, in the same seeded order).
+    #[serde(default)]
+    pub batches_done: usize,
+}
+
+/// Why a run stopped because its loss diverged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Divergence {
+    /// The epoch (from 1) in which it happened.
+    pub epoch: usize,
+    /// What was seen, e.g. "validation loss 1.2e8, more than 10x the 2.30 before training".
+    pub reason: String,
 }
 
 /// The outcome of [`Trainer::fit`].
@@ -51,6 +70,13 @@ pub struct FitReport {
     pub restored_best: bool,
     /// Wall-clock seconds of this fit.
     pub seconds: f64,
+    /// Set when the loss diverged: training stopped there, and the best
+    /// finite epoch's weights (if any) were restored.
+    pub diverged: Option<Divergence>,
+    /// Set when [`Trainer::set_interrupt`]'s flag stopped the run after a
+    /// batch: the weights are as that batch left them (not the best), and
+    /// the checkpoint hook has saved the state to resume from.
+    pub interrupted: bool,
 }
 
 /// Called after every epoch with the model and the trainer (to checkpoint).
@@ -67,6 +93,7 @@ pub struct Trainer {
     pub phase_name: String,
     observer: Box<dyn Observer>,
     best_weights: Option<Vec<StateEntry<f32>>>,
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// Mixes a seed with a counter (splitmix64), so every epoch and step gets an
@@ -95,6 +122,7 @@ impl Trainer {
             phase_name: "train".into(),
             observer: Box::new(Silent),
             best_weights: None,
+            interrupt: None,
         })
     }
 
@@ -107,6 +135,19 @@ impl Trainer {
     /// Replaces the observer.
     pub fn set_observer(&mut self, observer: Box<dyn Observer>) {
         self.observer = observer;
+    }
+
+    /// Stops the run after the current batch once `flag` is set (a Ctrl-C
+    /// handler sets it): the checkpoint hook is called so the run can be
+    /// resumed, and [`FitReport::interrupted`] says so.
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     /// Sends a note to the observer (and keeps warnings in the history).
@@ -157,6 +198,26 @@ impl Trainer {
         let batches_per_epoch = train.len().div_ceil(self.config.batch_size);
         let total_steps = batches_per_epoch * self.config.epochs;
         let mut gaps: Vec<f64> = Vec::new();
+        if self.progress.initial_val_loss.is_none() && self.config.divergence_factor.is_some() {
+            let (v, start) = match &cache {
+                Some(c) => (&c.val as &dyn BatchSource, c.start),
+                None => (val, 0),
+            };
+            let before = evaluate(net, v, self.config.batch_size, top_k, start)?;
+            self.progress.initial_val_loss = Some(before.loss);
+        }
+        if self.best_weights.is_none()
+            && self.progress.epoch == 0
+            && self.progress.batches_done == 0
+            && self.config.divergence_factor.is_some()
+        {
+            // the weights before training stand in as "best" until an epoch
+            // improves on them: a run that diverges in its first epoch gives
+            // back what it was given, not weights blown up to 1e24
+            self.best_weights = Some(net.state_dict());
+        }
+        let mut diverged = None;
+        let mut interrupted = false;
         while self.progress.epoch < self.config.epochs && !self.progress.stopped_early {
             let epoch = self.progress.epoch;
             if self.gradual_unfreeze_now(net, epoch)? {
@@ -168,7 +229,7 @@ impl Trainer {
                     Some(c) => (&c.train, &c.val, c.start),
                     None => (train, val, 0),
                 };
-            let tally = self.train_epoch(
+            let (tally, stop) = match self.train_epoch(
                 net,
                 train_src,
                 start,
@@ -176,7 +237,30 @@ impl Trainer {
                 batches_per_epoch,
                 total_steps,
                 top_k,
-            )?;
+            ) {
+                Ok(t) => t,
+                Err(TrainError::NonFinite {
+                    epoch,
+                    batch,
+                    what,
+                    value,
+                }) => {
+                    diverged = Some(Divergence {
+                        epoch,
+                        reason: format!("the training {what} was {value} at batch {batch}"),
+                    });
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            if stop {
+                // mid-epoch: save where we are (progress.batches_done) and leave
+                if let Some(hook) = checkpoint.as_mut() {
+                    hook(net, self)?;
+                }
+                interrupted = true;
+                break;
+            }
             let train_seconds = epoch_start.elapsed().as_secs_f64();
             let eval = evaluate(net, val_src, self.config.batch_size, top_k, start)?;
             let trainable = net.parameter_count().1;
@@ -195,15 +279,31 @@ impl Trainer {
                 cached_features: cache.is_some(),
             };
             self.observer.on_epoch_end(&record);
+            if let Some(d) = self.divergence(&record) {
+                self.history.epochs.push(record);
+                diverged = Some(d);
+                break;
+            }
             self.track_best(net, &record);
             self.watch_overfitting(&record, &mut gaps);
             self.history.epochs.push(record);
             self.progress.epoch += 1;
+            self.progress.batches_done = 0;
             if let Some(hook) = checkpoint.as_mut() {
                 hook(net, self)?;
             }
         }
-        let restored_best = self.config.restore_best && self.restore_best(net)?;
+        if let Some(d) = &diverged {
+            let msg = format!(
+                "the loss diverged in epoch {}: {}; stopped (a smaller learning rate would help: `finetune lr-find` suggests one)",
+                d.epoch, d.reason
+            );
+            self.history.warnings.push(msg.clone());
+            self.note(&msg);
+        }
+        let restored_best = !interrupted
+            && (self.config.restore_best || diverged.is_some())
+            && self.restore_best(net)?;
         let start = cache.as_ref().map_or(0, |c| c.start);
         let final_eval = match &cache {
             Some(c) => evaluate(net, &c.val, self.config.batch_size, top_k, start)?,
@@ -216,7 +316,40 @@ impl Trainer {
             stopped_early: self.progress.stopped_early,
             restored_best,
             seconds: started.elapsed().as_secs_f64(),
+            diverged,
+            interrupted,
         })
+    }
+
+    /// Whether an epoch's losses say the run diverged: not finite, or more
+    /// than [`TrainConfig::divergence_factor`] times the loss before training.
+    fn divergence(&self, r: &EpochRecord) -> Option<Divergence> {
+        let reason = |what: &str, v: f64| Divergence {
+            epoch: r.epoch,
+            reason: format!("the {what} was {v}"),
+        };
+        for (what, v) in [
+            ("training loss", r.train_loss),
+            ("validation loss", r.val_loss),
+        ] {
+            if !v.is_finite() {
+                return Some(reason(what, v));
+            }
+            if let (Some(f), Some(before)) = (
+                self.config.divergence_factor,
+                self.progress.initial_val_loss,
+            ) && before.is_finite()
+                && v > f * before.max(1e-3)
+            {
+                return Some(Divergence {
+                    epoch: r.epoch,
+                    reason: format!(
+                        "the {what} was {v:.4e}, more than {f}x the validation loss before training ({before:.4})"
+                    ),
+                });
+            }
+        }
+        None
     }
 
     /// One pass over the training data.
@@ -230,7 +363,7 @@ impl Trainer {
         batches: usize,
         total: usize,
         top_k: usize,
-    ) -> Result<Tally> {
+    ) -> Result<(Tally, bool)> {
         net.set_training(true);
         self.observer
             .on_epoch_start(epoch + 1, self.config.epochs, batches);
@@ -241,57 +374,49 @@ impl Trainer {
         let base_lrs = self.config.lr.per_group(self.groups.len())?;
         let mut tally = Tally::default();
         let t0 = Instant::now();
-        let end = net.len();
         let seed = mix_seed(
             self.config.seed,
             epoch as u64 + 1000 * self.progress.phase as u64,
         );
+        let mut options = StepOptions {
+            start,
+            loss: loss_options,
+            clip_grad_norm: self.config.clip_grad_norm,
+            seed: 0,
+        };
+        let skip = self.progress.batches_done;
         for (b, batch) in train
             .batches(self.config.batch_size, Some(seed), epoch)?
             .enumerate()
+            .skip(skip)
         {
             let batch = batch?;
-            let mut tape = Tape::with_seed(mix_seed(self.config.seed ^ 0xD50F, self.progress.step));
-            let x = tape.constant(batch.inputs);
-            let logits = net.forward_range(&mut tape, x, batch.lengths.as_deref(), start, end)?;
-            let loss = tape.cross_entropy(logits, &batch.targets, &loss_options)?;
-            let loss_value = tape.value(loss)?.item()? as f64;
-            if !loss_value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    epoch: epoch + 1,
-                    batch: b + 1,
-                    what: "loss",
-                    value: loss_value,
-                });
-            }
-            let classes = tape.shape(logits)?[1];
-            tally.add(
-                tape.value(logits)?.as_slice(),
-                classes,
-                &batch.targets,
-                loss_value,
-                top_k,
-                None,
-            );
-            let mut grads = tape.backward(loss)?;
-            drop(tape);
-            net.zero_grad();
-            net.collect_grads(&mut grads);
-            drop(grads);
-            let norm = clip_gradients(net, self.config.clip_grad_norm);
-            if !norm.is_finite() {
-                net.zero_grad();
-                return Err(TrainError::NonFinite {
-                    epoch: epoch + 1,
-                    batch: b + 1,
-                    what: "gradient norm",
-                    value: norm,
-                });
-            }
+            options.seed = mix_seed(self.config.seed ^ 0xD50F, self.progress.step);
             let hyper = self.hyper_at(&base_lrs, epoch * batches + b, total);
-            let groups = &self.groups;
-            self.optimizer.step(net, |n| groups.group_of(n), &hyper)?;
+            let stats = step(
+                net,
+                batch,
+                &mut self.optimizer,
+                &self.groups,
+                &hyper,
+                &options,
+                Some((&mut tally, top_k)),
+            )?;
+            if !stats.applied {
+                let (what, value) = if stats.loss.is_finite() {
+                    ("gradient norm", stats.grad_norm)
+                } else {
+                    ("loss", stats.loss)
+                };
+                return Err(TrainError::NonFinite {
+                    epoch: epoch + 1,
+                    batch: b + 1,
+                    what,
+                    value,
+                });
+            }
             self.progress.step += 1;
+            self.progress.batches_done = b + 1;
             self.observer.on_batch(&BatchProgress {
                 epoch: epoch + 1,
                 epochs: self.config.epochs,
@@ -300,8 +425,11 @@ impl Trainer {
                 loss: tally.loss(),
                 samples_per_second: tally.n as f64 / t0.elapsed().as_secs_f64().max(1e-9),
             });
+            if self.interrupted() {
+                return Ok((tally, true));
+            }
         }
-        Ok(tally)
+        Ok((tally, false))
     }
 
     /// Every group's learning rate, weight decay and momentum at a step.
@@ -399,7 +527,8 @@ impl Trainer {
             self.progress.best = Some(value);
             self.progress.best_epoch = Some(r.epoch);
             self.progress.bad_epochs = 0;
-            if self.config.restore_best {
+            // kept for a diverging run too, so that its best finite weights survive
+            if self.config.restore_best || self.config.divergence_factor.is_some() {
                 // shares buffers with the parameters; the optimizer's next
                 // in-place update copies them (copy-on-write), so this stays intact
                 self.best_weights = Some(net.state_dict());
@@ -466,7 +595,9 @@ impl Trainer {
         for e in best {
             net.set_tensor(&e.name, e.value)?;
         }
-        if !last_is_best {
+        if self.progress.best_epoch.is_none() {
+            self.note("restored the weights from before training (no epoch improved on them)");
+        } else if !last_is_best {
             let msg = format!(
                 "restored the weights of epoch {} (best {:?})",
                 self.progress.best_epoch.unwrap_or(0),
@@ -485,9 +616,12 @@ impl Trainer {
         self.phase_name = name.to_string();
         let step = self.progress.step;
         let phase = self.progress.phase + 1;
+        // divergence stays measured against the loss before any training
+        let initial_val_loss = self.progress.initial_val_loss;
         self.progress = Progress {
             step,
             phase,
+            initial_val_loss,
             ..Progress::default()
         };
         self.best_weights = None;

@@ -233,9 +233,10 @@ fn history_early_stopping_and_best_restore() {
 }
 
 #[test]
-fn a_nan_loss_stops_with_a_clear_error_and_the_last_good_weights() {
+fn a_nan_loss_stops_the_run_and_gives_back_the_weights_before_training() {
     let (train, val) = digits(10);
     let mut net = cnn(6);
+    let before = net.state_dict();
     let mut trainer = Trainer::new(
         &net,
         TrainConfig {
@@ -249,10 +250,96 @@ fn a_nan_loss_stops_with_a_clear_error_and_the_last_good_weights() {
         },
     )
     .unwrap();
-    let e = trainer.fit(&mut net, &train, &val, None).unwrap_err();
-    assert!(matches!(e, TrainError::NonFinite { .. }), "{e}");
-    assert!(e.to_string().contains("last good weights"));
-    net.for_each_parameter(|n, p| assert!(p.value().all_finite(), "{n} holds non-finite values"));
+    let report = trainer.fit(&mut net, &train, &val, None).unwrap();
+    let d = report.diverged.expect("the run must say it diverged");
+    assert_eq!(d.epoch, 1);
+    assert!(d.reason.contains("loss"), "{}", d.reason);
+    assert!(
+        trainer
+            .history
+            .warnings
+            .iter()
+            .any(|w| w.contains("lr-find"))
+    );
+    assert_eq!(report.best_epoch, None);
+    for (a, b) in before.iter().zip(net.state_dict()) {
+        assert_eq!(
+            a.value, b.value,
+            "{} is not the weight before training",
+            a.name
+        );
+    }
+}
+
+#[test]
+fn adam_at_a_huge_rate_diverges_and_keeps_the_best_finite_epoch() {
+    let (train, val) = digits(10);
+    // a sane first epoch, then a rate that blows the loss up (finite, but huge)
+    let mut net = cnn(6);
+    let mut trainer = Trainer::new(&net, quick(1)).unwrap();
+    let first = trainer.fit(&mut net, &train, &val, None).unwrap();
+    assert!(first.diverged.is_none());
+    let good = net.state_dict();
+    let mut trainer = Trainer::new(
+        &net,
+        TrainConfig {
+            lr: LrSpec::Fixed(1e6),
+            ..quick(4)
+        },
+    )
+    .unwrap();
+    let report = trainer.fit(&mut net, &train, &val, None).unwrap();
+    let d = report.diverged.expect("Adam at 1e6 must be caught");
+    assert!(
+        d.reason.contains("validation loss before training")
+            || d.reason.contains("NaN")
+            || d.reason.contains("inf"),
+        "{}",
+        d.reason
+    );
+    assert!(trainer.history.epochs.len() <= 4);
+    net.for_each_parameter(|n, p| {
+        assert!(p.value().all_finite(), "{n} holds non-finite values");
+        let max = p
+            .value()
+            .as_slice()
+            .iter()
+            .fold(0f32, |m, v| m.max(v.abs()));
+        assert!(max < 1e3, "{n} reached {max}: not the best finite weights");
+    });
+    // the best epoch is restored, or (if none was better) the weights before this run
+    if report.best_epoch.is_none() {
+        for (a, b) in good.iter().zip(net.state_dict()) {
+            assert_eq!(a.value, b.value, "{}", a.name);
+        }
+    }
+}
+
+#[test]
+fn the_divergence_factor_must_be_above_one_or_off() {
+    for bad in [0.5, 1.0, f64::NAN, f64::INFINITY] {
+        let cfg = TrainConfig {
+            divergence_factor: Some(bad),
+            ..quick(1)
+        };
+        assert!(cfg.validate().is_err(), "{bad} accepted");
+    }
+    assert!(
+        TrainConfig {
+            divergence_factor: None,
+            ..quick(1)
+        }
+        .validate()
+        .is_ok()
+    );
+    assert!(
+        TrainConfig {
+            divergence_factor: Some(3.0),
+            ..quick(1)
+        }
+        .validate()
+        .is_ok()
+    );
 }
 
 #[test]
