@@ -5,7 +5,7 @@
 //! | id | workload | element |
 //! |---|---|---|
 //! | W1 | LeNet-MNIST training step, batch 64, SGD momentum 0.9, everything trainable | sample |
-//! | W2 | the same with both convolutions frozen (run without gradients) | sample |
+//! | W2 | the same with both convolutions frozen (tape constants: no backward work) | sample |
 //! | W2b | the head alone on cached `[64, 9216]` features | sample |
 //! | W3 | char-LSTM training: Embedding(65,64)-LSTM(256)-Linear(256,65), batch 32 x length 64, Adam | token |
 //! | W4 | GRU classifier inference: Embedding(65,64)-GRU(128)-Linear(128,65) from the last step, batch 64 x length 32 | sequence |
@@ -14,11 +14,12 @@
 //! default (all cores) unless `RAYON_NUM_THREADS` is set.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use finetune::autograd::{LossOptions, Tape};
 use finetune::cnn::{Conv2d, Conv2dConfig, MaxPool2d};
 use finetune::nn::{Flatten, Linear, ModuleExt, ReLU, Sequential};
 use finetune::tensor::Tensor;
-use finetune::train::{GroupHyper, Optimizer, OptimizerKind, ParamGroups};
+use finetune::train::{
+    Batch, GroupHyper, Optimizer, OptimizerKind, ParamGroups, StepOptions, step,
+};
 
 #[path = "reference/recurrent.rs"]
 mod recurrent;
@@ -59,7 +60,7 @@ fn randn(shape: &[usize], rng: &mut StdRng) -> Tensor<f32> {
     .unwrap()
 }
 
-/// One SGD step on `net` given a loss closure.
+/// The optimizer, groups and rates of one workload's training steps.
 struct Step {
     opt: Optimizer,
     groups: ParamGroups,
@@ -83,44 +84,28 @@ impl Step {
             hyper,
         }
     }
-
-    fn apply(&mut self, net: &mut Sequential<f32>) {
-        let groups = &self.groups;
-        self.opt
-            .step(net, |n| groups.group_of(n), &self.hyper)
-            .unwrap();
-    }
 }
 
-fn train_step(
-    net: &mut Sequential<f32>,
-    step: &mut Step,
-    x: &Tensor<f32>,
-    y: &[usize],
-    frozen_prefix: usize,
-) -> f32 {
-    let mut tape = Tape::new();
-    let input = tape.constant(x.clone());
-    let features = if frozen_prefix > 0 {
-        tape.no_grad(|t| net.forward_range(t, input, None, 0, frozen_prefix))
-            .unwrap()
-    } else {
-        input
+/// One training step through the trainer's own [`step`] (what `finetune
+/// finetune` runs per batch): frozen parameters are tape constants, so
+/// frozen layers cost no backward work.
+fn train_step(net: &mut Sequential<f32>, s: &mut Step, x: &Tensor<f32>, y: &[usize]) -> f64 {
+    let batch = Batch {
+        inputs: x.clone(),
+        targets: y.to_vec(),
+        lengths: None,
     };
-    let end = net.len();
-    let logits = net
-        .forward_range(&mut tape, features, None, frozen_prefix, end)
-        .unwrap();
-    let loss = tape
-        .cross_entropy(logits, y, &LossOptions::default())
-        .unwrap();
-    let value = tape.value(loss).unwrap().item().unwrap();
-    let mut grads = tape.backward(loss).unwrap();
-    drop(tape);
-    net.zero_grad();
-    net.collect_grads(&mut grads);
-    step.apply(net);
-    value
+    let stats = step(
+        net,
+        batch,
+        &mut s.opt,
+        &s.groups,
+        &s.hyper,
+        &StepOptions::default(),
+        None,
+    )
+    .expect("a training step");
+    stats.loss
 }
 
 fn lenet_workloads(c: &mut Criterion) {
@@ -135,14 +120,14 @@ fn lenet_workloads(c: &mut Criterion) {
     let mut net = lenet(&mut rng);
     let mut step = Step::new(&net, OptimizerKind::sgd_momentum(), 0.01);
     group.bench_function("W1_all_trainable", |b| {
-        b.iter(|| train_step(&mut net, &mut step, &x, &y, 0))
+        b.iter(|| train_step(&mut net, &mut step, &x, &y))
     });
 
-    // W2: convolutions frozen and run without gradients
+    // W2: convolutions frozen, as `--freeze '0.*' '2.*'` leaves them
     net.set_trainable_where(|n| n.starts_with("0.") || n.starts_with("2."), false);
     let mut step = Step::new(&net, OptimizerKind::sgd_momentum(), 0.01);
     group.bench_function("W2_convs_frozen", |b| {
-        b.iter(|| train_step(&mut net, &mut step, &x, &y, 6))
+        b.iter(|| train_step(&mut net, &mut step, &x, &y))
     });
 
     // W2b: the head alone on cached features
@@ -150,7 +135,7 @@ fn lenet_workloads(c: &mut Criterion) {
     let mut head_only = head(&mut rng);
     let mut step = Step::new(&head_only, OptimizerKind::sgd_momentum(), 0.01);
     group.bench_function("W2b_head_on_cached_features", |b| {
-        b.iter(|| train_step(&mut head_only, &mut step, &feats, &y, 0))
+        b.iter(|| train_step(&mut head_only, &mut step, &feats, &y))
     });
     group.finish();
 }

@@ -2,11 +2,13 @@
 //! (W3, W4), defined once for `benches/workloads.rs` and
 //! `examples/profile_rnn.rs` (which includes this file with `#[path]`).
 
-use finetune::autograd::{LossOptions, Tape};
-use finetune::nn::{Embedding, Linear, Module, ModuleExt, Sequential};
+use finetune::autograd::Tape;
+use finetune::nn::{Embedding, Linear, Module, Sequential};
 use finetune::rnn::{OutputMode, Recurrent, RecurrentConfig};
 use finetune::tensor::Tensor;
-use finetune::train::{GroupHyper, Optimizer, OptimizerKind, ParamGroups};
+use finetune::train::{
+    Batch, GroupHyper, Optimizer, OptimizerKind, ParamGroups, StepOptions, step,
+};
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -71,25 +73,25 @@ impl CharLstmTraining {
         Self::BATCH * Self::LEN
     }
 
-    /// One training step: forward, backward, Adam update.
+    /// One training step — the trainer's own [`step`]: forward, cross-entropy
+    /// at every position, backward, Adam update.
     pub fn step(&mut self) {
-        let mut tape = Tape::new();
-        let x = tape.constant(self.ids.clone());
-        let logits = self.lm.forward(&mut tape, x).expect("forward");
-        let flat = tape
-            .reshape(logits, &[self.tokens(), VOCAB])
-            .expect("reshape");
-        let loss = tape
-            .cross_entropy(flat, &self.targets, &LossOptions::default())
-            .expect("loss");
-        let mut grads = tape.backward(loss).expect("backward");
-        drop(tape);
-        self.lm.zero_grad();
-        self.lm.collect_grads(&mut grads);
-        let groups = &self.groups;
-        self.opt
-            .step(&mut self.lm, |n| groups.group_of(n), &self.hyper)
-            .expect("update");
+        let batch = Batch {
+            inputs: self.ids.clone(),
+            targets: self.targets.clone(),
+            lengths: None,
+        };
+        let options = StepOptions::default();
+        step(
+            &mut self.lm,
+            batch,
+            &mut self.opt,
+            &self.groups,
+            &self.hyper,
+            &options,
+            None,
+        )
+        .expect("a training step");
     }
 }
 

@@ -156,6 +156,37 @@ pub struct TrainArgs {
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = ScheduleName::Constant)]
     pub schedule: ScheduleName,
+    /// `step` schedule: multiply the rate by --gamma every this many epochs.
+    #[arg(long, value_name = "EPOCHS", default_value_t = 1)]
+    pub step_size: usize,
+    /// `step` schedule: the factor applied every --step-size epochs.
+    #[arg(long, default_value_t = 0.5)]
+    pub gamma: f64,
+    /// `one-cycle`: share of training spent warming up (fastai's pct_start).
+    #[arg(long, value_name = "F", default_value_t = 0.25)]
+    pub pct_start: f64,
+    /// `one-cycle`: the rate starts at max/DIV (fastai's div).
+    #[arg(long, default_value_t = 25.0)]
+    pub div: f64,
+    /// `one-cycle`: the rate ends at max/(DIV·DIV_FINAL) (fastai's div_final).
+    #[arg(long, default_value_t = 1e5)]
+    pub div_final: f64,
+    /// `cosine`: share of training spent in linear warm-up.
+    #[arg(long, value_name = "F", default_value_t = 0.05)]
+    pub warmup: f64,
+    /// `slanted-triangular`: share of training spent rising (ULMFiT's cut_frac).
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    pub cut_frac: f64,
+    /// `slanted-triangular`: the lowest rate is max/RATIO (ULMFiT's ratio).
+    #[arg(long, default_value_t = 32.0)]
+    pub ratio: f64,
+    /// SGD and RMSprop momentum (one-cycle cycles SGD's momentum between 0.95 and 0.85 instead).
+    #[arg(long, value_name = "M")]
+    pub momentum: Option<f64>,
+    /// Stop when a training or validation loss exceeds F times the validation loss
+    /// before training (a non-finite loss always stops the run); `off` checks only finiteness.
+    #[arg(long, value_name = "F|off", default_value = "10")]
+    pub divergence_factor: String,
     /// Rescale gradients to at most this global L2 norm.
     #[arg(long, value_name = "NORM")]
     pub clip_grad_norm: Option<f64>,

@@ -31,6 +31,7 @@ fn history(frozen: usize, unfrozen: usize, scale: f64) -> History {
                 seconds: 1.0,
                 samples_per_second: 1000.0,
                 cached_features: i < frozen,
+                group_lrs: Vec::new(),
             }
         })
         .collect();

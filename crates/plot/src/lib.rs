@@ -56,6 +56,7 @@
 //!     seconds: 1.0,
 //!     samples_per_second: 100.0,
 //!     cached_features: false,
+//!     group_lrs: Vec::new(),
 //! };
 //! let history = History {
 //!     epochs: vec![

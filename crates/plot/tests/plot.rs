@@ -25,6 +25,7 @@ fn record(epoch: usize, phase: &str, loss: f64, accuracy: f64) -> EpochRecord {
         seconds: 0.5,
         samples_per_second: 2000.0,
         cached_features: false,
+        group_lrs: Vec::new(),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct EpochRecord {
     pub samples_per_second: f64,
     /// Whether the inputs came from cached features of a frozen prefix.
     pub cached_features: bool,
+    /// Every parameter group's learning rate at the end of the epoch (first group first).
+    #[serde(default)]
+    pub group_lrs: Vec<f64>,
 }
 
 /// All epochs so far, and the warnings raised.
@@ -38,7 +41,7 @@ pub struct History {
     pub warnings: Vec<String>,
 }
 
-const CSV_HEADER: &str = "epoch,phase,train_loss,train_accuracy,val_loss,val_accuracy,val_top_k,lr,trainable_params,seconds,samples_per_second,cached_features";
+const CSV_HEADER: &str = "epoch,phase,train_loss,train_accuracy,val_loss,val_accuracy,val_top_k,lr,trainable_params,seconds,samples_per_second,cached_features,group_lrs";
 
 impl History {
     /// The history as CSV with a header line.
@@ -47,7 +50,7 @@ impl History {
         s.push('\n');
         for r in &self.epochs {
             s += &format!(
-                "{},{},{},{},{},{},{},{},{},{:.3},{:.1},{}\n",
+                "{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{}\n",
                 r.epoch,
                 r.phase,
                 r.train_loss,
@@ -59,7 +62,12 @@ impl History {
                 r.trainable_params,
                 r.seconds,
                 r.samples_per_second,
-                r.cached_features
+                r.cached_features,
+                r.group_lrs
+                    .iter()
+                    .map(|v| format!("{v:e}"))
+                    .collect::<Vec<_>>()
+                    .join(";")
             );
         }
         s

@@ -110,6 +110,9 @@ impl Schedule {
         let bad = |why: &str| Err(TrainError::Config(format!("{self:?}: {why}")));
         match *self {
             Schedule::Step { every: 0, .. } => bad("step size must be positive"),
+            Schedule::Step { gamma, .. } if !(gamma > 0.0 && gamma.is_finite()) => {
+                bad("gamma must be a positive number")
+            }
             Schedule::OneCycle {
                 pct_start,
                 div,

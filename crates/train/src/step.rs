@@ -46,7 +46,8 @@ pub struct StepStats {
 }
 
 /// One training step on `batch`: forward, loss, backward, clip, update
-/// (with each parameter group's `hyper`). When `tally` is given, the batch's
+/// (with each parameter group's `hyper`). Logits `[N, C]` are scored
+/// against `N` targets; `[N, T, C]` (a language model) against `N·T`. When `tally` is given, the batch's
 /// predictions are counted into it (top-`top_k` as well).
 #[allow(clippy::too_many_arguments)]
 pub fn step(
@@ -62,7 +63,15 @@ pub fn step(
     let mut tape = Tape::with_seed(options.seed);
     let x = tape.constant(batch.inputs);
     let end = net.len();
-    let logits = net.forward_range(&mut tape, x, batch.lengths.as_deref(), options.start, end)?;
+    let mut logits =
+        net.forward_range(&mut tape, x, batch.lengths.as_deref(), options.start, end)?;
+    // a language model predicts every position: `[N, T, C]` against N·T targets
+    let shape = tape.shape(logits)?.to_vec();
+    if let [n, t, c] = shape[..]
+        && n.checked_mul(t) == Some(batch.targets.len())
+    {
+        logits = tape.reshape(logits, &[n * t, c])?;
+    }
     let loss = tape.cross_entropy(logits, &batch.targets, &options.loss)?;
     let loss_value = tape.value(loss)?.item()? as f64;
     let skipped = |grad_norm| StepStats {

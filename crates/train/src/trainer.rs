@@ -216,6 +216,7 @@ impl Trainer {
             // back what it was given, not weights blown up to 1e24
             self.best_weights = Some(net.state_dict());
         }
+        self.announce_rates()?;
         let mut diverged = None;
         let mut interrupted = false;
         while self.progress.epoch < self.config.epochs && !self.progress.stopped_early {
@@ -273,6 +274,7 @@ impl Trainer {
                 val_accuracy: eval.accuracy,
                 val_top_k: eval.top_k.1,
                 lr: self.head_lr(epoch, batches_per_epoch, total_steps),
+                group_lrs: self.group_lrs(epoch, batches_per_epoch, total_steps)?,
                 trainable_params: trainable,
                 seconds: epoch_start.elapsed().as_secs_f64(),
                 samples_per_second: tally.n as f64 / train_seconds.max(1e-9),
@@ -443,6 +445,35 @@ impl Trainer {
                 momentum,
             })
             .collect()
+    }
+
+    /// Every group's rate at the last step of `epoch`.
+    fn group_lrs(&self, epoch: usize, batches: usize, total: usize) -> Result<Vec<f64>> {
+        let base = self.config.lr.per_group(self.groups.len())?;
+        let last = ((epoch + 1) * batches).saturating_sub(1);
+        Ok(self
+            .hyper_at(&base, last, total)
+            .iter()
+            .map(|h| h.lr)
+            .collect())
+    }
+
+    /// Says, once at the start of a fit, which rate each parameter group trains with.
+    fn announce_rates(&mut self) -> Result<()> {
+        let base = self.config.lr.per_group(self.groups.len())?;
+        let rates: Vec<String> = self
+            .groups
+            .groups()
+            .iter()
+            .zip(&base)
+            .map(|(g, lr)| format!("{} {lr:.2e}", g.name))
+            .collect();
+        let msg = format!(
+            "learning rates (maximum, per parameter group): {}",
+            rates.join(", ")
+        );
+        self.note(&msg);
+        Ok(())
     }
 
     fn head_lr(&self, epoch: usize, batches: usize, total: usize) -> f64 {

@@ -36,6 +36,43 @@ pub fn parse_lr(s: &str) -> Result<LrSpec> {
 }
 
 pub fn optimizer(o: OptimizerName) -> OptimizerKind {
+    optimizer_with(o, None)
+}
+
+/// The optimizer with PyTorch's defaults, and `momentum` for SGD and RMSprop when given.
+pub fn optimizer_with(o: OptimizerName, momentum: Option<f64>) -> OptimizerKind {
+    match (o, optimizer_defaults(o)) {
+        (
+            OptimizerName::Sgd,
+            OptimizerKind::Sgd {
+                dampening,
+                nesterov,
+                momentum: m,
+            },
+        ) => OptimizerKind::Sgd {
+            momentum: momentum.unwrap_or(m),
+            dampening,
+            nesterov,
+        },
+        (
+            OptimizerName::Rmsprop,
+            OptimizerKind::RmsProp {
+                alpha,
+                eps,
+                momentum: m,
+                centered,
+            },
+        ) => OptimizerKind::RmsProp {
+            alpha,
+            eps,
+            momentum: momentum.unwrap_or(m),
+            centered,
+        },
+        (_, kind) => kind,
+    }
+}
+
+fn optimizer_defaults(o: OptimizerName) -> OptimizerKind {
     match o {
         OptimizerName::Sgd => OptimizerKind::sgd_momentum(),
         OptimizerName::Adam => OptimizerKind::adam(),
@@ -44,26 +81,53 @@ pub fn optimizer(o: OptimizerName) -> OptimizerKind {
     }
 }
 
+/// `--divergence-factor`: a number above 1, or `off`.
+fn divergence_factor(s: &str) -> Result<Option<f64>> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let f: f64 = s
+        .parse()
+        .with_context(|| format!("--divergence-factor: `{s}` is not a number or `off`"))?;
+    Ok(Some(f))
+}
+
 /// The trainer's configuration from the flags; `batches` per epoch sizes step-based schedules.
 pub fn config(t: &TrainArgs, batches: usize) -> Result<TrainConfig> {
     let total = batches * t.epochs;
+    if let Some(m) = t.momentum
+        && !(0.0..1.0).contains(&m)
+    {
+        bail!("--momentum must be in [0, 1), got {m}");
+    }
+    if !(0.0..1.0).contains(&t.warmup) {
+        bail!("--warmup must be in [0, 1), got {}", t.warmup);
+    }
     let schedule = match t.schedule {
         ScheduleName::Constant => Schedule::Constant,
         ScheduleName::Step => Schedule::Step {
-            every: batches.max(1),
-            gamma: 0.5,
+            every: batches.max(1).saturating_mul(t.step_size.max(1)),
+            gamma: t.gamma,
         },
         ScheduleName::Cosine => Schedule::CosineWarmup {
-            warmup: (total / 20).max(1),
+            warmup: ((total as f64 * t.warmup) as usize).max(1),
             final_factor: 0.0,
         },
-        ScheduleName::OneCycle => Schedule::one_cycle(),
-        ScheduleName::SlantedTriangular => Schedule::slanted_triangular(),
+        ScheduleName::OneCycle => Schedule::OneCycle {
+            pct_start: t.pct_start,
+            div: t.div,
+            div_final: t.div_final,
+            moms: (0.95, 0.85),
+        },
+        ScheduleName::SlantedTriangular => Schedule::SlantedTriangular {
+            cut_frac: t.cut_frac,
+            ratio: t.ratio,
+        },
     };
     let c = TrainConfig {
         epochs: t.epochs,
         batch_size: t.batch_size,
-        optimizer: optimizer(t.optimizer),
+        optimizer: optimizer_with(t.optimizer, t.momentum),
         lr: parse_lr(&t.lr)?,
         weight_decay: t.weight_decay,
         schedule,
@@ -79,6 +143,7 @@ pub fn config(t: &TrainArgs, batches: usize) -> Result<TrainConfig> {
         }),
         restore_best: !t.keep_last,
         seed: t.seed,
+        divergence_factor: divergence_factor(&t.divergence_factor)?,
         ..TrainConfig::default()
     };
     c.validate()?;

@@ -237,7 +237,8 @@ const MAX_KEY_DEPTH: usize = 16;
 /// nested ones included) over the whole pickle: a tuple key is copied out
 /// of the arena into a hashable `Key`, and a tuple that repeats the one
 /// below it four times, 16 levels deep, is 4^16 parts from a 563-byte file.
-/// A real state_dict has one string part per key.
+/// A real state_dict has one string part per key. Counted before a key is
+/// copied, each tuple once, so a hostile key costs microseconds.
 const MAX_KEY_PARTS: usize = 1_000_000;
 /// Longest `GLOBAL` line accepted.
 const MAX_GLOBAL_LINE: usize = 1024;
@@ -508,12 +509,22 @@ impl Machine<'_> {
         }
     }
 
+    /// Copies a dict key out of the arena, within the pickle's key budget
+    /// (checked before anything is copied).
     fn key(&mut self, v: &Value, depth: usize) -> Result<Key> {
-        self.key_parts += 1;
-        if self.key_parts > MAX_KEY_PARTS {
-            return Err(self.malformed(format!(
-                "the pickle's dict keys have more than {MAX_KEY_PARTS} parts in all"
-            )));
+        if depth == 0 {
+            let size = if matches!(v, Value::Tuple(_)) {
+                // nesting past MAX_KEY_DEPTH is refused below; bound the walk
+                self.key_size_bounded(v)
+            } else {
+                1
+            };
+            self.key_parts = self.key_parts.saturating_add(size);
+            if self.key_parts > MAX_KEY_PARTS {
+                return Err(self.malformed(format!(
+                    "the pickle's dict keys have more than {MAX_KEY_PARTS} parts in all"
+                )));
+            }
         }
         Ok(match v {
             Value::None => Key::None,
@@ -538,6 +549,36 @@ impl Machine<'_> {
                 return Err(self.malformed(format!("a {} cannot be a dict key", other.kind())));
             }
         })
+    }
+
+    /// The parts a key would have once materialised (saturating), each tuple
+    /// counted once, so that a tuple repeating the one below it costs a
+    /// lookup, not 4^16 copies; at most [`MAX_KEY_DEPTH`] levels are walked.
+    fn key_size_bounded(&self, v: &Value) -> usize {
+        fn walk(
+            m: &Machine<'_>,
+            v: &Value,
+            depth: usize,
+            sizes: &mut HashMap<usize, usize>,
+        ) -> usize {
+            match v {
+                Value::Tuple(id) if depth <= MAX_KEY_DEPTH => {
+                    if let Some(&n) = sizes.get(id) {
+                        return n;
+                    }
+                    let n = match m.arena.get(*id) {
+                        Some(Obj::Tuple(items)) => items.iter().fold(1usize, |n, i| {
+                            n.saturating_add(walk(m, i, depth + 1, sizes))
+                        }),
+                        _ => 1,
+                    };
+                    sizes.insert(*id, n);
+                    n
+                }
+                _ => 1,
+            }
+        }
+        walk(self, v, 0, &mut HashMap::new())
     }
 
     fn dict_set(&mut self, dict: &Value, pairs: Vec<(Value, Value)>) -> Result<()> {
