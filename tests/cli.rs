@@ -76,21 +76,27 @@ const SPEC: &str = r#"{"name": "digits-cnn", "input": [1, 8, 8], "layers": [
 #[test]
 fn quick_demo_prints_both_tables_and_writes_its_run_folder() {
     let dir = tempdir("demo");
-    let (out, _) = ok(
+    let (out, err) = ok(
         &["demo", "--quick", "--quiet", "--out", "runs/demo", "--json"],
         &dir,
     );
+    // with --json the tables go to standard error: standard output is the JSON alone
     assert!(
-        out.contains("digits 5-9 from 30 labelled examples per class"),
-        "{out}"
+        err.contains("digits 5-9 from 30 labelled examples per class"),
+        "{err}"
     );
     assert!(
-        out.contains("fine-tuned (convs frozen)")
-            && out.contains("from scratch")
-            && out.contains("frozen features"),
-        "{out}"
+        err.contains("fine-tuned (convs frozen)")
+            && err.contains("from scratch")
+            && err.contains("frozen features"),
+        "{err}"
     );
-    let summary = json(out.lines().last().unwrap());
+    assert_eq!(
+        out.trim().lines().count(),
+        1,
+        "stdout is not one JSON line: {out}"
+    );
+    let summary = json(&out);
     let part1 = &summary["digits_0_4_to_5_9"];
     for run in ["fine_tuned", "scratch"] {
         let acc = part1[run]["test_accuracy"].as_f64().unwrap();
@@ -1217,4 +1223,41 @@ fn probe_measures_every_cut_of_the_real_pretrained_cnn() {
     );
     assert!(err.contains("`one` has no place to cut"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn lr_find_writes_its_curve_into_a_run_folder_and_stops_when_the_loss_explodes() {
+    let dir = tempdir("lr-find");
+    std::fs::write(dir.join("cnn.json"), SPEC).unwrap();
+    let (out, _) = ok(
+        &[
+            "lr-find",
+            "--model",
+            "cnn.json",
+            "--data",
+            "digits",
+            "--end-lr",
+            "1e4",
+            "--iterations",
+            "200",
+            "--quiet",
+        ],
+        &dir,
+    );
+    assert!(out.contains("suggested learning rate"), "{out}");
+    let run = dir.join("runs/lr-find");
+    for f in ["lr_find.csv", "lr_find.json", "lr_find.svg", "lr_find.png"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let curve = json(&std::fs::read_to_string(run.join("lr_find.json")).unwrap());
+    // up to 1e4 the loss explodes: the sweep stops (fastai: 4x the smoothed minimum)
+    assert_eq!(curve["diverged"], true, "{curve}");
+    let n = curve["lrs"].as_array().unwrap().len();
+    assert!(
+        n < 200,
+        "kept sweeping after the loss exploded ({n} points)"
+    );
+    let csv = std::fs::read_to_string(run.join("lr_find.csv")).unwrap();
+    assert_eq!(csv.lines().count(), n + 1);
+    assert!(csv.starts_with("lr,smoothed_loss\n"));
 }

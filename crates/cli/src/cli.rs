@@ -463,4 +463,10 @@ pub struct LrFindArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// The run folder under --runs-dir for the curve (lr_find.csv, lr_find.json, lr_find.svg, lr_find.png).
+    #[arg(long, default_value = "lr-find")]
+    pub run_name: String,
+    /// Where run folders go.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: std::path::PathBuf,
 }

@@ -190,6 +190,40 @@ pub fn plot_curves(curves: &Curves, title: &str, dir: &Path) -> Result<Vec<PathB
     write_figure(&Figure::LearningCurves { curves, title }, &stem)
 }
 
+/// The file stem of [`plot_lr_finder`]'s output.
+pub const LR_FIND_STEM: &str = "lr_find";
+
+/// Writes `lr_find.svg` and `lr_find.png` into `dir` (created if needed):
+/// the LR finder's smoothed loss against the learning rate on a log scale,
+/// with the `suggested` rate marked; returns their paths, SVG first.
+/// Fails with [`PlotError::Empty`] when no point is finite.
+pub fn plot_lr_finder(
+    lrs: &[f64],
+    losses: &[f64],
+    suggested: f64,
+    title: &str,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let stem = dir.join(LR_FIND_STEM);
+    let finite = lrs
+        .iter()
+        .zip(losses)
+        .any(|(lr, l)| *lr > 0.0 && lr.is_finite() && l.is_finite());
+    if !finite {
+        return Err(PlotError::Empty {
+            path: stem,
+            what: "the learning-rate sweep".into(),
+        });
+    }
+    let figure = Figure::LrFinder {
+        lrs,
+        losses,
+        suggested,
+        title,
+    };
+    write_figure(&figure, &stem)
+}
+
 /// [`plot_comparison`] for curves built by hand.
 pub fn plot_curves_comparison(
     runs: &[(&str, &Curves)],

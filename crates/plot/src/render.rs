@@ -70,13 +70,21 @@ pub(crate) enum Figure<'a> {
         runs: &'a [(&'a str, &'a Curves)],
         title: &'a str,
     },
+    /// The LR finder's smoothed loss against the learning rate (log scale),
+    /// the suggested rate marked.
+    LrFinder {
+        lrs: &'a [f64],
+        losses: &'a [f64],
+        suggested: f64,
+        title: &'a str,
+    },
 }
 
 impl Figure<'_> {
     pub(crate) fn size(&self) -> (u32, u32) {
         match self {
             Figure::LearningCurves { .. } => LEARNING_CURVES_SIZE,
-            Figure::Comparison { .. } => COMPARISON_SIZE,
+            Figure::Comparison { .. } | Figure::LrFinder { .. } => COMPARISON_SIZE,
         }
     }
 
@@ -144,9 +152,83 @@ impl Figure<'_> {
                 };
                 draw_panel(&body, &panel)?;
             }
+            Figure::LrFinder {
+                lrs,
+                losses,
+                suggested,
+                title,
+            } => {
+                let body = root.titled(title, font(26.0))?;
+                draw_lr_finder(&body, lrs, losses, suggested)?;
+            }
         }
         Ok(())
     }
+}
+
+/// The LR finder's curve: x is log10 of the rate, labelled as rates.
+fn draw_lr_finder<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    lrs: &[f64],
+    losses: &[f64],
+    suggested: f64,
+) -> DrawResult<DB> {
+    let points: Vec<(f64, f64)> = lrs
+        .iter()
+        .zip(losses)
+        .filter(|(lr, l)| **lr > 0.0 && lr.is_finite() && l.is_finite())
+        .map(|(lr, l)| (lr.log10(), *l))
+        .collect();
+    let (x0, x1) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let (x0, x1) = if x0 < x1 { (x0, x1) } else { (-7.0, 1.0) };
+    let (y0, y1) = y_range(points.iter().map(|p| p.1), false);
+    let mut chart = ChartBuilder::on(area)
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(76)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc("learning rate (log scale)")
+        .y_desc("smoothed loss")
+        .x_label_formatter(&|v| format!("{:.0e}", 10f64.powf(*v)))
+        .y_label_formatter(&y_formatter(y0, y1))
+        .label_style(font(14.0))
+        .axis_desc_style(font(16.0))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()?;
+    let style = TRAIN.stroke_width(2);
+    chart
+        .draw_series(std::iter::once(PathElement::new(points.clone(), style)))?
+        .label("smoothed loss")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+    if suggested > 0.0 && suggested.is_finite() {
+        let x = suggested.log10().clamp(x0, x1);
+        let line = VALIDATION.stroke_width(2);
+        chart
+            .draw_series(std::iter::once(DashedPathElement::new(
+                vec![(x, y0), (x, y1)],
+                7,
+                5,
+                line,
+            )))?
+            .label(format!("suggested {suggested:.1e}"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .margin(12)
+        .label_font(font(14.0))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.35))
+        .draw()?;
+    Ok(())
 }
 
 /// Renders `figure` as an SVG document.

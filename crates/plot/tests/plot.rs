@@ -396,3 +396,36 @@ fn renders_without_system_fonts() {
     let svg = std::fs::read_to_string(out.path().join("learning_curves.svg")).unwrap();
     assert!(svg.contains("No system fonts"));
 }
+
+#[test]
+fn the_lr_finder_curve_renders_with_its_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let lrs: Vec<f64> = (0..60)
+        .map(|i| 1e-6 * 10f64.powf(i as f64 / 10.0))
+        .collect();
+    // falls, then explodes (a NaN at the very end is skipped)
+    let mut losses: Vec<f64> = (0..60)
+        .map(|i| {
+            2.3 - 1.5 * (i as f64 / 40.0).min(1.0) + if i > 45 { (i - 45) as f64 } else { 0.0 }
+        })
+        .collect();
+    losses[59] = f64::NAN;
+    let files =
+        finetune_plot::plot_lr_finder(&lrs, &losses, 1e-3, "lr-find: tiny on digits", dir.path())
+            .unwrap();
+    assert_eq!(names_in(dir.path()), ["lr_find.png", "lr_find.svg"]);
+    let svg = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        has_text(&svg, "suggested 1.0e-3"),
+        "no suggestion in the legend"
+    );
+    assert!(has_text(&svg, "learning rate (log scale)"));
+    let png = decode_png(&files[1]);
+    assert_eq!((png.width, png.height), finetune_plot::COMPARISON_SIZE);
+    assert!(png.count(TRAIN) > 100, "the curve is missing");
+    assert!(png.count(VALIDATION) > 50, "the suggestion line is missing");
+    // nothing finite: an error, no files
+    let empty = tempfile::tempdir().unwrap();
+    assert!(finetune_plot::plot_lr_finder(&[1e-3], &[f64::NAN], 1e-3, "x", empty.path()).is_err());
+    assert!(names_in(empty.path()).is_empty());
+}

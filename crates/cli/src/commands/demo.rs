@@ -13,6 +13,32 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// With `--json` the demo's tables go to standard error, so that standard
+/// output is the one JSON object and nothing else.
+static TABLES_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `println!` for the demo's report: standard output, or standard error under `--json`.
+macro_rules! say {
+    ($($t:tt)*) => {
+        if TABLES_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!($($t)*)
+        } else {
+            println!($($t)*)
+        }
+    };
+}
+
+/// `print!` for the demo's report (see [`say!`]).
+macro_rules! say_inline {
+    ($($t:tt)*) => {
+        if TABLES_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+            eprint!($($t)*)
+        } else {
+            print!($($t)*)
+        }
+    };
+}
+
 use anyhow::{Context, Result};
 use finetune_nn::ModuleExt;
 use finetune_pretrained::{
@@ -103,6 +129,8 @@ fn finetune_config(epochs: usize, lr: f64, seed: u64, cache: bool) -> TrainConfi
 
 /// `finetune demo`.
 pub fn demo(args: &DemoArgs, quiet: bool) -> Result<serde_json::Value> {
+    TABLES_TO_STDERR.store(args.json, std::sync::atomic::Ordering::Relaxed);
+    crate::commands::probe::rows_to_stderr(args.json);
     let started = Instant::now();
     let plan = Plan::new(args.quick);
     let dir = args
@@ -112,7 +140,7 @@ pub fn demo(args: &DemoArgs, quiet: bool) -> Result<serde_json::Value> {
     let src = source(dir.as_deref())?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    println!(
+    say!(
         "finetune demo — data: {}{}\n",
         src.describe(),
         if args.quick { " (quick)" } else { "" }
@@ -124,7 +152,7 @@ pub fn demo(args: &DemoArgs, quiet: bool) -> Result<serde_json::Value> {
     summary["mnist_cnn_to_fashion"] = part_fashion(args, &plan, dir.as_deref(), quiet)?;
     summary["seconds"] = json!(started.elapsed().as_secs_f64());
     session::write_json(&args.out.join("summary.json"), &summary)?;
-    println!(
+    say!(
         "\nall files are in {} (summary.json, checkpoints, metrics.csv/jsonl and learning-curve plots per run); {:.0}s in all",
         args.out.display(),
         started.elapsed().as_secs_f64()
@@ -138,7 +166,7 @@ fn part_digits(
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<serde_json::Value> {
-    println!("== Part 1: MNIST digits 0-4 (source task) -> 5-9 (target task)");
+    say!("== Part 1: MNIST digits 0-4 (source task) -> 5-9 (target task)");
     let seed = args.seed;
     let mut model = Model::from_spec(&builtin("lenet")?, seed)?;
     let pre_data = prepare(
@@ -148,7 +176,7 @@ fn part_digits(
     )?;
     model.replace_head_with_classes(pre_data.class_names.clone(), seed)?;
     model.metadata_mut().source_task = Some("mnist digits 0-4".into());
-    println!(
+    say!(
         "pretraining LeNet ({} parameters) on {}",
         session::thousands(model.net().parameter_count().0),
         pre_data.description
@@ -173,7 +201,7 @@ fn part_digits(
             resume: None,
         },
     )?;
-    println!(
+    say!(
         "pretrained: test accuracy on digits 0-4 = {:.4}; saved {}",
         pre.test.accuracy,
         pre_ckpt.display()
@@ -204,7 +232,7 @@ fn part_digits(
         &["0.*".to_string(), "2.*".to_string()],
         BnPolicy::FreezeAll,
     )?;
-    println!(
+    say!(
         "loaded it back, cut after the convolutions (features {features:?}), new head ({}), convolutions frozen; target: {}",
         new.join(", "),
         target.description
@@ -239,11 +267,12 @@ fn part_digits(
             resume: None,
         },
     )?;
-    println!(
+    say!(
         "\ndigits 5-9 from {} labelled examples per class ({} test images):",
-        plan.target_per_class, ft.test.n
+        plan.target_per_class,
+        ft.test.n
     );
-    print!("{}", session::table(&[&ft, &sc]));
+    say_inline!("{}", session::table(&[&ft, &sc]));
     let _ = crate::plots::comparison(
         &[("fine-tuned", &ft.history), ("from scratch", &sc.history)],
         "digits 5-9: fine-tuned vs from scratch",
@@ -261,7 +290,7 @@ fn part_fashion(
     dir: Option<&Path>,
     quiet: bool,
 ) -> Result<serde_json::Value> {
-    println!(
+    say!(
         "\n== Part 2: a real pretrained MNIST CNN (pretrained/mnist-cnn, not trained here) -> Fashion-MNIST"
     );
     let seed = args.seed;
@@ -282,7 +311,7 @@ fn part_fashion(
             &ImportOptions::strict(),
         )?,
     };
-    println!(
+    say!(
         "imported {} tensors ({} parameters); load report: {} applied, {} missing, {} unexpected",
         pretrained.report.applied.len(),
         session::thousands(pretrained.model.net().parameter_count().0),
@@ -302,9 +331,10 @@ fn part_fashion(
         needs(&base),
     )?;
     let before = evaluate(base.net_mut(), data.test.as_ref(), 256, 1, 0)?;
-    println!(
+    say!(
         "as is (MNIST classes) on Fashion-MNIST test: accuracy {:.4} — chance; target: {}",
-        before.accuracy, data.description
+        before.accuracy,
+        data.description
     );
     // which depth transfers? measured: a linear head on the frozen features
     // at every cut, compared on the validation split (`finetune probe`)
@@ -317,11 +347,11 @@ fn part_fashion(
     };
     let rows = probe::probe_model(&base, &data, cuts, settings, true)?;
     let best = probe::best_row(&rows);
-    println!("\nprobe: a linear head on the frozen features at each cut (validation accuracy):");
+    say!("\nprobe: a linear head on the frozen features at each cut (validation accuracy):");
     probe::print_rows(&rows, best);
-    println!("{}", probe::reading(&rows, best, data.class_names.len()));
+    say!("{}", probe::reading(&rows, best, data.class_names.len()));
     let cut_at = rows[best].cut.at.clone();
-    println!(
+    say!(
         "the runs below: frozen features cut where the probe says (`{cut_at}`), everything fine-tuned, and the same network from scratch\n"
     );
     let bytes = base.to_bytes()?;
@@ -381,11 +411,13 @@ fn part_fashion(
             resume: None,
         },
     )?;
-    println!(
+    say!(
         "\nFashion-MNIST from {} labelled images per class ({} test images; before fine-tuning: {:.4}):",
-        plan.fashion_per_class, fz.test.n, before.accuracy
+        plan.fashion_per_class,
+        fz.test.n,
+        before.accuracy
     );
-    print!("{}", session::table(&[&fz, &fu, &sc]));
+    say_inline!("{}", session::table(&[&fz, &fu, &sc]));
     let _ = crate::plots::comparison(
         &[
             ("frozen features", &fz.history),

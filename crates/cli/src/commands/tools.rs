@@ -434,6 +434,41 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// Writes the sweep into `dir`: `lr_find.csv` (lr, smoothed loss),
+/// `lr_find.json` (the curve and the suggestions) and the plot; returns the
+/// files written.
+fn write_lr_find(
+    r: &finetune_train::LrFindResult,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<Vec<String>> {
+    let _lock = finetune_files::RunLock::acquire(dir)
+        .with_context(|| format!("locking {}", dir.display()))?;
+    let mut csv = String::from("lr,smoothed_loss\n");
+    for (lr, l) in r.lrs.iter().zip(&r.losses) {
+        csv += &format!("{lr:e},{l}\n");
+    }
+    let csv_path = dir.join("lr_find.csv");
+    finetune_train::write_atomic(&csv_path, csv.as_bytes())?;
+    let json_path = dir.join("lr_find.json");
+    crate::session::write_json(&json_path, r)?;
+    let mut files = vec![
+        csv_path.display().to_string(),
+        json_path.display().to_string(),
+    ];
+    match finetune_plot::plot_lr_finder(
+        &r.lrs,
+        &r.losses,
+        r.steepest,
+        &format!("lr-find: {name}"),
+        dir,
+    ) {
+        Ok(plots) => files.extend(plots.iter().map(|p| p.display().to_string())),
+        Err(e) => eprintln!("lr-find: note: could not draw the curve: {e}"),
+    }
+    Ok(files)
+}
+
 /// The widest the name column of `inspect` gets.
 const MAX_NAME_COLUMN: usize = 80;
 
@@ -474,6 +509,7 @@ fn frozen_from_training_state(extra: &Value) -> Option<(usize, usize)> {
 
 /// `finetune lr-find`.
 pub fn lr_find_cmd(args: &LrFindArgs, quiet: bool) -> Result<()> {
+    crate::commands::train::check_run_name(&args.run_name)?;
     let mut model = model_args::load_or_build(&args.model, args.seed)?;
     let data = prepare(&args.data, args.seed, ModelNeeds::of(&model))?;
     let outputs = model.output_shape().last().copied().unwrap_or(0);
@@ -497,6 +533,7 @@ pub fn lr_find_cmd(args: &LrFindArgs, quiet: bool) -> Result<()> {
         optimizer(args.optimizer),
         &opts,
     )?;
+    let files = write_lr_find(&r, &args.runs_dir.join(&args.run_name), &model.spec().name)?;
     if args.json {
         println!(
             "{}",
@@ -537,6 +574,7 @@ pub fn lr_find_cmd(args: &LrFindArgs, quiet: bool) -> Result<()> {
             ""
         }
     );
+    println!("curve: {}", files.join(", "));
     Ok(())
 }
 

@@ -159,16 +159,21 @@ pub fn check_outputs(t: &TrainArgs, out: &Path, inputs: &[&Path]) -> Result<()> 
         bail!("--epochs 0 trains nothing (and would save an untrained model); give 1 or more");
     }
     if let Some(name) = &t.run_name {
-        let plain = Path::new(name)
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if name.is_empty() || !plain || name.contains(['/', '\\']) {
-            bail!(
-                "--run-name `{name}` must be a plain folder name (not empty, no `/`, `.` or `..`)"
-            );
-        }
+        check_run_name(name)?;
     }
     check_out_path(out, inputs, t.overwrite, "--out")
+}
+
+/// A run name is one plain folder name: not empty, no `/`, `.` or `..`
+/// (`--run-name ''` used to write into the runs folder itself).
+pub fn check_run_name(name: &str) -> Result<()> {
+    let plain = Path::new(name)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if name.is_empty() || !plain || name.contains(['/', '\\']) {
+        bail!("--run-name `{name}` must be a plain folder name (not empty, no `/`, `.` or `..`)");
+    }
+    Ok(())
 }
 
 /// `out` is not a special file, and not one of `inputs` unless `overwrite`.
