@@ -256,3 +256,123 @@ fn inspect_shows_the_header_of_a_file_with_a_65536_byte_tensor_name() {
     let out = ok(&["inspect", "long.safetensors"], &dir);
     assert!(out.contains(&name), "the name is not shown");
 }
+
+#[test]
+fn resuming_on_other_data_is_a_clear_error_and_changed_flags_are_said() {
+    let dir = tempdir("resume");
+    let ckpt = pretrained(&dir);
+    let ckpt = ckpt.to_str().unwrap();
+    ok(
+        &[
+            "finetune",
+            "--from",
+            ckpt,
+            "--data",
+            "digits",
+            "--classes",
+            "0-4",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            "five.ckpt",
+        ],
+        &dir,
+    );
+    let last = "runs/five/last.ckpt";
+    // other classes: refused before training, naming both
+    let e = fails(
+        &[
+            "finetune",
+            "--from",
+            ckpt,
+            "--resume",
+            last,
+            "--data",
+            "digits",
+            "--classes",
+            "5-9,0",
+            "--epochs",
+            "2",
+            "--out",
+            "five.ckpt",
+        ],
+        &dir,
+        1,
+    );
+    assert!(e.contains("--resume") && e.contains("classes"), "{e}");
+    // same data, another rate and optimizer: resumes with the checkpoint's, and says so
+    let o = finetune(
+        &[
+            "finetune",
+            "--from",
+            ckpt,
+            "--resume",
+            last,
+            "--data",
+            "digits",
+            "--classes",
+            "0-4",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.5",
+            "--optimizer",
+            "sgd",
+            "--quiet",
+            "--out",
+            "five.ckpt",
+        ],
+        &dir,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("learning rate") && err.contains("optimizer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_with_exit_1_keeps_its_metrics_and_no_blown_up_model() {
+    let dir = tempdir("diverge");
+    let ckpt = pretrained(&dir);
+    let ckpt = ckpt.to_str().unwrap();
+    let e = fails(
+        &[
+            "finetune",
+            "--from",
+            ckpt,
+            "--data",
+            "digits",
+            "--unfreeze",
+            "--lr",
+            "1e6",
+            "--epochs",
+            "5",
+            "--quiet",
+            "--out",
+            "blown.ckpt",
+        ],
+        &dir,
+        1,
+    );
+    assert!(e.contains("diverged") && e.contains("lr-find"), "{e}");
+    assert!(e.contains("epoch"), "{e}");
+    let metrics = std::fs::read_to_string(dir.join("runs/blown/metrics.csv")).unwrap();
+    assert!(metrics.lines().count() >= 2, "{metrics}");
+    // whatever was kept is finite and sane
+    if dir.join("blown.ckpt").exists() {
+        let m = finetune::pretrained::Model::load(dir.join("blown.ckpt")).unwrap();
+        for e in finetune::nn::ModuleExt::state_dict(m.net()) {
+            assert!(
+                e.value
+                    .as_slice()
+                    .iter()
+                    .all(|v| v.is_finite() && v.abs() < 1e4),
+                "{}",
+                e.name
+            );
+        }
+    }
+}

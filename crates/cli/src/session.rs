@@ -70,6 +70,39 @@ pub fn from_training_state(s: &TrainingState) -> Result<TrainerState> {
     Ok(TrainerState::from_parts(&s.json, tensors)?)
 }
 
+/// The settings a resumed run keeps from its checkpoint although the
+/// command line now asks for others (said, not silently ignored).
+fn resume_differences(saved: &TrainConfig, asked: &TrainConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differ = |what: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{what} ({a}, not {b})"));
+        }
+    };
+    differ(
+        "learning rate",
+        format!("{:?}", saved.lr),
+        format!("{:?}", asked.lr),
+    );
+    differ(
+        "optimizer",
+        format!("{:?}", saved.optimizer),
+        format!("{:?}", asked.optimizer),
+    );
+    differ(
+        "batch size",
+        saved.batch_size.to_string(),
+        asked.batch_size.to_string(),
+    );
+    differ(
+        "weight decay",
+        saved.weight_decay.to_string(),
+        asked.weight_decay.to_string(),
+    );
+    differ("seed", saved.seed.to_string(), asked.seed.to_string());
+    out
+}
+
 /// Copies `net`'s weights into a fresh model of `like`'s spec and metadata
 /// (for checkpoints written while the network is borrowed by the trainer).
 fn snapshot(
@@ -108,6 +141,17 @@ pub fn run(
             );
             // an interrupted run continues with its own settings; only the
             // number of epochs comes from the command line (to extend a run)
+            // (a recipe sets its phases' rates itself: nothing to compare)
+            let changes = match opts.recipe {
+                None => resume_differences(&t.config, &config),
+                Some(_) => Vec::new(),
+            };
+            for changed in changes {
+                eprintln!(
+                    "{}: warning: --resume keeps the checkpoint's {changed}; the value given now is ignored",
+                    opts.label
+                );
+            }
             t.config.epochs = config.epochs;
             t
         }

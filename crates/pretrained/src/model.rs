@@ -283,6 +283,83 @@ impl Model {
     }
 }
 
+/// Activation elements one batch of [`Model::predict_in_batches`] may use
+/// (2^26: 256 MiB of `f32`), so that a prediction on millions of rows or
+/// tokens runs in bounded memory instead of one huge batch.
+pub const PREDICT_BATCH_ELEMENTS: u64 = 1 << 26;
+
+/// The most activation elements one example may need in a prediction
+/// (2^29: 2 GiB of `f32`); a longer sequence is an error, not an abort.
+pub const PREDICT_MAX_EXAMPLE_ELEMENTS: u64 = 1 << 29;
+
+impl Model {
+    /// [`Model::predict`] over row chunks of `input` (`[N, ...]`), each at
+    /// most `max_elements` activation elements (as shape inference counts
+    /// them for the real per-example shape); the logits are concatenated in
+    /// order. One example over the model's size limits is an error naming
+    /// the layer; one over `max_elements` runs alone.
+    pub fn predict_in_batches(
+        &mut self,
+        input: Tensor<f32>,
+        lengths: Option<&[usize]>,
+        max_elements: u64,
+    ) -> Result<Tensor<f32>> {
+        let shape = input.shape().to_vec();
+        let Some((&n, example)) = shape.split_first() else {
+            return self.predict(input, lengths);
+        };
+        let per_example = self.spec.activations_per_example(example)?.max(1);
+        if per_example > PREDICT_MAX_EXAMPLE_ELEMENTS {
+            return Err(Error::Nn {
+                context: format!("model `{}`: predict", self.spec.name),
+                source: finetune_nn::NnError::BadInput {
+                    layer: "input".into(),
+                    reason: format!(
+                        "one example of shape {example:?} needs {per_example} activation elements, more than the {PREDICT_MAX_EXAMPLE_ELEMENTS} a prediction allows; split it into shorter pieces"
+                    ),
+                },
+            });
+        }
+        let rows = usize::try_from((max_elements / per_example).max(1)).unwrap_or(usize::MAX);
+        if rows >= n {
+            return self.predict(input, lengths);
+        }
+        let per_row: usize = example.iter().product();
+        let data = input.as_slice();
+        let mut parts: Vec<Tensor<f32>> = Vec::with_capacity(n.div_ceil(rows));
+        for r0 in (0..n).step_by(rows) {
+            let r1 = (r0 + rows).min(n);
+            let mut chunk_shape = shape.clone();
+            chunk_shape[0] = r1 - r0;
+            let chunk = Tensor::new(&chunk_shape, data[r0 * per_row..r1 * per_row].to_vec())
+                .map_err(|e| self.forward_error(e.into()))?;
+            parts.push(self.predict(chunk, lengths.map(|l| &l[r0..r1]))?);
+        }
+        concat_rows(&parts).map_err(|e| self.forward_error(e.into()))
+    }
+
+    fn forward_error(&self, source: finetune_nn::NnError) -> Error {
+        Error::Nn {
+            context: format!("model `{}`: forward", self.spec.name),
+            source,
+        }
+    }
+}
+
+/// Tensors of the same trailing shape stacked along the first axis.
+fn concat_rows(parts: &[Tensor<f32>]) -> finetune_tensor::Result<Tensor<f32>> {
+    let Some(first) = parts.first() else {
+        return Tensor::new(&[0], Vec::new());
+    };
+    let mut shape = first.shape().to_vec();
+    shape[0] = parts.iter().map(|p| p.shape()[0]).sum();
+    let mut data = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        data.extend_from_slice(p.as_slice());
+    }
+    Tensor::new(&shape, data)
+}
+
 impl Module<f32> for Model {
     fn forward(&mut self, tape: &mut Tape<f32>, x: Var) -> finetune_nn::Result<Var> {
         self.net.forward(tape, x)

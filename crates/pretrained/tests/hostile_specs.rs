@@ -177,3 +177,34 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn predictions_on_millions_of_tokens_run_in_bounded_batches() {
+    let gru = finetune_pretrained::char_gru(&finetune_pretrained::CharRnnOptions {
+        vocab_size: 30,
+        ..Default::default()
+    });
+    let mut model = Model::from_spec(&gru, 3).unwrap();
+    // 12 rows of 50 ids: tiny batches give exactly the one-batch logits
+    let ids: Vec<f32> = (0..600).map(|i| (i * 7 % 29 + 1) as f32).collect();
+    let x = finetune_tensor::Tensor::new(&[12, 50], ids).unwrap();
+    let whole = model.predict(x.clone(), None).unwrap();
+    let per_row = gru.activations_per_example(&[50]).unwrap();
+    let batched = model.predict_in_batches(x, None, per_row * 5).unwrap();
+    assert_eq!(whole.shape(), batched.shape());
+    assert_eq!(whole.as_slice(), batched.as_slice());
+    // one sequence of 3.5 million ids is refused before anything is allocated
+    let long = finetune_tensor::Tensor::new(&[1, 3_500_000], vec![1.0; 3_500_000]).unwrap();
+    let e = model
+        .predict_in_batches(
+            long,
+            None,
+            finetune_pretrained::model::PREDICT_BATCH_ELEMENTS,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("shorter pieces") || e.contains("activations"),
+        "{e}"
+    );
+}

@@ -146,7 +146,13 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
             _ => None,
         },
     };
-    let logits = model.predict(x, lengths.as_deref())?;
+    // in row chunks of bounded memory: a file of millions of rows or tokens
+    // must not become one batch
+    let logits = model.predict_in_batches(
+        x,
+        lengths.as_deref(),
+        finetune_pretrained::model::PREDICT_BATCH_ELEMENTS,
+    )?;
     write_safetensors(
         &args.out,
         &[("logits".into(), RawTensor::from_tensor(&logits))],

@@ -210,6 +210,27 @@ pub fn run_dir(t: &TrainArgs, out: &Path) -> PathBuf {
     t.runs_dir.join(name)
 }
 
+/// A resumed run must train on the data it started with: the classes the
+/// checkpoint's head predicts are the data's classes, in order. (Other data
+/// used to end in an internal cross-entropy index error mid-epoch.)
+fn check_resume_data(model: &Model, data: &Prepared) -> Result<()> {
+    let outputs = model.output_shape().last().copied().unwrap_or(0);
+    let same = match model.classes() {
+        Some(c) => c == data.class_names.as_slice(),
+        None => outputs == data.class_names.len(),
+    };
+    if !same {
+        bail!(
+            "--resume: the checkpoint was trained on {} classes ({}), but the data gives {} ({}); resume with the run's own --data, --classes and --per-class",
+            outputs,
+            model.classes().map_or("unnamed".into(), |c| c.join(", ")),
+            data.class_names.len(),
+            data.class_names.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Gives the model a new final classifier when the data's classes differ (or when asked).
 fn fit_head(
     model: &mut Model,
@@ -340,6 +361,8 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     note_missing_vocab(&model, label);
     if resume.is_none() {
         shape_model(&mut model, args, &data, label)?;
+    } else {
+        check_resume_data(&model, &data)?;
     }
     stamp(&mut model, &data, &task_name(&args.data));
     let batches = data.train.len().div_ceil(args.train.batch_size.max(1));

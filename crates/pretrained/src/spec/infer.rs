@@ -16,7 +16,7 @@ pub(super) fn infer_model(
     spec: &ModelSpec,
     label: &str,
     limits: Limits,
-) -> Result<(Vec<LayerShape>, u64)> {
+) -> Result<(Vec<LayerShape>, Count)> {
     let root = Loc::root();
     let spec_err = |reason: String| invalid(label, &root, "", reason);
     if spec.name.is_empty() {
@@ -71,7 +71,20 @@ pub(super) fn infer_model(
             )));
         }
     }
-    Ok((shapes, budget.params()))
+    Ok((
+        shapes,
+        Count {
+            params: budget.params(),
+            activations: budget.activations(),
+        },
+    ))
+}
+
+/// What a spec costs: parameters and buffers, and one example's activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Count {
+    pub params: u64,
+    pub activations: u64,
 }
 
 fn describe_loc(loc: &Loc, type_name: &str) -> String {

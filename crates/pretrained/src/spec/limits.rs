@@ -88,6 +88,11 @@ impl Budget {
         self.params
     }
 
+    /// One example's activation elements counted so far.
+    pub(crate) fn activations(&self) -> u64 {
+        self.activations
+    }
+
     /// Counts one layer's parameter and buffer tensors; the error says which
     /// tensor or total went over (the caller names the layer).
     pub(crate) fn layer(&mut self, kind: &LayerKind, input: &[usize]) -> Result<(), String> {

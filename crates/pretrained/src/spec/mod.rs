@@ -319,7 +319,16 @@ impl ModelSpec {
     /// Parameters and buffers (elements) the model has, counted from the
     /// spec alone (nothing is built).
     pub fn parameter_count(&self) -> Result<u64> {
-        infer::infer_model(self, &self.label(), Limits::current()).map(|(_, params)| params)
+        infer::infer_model(self, &self.label(), Limits::current()).map(|(_, c)| c.params)
+    }
+
+    /// The activation elements one example of shape `input` (without the
+    /// batch axis; a sequence model takes any length) produces through the
+    /// model — what a prediction must budget for, per example.
+    pub fn activations_per_example(&self, input: &[usize]) -> Result<u64> {
+        let mut spec = self.clone();
+        spec.input = input.to_vec();
+        infer::infer_model(&spec, &self.label(), Limits::current()).map(|(_, c)| c.activations)
     }
 }
 
