@@ -120,10 +120,10 @@ fn quick_demo_prints_both_tables_and_writes_its_run_folder() {
     let best = probe["best"].as_u64().unwrap() as usize;
     let pick = rows[best]["at"].as_str().unwrap();
     assert!(
-        out.contains(&format!(
+        err.contains(&format!(
             "frozen features cut where the probe says (`{pick}`)"
         )),
-        "{out}"
+        "{err}"
     );
     for f in [
         "runs/demo/summary.json",
@@ -344,6 +344,10 @@ fn pretrain_finetune_eval_export_import_predict_round_trip() {
         8 * 9 + 8,
         "the freeze set is recorded in the training checkpoint"
     );
+    // last.ckpt holds this run's history, not the source model's
+    let history = &last["metadata"]["history"];
+    assert_eq!(history["in_progress"], true, "{history}");
+    assert!(history["epochs"].as_u64().unwrap() >= 1, "{history}");
     let (out, _) = ok(&["inspect", "tuned.safetensors", "--json"], &dir);
     assert_eq!(json(&out)["kind"], "safetensors");
     std::fs::remove_dir_all(dir).unwrap();
@@ -1260,4 +1264,84 @@ fn lr_find_writes_its_curve_into_a_run_folder_and_stops_when_the_loss_explodes()
     let csv = std::fs::read_to_string(run.join("lr_find.csv")).unwrap();
     assert_eq!(csv.lines().count(), n + 1);
     assert!(csv.starts_with("lr,smoothed_loss\n"));
+}
+
+#[test]
+fn predict_normalize_applies_the_models_own_normalisation_to_unit_pixels() {
+    let dir = tempdir("normalize");
+    std::fs::write(dir.join("cnn.json"), SPEC).unwrap();
+    ok(
+        &[
+            "pretrain", "--model", "cnn.json", "--data", "digits", "--epochs", "1", "--quiet",
+            "--out", "m.ckpt",
+        ],
+        &dir,
+    );
+    let (out, _) = ok(&["inspect", "m.ckpt", "--json"], &dir);
+    let norm = &json(&out)["metadata"]["normalize"];
+    let (mean, std) = (
+        norm["mean"][0].as_f64().unwrap() as f32,
+        norm["std"][0].as_f64().unwrap() as f32,
+    );
+    let pixels: Vec<f32> = (0..128).map(|i| (i % 17) as f32 / 16.0).collect();
+    let normalised: Vec<f32> = pixels.iter().map(|p| (p - mean) / std).collect();
+    for (name, values) in [("unit", &pixels), ("normalised", &normalised)] {
+        let t = RawTensor::from_f32(&[2, 1, 8, 8], values).unwrap();
+        write_safetensors(
+            dir.join(format!("{name}.safetensors")),
+            &[("input".into(), t)],
+            None,
+        )
+        .unwrap();
+    }
+    ok(
+        &[
+            "predict",
+            "--model",
+            "m.ckpt",
+            "--input",
+            "unit.safetensors",
+            "--normalize",
+            "--out",
+            "a.safetensors",
+        ],
+        &dir,
+    );
+    ok(
+        &[
+            "predict",
+            "--model",
+            "m.ckpt",
+            "--input",
+            "normalised.safetensors",
+            "--out",
+            "b.safetensors",
+        ],
+        &dir,
+    );
+    ok(
+        &[
+            "predict",
+            "--model",
+            "m.ckpt",
+            "--input",
+            "unit.safetensors",
+            "--out",
+            "c.safetensors",
+        ],
+        &dir,
+    );
+    let logits = |f: &str| {
+        let s = read_safetensors(dir.join(f)).unwrap();
+        s.tensors[0].1.to_f32().unwrap()
+    };
+    let (a, b, c) = (
+        logits("a.safetensors"),
+        logits("b.safetensors"),
+        logits("c.safetensors"),
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+    }
+    assert_ne!(a, c, "--normalize changed nothing");
 }

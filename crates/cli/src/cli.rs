@@ -378,8 +378,13 @@ pub struct PredictArgs {
     #[arg(long, value_name = "SPEC")]
     pub spec: Option<String>,
     /// Safetensors with `input` (f32 [N,C,H,W] images or i64 [N,T] token ids) and optional i64 `lengths` [N].
+    /// Images must already be normalised as the model expects (`inspect` shows its
+    /// `normalize`), or be pixels in [0, 1] with --normalize.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
+    /// The images are pixels in [0, 1]: apply the model's own normalisation (mean, std per channel) first.
+    #[arg(long)]
+    pub normalize: bool,
     /// Where to write `logits` [N, classes].
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

@@ -167,8 +167,15 @@ pub fn run(
     let hook = Box::new(
         |net: &mut Sequential<f32>, t: &Trainer| -> finetune_train::Result<()> {
             let state = to_training_state(&TrainerState::capture(t, net));
-            let m = snapshot(&parts, net)
+            let mut m = snapshot(&parts, net)
                 .map_err(|e| finetune_train::TrainError::Config(format!("checkpoint: {e:#}")))?;
+            // this run's history, not the source model's
+            m.metadata_mut().history = serde_json::json!({
+                "epochs": t.history.epochs.len(),
+                "best_epoch": t.progress.best_epoch,
+                "in_progress": true,
+                "seed": t.config.seed,
+            });
             save_training_checkpoint(&last, &m, &state).map_err(|e| {
                 finetune_train::TrainError::Config(format!("checkpoint {}: {e}", last.display()))
             })?;

@@ -106,6 +106,29 @@ impl Normalization {
         Ok(())
     }
 
+    /// Normalises `[N, C, H, W]` values already scaled to `[0, 1]` in place:
+    /// `(v - mean[c]) / std[c]` (what `predict --normalize` applies to
+    /// pixels read as fractions).
+    pub fn apply_to_unit_images(&self, values: &mut [f32], shape: &[usize]) -> Result<()> {
+        let [_, c, h, w] = shape else {
+            return Err(DataError::arg(format!(
+                "normalising needs images [N, C, H, W], got {shape:?}"
+            )));
+        };
+        if *c != self.channels() {
+            return Err(DataError::arg(format!(
+                "the images have {c} channel(s), the normalisation {}",
+                self.channels()
+            )));
+        }
+        let plane = (h * w).max(1);
+        for (i, v) in values.iter_mut().enumerate() {
+            let ch = (i / plane) % c;
+            *v = (*v - self.mean[ch]) / self.std[ch];
+        }
+        Ok(())
+    }
+
     /// Normalises one byte of channel `channel` (`channel < channels()`, `pixel_max > 0`).
     pub(crate) fn apply(&self, pixel: u8, pixel_max: u8, channel: usize) -> f32 {
         (f32::from(pixel) / f32::from(pixel_max) - self.mean[channel]) / self.std[channel]
@@ -123,6 +146,17 @@ impl Normalization {
 mod tests {
     use super::*;
     use crate::image::ImageDims;
+
+    #[test]
+    fn unit_images_are_normalised_per_channel() {
+        let n = Normalization::new(vec![0.5, 0.0], vec![0.25, 2.0]).unwrap();
+        // one image, two channels of 2 pixels
+        let mut v = vec![0.5, 1.0, 1.0, 0.0];
+        n.apply_to_unit_images(&mut v, &[1, 2, 1, 2]).unwrap();
+        assert_eq!(v, [0.0, 2.0, 0.5, 0.0]);
+        assert!(n.apply_to_unit_images(&mut v, &[1, 3, 1, 1]).is_err());
+        assert!(n.apply_to_unit_images(&mut v, &[4]).is_err());
+    }
 
     #[test]
     fn from_dataset_matches_hand_computation() {

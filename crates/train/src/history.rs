@@ -57,7 +57,11 @@ impl History {
                 r.train_accuracy,
                 r.val_loss,
                 r.val_accuracy,
-                r.val_top_k,
+                if r.val_top_k.is_finite() {
+                    r.val_top_k.to_string()
+                } else {
+                    String::new()
+                },
                 r.lr,
                 r.trainable_params,
                 r.seconds,

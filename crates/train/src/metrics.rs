@@ -27,6 +27,14 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
+    /// `k` and the top-k accuracy, when they say something: with `k` at
+    /// least the number of classes every example is in the top k, so the
+    /// figure is always 1 and is left out.
+    pub fn informative_top_k(&self) -> Option<(usize, f64)> {
+        let classes = self.confusion.len().max(self.class_names.len());
+        (classes == 0 || self.top_k.0 < classes).then_some(self.top_k)
+    }
+
     /// A confusion matrix as aligned text.
     pub fn confusion_table(&self) -> String {
         let w = self
@@ -165,4 +173,28 @@ pub fn evaluate(
         confusion,
         class_names: source.class_names(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(classes: usize, k: usize) -> EvalReport {
+        EvalReport {
+            n: 4,
+            loss: 0.5,
+            accuracy: 0.5,
+            top_k: (k, 1.0),
+            per_class_accuracy: vec![None; classes],
+            confusion: vec![vec![0; classes]; classes],
+            class_names: (0..classes).map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn top_k_is_left_out_when_k_covers_every_class() {
+        assert_eq!(report(10, 5).informative_top_k(), Some((5, 1.0)));
+        assert_eq!(report(5, 5).informative_top_k(), None);
+        assert_eq!(report(2, 5).informative_top_k(), None);
+    }
 }

@@ -272,7 +272,8 @@ impl Trainer {
                 train_accuracy: tally.accuracy(),
                 val_loss: eval.loss,
                 val_accuracy: eval.accuracy,
-                val_top_k: eval.top_k.1,
+                // NaN (an empty CSV field, null in JSON) when k covers every class
+                val_top_k: eval.informative_top_k().map_or(f64::NAN, |t| t.1),
                 lr: self.head_lr(epoch, batches_per_epoch, total_steps),
                 group_lrs: self.group_lrs(epoch, batches_per_epoch, total_steps)?,
                 trainable_params: trainable,

@@ -45,23 +45,28 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             .iter()
             .map(|a| a.map_or(Value::Null, Value::from))
             .collect();
-        let out = json!({
+        let mut out = json!({
             "model": args.model.display().to_string(),
             "data": data.description,
             "n": r.n,
             "accuracy": r.accuracy,
             "loss": r.loss,
-            "top_k": {"k": r.top_k.0, "accuracy": r.top_k.1},
             "per_class_accuracy": per_class,
             "class_names": r.class_names,
             "confusion": r.confusion,
         });
+        if let Some((k, acc)) = r.informative_top_k() {
+            out["top_k"] = json!({"k": k, "accuracy": acc});
+        }
         println!("{out}");
     } else {
         println!("{}", data.description);
+        let top_k = r
+            .informative_top_k()
+            .map_or(String::new(), |(k, a)| format!("  top-{k} {a:.4}"));
         println!(
-            "accuracy {:.4}  loss {:.4}  top-{} {:.4}  ({} examples)",
-            r.accuracy, r.loss, r.top_k.0, r.top_k.1, r.n
+            "accuracy {:.4}  loss {:.4}{top_k}  ({} examples)",
+            r.accuracy, r.loss, r.n
         );
         for (name, a) in r.class_names.iter().zip(&r.per_class_accuracy) {
             println!(
@@ -106,13 +111,22 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     let mut ids: Option<Vec<i64>> = None;
     let x = match input.dtype() {
         DType::I64 | DType::I32 => {
+            if args.normalize {
+                bail!("--normalize is for images in [0, 1]; `input` holds token ids");
+            }
             let v = input.to_i64()?;
             check_token_ids(&v, input.shape(), vocab.as_ref(), embedding_rows)?;
             let x = Tensor::new(input.shape(), v.iter().map(|&id| id as f32).collect())?;
             ids = Some(v);
             x
         }
-        d if d.is_float() => input.to_tensor()?,
+        d if d.is_float() => {
+            let mut x = input.to_tensor()?;
+            if args.normalize {
+                normalize_unit_images(&model, &mut x)?;
+            }
+            x
+        }
         d => bail!("`input` has dtype {d}; expected f32 images or i64 token ids"),
     };
     if x.ndim() != want.len() + 1 || (want.len() == 3 && x.shape()[1..] != want[..]) {
@@ -164,6 +178,24 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         logits.shape(),
         args.out.display()
     );
+    Ok(())
+}
+
+/// `predict --normalize`: pixels in [0, 1] become what the model was trained on.
+fn normalize_unit_images(model: &Model, x: &mut Tensor<f32>) -> Result<()> {
+    let Some(n) = model
+        .metadata()
+        .normalize
+        .clone()
+        .or_else(|| model.spec().normalize.clone())
+    else {
+        bail!("--normalize: the model records no normalisation (its inputs are used as given)");
+    };
+    let shape = x.shape().to_vec();
+    let mut values = x.as_slice().to_vec();
+    n.apply_to_unit_images(&mut values, &shape)
+        .context("--normalize")?;
+    *x = Tensor::new(&shape, values)?;
     Ok(())
 }
 
