@@ -76,7 +76,7 @@ pub use error::{DataError, Result};
 pub use image::{ImageDataset, ImageDims};
 pub use manifest::{FileSpec, NamedSet};
 pub use normalize::Normalization;
-pub use rng::SeededRng;
+pub use rng::{SPLITMIX64_GAMMA, SeededRng, splitmix64_mix};
 pub use source::{DATA_DIR_ENV, DataDir, DataSource, FASHION_CLASSES, FoundBy, find_data_dir};
 pub use split::{Split, SplitOptions, TrainTest};
 pub use text::{

@@ -8,6 +8,18 @@
 //! through SplitMix64, both public-domain reference algorithms) and its own
 //! Fisher–Yates shuffle. Statistical quality is far beyond what shuffling needs.
 
+/// The SplitMix64 output function (Steele, Lea and Flood): mixes all 64
+/// bits of `z` into each output bit. The one copy behind [`SeededRng`]'s
+/// seeding and the trainer's per-epoch and per-step seeds.
+pub fn splitmix64_mix(z: u64) -> u64 {
+    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// SplitMix64's increment (the golden ratio in 64 bits).
+pub const SPLITMIX64_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// A deterministic pseudo-random generator (xoshiro256++).
 #[derive(Clone, Debug)]
 pub struct SeededRng {
@@ -19,11 +31,8 @@ impl SeededRng {
     pub fn new(seed: u64) -> Self {
         let mut sm = seed;
         let mut next = || {
-            sm = sm.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = sm;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
+            sm = sm.wrapping_add(SPLITMIX64_GAMMA);
+            splitmix64_mix(sm)
         };
         SeededRng {
             s: [next(), next(), next(), next()],

@@ -229,46 +229,5 @@ pub fn match_tensors(
     Ok(LoadPlan { report, tensors })
 }
 
-/// Glob match: `*` any run of characters (dots included), `?` one character,
-/// everything else literal. A pattern without wildcards is an exact name.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("classifier.2.*", "classifier.2.weight"));
-        assert!(!glob_match("classifier.2.*", "classifier.20.weight"));
-        assert!(glob_match("*.bias", "a.b.bias"));
-        assert!(glob_match("a.?.w", "a.1.w"));
-        assert!(!glob_match("a.?.w", "a.12.w"));
-        assert!(glob_match("exact", "exact"));
-        assert!(!glob_match("exact", "exact2"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a*b*c", "axxbyyc"));
-        assert!(!glob_match("a*b*c", "axxbyy"));
-    }
-}
+/// Name patterns for `--ignore` and friends (the matcher freezing uses too).
+pub use finetune_nn::glob_match;

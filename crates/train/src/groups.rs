@@ -9,20 +9,7 @@ use finetune_nn::{Module, ModuleExt};
 
 use crate::error::{Result, TrainError};
 
-/// `*` matches any run of characters (dots included), `?` exactly one.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    go(&p, &n)
-}
+pub use finetune_nn::glob_match;
 
 /// The layer a parameter belongs to: its name without the last component
 /// (`features.3.weight` -> `features.3`).

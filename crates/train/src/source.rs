@@ -89,7 +89,8 @@ impl BatchSource for ImageSource {
     fn batches(&self, batch_size: usize, seed: Option<u64>, epoch: usize) -> Result<Batches<'_>> {
         let mut it = batcher(batch_size, seed)?.images(&self.data, &self.normalization)?;
         if let Some(max) = self.shift {
-            let shift_seed = seed.unwrap_or(0) ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let shift_seed =
+                seed.unwrap_or(0) ^ (epoch as u64).wrapping_mul(finetune_data::SPLITMIX64_GAMMA);
             it = it.with_shift(RandomShift {
                 max,
                 seed: shift_seed,

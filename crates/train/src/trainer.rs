@@ -99,13 +99,12 @@ pub struct Trainer {
 /// Mixes a seed with a counter (splitmix64), so every epoch and step gets an
 /// independent, reproducible stream.
 pub fn mix_seed(seed: u64, counter: u64) -> u64 {
-    let mut z = seed
-        ^ counter
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    use finetune_data::{SPLITMIX64_GAMMA, splitmix64_mix};
+    splitmix64_mix(
+        seed ^ counter
+            .wrapping_mul(SPLITMIX64_GAMMA)
+            .wrapping_add(0xD1B5_4A32_D192_ED03),
+    )
 }
 
 impl Trainer {
