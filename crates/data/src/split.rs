@@ -100,10 +100,7 @@ pub fn per_class_indices(
     let mut rng = SeededRng::new(seed);
     // never more than there are labels: `per_class` is a user's number
     // (`--per-class 18446744073709551615` overflowed this product)
-    let capacity = per_class
-        .checked_mul(num_classes)
-        .unwrap_or(usize::MAX)
-        .min(labels.len());
+    let capacity = per_class.saturating_mul(num_classes).min(labels.len());
     let mut chosen = Vec::with_capacity(capacity);
     for (class, mut group) in by_class(labels, num_classes).into_iter().enumerate() {
         if group.len() < per_class {
