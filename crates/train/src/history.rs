@@ -14,24 +14,39 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// The phase of a multi-phase recipe (`"frozen"`, `"unfrozen"`, `"train"`).
     pub phase: String,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_accuracy: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub val_loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub val_accuracy: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub val_top_k: f64,
     /// The head group's learning rate at the end of the epoch.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub lr: f64,
     /// Parameter elements that trained during the epoch.
     pub trainable_params: usize,
     /// Wall-clock seconds of the epoch (training and validation).
+    #[serde(deserialize_with = "f64_or_nan")]
     pub seconds: f64,
     /// Training examples per second.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub samples_per_second: f64,
     /// Whether the inputs came from cached features of a frozen prefix.
     pub cached_features: bool,
     /// Every parameter group's learning rate at the end of the epoch (first group first).
     #[serde(default)]
     pub group_lrs: Vec<f64>,
+}
+
+/// An `f64` that JSON wrote as `null`: serde_json writes NaN and the
+/// infinities that way (a diverged epoch's loss, a top-k left out), and a
+/// checkpoint holding them must still load.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// All epochs so far, and the warnings raised.
@@ -112,4 +127,46 @@ fn io(path: &Path, source: std::io::Error) -> TrainError {
 /// something that is not a regular file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(finetune_files::atomic_write_bytes(path, bytes)?)
+}
+
+#[cfg(test)]
+mod nan_tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_values_survive_a_json_round_trip() {
+        let record = EpochRecord {
+            epoch: 1,
+            phase: "train".into(),
+            train_loss: f64::NAN,
+            train_accuracy: 0.1,
+            val_loss: f64::INFINITY,
+            val_accuracy: 0.1,
+            val_top_k: f64::NAN,
+            lr: 1e-3,
+            trainable_params: 10,
+            seconds: 1.0,
+            samples_per_second: 5.0,
+            cached_features: false,
+            group_lrs: vec![1e-3],
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        let back: EpochRecord = serde_json::from_str(&json).unwrap();
+        assert!(back.train_loss.is_nan() && back.val_loss.is_nan() && back.val_top_k.is_nan());
+        assert_eq!(back.val_accuracy, 0.1);
+        // older checkpoints have no group_lrs
+        let old = json.replace(",\"group_lrs\":[0.001]", "");
+        assert!(
+            serde_json::from_str::<EpochRecord>(&old)
+                .unwrap()
+                .group_lrs
+                .is_empty()
+        );
+        let csv = History {
+            epochs: vec![back],
+            warnings: vec![],
+        }
+        .to_csv();
+        assert!(csv.lines().nth(1).unwrap().contains(",0.1,,"), "{csv}");
+    }
 }
