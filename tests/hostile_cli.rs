@@ -376,3 +376,84 @@ fn a_diverging_run_stops_with_exit_1_keeps_its_metrics_and_no_blown_up_model() {
         }
     }
 }
+
+/// The first Ctrl-C finishes the batch, saves `last.ckpt`, prints the
+/// `--resume` command and exits 1; that command continues the run.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_the_run_and_prints_a_resume_command_that_works() {
+    let dir = tempdir("ctrl-c");
+    std::fs::write(dir.join("tiny.json"), SPEC).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_finetune"))
+        .args([
+            "pretrain",
+            "--model",
+            "tiny.json",
+            "--data",
+            "digits",
+            "--epochs",
+            "100000",
+            "--batch-size",
+            "8",
+            "--quiet",
+            "--out",
+            "m.ckpt",
+        ])
+        .current_dir(&dir)
+        .env_remove("FINETUNE_DATA")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait for the first epoch's metrics, then interrupt
+    let metrics = dir.join("runs/m/metrics.csv");
+    let started = std::time::Instant::now();
+    while !metrics.exists() {
+        assert!(started.elapsed().as_secs() < 120, "no epoch finished");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(dir.join("runs/m/last.ckpt").is_file());
+    let command = err
+        .lines()
+        .skip_while(|l| !l.contains("Resume with:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no resume command in: {err}"))
+        .trim()
+        .to_string();
+    assert!(command.contains("--resume runs/m/last.ckpt"), "{command}");
+    assert!(
+        command.starts_with("finetune finetune --from runs/m/last.ckpt"),
+        "{command}"
+    );
+    // run it, with an end in sight: one epoch past the interrupted one
+    let done = std::fs::read_to_string(&metrics).unwrap().lines().count() - 1;
+    let args: Vec<String> = command
+        .split(' ')
+        .skip(1)
+        .map(|a| {
+            if a == "100000" {
+                (done + 1).to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&args, &dir);
+    let rows = std::fs::read_to_string(&metrics).unwrap().lines().count() - 1;
+    assert_eq!(
+        rows,
+        done + 1,
+        "the resumed run did not finish the interrupted epoch"
+    );
+    assert!(dir.join("m.ckpt").is_file());
+}
