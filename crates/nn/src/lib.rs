@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod activation;
+pub mod attention;
 pub mod dropout;
 pub mod embedding;
 pub mod error;
@@ -43,6 +44,7 @@ pub mod gradcheck;
 pub mod init;
 pub mod linear;
 pub mod loss;
+pub mod merge;
 pub mod module;
 pub mod parameter;
 pub mod sequential;
@@ -50,6 +52,7 @@ pub mod shape;
 pub mod summary;
 
 pub use activation::{Gelu, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh};
+pub use attention::AttentionPool;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use error::{NnError, Result};
@@ -57,8 +60,9 @@ pub use glob::glob_match;
 pub use gradcheck::gradcheck_module;
 pub use linear::Linear;
 pub use loss::{CrossEntropyLoss, MseLoss, NllLoss};
+pub use merge::{Add, Concat};
 pub use module::{EntryKind, Module, ModuleExt, StateEntry, StatsMode, Visitor, VisitorMut};
 pub use parameter::{Buffer, BufferKind, Parameter};
-pub use sequential::Sequential;
+pub use sequential::{Sequential, Source};
 pub use shape::{Flatten, Identity};
 pub use summary::{Summary, SummaryRow};

@@ -72,6 +72,24 @@ pub trait Module<T: Float = f32> {
         self.forward(tape, x)
     }
 
+    /// Forward with several inputs, for a layer of a graph that merges
+    /// outputs (`add`, `concat`). The default takes exactly one input;
+    /// merging layers override it.
+    fn forward_many(
+        &mut self,
+        tape: &mut Tape<T>,
+        xs: &[Var],
+        lengths: Option<&[usize]>,
+    ) -> Result<Var> {
+        match xs {
+            [x] => self.forward_seq(tape, *x, lengths),
+            _ => Err(crate::error::NnError::bad_input(
+                self.describe(),
+                format!("takes one input, was given {}", xs.len()),
+            )),
+        }
+    }
+
     /// Visits children, parameters and buffers.
     fn visit(&self, visitor: &mut dyn Visitor<T>);
 

@@ -1,5 +1,9 @@
 //! [`Sequential`]: layers applied one after another, named like PyTorch's
-//! `nn.Sequential` (`"0"`, `"1"`, ...) unless given names.
+//! `nn.Sequential` (`"0"`, `"1"`, ...) unless given names — or, when some
+//! layers are wired with [`Sequential::push_wired`], a graph: a layer may
+//! read the model's input or any earlier layer's output (a skip connection),
+//! or several of them (an `add` or `concat`). Layers still run in order, so
+//! the graph is acyclic by construction, and parameter names stay PyTorch's.
 
 use finetune_autograd::{Tape, Var};
 use finetune_tensor::Float;
@@ -7,9 +11,21 @@ use finetune_tensor::Float;
 use crate::error::{NnError, Result};
 use crate::module::{Module, Visitor, VisitorMut};
 
-/// An ordered list of named layers.
+/// Where a wired layer's input comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The input of the whole container.
+    Input,
+    /// The output of the layer at this index (earlier than the reader).
+    Layer(usize),
+}
+
+/// An ordered list of named layers, each reading the previous layer's
+/// output unless wired to other sources.
 pub struct Sequential<T: Float = f32> {
     layers: Vec<(String, Box<dyn Module<T>>)>,
+    /// Per layer: `None` reads the previous output; `Some` lists the sources.
+    sources: Vec<Option<Vec<Source>>>,
 }
 
 impl<T: Float> Default for Sequential<T> {
@@ -21,13 +37,17 @@ impl<T: Float> Default for Sequential<T> {
 impl<T: Float> Sequential<T> {
     /// An empty container.
     pub fn new() -> Self {
-        Sequential { layers: Vec::new() }
+        Sequential {
+            layers: Vec::new(),
+            sources: Vec::new(),
+        }
     }
 
     /// Appends a layer named by its index.
     pub fn push(mut self, layer: impl Module<T> + 'static) -> Self {
         let name = self.layers.len().to_string();
         self.layers.push((name, Box::new(layer)));
+        self.sources.push(None);
         self
     }
 
@@ -35,6 +55,7 @@ impl<T: Float> Sequential<T> {
     pub fn push_boxed(&mut self, layer: Box<dyn Module<T>>) {
         let name = self.layers.len().to_string();
         self.layers.push((name, layer));
+        self.sources.push(None);
     }
 
     /// Appends a layer under an explicit name (like an `OrderedDict` in PyTorch).
@@ -47,7 +68,64 @@ impl<T: Float> Sequential<T> {
             ));
         }
         self.layers.push((name, layer));
+        self.sources.push(None);
         Ok(())
+    }
+
+    /// Appends a named layer that reads `sources` (the container's input or
+    /// earlier layers' outputs) instead of the previous layer's output.
+    pub fn push_wired(
+        &mut self,
+        name: impl Into<String>,
+        layer: Box<dyn Module<T>>,
+        sources: Vec<Source>,
+    ) -> Result<()> {
+        let index = self.layers.len();
+        if sources.is_empty() {
+            return Err(NnError::bad_config(
+                "Sequential",
+                "a wired layer needs a source",
+            ));
+        }
+        if let Some(bad) = sources
+            .iter()
+            .find(|s| matches!(s, Source::Layer(i) if *i >= index))
+        {
+            return Err(NnError::bad_config(
+                "Sequential",
+                format!("layer {index} cannot read {bad:?}: only earlier layers or the input"),
+            ));
+        }
+        self.push_named(name, layer)?;
+        self.sources[index] = Some(sources);
+        Ok(())
+    }
+
+    /// Where layer `index` reads from (the previous output when not wired).
+    pub fn sources_of(&self, index: usize) -> Vec<Source> {
+        match self.sources.get(index) {
+            Some(Some(s)) => s.clone(),
+            _ if index == 0 => vec![Source::Input],
+            _ => vec![Source::Layer(index - 1)],
+        }
+    }
+
+    /// Whether any layer is wired (the container is a graph, not a chain).
+    pub fn is_graph(&self) -> bool {
+        self.sources.iter().any(Option::is_some)
+    }
+
+    /// Whether running layers `start..` needs nothing from before `start`
+    /// but the output of layer `start - 1` (the input when `start == 0`):
+    /// then that one tensor can stand for the whole prefix (a cut for a new
+    /// head, or cached features of a frozen prefix).
+    pub fn is_clean_cut(&self, start: usize) -> bool {
+        let boundary = start.checked_sub(1).map_or(Source::Input, Source::Layer);
+        (start..self.layers.len()).all(|i| {
+            self.sources_of(i)
+                .iter()
+                .all(|&s| s == boundary || matches!(s, Source::Layer(j) if j >= start))
+        })
     }
 
     /// Number of layers.
@@ -93,6 +171,7 @@ impl<T: Float> Sequential<T> {
         if len >= self.layers.len() {
             return Vec::new();
         }
+        self.sources.truncate(len);
         self.layers.split_off(len)
     }
 
@@ -107,9 +186,55 @@ impl<T: Float> Sequential<T> {
         end: usize,
     ) -> Result<Var> {
         let end = end.min(self.layers.len());
+        if !self.is_graph() {
+            let mut h = x;
+            for (_, layer) in self.layers.iter_mut().take(end).skip(start) {
+                h = layer.forward_seq(tape, h, lengths)?;
+            }
+            return Ok(h);
+        }
+        // a graph: keep each output only until its last reader has run
+        let boundary = start.checked_sub(1).map_or(Source::Input, Source::Layer);
+        let mut last_use = vec![0usize; self.layers.len()];
+        for i in start..end {
+            for s in self.sources_of(i) {
+                if let Source::Layer(j) = s {
+                    last_use[j] = last_use[j].max(i);
+                }
+            }
+        }
+        let mut outputs: Vec<Option<Var>> = vec![None; self.layers.len()];
         let mut h = x;
-        for (_, layer) in self.layers.iter_mut().take(end).skip(start) {
-            h = layer.forward_seq(tape, h, lengths)?;
+        for i in start..end {
+            let sources = self.sources_of(i);
+            let mut inputs = Vec::with_capacity(sources.len());
+            for s in &sources {
+                let v = match *s {
+                    s if s == boundary => Some(x),
+                    Source::Layer(j) => outputs[j],
+                    Source::Input => None,
+                };
+                inputs.push(v.ok_or_else(|| {
+                    NnError::bad_input(
+                        "Sequential",
+                        format!(
+                            "layer {i} `{}` reads {s:?}, which is not available when running from layer {start}",
+                            self.layers[i].0
+                        ),
+                    )
+                })?);
+            }
+            h = self.layers[i].1.forward_many(tape, &inputs, lengths)?;
+            for s in &sources {
+                if let Source::Layer(j) = *s
+                    && last_use[j] <= i
+                {
+                    outputs[j] = None;
+                }
+            }
+            if last_use[i] > i {
+                outputs[i] = Some(h);
+            }
         }
         Ok(h)
     }
