@@ -410,9 +410,13 @@ pub struct ImportArgs {
     /// Model tensors (names or globs) that are new and stay initialised, e.g. a new head.
     #[arg(long, value_name = "GLOB")]
     pub new: Vec<String>,
-    /// The file uses Keras names and layouts.
+    /// The file uses Keras names and layouts (detected when its tensors have Keras names such as `lstm1.recurrent_kernel`).
     #[arg(long)]
     pub keras: bool,
+    /// A character vocabulary to store with the model: a finetune vocabulary, or
+    /// textgenrnn's `{"char": id}` JSON (ids from 1, 0 padding, `<s>` the start token).
+    #[arg(long, value_name = "JSON")]
+    pub vocab: Option<PathBuf>,
     /// The checkpoint to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

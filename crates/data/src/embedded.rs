@@ -63,6 +63,14 @@ pub mod raw {
 /// The pretrained MNIST CNN (safetensors; MIT, FYS-8805 Collaborative Coding).
 pub const MNIST_CNN_SAFETENSORS: &[u8] = embed!("pretrained/mnist-cnn/mnist_cnn.safetensors");
 
+/// textgenrnn's pretrained character LSTM (safetensors, Keras names and
+/// layout; MIT, Max Woolf): a real pretrained RNN on a fresh clone.
+pub const TEXTGENRNN_SAFETENSORS: &[u8] =
+    embed!("pretrained/textgenrnn/textgenrnn_char_lstm.safetensors");
+
+/// textgenrnn's vocabulary: `{"char": id}` for ids 1..=464 (`<s>` is 464).
+pub const TEXTGENRNN_VOCAB_JSON: &[u8] = embed!("pretrained/textgenrnn/textgenrnn_vocab.json");
+
 fn images(
     images: &[u8],
     images_name: &str,

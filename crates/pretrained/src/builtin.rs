@@ -39,6 +39,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "char-gru",
         "character classifier: embedding -> GRU (last state) -> linear",
     ),
+    (
+        "textgenrnn",
+        "textgenrnn's character language model: embedding 465x100, two LSTM(128), concat of all three, attention pooling over 40 steps, dense to 465 (a graph)",
+    ),
 ];
 
 /// The names of the built-in specs.
@@ -59,6 +63,7 @@ pub fn builtin(name: &str) -> Result<ModelSpec> {
         "bn-cnn" => Ok(bn_cnn()),
         "char-lstm" => Ok(char_lstm(&CharRnnOptions::default())),
         "char-gru" => Ok(char_gru(&CharRnnOptions::default())),
+        "textgenrnn" => Ok(textgenrnn()),
         _ => Err(Error::UnknownBuiltin {
             name: name.to_string(),
             available: builtin_names().join(", "),
@@ -205,4 +210,35 @@ pub fn char_lstm(options: &CharRnnOptions) -> ModelSpec {
 /// `char-gru`: embedding → GRU (last state) → linear.
 pub fn char_gru(options: &CharRnnOptions) -> ModelSpec {
     char_rnn("char-gru", options, false)
+}
+
+/// textgenrnn's vocabulary: 464 characters (ids 1..=463, and 464 the start
+/// token `<s>`), id 0 padding.
+pub const TEXTGENRNN_VOCAB: usize = 465;
+/// textgenrnn's context: the previous 40 ids, left-padded with 0.
+pub const TEXTGENRNN_CONTEXT: usize = 40;
+
+/// `textgenrnn`: the exact forward pass of textgenrnn 2.0's character
+/// language model (Max Woolf, MIT): `e = embedding(ids)`, `r1 = lstm1(e)`,
+/// `r2 = lstm2(r1)`, `x_t = [e_t, r1_t, r2_t]` (356), attention pooling over
+/// the 40 steps, `logits = output(v)` over 465 ids. Its Keras weights
+/// (`lstm1.kernel`, ...) import into these names with the layout conversion.
+pub fn textgenrnn() -> ModelSpec {
+    let lstm = |input| LayerSpec::lstm(RecurrentSpec::new(input, 128));
+    ModelSpec {
+        name: "textgenrnn".into(),
+        input: vec![TEXTGENRNN_CONTEXT],
+        layers: vec![
+            LayerSpec::embedding(TEXTGENRNN_VOCAB, 100).named("embedding"),
+            lstm(100).named("lstm1"),
+            lstm(128).named("lstm2"),
+            LayerSpec::concat(-1)
+                .named("rnn_concat")
+                .reading(&["embedding", "lstm1", "lstm2"]),
+            LayerSpec::attention_pool(356).named("attention"),
+            LayerSpec::linear(356, TEXTGENRNN_VOCAB).named("output"),
+        ],
+        normalize: None,
+        classes: None,
+    }
 }

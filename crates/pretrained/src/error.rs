@@ -22,6 +22,14 @@ pub enum Error {
     /// Writing a file safely failed, or its target is not a regular file.
     #[error(transparent)]
     File(#[from] finetune_files::FileError),
+    /// Text or data given to a model does not fit it (a character its
+    /// vocabulary lacks, nothing to score).
+    #[error("{context}: {source}")]
+    Data {
+        context: String,
+        #[source]
+        source: finetune_data::DataError,
+    },
     /// An operating-system I/O call failed.
     #[error("{path}: cannot {op}: {source}")]
     Io {

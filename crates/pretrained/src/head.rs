@@ -306,6 +306,21 @@ impl Model {
                 ))
             })?,
         };
+        // the new head reads what layer `index` read: in a graph, that must
+        // be the one output of the layer before it (what it depends on)
+        let sources = crate::spec::resolve_from(
+            &self.spec.layers,
+            index,
+            self.spec.layers[index].from.as_deref(),
+        )
+        .map_err(|e| self.surgery_err(e))?;
+        if sources != [index.checked_sub(1)] {
+            return Err(self.surgery_err(format!(
+                "cannot cut at layer {index} `{}`: it reads {} other than the layer before it; cut where a single tensor flows on",
+                self.spec.prefix(index).unwrap_or_default(),
+                if sources.len() > 1 { "several layers" } else { "a layer" }
+            )));
+        }
         let shape = self.spec.shape_before(index)?;
         self.spec.layers.truncate(index);
         self.spec.classes = None;

@@ -112,6 +112,7 @@ pub mod error;
 pub mod head;
 pub mod interop;
 pub mod keras;
+pub mod lm;
 pub mod model;
 pub mod pth;
 pub mod raw;
@@ -121,7 +122,8 @@ pub mod spec;
 
 pub use atomic::atomic_write;
 pub use builtin::{
-    BUILTINS, CharRnnOptions, bn_cnn, builtin, builtin_names, char_gru, char_lstm, lenet, mnist_cnn,
+    BUILTINS, CharRnnOptions, TEXTGENRNN_CONTEXT, TEXTGENRNN_VOCAB, bn_cnn, builtin, builtin_names,
+    char_gru, char_lstm, lenet, mnist_cnn, textgenrnn,
 };
 pub use checkpoint::{
     TRAINING_PREFIX, TrainingState, load_training_checkpoint, save_training_checkpoint,

@@ -13,8 +13,9 @@ use finetune_cnn::{
 };
 use finetune_data::Normalization;
 use finetune_nn::{
-    Dropout, Embedding, EntryKind, Flatten, Gelu, Identity, LeakyReLU, Linear, LogSoftmax, Module,
-    ModuleExt, NnError, ReLU, Sequential, Sigmoid, Softmax, Tanh, Visitor, VisitorMut,
+    Add, AttentionPool, Concat, Dropout, Embedding, EntryKind, Flatten, Gelu, Identity, LeakyReLU,
+    Linear, LogSoftmax, Module, ModuleExt, NnError, ReLU, Sequential, Sigmoid, Softmax, Source,
+    Tanh, Visitor, VisitorMut,
 };
 use finetune_rnn::{Nonlinearity, OutputMode, Recurrent, RecurrentConfig};
 use finetune_tensor::Tensor;
@@ -134,11 +135,17 @@ impl Model {
                 context: format!("{label}: building layer {} `{}`", shape.index, shape.prefix),
                 source,
             })?;
-            net.push_named(shape.prefix.clone(), built)
-                .map_err(|source| Error::Nn {
-                    context: format!("{label}: layer {}", shape.index),
-                    source,
-                })?;
+            push_layer(
+                &mut net,
+                &spec.layers,
+                shape.index,
+                shape.prefix.clone(),
+                built,
+            )
+            .map_err(|source| Error::Nn {
+                context: format!("{label}: layer {}", shape.index),
+                source,
+            })?;
         }
         let metadata = ModelMetadata {
             classes: spec.classes.clone(),
@@ -515,17 +522,43 @@ pub(crate) fn build_layer(
         LayerKind::Identity {} => Box::new(Identity),
         LayerKind::Sequential { layers } => {
             let mut seq = Sequential::<f32>::new();
-            let mut shape = input.to_vec();
-            for (i, child) in layers.iter().enumerate() {
-                let built = build_layer(child, &shape, rng)?;
+            let inputs = crate::spec::block_inputs(layers, input)
+                .map_err(|e| NnError::bad_config("sequential", e.to_string()))?;
+            for (i, (child, shape)) in layers.iter().zip(&inputs).enumerate() {
+                let built = build_layer(child, shape, rng)?;
                 let prefix = child.name.clone().unwrap_or_else(|| i.to_string());
-                seq.push_named(prefix, built)?;
-                shape = crate::spec::layer_output(child, &shape)
-                    .map_err(|e| NnError::bad_config("sequential", e.to_string()))?;
+                push_layer(&mut seq, layers, i, prefix, built)?;
             }
             Box::new(seq)
         }
+        LayerKind::Add {} => Box::new(Add),
+        LayerKind::Concat { dim } => Box::new(Concat { dim: *dim }),
+        LayerKind::AttentionPool { features } => {
+            Box::new(AttentionPool::<f32>::new(*features, rng))
+        }
     })
+}
+
+/// Appends layer `i` of a block: wired to its `from` sources, or reading
+/// the previous layer.
+fn push_layer(
+    seq: &mut Sequential<f32>,
+    layers: &[LayerSpec],
+    i: usize,
+    prefix: String,
+    built: Box<dyn Module<f32>>,
+) -> std::result::Result<(), NnError> {
+    match layers[i].from.as_deref() {
+        None => seq.push_named(prefix, built),
+        Some(from) => {
+            let sources = crate::spec::resolve_from(layers, i, Some(from))
+                .map_err(|e| NnError::bad_config("sequential", e))?
+                .into_iter()
+                .map(|s| s.map_or(Source::Input, Source::Layer))
+                .collect();
+            seq.push_wired(prefix, built, sources)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,14 +25,19 @@ impl FeatureCache {
     /// How many leading top-level layers have no trainable parameter and are
     /// deterministic in their current mode.
     pub fn cacheable_prefix(net: &Sequential<f32>) -> usize {
-        (0..net.len())
+        let frozen = (0..net.len())
             .take_while(|&i| {
                 net.get(i).is_some_and(|layer| {
                     let (_, trainable) = layer.parameter_count();
                     trainable == 0 && layer.deterministic()
                 })
             })
-            .count()
+            .count();
+        // in a graph, only a cut where one tensor crosses can be cached
+        (0..=frozen)
+            .rev()
+            .find(|&start| net.is_clean_cut(start))
+            .unwrap_or(0)
     }
 
     /// Builds the cache, or `None` when there is no prefix worth caching.

@@ -289,7 +289,8 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     if let Some(s) = &args.select {
         opts = opts.select(s.clone());
     }
-    opts = opts.new_tensors(args.new.iter().cloned()).keras(args.keras);
+    let keras = args.keras || has_keras_names(&args.weights);
+    opts = opts.new_tensors(args.new.iter().cloned()).keras(keras);
     let imported = import_model(&spec, &args.weights, &opts).with_context(|| {
         format!(
             "importing {} with spec `{}`",
@@ -298,6 +299,19 @@ pub fn import(args: &ImportArgs) -> Result<()> {
         )
     })?;
     let mut model = imported.model;
+    if let Some(path) = &args.vocab {
+        let vocab = read_vocab(path)?;
+        if let Some(rows) = model.spec().input_embedding().map(|e| e.num_embeddings)
+            && vocab.len() > rows
+        {
+            bail!(
+                "--vocab {} has {} ids, more than the model's embedding has rows ({rows})",
+                path.display(),
+                vocab.len()
+            );
+        }
+        model.metadata_mut().vocab = Some(vocab);
+    }
     model.metadata_mut().weights_from = args
         .weights
         .file_name()
@@ -316,6 +330,28 @@ pub fn import(args: &ImportArgs) -> Result<()> {
         println!("wrote {}", args.out.display());
     }
     Ok(())
+}
+
+/// A vocabulary file: finetune's own JSON, or textgenrnn's `{"char": id}` map.
+fn read_vocab(path: &std::path::Path) -> Result<CharVocab> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let label = path.display().to_string();
+    CharVocab::from_json(&text, &label)
+        .or_else(|_| CharVocab::from_textgenrnn_json(&text, &label))
+        .with_context(|| format!("{label} is neither a finetune vocabulary nor textgenrnn's"))
+}
+
+/// Whether a weights file names its tensors as Keras does (`kernel`,
+/// `recurrent_kernel`): then its layouts need converting.
+fn has_keras_names(path: &std::path::Path) -> bool {
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    is_safetensors
+        && read_safetensors(path).is_ok_and(|s| {
+            s.tensors
+                .iter()
+                .any(|(n, _)| n.ends_with(".recurrent_kernel") || n.ends_with(".kernel"))
+        })
 }
 
 /// `finetune export`.

@@ -45,23 +45,20 @@ pub(super) fn infer_model(
     budget
         .activation("the input", &spec.input)
         .map_err(|e| spec_err(format!("`input`: {e}")))?;
+    let block = infer_block(&spec.layers, &spec.input, &root, label, &mut budget)?;
     let mut shapes = Vec::with_capacity(spec.layers.len());
-    let mut shape = spec.input.clone();
-    let mut from = "the input".to_string();
-    for (i, layer) in spec.layers.iter().enumerate() {
-        let prefix = layer.name.clone().unwrap_or_else(|| i.to_string());
-        let loc = root.child(&prefix, i);
-        let out = infer_layer(layer, &shape, &loc, &from, label, &mut budget)?;
+    for (i, (layer, node)) in spec.layers.iter().zip(block).enumerate() {
         shapes.push(LayerShape {
             index: i,
-            prefix,
+            prefix: node.prefix,
             type_name: layer.kind.type_name(),
-            input: shape,
-            output: out.clone(),
+            input: node.inputs.into_iter().next().unwrap_or_default(),
+            output: node.output,
         });
-        from = describe_loc(&loc, layer.kind.type_name());
-        shape = out;
     }
+    let shape = shapes
+        .last()
+        .map_or_else(|| spec.input.clone(), |s| s.output.clone());
     if let Some(classes) = &spec.classes {
         let width = shape.last().copied().unwrap_or(0);
         if classes.len() != width || shape.len() != 1 {
@@ -103,13 +100,13 @@ fn check_names(layers: &[LayerSpec], parent: &Loc, label: &str) -> Result<()> {
         let loc = parent.child(&prefix, i);
         let t = layer.kind.type_name();
         if let Some(name) = &layer.name {
-            if name.is_empty() || name.contains('.') || name.starts_with("__") {
+            if name.is_empty() || name.contains('.') || name.starts_with("__") || name == "input" {
                 return Err(invalid(
                     label,
                     &loc,
                     t,
                     format!(
-                        "layer name `{name}` must be non-empty, contain no dot and not start with `__`"
+                        "layer name `{name}` must be non-empty, contain no dot, not start with `__` and not be `input` (which `from` uses for the block's input)"
                     ),
                 ));
             }
@@ -140,15 +137,30 @@ fn check_names(layers: &[LayerSpec], parent: &Loc, label: &str) -> Result<()> {
 /// The output shape of one layer, or a typed error naming it.
 fn infer_layer(
     layer: &LayerSpec,
-    input: &[usize],
+    inputs: &[Vec<usize>],
     loc: &Loc,
     from: &str,
     label: &str,
     budget: &mut Budget,
 ) -> Result<Vec<usize>> {
-    let out = layer_shape(layer, input, loc, from, label, budget)?;
     let t = layer.kind.type_name();
     let bad = |reason: String| invalid(label, loc, t, reason);
+    let merges = matches!(layer.kind, LayerKind::Add {} | LayerKind::Concat { .. });
+    let input: &[usize] = match inputs {
+        [one] => one,
+        _ if merges => inputs.first().map_or(&[], Vec::as_slice),
+        _ => {
+            return Err(bad(format!(
+                "takes one input, but `from` lists {}",
+                inputs.len()
+            )));
+        }
+    };
+    let out = if merges {
+        merge_shape(&layer.kind, inputs, &bad)?
+    } else {
+        layer_shape(layer, input, loc, from, label, budget)?
+    };
     budget.layer(&layer.kind, input).map_err(&bad)?;
     budget.activation("the output", &out).map_err(&bad)?;
     if let LayerKind::Lstm(r) | LayerKind::Gru(r) | LayerKind::Rnn(r) = &layer.kind {
@@ -396,25 +408,170 @@ fn layer_shape(
         | LayerKind::Sigmoid {}
         | LayerKind::Gelu { .. }
         | LayerKind::Identity {} => input.to_vec(),
-        LayerKind::Sequential { layers } => {
-            let mut shape = input.to_vec();
-            let mut from = from.to_string();
-            for (i, child) in layers.iter().enumerate() {
-                let prefix = child.name.clone().unwrap_or_else(|| i.to_string());
-                let cloc = loc.child(&prefix, i);
-                shape = infer_layer(child, &shape, &cloc, &from, label, budget)?;
-                from = describe_loc(&cloc, child.kind.type_name());
+        LayerKind::Sequential { layers } => infer_block(layers, input, loc, label, budget)?
+            .pop()
+            .map_or_else(|| input.to_vec(), |n| n.output),
+        LayerKind::AttentionPool { features } => {
+            positive("features", *features)?;
+            match input {
+                [_, f] if f == features => vec![*f],
+                _ => return Err(mismatch(format!("a sequence [T, {features}]"))),
             }
-            shape
         }
+        LayerKind::Add {} | LayerKind::Concat { .. } => input.to_vec(),
     })
 }
 
+/// One layer of a block after inference: its prefix, the shapes it reads
+/// and the shape it yields.
+pub(super) struct Node {
+    pub prefix: String,
+    pub inputs: Vec<Vec<usize>>,
+    pub output: Vec<usize>,
+}
+
+/// Infers a block's layers in order: each reads the previous output, or the
+/// sources its `from` names (earlier siblings by name or index, or
+/// `"input"`). An unknown name, a reference to the layer itself or a later
+/// one (a cycle), or shapes that do not fit are errors naming the layer.
+pub(super) fn infer_block(
+    layers: &[LayerSpec],
+    input: &[usize],
+    parent: &Loc,
+    label: &str,
+    budget: &mut Budget,
+) -> Result<Vec<Node>> {
+    let mut nodes: Vec<Node> = Vec::with_capacity(layers.len());
+    let mut descriptions: Vec<String> = Vec::with_capacity(layers.len());
+    for (i, layer) in layers.iter().enumerate() {
+        let prefix = layer.name.clone().unwrap_or_else(|| i.to_string());
+        let loc = parent.child(&prefix, i);
+        let t = layer.kind.type_name();
+        let sources = resolve_from(layers, i, layer.from.as_deref())
+            .map_err(|reason| invalid(label, &loc, t, reason))?;
+        let mut inputs = Vec::with_capacity(sources.len());
+        let mut from = Vec::with_capacity(sources.len());
+        for s in &sources {
+            match s {
+                None => {
+                    inputs.push(input.to_vec());
+                    from.push("the input".to_string());
+                }
+                Some(j) => {
+                    inputs.push(nodes[*j].output.clone());
+                    from.push(descriptions[*j].clone());
+                }
+            }
+        }
+        let output = infer_layer(layer, &inputs, &loc, &from.join(" and "), label, budget)?;
+        descriptions.push(describe_loc(&loc, t));
+        nodes.push(Node {
+            prefix,
+            inputs,
+            output,
+        });
+    }
+    Ok(nodes)
+}
+
+/// The sources of layer `i` of a block: `None` for the block's input,
+/// `Some(j)` for sibling `j < i`.
+pub(crate) fn resolve_from(
+    layers: &[LayerSpec],
+    i: usize,
+    from: Option<&[String]>,
+) -> std::result::Result<Vec<Option<usize>>, String> {
+    let Some(refs) = from else {
+        return Ok(vec![i.checked_sub(1)]);
+    };
+    if refs.is_empty() {
+        return Err("`from` is empty; list the layers it reads".into());
+    }
+    let prefix = |j: usize| layers[j].name.clone().unwrap_or_else(|| j.to_string());
+    refs.iter()
+        .map(|r| {
+            if r == "input" {
+                return Ok(None);
+            }
+            let j = (0..layers.len())
+                .find(|&j| prefix(j) == *r || j.to_string() == *r)
+                .ok_or_else(|| format!("`from` names `{r}`, which is no layer of this block"))?;
+            if j >= i {
+                return Err(format!(
+                    "`from` names `{r}` (layer {j}), which is not before this layer: a model must not read a later layer or itself (a cycle)"
+                ));
+            }
+            Ok(Some(j))
+        })
+        .collect()
+}
+
+/// The output of `add` (inputs of one shape) or `concat` (one rank, equal
+/// but for the joined axis).
+fn merge_shape(
+    kind: &LayerKind,
+    inputs: &[Vec<usize>],
+    bad: &dyn Fn(String) -> Error,
+) -> Result<Vec<usize>> {
+    let Some(first) = inputs.first() else {
+        return Err(bad("needs at least one input".into()));
+    };
+    match kind {
+        LayerKind::Concat { dim } => {
+            let rank = first.len() as i64 + 1; // with the batch axis
+            let axis = if *dim < 0 { dim + rank } else { *dim };
+            if axis < 1 || axis >= rank {
+                return Err(bad(format!(
+                    "`dim` {dim} must name a non-batch axis of inputs of rank {rank} (with the batch axis) {first:?}"
+                )));
+            }
+            let a = (axis - 1) as usize;
+            let mut out = first.clone();
+            for other in &inputs[1..] {
+                let fits = other.len() == first.len()
+                    && other
+                        .iter()
+                        .zip(first)
+                        .enumerate()
+                        .all(|(k, (x, y))| k == a || x == y);
+                if !fits {
+                    return Err(bad(format!(
+                        "cannot concatenate {first:?} and {other:?} along dim {dim}: the other axes differ"
+                    )));
+                }
+                out[a] = out[a]
+                    .checked_add(other[a])
+                    .ok_or_else(|| bad("the joined axis overflows".into()))?;
+            }
+            Ok(out)
+        }
+        _ => {
+            if let Some(other) = inputs.iter().find(|s| *s != first) {
+                return Err(bad(format!(
+                    "adds inputs of one shape, but gets {first:?} and {other:?}"
+                )));
+            }
+            Ok(first.clone())
+        }
+    }
+}
+
+/// The shape each layer of a block reads first (validating the block).
+pub(crate) fn block_inputs(layers: &[LayerSpec], input: &[usize]) -> Result<Vec<Vec<usize>>> {
+    let mut budget = Budget::new(Limits::current());
+    let nodes = infer_block(layers, input, &Loc::root(), "<block>", &mut budget)?;
+    Ok(nodes
+        .into_iter()
+        .map(|n| n.inputs.into_iter().next().unwrap_or_default())
+        .collect())
+}
+
 /// The output shape of one layer for `input` (validating it).
+#[cfg(test)]
 pub(crate) fn layer_output(layer: &LayerSpec, input: &[usize]) -> Result<Vec<usize>> {
     infer_layer(
         layer,
-        input,
+        &[input.to_vec()],
         &Loc::root().child("0", 0),
         "the input",
         "<layer>",

@@ -457,6 +457,20 @@ pub enum LayerKind {
         dim: i64,
     },
     Identity {},
+    /// The elementwise sum of the layers in `from` (one shape).
+    Add {},
+    /// The layers in `from` joined along `dim` (counting the batch axis, as
+    /// `torch.cat`; negative counts from the end; default -1).
+    Concat {
+        #[serde(default = "minus_one", skip_serializing_if = "is_minus_one")]
+        dim: i64,
+    },
+    /// Attention pooling over a sequence `[T, F]` to `[F]`: `s_t = x_t · w`,
+    /// `a = softmax_t(s)`, `Σ_t a_t x_t`; parameter `weight` `[F]`; steps past
+    /// a sequence's length get weight 0.
+    AttentionPool {
+        features: usize,
+    },
     /// A nested block with its own layers (PyTorch's nested `nn.Sequential`).
     Sequential {
         layers: Vec<LayerSpec>,
@@ -490,6 +504,9 @@ pub const LAYER_TYPES: &[&str] = &[
     "softmax",
     "log_softmax",
     "identity",
+    "add",
+    "concat",
+    "attention_pool",
     "sequential",
 ];
 
@@ -518,6 +535,9 @@ impl LayerKind {
             LayerKind::Softmax { .. } => "softmax",
             LayerKind::LogSoftmax { .. } => "log_softmax",
             LayerKind::Identity {} => "identity",
+            LayerKind::Add {} => "add",
+            LayerKind::Concat { .. } => "concat",
+            LayerKind::AttentionPool { .. } => "attention_pool",
             LayerKind::Sequential { .. } => "sequential",
         }
     }
@@ -531,11 +551,19 @@ pub struct LayerSpec {
     pub kind: LayerKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// What the layer reads: names or indices of earlier layers at the same
+    /// level, or `"input"` (the block's input). `None`: the previous layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<String>>,
 }
 
 impl From<LayerKind> for LayerSpec {
     fn from(kind: LayerKind) -> Self {
-        LayerSpec { kind, name: None }
+        LayerSpec {
+            kind,
+            name: None,
+            from: None,
+        }
     }
 }
 
@@ -556,6 +584,24 @@ impl LayerSpec {
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
+    }
+    /// Reading these earlier layers (names or indices) or `"input"`
+    /// (the spec's `from`).
+    pub fn reading(mut self, sources: &[&str]) -> Self {
+        self.from = Some(sources.iter().map(|s| s.to_string()).collect());
+        self
+    }
+    /// `add` of the layers it is wired to.
+    pub fn add() -> Self {
+        LayerKind::Add {}.into()
+    }
+    /// `concat` along `dim` (counting the batch axis).
+    pub fn concat(dim: i64) -> Self {
+        LayerKind::Concat { dim }.into()
+    }
+    /// `attention_pool` over steps of `features`.
+    pub fn attention_pool(features: usize) -> Self {
+        LayerKind::AttentionPool { features }.into()
     }
     /// `conv2d` with a square kernel, stride 1, no padding, bias.
     pub fn conv2d(in_channels: usize, out_channels: usize, kernel_size: usize) -> Self {

@@ -44,7 +44,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result, SpecAt};
 
-pub(crate) use infer::{layer_output, pool_options};
+pub(crate) use infer::{block_inputs, pool_options, resolve_from};
 pub use layers::*;
 pub use limits::{
     DEFAULT_MAX_ACTIVATIONS, DEFAULT_MAX_PARAMS, DEFAULT_MAX_TENSOR_ELEMENTS, Limits,

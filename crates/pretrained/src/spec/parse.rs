@@ -27,6 +27,33 @@ pub(super) fn parse_layer(v: Value, parent: &Loc, index: usize, file: &str) -> R
         }
     };
     let loc = parent.child(name.as_deref().unwrap_or(&index.to_string()), index);
+    let from = match obj.remove("from") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(refs)) => Some(
+            refs.into_iter()
+                .map(|r| match r {
+                    Value::String(s) => Ok(s),
+                    Value::Number(n) if n.as_u64().is_some() => Ok(n.to_string()),
+                    other => Err(parse_err(
+                        file,
+                        &loc,
+                        format!(
+                            "`from` lists layer names, indices or \"input\", found {}",
+                            kind_of(&other)
+                        ),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Some(Value::String(s)) => Some(vec![s]),
+        Some(other) => {
+            return Err(parse_err(
+                file,
+                &loc,
+                format!("`from` must be an array, found {}", kind_of(&other)),
+            ));
+        }
+    };
     let type_name = match obj.get("type") {
         Some(Value::String(t)) => t.clone(),
         Some(other) => {
@@ -65,7 +92,7 @@ pub(super) fn parse_layer(v: Value, parent: &Loc, index: usize, file: &str) -> R
             return Err(parse_err(
                 file,
                 &loc,
-                format!("unknown field `{k}`, expected `layers` or `name`"),
+                format!("unknown field `{k}`, expected `layers`, `name` or `from`"),
             ));
         }
         let layers = layers
@@ -76,11 +103,12 @@ pub(super) fn parse_layer(v: Value, parent: &Loc, index: usize, file: &str) -> R
         return Ok(LayerSpec {
             kind: LayerKind::Sequential { layers },
             name,
+            from,
         });
     }
     let kind: LayerKind = serde_json::from_value(Value::Object(obj))
         .map_err(|e| parse_err(file, &loc, format!("{type_name}: {e}")))?;
-    Ok(LayerSpec { kind, name })
+    Ok(LayerSpec { kind, name, from })
 }
 
 pub(super) fn kind_of(v: &Value) -> &'static str {
