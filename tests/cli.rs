@@ -1345,3 +1345,88 @@ fn predict_normalize_applies_the_models_own_normalisation_to_unit_pixels() {
     }
     assert_ne!(a, c, "--normalize changed nothing");
 }
+
+#[test]
+fn textgenrnn_imports_with_its_vocabulary_generates_and_scores() {
+    let dir = tempdir("textgenrnn");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/pretrained/textgenrnn");
+    let weights = data.join("textgenrnn_char_lstm.safetensors");
+    let vocab = data.join("textgenrnn_vocab.json");
+    let (out, _) = ok(
+        &[
+            "import",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--spec",
+            "textgenrnn",
+            "--vocab",
+            vocab.to_str().unwrap(),
+            "--out",
+            "tg.ckpt",
+        ],
+        &dir,
+    );
+    assert!(out.contains("12 applied"), "{out}");
+    let (out, _) = ok(
+        &[
+            "generate",
+            "--model",
+            "tg.ckpt",
+            "--prompt",
+            "What is the best way to ",
+            "--greedy",
+        ],
+        &dir,
+    );
+    assert_eq!(out.trim_end(), "What is the best way to start a good day.");
+    let (out, _) = ok(
+        &[
+            "score",
+            "--model",
+            "tg.ckpt",
+            "--text",
+            "I think this is the best thing I have ever seen in my life.",
+            "--json",
+        ],
+        &dir,
+    );
+    let bpc = json(&out)["bits_per_char"].as_f64().unwrap();
+    assert!((bpc - 0.968).abs() < 5e-4, "{bpc}");
+    // sampling is seeded
+    let sample = |seed: &str| {
+        ok(
+            &[
+                "generate",
+                "--model",
+                "tg.ckpt",
+                "--prompt",
+                "Hi",
+                "--temperature",
+                "0.8",
+                "--top-k",
+                "8",
+                "--max",
+                "30",
+                "--seed",
+                seed,
+            ],
+            &dir,
+        )
+        .0
+    };
+    assert_eq!(sample("4"), sample("4"));
+    // a model without a vocabulary is a clear error
+    std::fs::write(dir.join("cnn.json"), SPEC).unwrap();
+    ok(
+        &[
+            "pretrain", "--model", "cnn.json", "--data", "digits", "--epochs", "1", "--quiet",
+            "--out", "cnn.ckpt",
+        ],
+        &dir,
+    );
+    let err = fails(&["score", "--model", "cnn.ckpt", "--text", "abc"], &dir, 1);
+    assert!(
+        err.contains("vocabulary") || err.contains("token ids"),
+        "{err}"
+    );
+}

@@ -75,6 +75,16 @@ pub enum Command {
         after_help = "Example:\n  finetune probe --from runs/lenet-0-4.ckpt --data mnist --classes 5-9 --per-class 50\n  finetune import --weights data/pretrained/mnist_cnn.safetensors --spec mnist-cnn --out mnist-cnn.ckpt\n  finetune probe --from mnist-cnn.ckpt --data fashion-mnist --per-class 100 --json"
     )]
     Probe(ProbeArgs),
+    /// Continue a prompt with a character language model (e.g. textgenrnn imported with its vocabulary).
+    #[command(
+        after_help = "Example:\n  finetune import --weights data/pretrained/textgenrnn/textgenrnn_char_lstm.safetensors --spec textgenrnn \\\n      --vocab data/pretrained/textgenrnn/textgenrnn_vocab.json --out tg.ckpt\n  finetune generate --model tg.ckpt --prompt 'What is the best way to ' --greedy\n  finetune generate --model tg.ckpt --prompt 'Hello' --temperature 0.7 --top-k 10 --max 200 --seed 3"
+    )]
+    Generate(GenerateArgs),
+    /// Bits per character of a text under a character language model.
+    #[command(
+        after_help = "Example:\n  finetune score --model tg.ckpt --text 'I think this is the best thing I have ever seen in my life.' --json"
+    )]
+    Score(ScoreArgs),
 }
 
 /// `finetune probe`.
@@ -433,6 +443,44 @@ pub struct ExportArgs {
     /// The safetensors file to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// A character language model checkpoint (with its vocabulary).
+    #[arg(long, value_name = "CKPT")]
+    pub model: PathBuf,
+    /// The text to continue.
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    /// Always the most likely next character (the default without --temperature).
+    #[arg(long, conflicts_with = "temperature")]
+    pub greedy: bool,
+    /// Sample from softmax(logits / T).
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f64>,
+    /// With --temperature: sample among the K likeliest characters only.
+    #[arg(long, value_name = "K", requires = "temperature")]
+    pub top_k: Option<usize>,
+    /// At most this many characters (fewer when the model ends the text).
+    #[arg(long, default_value_t = 200)]
+    pub max: usize,
+    /// Seeds the sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// A character language model checkpoint (with its vocabulary).
+    #[arg(long, value_name = "CKPT")]
+    pub model: PathBuf,
+    /// The text to score.
+    #[arg(long)]
+    pub text: String,
+    /// Print `{"bits_per_char": ..., "bits_per_char_all": ..., "chars": ...}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -101,6 +101,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Export(a) => commands::tools::export(a)?,
         Command::Inspect(a) => commands::tools::inspect(a)?,
         Command::LrFind(a) => commands::tools::lr_find_cmd(a, cli.quiet)?,
+        Command::Generate(a) => commands::text::generate(a)?,
+        Command::Score(a) => commands::text::score(a)?,
         Command::Probe(a) => {
             commands::probe::print(&commands::probe::probe(a, cli.quiet)?, a.json)?
         }

@@ -2,5 +2,6 @@
 
 pub mod demo;
 pub mod probe;
+pub mod text;
 pub mod tools;
 pub mod train;

@@ -498,6 +498,9 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         println!("cannot be loaded: {p}");
     }
     if let Some(spec) = extra.get("spec").filter(|v| !v.is_null()) {
+        if let Some(graph) = graph_lines(spec) {
+            println!("graph (who feeds whom):\n{graph}");
+        }
         println!("spec: {}", serde_json::to_string(spec)?);
     }
     for key in ["metadata", "values"] {
@@ -541,6 +544,38 @@ fn write_lr_find(
         Err(e) => eprintln!("lr-find: note: could not draw the curve: {e}"),
     }
     Ok(files)
+}
+
+/// A graph spec's top-level layers, one line each with what it reads
+/// (`None` for a plain chain, which needs no picture).
+fn graph_lines(spec: &Value) -> Option<String> {
+    let layers = spec.get("layers")?.as_array()?;
+    if !layers.iter().any(|l| l.get("from").is_some()) {
+        return None;
+    }
+    let name = |i: usize, l: &Value| {
+        l.get("name")
+            .and_then(Value::as_str)
+            .map_or_else(|| i.to_string(), str::to_string)
+    };
+    let lines: Vec<String> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let reads = match l.get("from").and_then(Value::as_array) {
+                Some(from) => from
+                    .iter()
+                    .map(|f| f.as_str().map_or_else(|| f.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None if i == 0 => "input".into(),
+                None => name(i - 1, &layers[i - 1]),
+            };
+            let kind = l.get("type").and_then(Value::as_str).unwrap_or("?");
+            format!("  {:<16} {kind:<16} <- {reads}", name(i, l))
+        })
+        .collect();
+    Some(lines.join("\n"))
 }
 
 /// The widest the name column of `inspect` gets.
