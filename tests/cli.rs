@@ -1430,3 +1430,60 @@ fn textgenrnn_imports_with_its_vocabulary_generates_and_scores() {
         "{err}"
     );
 }
+
+#[test]
+fn resnet_mini_pretrains_and_fine_tunes_like_lenet() {
+    let dir = tempdir("resnet-mini");
+    ok(
+        &[
+            "pretrain",
+            "--model",
+            "resnet-mini",
+            "--data",
+            "mnist",
+            "--classes",
+            "0-4",
+            "--per-class",
+            "100",
+            "--epochs",
+            "3",
+            "--quiet",
+            "--out",
+            "res.ckpt",
+        ],
+        &dir,
+    );
+    let (out, err) = ok(
+        &[
+            "finetune",
+            "--from",
+            "res.ckpt",
+            "--data",
+            "mnist",
+            "--classes",
+            "5-9",
+            "--per-class",
+            "20",
+            "--epochs",
+            "40",
+            "--lr",
+            "1e-2",
+            "--cache-features",
+            "--json",
+            "--out",
+            "res-5-9.ckpt",
+        ],
+        &dir,
+    );
+    let r = json(&out);
+    // far above chance (0.2) from 20 labels per class on frozen features
+    assert!(r["test_accuracy"].as_f64().unwrap() > 0.5, "{r}");
+    // the body (a graph with skips and BatchNorm) is frozen and cached up to the head
+    assert_eq!(r["trainable_params"].as_u64().unwrap(), 32 * 5 + 5, "{r}");
+    assert!(err.contains("feature cache: layers 0..12"), "{err}");
+    let (out, _) = ok(&["inspect", "res-5-9.ckpt"], &dir);
+    assert!(
+        out.contains("add1") && out.contains("<- stem_pool, block1"),
+        "{out}"
+    );
+}

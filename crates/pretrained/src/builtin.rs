@@ -40,6 +40,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "character classifier: embedding -> GRU (last state) -> linear",
     ),
     (
+        "resnet-mini",
+        "small residual CNN for 28x28 inputs: conv-BN-ReLU stem, two residual blocks (conv-BN-ReLU-conv-BN + skip), global average pooling, linear head (a graph)",
+    ),
+    (
         "textgenrnn",
         "textgenrnn's character language model: embedding 465x100, two LSTM(128), concat of all three, attention pooling over 40 steps, dense to 465 (a graph)",
     ),
@@ -64,6 +68,7 @@ pub fn builtin(name: &str) -> Result<ModelSpec> {
         "char-lstm" => Ok(char_lstm(&CharRnnOptions::default())),
         "char-gru" => Ok(char_gru(&CharRnnOptions::default())),
         "textgenrnn" => Ok(textgenrnn()),
+        "resnet-mini" => Ok(resnet_mini()),
         _ => Err(Error::UnknownBuiltin {
             name: name.to_string(),
             available: builtin_names().join(", "),
@@ -145,6 +150,53 @@ pub fn bn_cnn() -> ModelSpec {
             LayerSpec::relu(),
             LayerSpec::dropout(0.25),
             LayerSpec::linear(64, 10),
+        ],
+        normalize: Some(Normalization::mnist()),
+        classes: Some(digits()),
+    }
+}
+
+/// `resnet-mini`: a residual CNN small enough to pretrain on a CPU in
+/// seconds, so the graph path (skip connections with BatchNorm) is trained,
+/// frozen and fine-tuned like LeNet. 32 channels at 14×14 after the stem;
+/// each block is `relu(x + bn(conv(relu(bn(conv(x))))))`, as in ResNet's
+/// basic block; parameters `stem.weight`, `block1.0.weight`, ..., `fc.weight`.
+pub fn resnet_mini() -> ModelSpec {
+    let conv = |c_in, c_out| -> LayerSpec {
+        Conv2dSpec::new(c_in, c_out, 3)
+            .padding(1)
+            .bias(false)
+            .into()
+    };
+    let block = |name: &str| {
+        LayerSpec::sequential(vec![
+            conv(32, 32),
+            LayerSpec::batchnorm2d(32),
+            LayerSpec::relu(),
+            conv(32, 32),
+            LayerSpec::batchnorm2d(32),
+        ])
+        .named(name)
+    };
+    ModelSpec {
+        name: "resnet-mini".into(),
+        input: vec![1, 28, 28],
+        layers: vec![
+            conv(1, 32).named("stem"),
+            LayerSpec::batchnorm2d(32).named("stem_bn"),
+            LayerSpec::relu().named("stem_relu"),
+            LayerSpec::maxpool2d(2).named("stem_pool"),
+            block("block1"),
+            LayerSpec::add()
+                .named("add1")
+                .reading(&["stem_pool", "block1"]),
+            LayerSpec::relu().named("relu1"),
+            block("block2"),
+            LayerSpec::add().named("add2").reading(&["relu1", "block2"]),
+            LayerSpec::relu().named("relu2"),
+            LayerSpec::adaptive_avg_pool2d(1).named("pool"),
+            LayerSpec::flatten().named("flatten"),
+            LayerSpec::linear(32, 10).named("fc"),
         ],
         normalize: Some(Normalization::mnist()),
         classes: Some(digits()),

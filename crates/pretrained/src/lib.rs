@@ -123,7 +123,7 @@ pub mod spec;
 pub use atomic::atomic_write;
 pub use builtin::{
     BUILTINS, CharRnnOptions, TEXTGENRNN_CONTEXT, TEXTGENRNN_VOCAB, bn_cnn, builtin, builtin_names,
-    char_gru, char_lstm, lenet, mnist_cnn, textgenrnn,
+    char_gru, char_lstm, lenet, mnist_cnn, resnet_mini, textgenrnn,
 };
 pub use checkpoint::{
     TRAINING_PREFIX, TrainingState, load_training_checkpoint, save_training_checkpoint,
