@@ -104,7 +104,8 @@ fn describe(kind: &LayerKind) -> String {
 /// would be no features left): at the top level, and inside blocks one level
 /// deep (`features.3`, or `features.conv2` when the inner layer has a name).
 /// Cuts that leave per-step features of a sequence are skipped — a
-/// classifier needs one vector per example.
+/// classifier needs one vector per example — and so are cuts of a graph
+/// where more than one tensor crosses (inside a skip connection).
 pub fn candidate_cuts(model: &Model) -> Result<Vec<Cut>> {
     let spec = model.spec();
     let mut places: Vec<(String, String)> = Vec::new();
@@ -140,9 +141,11 @@ pub fn candidate_cuts(model: &Model) -> Result<Vec<Cut>> {
     for (at, removes) in places {
         // only the shape at the cut matters here: no weights to copy
         let mut m = Model::from_spec(model.spec(), 0)?;
-        let features = m
-            .cut_at(layer_ref(&at))
-            .with_context(|| format!("cutting at {at}"))?;
+        // in a graph, a cut inside a skip connection (where more than one
+        // tensor crosses) is no place for a head: skipped
+        let Ok(features) = m.cut_at(layer_ref(&at)) else {
+            continue;
+        };
         if features.len() != 2 {
             cuts.push(Cut {
                 at,

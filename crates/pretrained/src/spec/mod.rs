@@ -24,6 +24,11 @@
 //!   PyTorch's `nn.Sequential` — so `{"type": "sequential", "name":
 //!   "features", "layers": [...]}` holds `features.0.weight`, ... .
 //!   Recurrent layers are always batch-first.
+//! * A layer may read `"from": [REF, ...]` — earlier layers at the same
+//!   level by name or index, or `"input"` — instead of the previous layer:
+//!   the model is then a graph. `add`, `concat` and `attention_pool` merge
+//!   or pool what they read (see [`LayerKind`]); an unknown or later
+//!   reference (a cycle) is an error naming the layer.
 //!
 //! [`ModelSpec::from_json`] parses and validates: an unknown type, a missing
 //! or unknown field, a zero size, a bad name, or shapes that do not chain are
