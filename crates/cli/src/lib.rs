@@ -34,6 +34,13 @@ use crate::cli::{Cli, Command};
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
+    // the main thread joins rayon's pool: a parallel kernel called from it
+    // runs there, instead of being handed to a pool thread and waited for
+    // (two context switches per call; measured 369 -> 420 characters/s for
+    // textgenrnn generation on one core)
+    let _ = rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global();
     run_from(std::env::args_os())
 }
 

@@ -28,7 +28,7 @@ pub enum Error {
     Data {
         context: String,
         #[source]
-        source: finetune_data::DataError,
+        source: Box<finetune_data::DataError>,
     },
     /// An operating-system I/O call failed.
     #[error("{path}: cannot {op}: {source}")]

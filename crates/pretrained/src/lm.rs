@@ -146,7 +146,7 @@ pub fn generate(
         .encode_source(prompt, "the prompt", Unknown::Error)
         .map_err(|e| Error::Data {
             context: "the prompt".into(),
-            source: e,
+            source: Box::new(e),
         })?;
     let mut rng = SeededRng::new(seed);
     let mut out = String::new();
@@ -213,12 +213,14 @@ pub fn score(model: &mut Model, text: &str) -> Result<Score> {
         .encode_source(text, "the text", Unknown::Error)
         .map_err(|e| Error::Data {
             context: "the text".into(),
-            source: e,
+            source: Box::new(e),
         })?;
     if ids.is_empty() {
         return Err(Error::Data {
             context: "the text".into(),
-            source: finetune_data::DataError::Vocab("there is no character to score".into()),
+            source: Box::new(finetune_data::DataError::Vocab(
+                "there is no character to score".into(),
+            )),
         });
     }
     let prefixes: Vec<&[u32]> = (0..ids.len()).map(|i| &ids[..i]).collect();
