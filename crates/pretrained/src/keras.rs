@@ -36,6 +36,14 @@ fn layout_err(layer: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+/// Whether tensors are named as Keras names them (`<layer>.kernel`,
+/// `<layer>.recurrent_kernel`): then [`keras_to_pytorch`] must convert them.
+pub fn has_keras_names(tensors: &NamedTensors) -> bool {
+    tensors
+        .iter()
+        .any(|(n, _)| n.ends_with(".recurrent_kernel") || n.ends_with(".kernel"))
+}
+
 /// Dense: `kernel (in, out)` → `weight (out, in)`.
 pub fn dense_to_pytorch(layer: &str, kernel: &RawTensor) -> Result<RawTensor> {
     if kernel.shape().len() != 2 {

@@ -136,7 +136,8 @@ pub use interop::{
     read_weights, read_weights_bytes,
 };
 pub use keras::{
-    LstmWeights, conv_to_pytorch, dense_to_pytorch, keras_to_pytorch, lstm_to_pytorch,
+    LstmWeights, conv_to_pytorch, dense_to_pytorch, has_keras_names, keras_to_pytorch,
+    lstm_to_pytorch,
 };
 pub use model::{CREATED_BY, LayerPrefix, Model, ModelMetadata};
 pub use pth::{PthCheckpoint, PyValue, read_pth, read_pth_bytes};

@@ -110,9 +110,14 @@ impl<'a> Lm<'a> {
             context: "language model input".into(),
             source: e.into(),
         })?;
-        let logits =
+        // one context (a generation step) is the spec's own input shape,
+        // validated when the model was built: no batching to plan
+        let logits = if prefixes.len() == 1 {
+            self.model.predict(x, None)?
+        } else {
             self.model
-                .predict_in_batches(x, None, crate::model::PREDICT_BATCH_ELEMENTS)?;
+                .predict_in_batches(x, None, crate::model::PREDICT_BATCH_ELEMENTS)?
+        };
         let v = self.vocab.len();
         Ok(logits
             .as_slice()

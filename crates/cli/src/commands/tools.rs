@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use finetune_data::CharVocab;
 use finetune_nn::ModuleExt;
 use finetune_pretrained::{
-    DType, ImportOptions, Model, RawTensor, import_model, read_container, read_pth,
-    read_safetensors, write_safetensors,
+    DType, ImportOptions, Model, RawTensor, has_keras_names, import_model, import_tensors,
+    read_container, read_pth, read_safetensors, read_weights, write_safetensors,
 };
 use finetune_tensor::Tensor;
 use finetune_train::{LrFindOptions, evaluate, lr_find};
@@ -289,15 +289,19 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     if let Some(s) = &args.select {
         opts = opts.select(s.clone());
     }
-    let keras = args.keras || has_keras_names(&args.weights);
-    opts = opts.new_tensors(args.new.iter().cloned()).keras(keras);
-    let imported = import_model(&spec, &args.weights, &opts).with_context(|| {
+    let importing = || {
         format!(
             "importing {} with spec `{}`",
             args.weights.display(),
             spec.name
         )
-    })?;
+    };
+    // read once: the names say whether the file uses Keras layouts
+    let tensors = read_weights(&args.weights, opts.format).with_context(importing)?;
+    let keras = args.keras || has_keras_names(&tensors);
+    opts = opts.new_tensors(args.new.iter().cloned()).keras(keras);
+    let label = args.weights.display().to_string();
+    let imported = import_tensors(&spec, tensors, &label, &opts).with_context(importing)?;
     let mut model = imported.model;
     if let Some(path) = &args.vocab {
         let vocab = read_vocab(path)?;
@@ -340,18 +344,6 @@ fn read_vocab(path: &std::path::Path) -> Result<CharVocab> {
     CharVocab::from_json(&text, &label)
         .or_else(|_| CharVocab::from_textgenrnn_json(&text, &label))
         .with_context(|| format!("{label} is neither a finetune vocabulary nor textgenrnn's"))
-}
-
-/// Whether a weights file names its tensors as Keras does (`kernel`,
-/// `recurrent_kernel`): then its layouts need converting.
-fn has_keras_names(path: &std::path::Path) -> bool {
-    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
-    is_safetensors
-        && read_safetensors(path).is_ok_and(|s| {
-            s.tensors
-                .iter()
-                .any(|(n, _)| n.ends_with(".recurrent_kernel") || n.ends_with(".kernel"))
-        })
 }
 
 /// `finetune export`.

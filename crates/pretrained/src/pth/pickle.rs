@@ -509,23 +509,25 @@ impl Machine<'_> {
         }
     }
 
-    /// Copies a dict key out of the arena, within the pickle's key budget
-    /// (checked before anything is copied).
-    fn key(&mut self, v: &Value, depth: usize) -> Result<Key> {
-        if depth == 0 {
-            let size = if matches!(v, Value::Tuple(_)) {
-                // nesting past MAX_KEY_DEPTH is refused below; bound the walk
-                self.key_size_bounded(v)
-            } else {
-                1
-            };
-            self.key_parts = self.key_parts.saturating_add(size);
-            if self.key_parts > MAX_KEY_PARTS {
-                return Err(self.malformed(format!(
-                    "the pickle's dict keys have more than {MAX_KEY_PARTS} parts in all"
-                )));
-            }
+    /// Counts a dict key's parts against the pickle's budget, before anything
+    /// is copied (see [`Machine::key_size_bounded`]).
+    fn charge_key(&mut self, v: &Value) -> Result<()> {
+        let size = if matches!(v, Value::Tuple(_)) {
+            self.key_size_bounded(v)
+        } else {
+            1
+        };
+        self.key_parts = self.key_parts.saturating_add(size);
+        if self.key_parts > MAX_KEY_PARTS {
+            return Err(self.malformed(format!(
+                "the pickle's dict keys have more than {MAX_KEY_PARTS} parts in all"
+            )));
         }
+        Ok(())
+    }
+
+    /// Copies a dict key out of the arena (charged with [`Machine::charge_key`] first).
+    fn key(&self, v: &Value, depth: usize) -> Result<Key> {
         Ok(match v {
             Value::None => Key::None,
             Value::Bool(b) => Key::Int(*b as i64),
@@ -535,7 +537,7 @@ impl Machine<'_> {
             Value::Bytes(b) => Key::Bytes(b.clone()),
             Value::Tuple(id) if depth < MAX_KEY_DEPTH => {
                 let items = match self.arena.get(*id) {
-                    Some(Obj::Tuple(items)) => items.clone(),
+                    Some(Obj::Tuple(items)) => items,
                     _ => return Err(self.malformed("dangling tuple")),
                 };
                 Key::Tuple(
@@ -589,6 +591,9 @@ impl Machine<'_> {
                 dict.kind()
             )));
         };
+        for (k, _) in &pairs {
+            self.charge_key(k)?;
+        }
         let keys: Vec<Key> = pairs
             .iter()
             .map(|(k, _)| self.key(k, 0))
