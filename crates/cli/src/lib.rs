@@ -24,6 +24,7 @@ mod interrupt;
 mod model_args;
 mod plots;
 mod progress;
+mod report;
 mod session;
 
 use std::process::ExitCode;

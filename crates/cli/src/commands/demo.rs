@@ -13,32 +13,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// With `--json` the demo's tables go to standard error, so that standard
-/// output is the one JSON object and nothing else.
-static TABLES_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// `println!` for the demo's report: standard output, or standard error under `--json`.
-macro_rules! say {
-    ($($t:tt)*) => {
-        if TABLES_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
-            eprintln!($($t)*)
-        } else {
-            println!($($t)*)
-        }
-    };
-}
-
-/// `print!` for the demo's report (see [`say!`]).
-macro_rules! say_inline {
-    ($($t:tt)*) => {
-        if TABLES_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
-            eprint!($($t)*)
-        } else {
-            print!($($t)*)
-        }
-    };
-}
-
 use anyhow::{Context, Result};
 use finetune_nn::ModuleExt;
 use finetune_pretrained::{
@@ -53,6 +27,7 @@ use serde_json::json;
 use crate::cli::{DataArgs, DataName, DemoArgs};
 use crate::commands::probe;
 use crate::data::{ModelNeeds, prepare, source};
+use crate::report::{say, say_inline};
 use crate::session::{self, RunOptions, RunResult};
 
 /// Sizes of the demo (full or quick).
@@ -129,8 +104,8 @@ fn finetune_config(epochs: usize, lr: f64, seed: u64, cache: bool) -> TrainConfi
 
 /// `finetune demo`.
 pub fn demo(args: &DemoArgs, quiet: bool) -> Result<serde_json::Value> {
-    TABLES_TO_STDERR.store(args.json, std::sync::atomic::Ordering::Relaxed);
-    crate::commands::probe::rows_to_stderr(args.json);
+    // with --json the tables go to standard error: standard output is the JSON alone
+    crate::report::to_stderr(args.json);
     let started = Instant::now();
     let plan = Plan::new(args.quick);
     let dir = args

@@ -30,6 +30,7 @@ use crate::commands::train::layer_patterns;
 use crate::data::{ModelNeeds, Prepared, prepare};
 use crate::model_args;
 use crate::progress::Progress;
+use crate::report::say;
 use crate::session::thousands;
 
 /// Epochs without a better validation loss before a head stops: small heads
@@ -407,27 +408,9 @@ pub fn print(report: &ProbeReport, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// A line of the probe table: standard output, or standard error (see [`rows_to_stderr`]).
-macro_rules! row_line {
-    ($($t:tt)*) => {
-        if ROWS_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
-            eprintln!($($t)*)
-        } else {
-            println!($($t)*)
-        }
-    };
-}
-
-/// Sends [`print_rows`]' table to standard error (the demo's `--json`).
-pub fn rows_to_stderr(on: bool) {
-    ROWS_TO_STDERR.store(on, std::sync::atomic::Ordering::Relaxed);
-}
-
-static ROWS_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// One line per cut, the best marked.
 pub fn print_rows(rows: &[ProbeRow], best: usize) {
-    row_line!(
+    say!(
         "{:<16} {:<24} {:>14} {:>8} {:>9} {:>7} {:>5} {:>8} {:>10}",
         "cut at",
         "removes",
@@ -441,7 +424,7 @@ pub fn print_rows(rows: &[ProbeRow], best: usize) {
     );
     for (i, r) in rows.iter().enumerate() {
         let features = format!("{:?}", r.cut.features);
-        row_line!(
+        say!(
             "{:<16} {:<24} {:>14} {:>8.4} {:>9.4} {:>7} {:>5} {:>7.1}s {:>10}{}",
             r.cut.at,
             r.cut.removes,
