@@ -199,7 +199,7 @@ pub fn run(
     }
     .with_context(|| format!("training {}", opts.label))?;
     if report.interrupted {
-        trainer.history.write(&opts.run_dir)?;
+        // the checkpoint hook has just saved last.ckpt and the metrics
         anyhow::bail!(
             "{}: interrupted after batch {} of epoch {}; the state is saved in {}. Resume with:\n  {}",
             opts.label,

@@ -38,13 +38,7 @@ impl RunLock {
                         .ok()
                         .and_then(|s| s.trim().parse::<u32>().ok());
                     match owner {
-                        Some(pid) if pid == std::process::id() => {
-                            return Err(FileError::Locked {
-                                dir: dir.to_path_buf(),
-                                pid,
-                                lock: path,
-                            });
-                        }
+                        // this process, another live one, or one we cannot check
                         Some(pid) if process_alive(pid) != Some(false) => {
                             return Err(FileError::Locked {
                                 dir: dir.to_path_buf(),

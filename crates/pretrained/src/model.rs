@@ -277,15 +277,8 @@ impl Model {
         tape.set_grad_enabled(false);
         let x = tape.constant(input);
         let result = self.net.forward_seq(&mut tape, x, lengths);
-        let context = || format!("model `{}`: forward", self.spec.name);
-        let y = result.map_err(|source| Error::Nn {
-            context: context(),
-            source,
-        })?;
-        let out = tape.value(y).map_err(|e| Error::Nn {
-            context: context(),
-            source: e.into(),
-        })?;
+        let y = result.map_err(|source| self.forward_error(source))?;
+        let out = tape.value(y).map_err(|e| self.forward_error(e.into()))?;
         Ok(out.clone())
     }
 }
@@ -342,7 +335,9 @@ impl Model {
                 .map_err(|e| self.forward_error(e.into()))?;
             parts.push(self.predict(chunk, lengths.map(|l| &l[r0..r1]))?);
         }
-        concat_rows(&parts).map_err(|e| self.forward_error(e.into()))
+        let parts: Vec<&Tensor<f32>> = parts.iter().collect();
+        finetune_autograd::ops::shape::concat_values(&parts, 0)
+            .map_err(|e| self.forward_error(e.into()))
     }
 
     fn forward_error(&self, source: finetune_nn::NnError) -> Error {
@@ -351,20 +346,6 @@ impl Model {
             source,
         }
     }
-}
-
-/// Tensors of the same trailing shape stacked along the first axis.
-fn concat_rows(parts: &[Tensor<f32>]) -> finetune_tensor::Result<Tensor<f32>> {
-    let Some(first) = parts.first() else {
-        return Tensor::new(&[0], Vec::new());
-    };
-    let mut shape = first.shape().to_vec();
-    shape[0] = parts.iter().map(|p| p.shape()[0]).sum();
-    let mut data = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        data.extend_from_slice(p.as_slice());
-    }
-    Tensor::new(&shape, data)
 }
 
 impl Module<f32> for Model {
