@@ -293,7 +293,7 @@ fn diverged(
             Err(e) => format!("saving the best epoch failed: {e}"),
         },
         None => format!(
-            "no epoch finished with a finite loss, so {} was not written",
+            "no epoch improved on the weights before training, so {} was not written",
             opts.out.display()
         ),
     };
