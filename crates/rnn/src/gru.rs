@@ -15,8 +15,8 @@ use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad, for_each_batch_part,
-    input_projection, pack_w_hh, pack_w_hh_t, step_product, weight_grads,
+    BatchPart, ForwardRhs, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad,
+    for_each_batch_part, input_projection, pack_w_hh, step_product, weight_grads,
 };
 
 /// What the backward pass needs: per step `r, z, n` and `W_hn h + b_hn`
@@ -37,7 +37,7 @@ pub(crate) fn gru_forward<T: Float>(
 ) -> Result<(Vec<T>, Option<GruSaved<T>>)> {
     let (steps, hid, sl) = (sh.steps, sh.hidden, sh.state_len());
     let xg = input_projection(sh, x, w.w_ih, &[w.b_ih])?;
-    let w_hh_t = pack_w_hh_t(sh, w.w_hh)?;
+    let w_hh_t = ForwardRhs::w_hh_t(sh, w.w_hh)?;
     let mut packed = vec![T::zero(); (steps + 1) * sl];
     let kept = if save { steps * sl } else { 0 };
     let (mut saved_gates, mut prev_h) = (vec![T::zero(); 4 * kept], vec![T::zero(); kept]);
@@ -67,7 +67,7 @@ pub(crate) fn gru_forward<T: Float>(
 fn forward_part<T: Float>(
     sh: &SeqShape,
     xg: &[T],
-    w_hh_t: &PackedRhs<T>,
+    w_hh_t: &ForwardRhs<'_, T>,
     b_hh: Option<&[T]>,
     save: bool,
     mut part: BatchPart<'_, T>,
@@ -86,7 +86,7 @@ fn forward_part<T: Float>(
                 None => row.fill(T::zero()),
             }
         }
-        step_product(sh, rows.len(), h, w_hh_t, &mut gh, true)?;
+        w_hh_t.product(sh, rows.len(), h, &mut gh, true)?;
         if save {
             prev_h[t].copy_from_slice(h);
         }

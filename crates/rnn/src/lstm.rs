@@ -25,8 +25,8 @@ use finetune_tensor::parallel::zeros;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad, for_each_batch_part,
-    fused_weight_grads, pack_stacked, pack_stacked_t, pack_w_hh, step_product, summed_bias,
+    BatchPart, ForwardRhs, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad,
+    for_each_batch_part, fused_weight_grads, pack_stacked, pack_w_hh, step_product, summed_bias,
 };
 
 /// What the backward pass needs from the forward pass.
@@ -53,7 +53,7 @@ pub(crate) fn lstm_forward<T: Float>(
     save: bool,
 ) -> Result<(Vec<T>, Option<LstmSaved<T>>)> {
     let (steps, hid, gw, sl) = (sh.steps, sh.hidden, sh.gate_width(), sh.state_len());
-    let w_t = pack_stacked_t(sh, w)?;
+    let w_t = ForwardRhs::stacked_t(sh, w)?;
     let bias = summed_bias(gw, &[w.b_ih, w.b_hh]);
     let mut packed = zeros((steps + 2) * sl);
     let kept = |width: usize| zeros(if save { steps * sh.batch * width } else { 0 });
@@ -91,7 +91,7 @@ pub(crate) fn lstm_forward<T: Float>(
 fn forward_part<T: Float>(
     sh: &SeqShape,
     x: &[T],
-    w_t: &PackedRhs<T>,
+    w_t: &ForwardRhs<'_, T>,
     bias: &[T],
     save: bool,
     mut part: BatchPart<'_, T>,
@@ -113,7 +113,7 @@ fn forward_part<T: Float>(
         let xh_t = if save { &mut *xh[t] } else { &mut xh_scratch };
         sh.gather_operand(t, rows.clone(), x, h, xh_t);
         let g_t = if save { &mut *gates[t] } else { &mut g_scratch };
-        step_product(sh, rows.len(), xh_t, w_t, g_t, false)?;
+        w_t.product(sh, rows.len(), xh_t, g_t, false)?;
         if save {
             prev_c[t].copy_from_slice(c);
         }

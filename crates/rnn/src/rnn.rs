@@ -5,8 +5,8 @@ use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
-    BatchPart, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad, for_each_batch_part,
-    input_projection, pack_w_hh, pack_w_hh_t, step_product, weight_grads,
+    BatchPart, ForwardRhs, SeqGrads, SeqShape, SeqWeights, StepBuffer, carry_state_grad,
+    for_each_batch_part, input_projection, pack_w_hh, step_product, weight_grads,
 };
 
 /// The nonlinearity of a plain RNN.
@@ -34,7 +34,7 @@ pub(crate) fn rnn_forward<T: Float>(
 ) -> Result<(Vec<T>, Option<RnnSaved<T>>)> {
     let (steps, hid, sl) = (sh.steps, sh.hidden, sh.state_len());
     let mut z = input_projection(sh, x, w.w_ih, &[w.b_ih, w.b_hh])?;
-    let w_hh_t = pack_w_hh_t(sh, w.w_hh)?;
+    let w_hh_t = ForwardRhs::w_hh_t(sh, w.w_hh)?;
     let mut packed = vec![T::zero(); (steps + 1) * sl];
     let mut prev_h = vec![T::zero(); if save { steps * sl } else { 0 }];
     let (outputs, h_n) = packed.split_at_mut(steps * sl);
@@ -61,7 +61,7 @@ pub(crate) fn rnn_forward<T: Float>(
 /// final-state rows and is updated in place.
 fn forward_part<T: Float>(
     sh: &SeqShape,
-    w_hh_t: &PackedRhs<T>,
+    w_hh_t: &ForwardRhs<'_, T>,
     act: Nonlinearity,
     save: bool,
     mut part: BatchPart<'_, T>,
@@ -74,7 +74,7 @@ fn forward_part<T: Float>(
     for s in 0..sh.steps {
         let t = sh.time(s);
         let z_t = &mut *z[t];
-        step_product(sh, rows.len(), h, w_hh_t, z_t, true)?;
+        w_hh_t.product(sh, rows.len(), h, z_t, true)?;
         if save {
             prev_h[t].copy_from_slice(h);
         }

@@ -21,6 +21,7 @@ use std::ops::Range;
 
 use finetune_tensor::gemm::{MatMut, MatRef, gemm};
 use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed, gemm_rows_packed_parallel};
+use finetune_tensor::gemv::dot_rows;
 use finetune_tensor::{Float, Result, Tensor, TensorError};
 
 /// Sizes and masking of one direction of one layer.
@@ -145,6 +146,86 @@ pub(crate) fn pack_stacked_t<T: Float>(
         sh.gate_width(),
         |p, j| at(j, p),
     ))
+}
+
+/// Batches up to this size run their forward steps as dot products over the
+/// weights in place ([`ForwardRhs::Rows`]) instead of packing them.
+const ROWS_MAX_BATCH: usize = 1;
+
+/// The right-hand side of a forward step's product, `z = a · Bᵀ` with `B`
+/// the gate rows of the weights.
+pub(crate) enum ForwardRhs<'a, T> {
+    /// Packed once per sequence, for a batch: each step is a register-tiled
+    /// product of up to 8 samples' rows.
+    Packed(PackedRhs<T>),
+    /// The weights in PyTorch's layout, read in place: each gate is the dot
+    /// product of the operand with one contiguous weight row
+    /// ([`finetune_tensor::gemv`]). For one sequence at a time — a language
+    /// model generating text — where packing the weights for every forward
+    /// pass costs as much as the products, and an 8-row tile runs 1 row.
+    /// Each block covers the next `width` columns of the operand
+    /// (`[x_t | h]` against `W_ih` then `W_hh`, or `h` against `W_hh`).
+    Rows(Vec<(&'a [T], usize)>),
+}
+
+impl<'a, T: Float> ForwardRhs<'a, T> {
+    /// `[W_ih | W_hh]ᵀ`, for the LSTM's fused step `[x_t | h] · [W_ih | W_hh]ᵀ`.
+    pub fn stacked_t(sh: &SeqShape, w: &SeqWeights<'a, T>) -> Result<Self> {
+        if sh.batch > ROWS_MAX_BATCH {
+            return Ok(ForwardRhs::Packed(pack_stacked_t(sh, w)?));
+        }
+        let _checked = stacked(sh, w)?; // the size check
+        Ok(ForwardRhs::Rows(vec![
+            (w.w_ih, sh.input),
+            (w.w_hh, sh.hidden),
+        ]))
+    }
+
+    /// `W_hhᵀ`, for the step `h · W_hhᵀ` of a kernel whose input side is
+    /// projected before the loop (GRU, plain RNN).
+    pub fn w_hh_t(sh: &SeqShape, w_hh: &'a [T]) -> Result<Self> {
+        if sh.batch > ROWS_MAX_BATCH {
+            return Ok(ForwardRhs::Packed(pack_w_hh_t(sh, w_hh)?));
+        }
+        if w_hh.len() != sh.gate_width() * sh.hidden {
+            return Err(TensorError::invalid_argument(
+                "recurrent weights",
+                format!(
+                    "{} values for a ({}, {}) weight",
+                    w_hh.len(),
+                    sh.gate_width(),
+                    sh.hidden
+                ),
+            ));
+        }
+        Ok(ForwardRhs::Rows(vec![(w_hh, sh.hidden)]))
+    }
+
+    /// One forward step's product for a part's `rows` samples: `c (+)= a · Bᵀ`,
+    /// `a` holding `rows` operand rows and `c` `rows` gate rows.
+    pub fn product(
+        &self,
+        sh: &SeqShape,
+        rows: usize,
+        a: &[T],
+        c: &mut [T],
+        accumulate: bool,
+    ) -> Result<()> {
+        let blocks = match self {
+            ForwardRhs::Packed(b) => return step_product(sh, rows, a, b, c, accumulate),
+            ForwardRhs::Rows(blocks) => blocks,
+        };
+        let (gw, width) = (sh.gate_width(), blocks.iter().map(|b| b.1).sum::<usize>());
+        for (a_i, c_i) in a.chunks(width.max(1)).zip(c.chunks_mut(gw)).take(rows) {
+            let mut from = 0;
+            for (block, &(w, k)) in blocks.iter().enumerate() {
+                let operand = a_i.get(from..from + k).unwrap_or_default();
+                dot_rows(w, k, gw, k, operand, c_i, accumulate || block > 0)?;
+                from += k;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[W_ih | W_hh]` packed for that kernel's backward step

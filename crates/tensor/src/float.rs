@@ -72,6 +72,26 @@ pub trait Float:
         false
     }
 
+    /// The matrix–vector product of [`crate::gemv::dot_rows`] with explicit
+    /// vector instructions, if this machine and element type have them
+    /// (`f32` with AVX-512, or AVX2 and FMA); `false` (doing nothing) means
+    /// the caller uses the portable loop.
+    ///
+    /// # Safety
+    /// `w` must address `n` rows of `k` values at stride `ldw`, `x` `k`
+    /// values and `y` `n` values.
+    unsafe fn dot_rows_raw(
+        _n: usize,
+        _k: usize,
+        _w: *const Self,
+        _ldw: usize,
+        _x: *const Self,
+        _y: *mut Self,
+        _accumulate: bool,
+    ) -> bool {
+        false
+    }
+
     /// `if cond { a } else { b }` without a branch (bit masks), for loops
     /// whose conditions are unpredictable (max pooling on real data).
     fn select(cond: bool, a: Self, b: Self) -> Self;
@@ -117,6 +137,18 @@ impl Float for f32 {
     ) -> bool {
         // SAFETY: forwarded contract.
         unsafe { crate::simd::tile_8_rows_f32(cols, k, a, lda, b, ldb, c, ldc, accumulate) }
+    }
+    unsafe fn dot_rows_raw(
+        n: usize,
+        k: usize,
+        w: *const f32,
+        ldw: usize,
+        x: *const f32,
+        y: *mut f32,
+        accumulate: bool,
+    ) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { crate::simd::dot_rows_f32(n, k, w, ldw, x, y, accumulate) }
     }
     fn of(v: f64) -> Self {
         v as f32

@@ -137,6 +137,9 @@ pub fn gemm<T: Float>(
 ) -> Result<()> {
     check_dims(&a, &b, &c)?;
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    let Some(c) = one_row_against_rows(alpha, &a, &b, beta, c)? else {
+        return Ok(());
+    };
     let threads = rayon::current_num_threads();
     if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
         // SAFETY: dimensions and bounds checked above.
@@ -281,6 +284,9 @@ pub fn gemm_serial<T: Float>(
 ) -> Result<()> {
     check_dims(&a, &b, &c)?;
     let (m, n) = (a.rows, b.cols);
+    let Some(c) = one_row_against_rows(alpha, &a, &b, beta, c)? else {
+        return Ok(());
+    };
     // SAFETY: dimensions and bounds checked above.
     unsafe {
         gemm_unchecked(
@@ -297,6 +303,36 @@ pub fn gemm_serial<T: Float>(
         )
     };
     Ok(())
+}
+
+/// One row of `A` against a `B` whose columns are contiguous — `x · Wᵀ`
+/// with `W` in PyTorch's `(out, in)` layout, a linear layer applied to a
+/// single example — as dot products over the rows of `W` read in place
+/// ([`crate::gemv`]), instead of packing all of `W` for one row. Returns
+/// `c` back (`Some`) when the product is not of that shape.
+fn one_row_against_rows<'c, T: Float>(
+    alpha: T,
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    beta: T,
+    c: MatMut<'c, T>,
+) -> Result<Option<MatMut<'c, T>>> {
+    let (k, n) = (a.cols, b.cols);
+    let contiguous = a.col_stride == 1 && b.row_stride == 1 && (n == 1 || b.col_stride >= k);
+    if a.rows != 1 || k == 0 || n == 0 || !contiguous {
+        return Ok(Some(c));
+    }
+    let ldw = if n == 1 { k } else { b.col_stride };
+    let mut dots = vec![T::zero(); n];
+    crate::gemv::dot_rows(b.data, ldw, n, k, &a.data[..k], &mut dots, false)?;
+    for (out, &d) in c.data[..n].iter_mut().zip(&dots) {
+        *out = if beta == T::zero() {
+            alpha * d
+        } else {
+            alpha * d + beta * *out
+        };
+    }
+    Ok(None)
 }
 
 fn check_dims<T: Float>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) -> Result<()> {

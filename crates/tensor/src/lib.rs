@@ -4,7 +4,8 @@
 //! `ndarray` buffer, and the kernels every layer is built from —
 //! elementwise maps with broadcasting ([`broadcast`]), reductions and softmax
 //! ([`reduce`]), matrix multiply ([`gemm`], and [`gemm_rows`] for a few rows
-//! against a reused right-hand side), convolution ([`conv`]: im2col + GEMM, or
+//! against a reused right-hand side, [`gemv`] for one row against a weight
+//! read in place), convolution ([`conv`]: im2col + GEMM, or
 //! Winograd's F(2×2, 3×3) in [`winograd`] for 3×3 stride-1 layers) and
 //! pooling ([`pool`]). Kernels use rayon *inside* (over a batch, over
 //! planes, over blocks of a GEMM); nothing here knows about gradients — that
@@ -31,6 +32,7 @@ pub mod error;
 pub mod float;
 pub mod gemm;
 pub mod gemm_rows;
+pub mod gemv;
 pub mod math;
 pub mod parallel;
 pub mod pool;

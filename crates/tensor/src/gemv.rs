@@ -1,0 +1,188 @@
+//! `y (+)= W · x`: one row of activations against a weight in PyTorch's
+//! layout `(out, in)`, each output the dot product of `x` with one
+//! contiguous row of `W`.
+//!
+//! Why a separate kernel: a general GEMM, or [`crate::gemm_rows`], first
+//! copies the weight into panels that suit many rows of `x`. With one row —
+//! a language model generating text one character at a time, a single
+//! prediction — that copy costs as much as the product itself, and the
+//! register tiles built for 8 rows run with 7 of them empty. Read in place,
+//! each row of `W` streams front to back once, which is all a matrix–vector
+//! product can do. Eight rows at a time keep eight independent sums in
+//! flight (enough to cover the fused multiply-add latency).
+
+use rayon::prelude::*;
+
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+
+/// Below this many multiply-adds the product runs on one thread (a
+/// fork-join costs a few microseconds; a 512 x 228 step is about two).
+const PARALLEL_MIN_MACS: usize = 1 << 19;
+
+/// Rows of `W` per parallel task: whole vector-kernel blocks of 8.
+const ROWS_PER_TASK: usize = 64;
+
+/// `y[j] = (y[j] if accumulate) + Σ_p w[j·ldw + p] · x[p]` for `j < n`,
+/// `p < k`: `W` is `n` rows of `k` values, `ldw` apart (`ldw >= k`).
+pub fn dot_rows<T: Float>(
+    w: &[T],
+    ldw: usize,
+    n: usize,
+    k: usize,
+    x: &[T],
+    y: &mut [T],
+    accumulate: bool,
+) -> Result<()> {
+    check(w.len(), ldw, n, k, x.len(), y.len())?;
+    if n == 0 {
+        return Ok(());
+    }
+    let parallel = n.saturating_mul(k) >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1;
+    if !parallel {
+        rows_serial(w, ldw, k, x, &mut y[..n], accumulate);
+        return Ok(());
+    }
+    y[..n]
+        .par_chunks_mut(ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(t, y_part)| {
+            let w_part = &w[t * ROWS_PER_TASK * ldw..];
+            rows_serial(w_part, ldw, k, x, y_part, accumulate);
+        });
+    Ok(())
+}
+
+/// `W` must hold `n` rows of `k` at stride `ldw`, `x` `k` values, `y` `n`.
+fn check(w: usize, ldw: usize, n: usize, k: usize, x: usize, y: usize) -> Result<()> {
+    let needed = match n {
+        0 => Some(0),
+        _ => (n - 1)
+            .checked_mul(ldw)
+            .and_then(|r| r.checked_add(k))
+            .filter(|_| ldw >= k),
+    };
+    if needed.is_none_or(|needed| w < needed) || x < k || y < n {
+        return Err(TensorError::invalid_argument(
+            "dot_rows",
+            format!(
+                "buffers of {w}, {x}, {y} elements cannot hold a ({n} x {k}) weight \
+                 (row stride {ldw}) times {k} values into {n}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// All of `y` (its length is the row count) on the calling thread: the
+/// vector kernel when the machine has one, the portable loop otherwise.
+fn rows_serial<T: Float>(w: &[T], ldw: usize, k: usize, x: &[T], y: &mut [T], accumulate: bool) {
+    // SAFETY: `check` (or the parallel split, which hands out whole rows of
+    // a checked buffer) guarantees `y.len()` rows of `k` values at stride
+    // `ldw` in `w`, `k` values in `x` and `y.len()` in `y`.
+    let done = unsafe {
+        T::dot_rows_raw(
+            y.len(),
+            k,
+            w.as_ptr(),
+            ldw,
+            x.as_ptr(),
+            y.as_mut_ptr(),
+            accumulate,
+        )
+    };
+    if done {
+        return;
+    }
+    for (j, out) in y.iter_mut().enumerate() {
+        let sum = dot(&w[j * ldw..j * ldw + k], &x[..k]);
+        *out = if accumulate { *out + sum } else { sum };
+    }
+}
+
+/// A dot product in eight interleaved partial sums, which the compiler
+/// keeps in vector registers.
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (a_rest, b_rest) = (a8.remainder(), b8.remainder());
+    for (ca, cb) in a8.zip(b8) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    let mut sum = acc.iter().fold(T::zero(), |s, &v| s + v);
+    for (&va, &vb) in a_rest.iter().zip(b_rest) {
+        sum += va * vb;
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(w: &[f64], ldw: usize, n: usize, k: usize, x: &[f64]) -> Vec<f64> {
+        (0..n)
+            .map(|j| (0..k).map(|p| w[j * ldw + p] * x[p]).sum())
+            .collect()
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f64> {
+        crate::gemm::tests::data(len, seed)
+    }
+
+    #[test]
+    fn matches_the_naive_product_at_every_edge() {
+        for (n, k, ldw) in [
+            (1, 1, 1),
+            (7, 5, 5),
+            (9, 17, 20),
+            (17, 100, 100),
+            (465, 356, 356),
+        ] {
+            let (w, x) = (values(n * ldw, 1), values(k, 2));
+            let want = naive(&w, ldw, n, k, &x);
+            let mut y = vec![0.5; n];
+            dot_rows(&w, ldw, n, k, &x, &mut y, false).unwrap();
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-12, "{n}x{k}: {a} vs {b}");
+            }
+            let (w32, x32): (Vec<f32>, Vec<f32>) = (
+                w.iter().map(|&v| v as f32).collect(),
+                x.iter().map(|&v| v as f32).collect(),
+            );
+            let mut y32 = vec![1.0f32; n];
+            dot_rows(&w32, ldw, n, k, &x32, &mut y32, true).unwrap();
+            for (a, b) in y32.iter().zip(&want) {
+                let tol = 1e-4 * (1.0 + b.abs());
+                assert!(
+                    (*a as f64 - (b + 1.0)).abs() < tol,
+                    "{n}x{k} f32: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn large_products_split_over_threads_give_the_serial_result() {
+        let (n, k) = (1000, 700);
+        let (w, x) = (values(n * k, 3), values(k, 4));
+        let mut y = vec![0.0; n];
+        dot_rows(&w, k, n, k, &x, &mut y, false).unwrap();
+        let mut serial = vec![0.0; n];
+        rows_serial(&w, k, k, &x, &mut serial, false);
+        assert_eq!(y, serial);
+    }
+
+    #[test]
+    fn buffers_too_small_are_errors() {
+        let w = vec![0.0f32; 10];
+        let mut y = vec![0.0f32; 3];
+        assert!(dot_rows(&w, 4, 3, 4, &[0.0; 4], &mut y, false).is_err());
+        assert!(dot_rows(&w, 2, 3, 3, &[0.0; 3], &mut y, false).is_err());
+        assert!(dot_rows(&w, 3, 3, 3, &[0.0; 2], &mut y, false).is_err());
+        assert!(dot_rows(&w, usize::MAX, 3, 3, &[0.0; 3], &mut y, false).is_err());
+        assert!(dot_rows(&w, 3, 3, 3, &[0.0; 3], &mut y, false).is_ok());
+    }
+}
