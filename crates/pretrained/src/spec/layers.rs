@@ -409,8 +409,11 @@ fn is_exact_gelu(v: &GeluApproximationSpec) -> bool {
 // ---------------------------------------------------------------------------
 
 /// A layer's type and options: the `"type"` of a layer object, with its fields.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantNames,
+)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[strum(serialize_all = "snake_case")]
 pub enum LayerKind {
     Conv2d(Conv2dSpec),
     Maxpool2d(MaxPool2dSpec),
@@ -481,65 +484,15 @@ fn one_i64() -> i64 {
     1
 }
 
-/// Every layer type, as written in `"type"`.
-pub const LAYER_TYPES: &[&str] = &[
-    "conv2d",
-    "maxpool2d",
-    "avgpool2d",
-    "adaptive_avg_pool2d",
-    "batchnorm2d",
-    "batchnorm1d",
-    "linear",
-    "embedding",
-    "lstm",
-    "gru",
-    "rnn",
-    "dropout",
-    "flatten",
-    "relu",
-    "tanh",
-    "sigmoid",
-    "gelu",
-    "leaky_relu",
-    "softmax",
-    "log_softmax",
-    "identity",
-    "add",
-    "concat",
-    "attention_pool",
-    "sequential",
-];
+/// Every layer type, as written in `"type"`: the variants of [`LayerKind`]
+/// in serde's `snake_case` (derived, so a new variant needs no list edit;
+/// `type_names_are_the_serde_tags` checks the two spellings agree).
+pub const LAYER_TYPES: &[&str] = <LayerKind as strum::VariantNames>::VARIANTS;
 
 impl LayerKind {
     /// The `"type"` string.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            LayerKind::Conv2d(_) => "conv2d",
-            LayerKind::Maxpool2d(_) => "maxpool2d",
-            LayerKind::Avgpool2d(_) => "avgpool2d",
-            LayerKind::AdaptiveAvgPool2d { .. } => "adaptive_avg_pool2d",
-            LayerKind::Batchnorm2d(_) => "batchnorm2d",
-            LayerKind::Batchnorm1d(_) => "batchnorm1d",
-            LayerKind::Linear(_) => "linear",
-            LayerKind::Embedding(_) => "embedding",
-            LayerKind::Lstm(_) => "lstm",
-            LayerKind::Gru(_) => "gru",
-            LayerKind::Rnn(_) => "rnn",
-            LayerKind::Dropout { .. } => "dropout",
-            LayerKind::Flatten { .. } => "flatten",
-            LayerKind::Relu {} => "relu",
-            LayerKind::Tanh {} => "tanh",
-            LayerKind::Sigmoid {} => "sigmoid",
-            LayerKind::Gelu { .. } => "gelu",
-            LayerKind::LeakyRelu { .. } => "leaky_relu",
-            LayerKind::Softmax { .. } => "softmax",
-            LayerKind::LogSoftmax { .. } => "log_softmax",
-            LayerKind::Identity {} => "identity",
-            LayerKind::Add {} => "add",
-            LayerKind::Concat { .. } => "concat",
-            LayerKind::AttentionPool { .. } => "attention_pool",
-            LayerKind::Sequential { .. } => "sequential",
-        }
+        self.into()
     }
 }
 
@@ -681,5 +634,34 @@ impl<'de> Deserialize<'de> for LayerSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
         parse_layer(v, &Loc::root(), 0, "<layer>").map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names strum derives must be the tags serde reads and writes.
+    #[test]
+    fn type_names_are_the_serde_tags() {
+        assert!(LAYER_TYPES.contains(&"adaptive_avg_pool2d"));
+        assert!(LAYER_TYPES.contains(&"log_softmax"));
+        for name in LAYER_TYPES {
+            let parsed = serde_json::from_value::<LayerKind>(serde_json::json!({ "type": name }));
+            let err = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(!err.contains("unknown variant"), "{name}: {err}");
+        }
+        fn walk(layers: &[LayerSpec]) {
+            for layer in layers {
+                let tag = serde_json::to_value(&layer.kind).expect("serialises")["type"].clone();
+                assert_eq!(tag, layer.kind.type_name(), "{:?}", layer.kind);
+                if let LayerKind::Sequential { layers } = &layer.kind {
+                    walk(layers);
+                }
+            }
+        }
+        for name in crate::builtin_names() {
+            walk(&crate::builtin(name).expect("a built-in").layers);
+        }
     }
 }
