@@ -143,6 +143,10 @@ pub enum DataError {
     #[error("`{set}` is not part of the embedded data: {hint}")]
     NotEmbedded { set: String, hint: String },
 
+    /// A file of a user's data set (an image, a table) cannot be used.
+    #[error("{file}: {reason}")]
+    BadFile { file: String, reason: String },
+
     /// A caller-supplied parameter is invalid (zero batch size, bad split fractions, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -16,6 +16,10 @@
 //! * **Batches** from a [`Batcher`]: images normalised by a serde
 //!   [`Normalization`] (optionally randomly shifted), padded token sequences
 //!   with lengths, and next-character windows.
+//! * **The user's own data** ([`files`]): image folders in torchvision's
+//!   `ImageFolder` layout (PNG/JPEG decoded once, in parallel, with size
+//!   limits, converted and resized as torchvision would), CSV/TSV text
+//!   classification tables and `.txt` corpora, found by [`files::DataPath`].
 //! * **Sources**: a [`DataSource`] loads `mnist`, `fashion-mnist`, `digits`,
 //!   `shakespeare`, `sentiment` and `names` from a data directory (found by
 //!   [`find_data_dir`]) or from the small real subsets compiled into the
@@ -58,6 +62,7 @@ pub mod dataset;
 pub mod digits;
 pub mod embedded;
 pub mod error;
+pub mod files;
 pub mod idx;
 pub mod image;
 pub mod manifest;

@@ -1,0 +1,88 @@
+//! Text corpora for language models: one `.txt` file, or a folder of them
+//! (read in name order, subfolders included), UTF-8.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{DataError, Result};
+
+/// The largest corpus read into memory (all files together).
+pub const MAX_CORPUS_BYTES: u64 = 4 << 30;
+
+/// Whether `path` names a plain-text file by its extension.
+pub fn is_text_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"))
+}
+
+/// The `.txt` files of a corpus path, sorted: the file itself, or every
+/// non-hidden `.txt` file below the folder.
+pub fn corpus_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    collect(path, 0, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    let io = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+        {
+            continue;
+        }
+        if path.is_dir() && depth < 8 {
+            collect(&path, depth + 1, out)?;
+        } else if path.is_file() && is_text_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the files of a corpus: `(file, text)` each, checked to be UTF-8
+/// (an error names the file and byte offset) and, together, at most
+/// [`MAX_CORPUS_BYTES`].
+pub fn read_corpus(files: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+    let mut total = 0u64;
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let io = |source| DataError::Io {
+            path: file.clone(),
+            source,
+        };
+        total = total.saturating_add(std::fs::metadata(file).map_err(io)?.len());
+        if total > MAX_CORPUS_BYTES {
+            return Err(DataError::TooLarge {
+                file: file.display().to_string(),
+                claimed: u128::from(total),
+                limit: MAX_CORPUS_BYTES,
+            });
+        }
+        let bytes = std::fs::read(file).map_err(io)?;
+        let text = String::from_utf8(bytes).map_err(|e| DataError::Utf8 {
+            file: file.display().to_string(),
+            offset: e.utf8_error().valid_up_to(),
+        })?;
+        out.push((file.clone(), text));
+    }
+    if out.iter().all(|(_, t)| t.is_empty()) {
+        return Err(DataError::Empty {
+            what: files
+                .first()
+                .map_or("the corpus".into(), |f| f.display().to_string()),
+            reason: "no text (no non-empty .txt file)".into(),
+        });
+    }
+    Ok(out)
+}

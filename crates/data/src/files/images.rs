@@ -1,0 +1,405 @@
+//! Image folders in the layout of torchvision's `ImageFolder` and Keras's
+//! `image_dataset_from_directory`: a folder of class folders, or a root with
+//! `train/` and optional `valid/` (or `val/`) and `test/`, each a folder of
+//! class folders. Class names are the folder names, sorted.
+//!
+//! Every image is decoded once (PNG or JPEG, 8-bit gray, RGB or RGBA, any
+//! size, with decoder limits so a header cannot ask for gigabytes), converted
+//! to the model's channels and size, and kept as bytes: memory is about the
+//! size of the decoded 8-bit images at the model's size, never f32 copies.
+//! Folders are decoded in parallel.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use super::resize::{cover_size, crop_offset, crop_planes, resize_planes};
+use crate::error::{DataError, Result};
+use crate::image::{ImageDataset, ImageDims};
+
+/// The largest width or height a decoder accepts: a header claiming more is
+/// refused before any pixel memory is reserved.
+pub const MAX_SIDE: u32 = 16_384;
+/// The most memory one image's decoding may reserve.
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+/// Subfolders followed below a class folder (as `ImageFolder`, which walks
+/// them), so a symlink loop cannot recurse forever.
+const MAX_DEPTH: usize = 8;
+
+/// A split of an image folder: its folder and its files with their labels.
+#[derive(Clone, Debug)]
+pub struct FolderSplit {
+    /// `train`, `valid` or `test` (`train` for a folder without splits).
+    pub name: &'static str,
+    pub dir: PathBuf,
+    /// Each image file and its class index, sorted by class then path.
+    pub files: Vec<(PathBuf, usize)>,
+}
+
+/// What an image folder holds, before decoding.
+#[derive(Clone, Debug)]
+pub struct ImageFolder {
+    pub root: PathBuf,
+    /// The class names: the training split's folder names, sorted.
+    pub classes: Vec<String>,
+    pub train: FolderSplit,
+    pub valid: Option<FolderSplit>,
+    pub test: Option<FolderSplit>,
+}
+
+/// How an image is fitted to the model's height and width.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Crop {
+    /// Resized to exactly H x W (the aspect ratio may change): torchvision's
+    /// `Resize((H, W))`, Keras's `image_size`.
+    #[default]
+    Stretch,
+    /// Resized to cover H x W with the aspect ratio kept, then the center
+    /// cut out: torchvision's `Resize` then `CenterCrop`.
+    Center,
+}
+
+/// What a split is decoded into.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageLoadOptions {
+    /// Channels (1 or 3), height and width of the model's input.
+    pub dims: ImageDims,
+    pub crop: Crop,
+    /// Skip (and count) files that do not decode instead of failing.
+    pub skip_bad: bool,
+}
+
+/// A decoded split.
+#[derive(Debug)]
+pub struct LoadedImages {
+    pub dataset: ImageDataset,
+    /// Files skipped with `skip_bad`, and why.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// An image as decoded, before fitting: its original mode and size.
+#[derive(Clone, Debug)]
+pub struct DecodedImage {
+    pub width: usize,
+    pub height: usize,
+    /// `gray`, `gray+alpha`, `rgb`, `rgba` (and `16-bit` variants).
+    pub mode: &'static str,
+    /// 1 (gray) or 3 (color) planes of `height x width` bytes, alpha dropped.
+    pub channels: usize,
+    pub planes: Vec<u8>,
+}
+
+impl ImageFolder {
+    /// Reads the layout of `root` (no image is decoded).
+    pub fn scan(root: &Path) -> Result<Self> {
+        let sub = |names: &[&str]| names.iter().map(|n| root.join(n)).find(|p| p.is_dir());
+        let (train_dir, named) = match sub(&["train"]) {
+            Some(d) => (d, true),
+            None => (root.to_path_buf(), false),
+        };
+        let classes = class_folders(&train_dir)?;
+        if classes.is_empty() {
+            return Err(DataError::Empty {
+                what: train_dir.display().to_string(),
+                reason: "no class folders (expected one folder per class, holding its images; or train/, valid/ and test/ folders of class folders)".into(),
+            });
+        }
+        let train = split_files("train", &train_dir, &classes, true)?;
+        let (valid, test) = if named {
+            let valid = sub(&["valid", "val", "validation"])
+                .map(|d| split_files("valid", &d, &classes, false))
+                .transpose()?;
+            let test = sub(&["test"])
+                .map(|d| split_files("test", &d, &classes, false))
+                .transpose()?;
+            (valid, test)
+        } else {
+            (None, None)
+        };
+        Ok(ImageFolder {
+            root: root.to_path_buf(),
+            classes,
+            train,
+            valid,
+            test,
+        })
+    }
+
+    /// The splits present, train first.
+    pub fn splits(&self) -> Vec<&FolderSplit> {
+        std::iter::once(&self.train)
+            .chain(self.valid.as_ref())
+            .chain(self.test.as_ref())
+            .collect()
+    }
+}
+
+/// Whether `root` looks like an image folder: class folders (directly or
+/// under `train/`) holding files.
+pub fn looks_like_image_folder(root: &Path) -> bool {
+    let train = root.join("train");
+    let dir = if train.is_dir() {
+        train
+    } else {
+        root.to_path_buf()
+    };
+    class_folders(&dir).is_ok_and(|c| !c.is_empty())
+}
+
+fn hidden(name: &str) -> bool {
+    name.starts_with('.')
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The sorted names of the (non-hidden) folders in `dir`.
+fn class_folders(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            return Err(DataError::BadFile {
+                file: path.display().to_string(),
+                reason: "the folder name is not valid UTF-8, so it cannot be a class name".into(),
+            });
+        };
+        if !hidden(&name) && path.is_dir() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Every file of a split's class folders. A split other than train may lack
+/// classes, but may not have classes the training split does not.
+fn split_files(
+    name: &'static str,
+    dir: &Path,
+    classes: &[String],
+    is_train: bool,
+) -> Result<FolderSplit> {
+    let present = class_folders(dir)?;
+    if let Some(extra) = present.iter().find(|c| !classes.contains(c)) {
+        return Err(DataError::BadFile {
+            file: dir.join(extra).display().to_string(),
+            reason: format!(
+                "class `{extra}` of the {name} split is not a class of the training split ({})",
+                classes.join(", ")
+            ),
+        });
+    }
+    let mut files = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        let class_dir = dir.join(class);
+        if !class_dir.is_dir() {
+            continue;
+        }
+        let mut found = Vec::new();
+        walk(&class_dir, 0, &mut found)?;
+        if found.is_empty() && is_train {
+            return Err(DataError::Empty {
+                what: class_dir.display().to_string(),
+                reason: format!("class folder `{class}` holds no files"),
+            });
+        }
+        found.sort();
+        files.extend(found.into_iter().map(|p| (p, label)));
+    }
+    Ok(FolderSplit {
+        name,
+        dir: dir.to_path_buf(),
+        files,
+    })
+}
+
+/// The regular, non-hidden files below `dir`.
+fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        if entry.file_name().to_str().is_some_and(hidden) {
+            continue;
+        }
+        let meta = std::fs::metadata(&path).map_err(io(&path))?;
+        if meta.is_dir() {
+            if depth < MAX_DEPTH {
+                walk(&path, depth + 1, out)?;
+            }
+        } else if meta.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one image file as it is (any size; alpha dropped), refusing
+/// headers beyond [`MAX_SIDE`] or [`MAX_DECODE_BYTES`].
+pub fn decode_file(path: &Path) -> Result<DecodedImage> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    decode_bytes(&bytes).map_err(|reason| DataError::BadFile {
+        file: path.display().to_string(),
+        reason,
+    })
+}
+
+/// [`decode_file`] on bytes in memory; the error is the reason only.
+pub fn decode_bytes(bytes: &[u8]) -> std::result::Result<DecodedImage, String> {
+    use image::{DynamicImage, ImageFormat, ImageReader};
+    let format = image::guess_format(bytes).map_err(|_| {
+        "not a PNG or JPEG image (its first bytes are not an image signature)".to_string()
+    })?;
+    if !matches!(format, ImageFormat::Png | ImageFormat::Jpeg) {
+        return Err(format!(
+            "a {format:?} image; only PNG and JPEG are read (convert it, or skip it with --skip-bad)"
+        ));
+    }
+    let mut reader = ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => format!(
+            "the image is larger than this reader accepts ({MAX_SIDE} x {MAX_SIDE} pixels, {} MiB decoded): {e}",
+            MAX_DECODE_BYTES >> 20
+        ),
+        other => format!("cannot decode the {format:?} image: {other}"),
+    })?;
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    let (mode, gray) = match &img {
+        DynamicImage::ImageLuma8(_) => ("gray", true),
+        DynamicImage::ImageLumaA8(_) => ("gray+alpha", true),
+        DynamicImage::ImageRgb8(_) => ("rgb", false),
+        DynamicImage::ImageRgba8(_) => ("rgba", false),
+        DynamicImage::ImageLuma16(_) => ("gray 16-bit", true),
+        DynamicImage::ImageLumaA16(_) => ("gray+alpha 16-bit", true),
+        DynamicImage::ImageRgb16(_) => ("rgb 16-bit", false),
+        DynamicImage::ImageRgba16(_) => ("rgba 16-bit", false),
+        _ => ("other", false),
+    };
+    let planes = if gray {
+        img.to_luma8().into_raw()
+    } else {
+        let rgb = img.to_rgb8().into_raw();
+        let plane = width * height;
+        let mut planar = vec![0u8; 3 * plane];
+        for (i, px) in rgb.chunks_exact(3).enumerate() {
+            planar[i] = px[0];
+            planar[plane + i] = px[1];
+            planar[2 * plane + i] = px[2];
+        }
+        planar
+    };
+    Ok(DecodedImage {
+        width,
+        height,
+        mode,
+        channels: if gray { 1 } else { 3 },
+        planes,
+    })
+}
+
+impl DecodedImage {
+    /// The image as `channels` planes: color to gray by the ITU-R 601 luma
+    /// weights (Pillow's `convert("L")`, in its fixed point), gray to color
+    /// by repetition.
+    pub fn to_channels(&self, channels: usize) -> Vec<u8> {
+        let plane = self.width * self.height;
+        match (self.channels, channels) {
+            (a, b) if a == b => self.planes.clone(),
+            (1, _) => self.planes.repeat(channels),
+            (_, _) => {
+                let (r, g, b) = (
+                    &self.planes[..plane],
+                    &self.planes[plane..2 * plane],
+                    &self.planes[2 * plane..],
+                );
+                r.iter()
+                    .zip(g)
+                    .zip(b)
+                    .map(|((&r, &g), &b)| {
+                        let l = u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471;
+                        ((l + 0x8000) >> 16) as u8
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The image fitted to `dims`: channels converted, then resized
+    /// (bilinear as Pillow, hence torchvision's `Resize`) and, with
+    /// [`Crop::Center`], center-cropped.
+    pub fn fit(&self, dims: ImageDims, crop: Crop) -> Vec<u8> {
+        let planes = self.to_channels(dims.channels);
+        let from = (self.height, self.width);
+        let to = (dims.height, dims.width);
+        match crop {
+            Crop::Stretch => resize_planes(&planes, dims.channels, from, to),
+            Crop::Center => {
+                let cover = cover_size(from, to);
+                let resized = resize_planes(&planes, dims.channels, from, cover);
+                let at = (crop_offset(cover.0, to.0), crop_offset(cover.1, to.1));
+                crop_planes(&resized, dims.channels, cover, at, to)
+            }
+        }
+    }
+}
+
+/// Decodes the files of a split into a data set of `opts.dims`, in
+/// parallel; `progress` is told how many files are done (from any thread).
+pub fn load_split(
+    split: &FolderSplit,
+    classes: &[String],
+    opts: &ImageLoadOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<LoadedImages> {
+    let per = opts
+        .dims
+        .checked_len()
+        .filter(|&n| n > 0 && opts.dims.channels <= 3 && opts.dims.channels != 2)
+        .ok_or_else(|| {
+            DataError::arg(format!(
+                "images are read as 1 (gray) or 3 (RGB) channels of at least 1x1, not {:?}",
+                opts.dims
+            ))
+        })?;
+    let done = AtomicUsize::new(0);
+    let decoded: Vec<Result<Vec<u8>>> = split
+        .files
+        .par_iter()
+        .map(|(path, _)| {
+            let out = decode_file(path).map(|img| img.fit(opts.dims, opts.crop));
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+            out
+        })
+        .collect();
+    let mut pixels = Vec::new();
+    pixels
+        .try_reserve_exact(split.files.len().saturating_mul(per))
+        .map_err(|_| DataError::Alloc {
+            file: split.dir.display().to_string(),
+            bytes: (split.files.len() as u64).saturating_mul(per as u64),
+        })?;
+    let (mut labels, mut skipped) = (Vec::new(), Vec::new());
+    for ((path, label), img) in split.files.iter().zip(decoded) {
+        match img {
+            Ok(px) => {
+                pixels.extend_from_slice(&px);
+                labels.push(*label);
+            }
+            Err(e) if opts.skip_bad => skipped.push((path.clone(), e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    let dataset = ImageDataset::new(pixels, labels, opts.dims, classes.to_vec())?;
+    Ok(LoadedImages { dataset, skipped })
+}
