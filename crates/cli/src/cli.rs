@@ -44,11 +44,16 @@ pub enum Command {
         after_help = "Example:\n  finetune eval --model runs/lenet-5-9.ckpt --data mnist --classes 5-9 --json"
     )]
     Eval(EvalArgs),
-    /// Run a model on tensors from a safetensors file (`input`, optional `lengths`) and write `logits`.
+    /// Classify image files or texts (class names and probabilities), or run a model on tensors from a safetensors file and write `logits`.
     #[command(
-        after_help = "Example:\n  finetune predict --model runs/lenet-5-9.ckpt --input batch.safetensors --out logits.safetensors"
+        after_help = "Example:\n  finetune predict --model runs/photos.ckpt --input photo.png other.jpg --top-k 3\n  finetune predict --model runs/reviews.ckpt --text 'a lovely film' --json\n  finetune predict --model runs/lenet-5-9.ckpt --input batch.safetensors --out logits.safetensors"
     )]
     Predict(PredictArgs),
+    /// What a data path holds: splits, classes and counts, image sizes and modes (or text lengths), channel mean and std.
+    #[command(
+        after_help = "Example:\n  finetune data my-photos/\n  finetune data reviews.csv --json"
+    )]
+    Data(DataCmdArgs),
     /// Build a model from a spec and PyTorch weights (.safetensors or .pth), print the load report, save a checkpoint.
     #[command(
         after_help = "Example:\n  finetune import --weights mnist_cnn.pth --spec mnist-cnn --out mnist-cnn.ckpt\n  finetune import --weights model.safetensors --spec spec.json --rename '^module\\.=' --out m.ckpt"
@@ -118,22 +123,97 @@ pub struct ProbeArgs {
 /// Which data set, which part of it, and from where.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Data set: mnist, fashion-mnist, digits, sentiment, names.
-    #[arg(long = "data", value_name = "NAME")]
-    pub data: DataName,
-    /// Read the full data sets from DIR instead of the small embedded subsets
+    /// A built-in data set (mnist, fashion-mnist, digits, sentiment, names), or your own:
+    /// a folder of class folders of images (or of train/, valid/ and test/ folders of them),
+    /// a .csv/.tsv table with text and label columns, or a folder of train.csv, valid.csv, test.csv.
+    /// (A folder named like a built-in is read as a path when written `./mnist`.)
+    #[arg(long = "data", value_name = "NAME|PATH", value_parser = parse_data)]
+    pub data: DataChoice,
+    /// Read the full built-in data sets from DIR instead of the small embedded subsets
     /// (also taken from the FINETUNE_DATA environment variable).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Keep only these classes, relabelled 0.. in the order given: `0-4`, `5,6,7`, `3-5,9`.
+    /// Keep only these classes, relabelled 0.. in the order given: numbers or ranges (`0-4`, `3-5,9`) or class names (`cat,dog`).
     #[arg(long, value_name = "LIST")]
     pub classes: Option<String>,
     /// Use only N training examples per class (seeded), for small-data fine-tuning.
     #[arg(long, value_name = "N")]
     pub per_class: Option<usize>,
-    /// Fraction of the training examples held out for validation.
+    /// Fraction of the training examples held out for validation (when the data has no validation split).
     #[arg(long, value_name = "F", default_value_t = 0.2)]
     pub val_fraction: f64,
+    /// Your own data without a test split (no test/ folder or test.csv): the fraction carved out
+    /// as the test split (stratified, with a fixed seed so every run tests on the same examples).
+    #[arg(long, value_name = "F", default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Tables: the column holding the text.
+    #[arg(long, value_name = "NAME", default_value = "text")]
+    pub text_column: String,
+    /// Tables: the column holding the label.
+    #[arg(long, value_name = "NAME", default_value = "label")]
+    pub label_column: String,
+    /// Skip (and count) images that do not decode and table rows without a usable text or label,
+    /// instead of stopping at the first with an error.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// How images are fitted to the model's input size: `stretch` resizes to H x W,
+    /// `center` resizes keeping the aspect ratio and crops the center (default: what the model
+    /// was trained with, else stretch).
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub crop: Option<CropName>,
+}
+
+/// `--data`: a built-in name or a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataChoice {
+    Builtin(DataName),
+    Path(PathBuf),
+}
+
+impl std::fmt::Display for DataChoice {
+    /// As written on the command line (a path with spaces quoted).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataChoice::Builtin(n) => match n.to_possible_value() {
+                Some(v) => f.write_str(v.get_name()),
+                None => write!(f, "{n:?}"),
+            },
+            DataChoice::Path(p) => {
+                let p = p.display().to_string();
+                if p.contains(char::is_whitespace) {
+                    write!(f, "'{p}'")
+                } else {
+                    f.write_str(&p)
+                }
+            }
+        }
+    }
+}
+
+fn parse_data(s: &str) -> Result<DataChoice, String> {
+    if s.is_empty() {
+        return Err("give a built-in data set name or a path".into());
+    }
+    Ok(match DataName::from_str(s, true) {
+        Ok(name) => DataChoice::Builtin(name),
+        Err(_) => DataChoice::Path(PathBuf::from(s)),
+    })
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CropName {
+    Stretch,
+    Center,
+}
+
+impl CropName {
+    /// The library's crop.
+    pub fn crop(self) -> finetune_data::files::Crop {
+        match self {
+            CropName::Stretch => finetune_data::files::Crop::Stretch,
+            CropName::Center => finetune_data::files::Crop::Center,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +223,26 @@ pub enum DataName {
     Digits,
     Sentiment,
     Names,
+}
+
+/// `finetune data`.
+#[derive(Args, Debug)]
+pub struct DataCmdArgs {
+    /// An image folder, a .csv/.tsv table (or folder of them) or a .txt corpus (or folder of them).
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Tables: the column holding the text.
+    #[arg(long, value_name = "NAME", default_value = "text")]
+    pub text_column: String,
+    /// Tables: the column holding the label.
+    #[arg(long, value_name = "NAME", default_value = "label")]
+    pub label_column: String,
+    /// List (and count) images that do not decode and unusable table rows instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Print one JSON object (kind, classes, splits with counts, sizes, modes, mean, std).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to train: optimizer, rates, schedule, monitoring.
@@ -387,17 +487,30 @@ pub struct PredictArgs {
     /// The spec (JSON file or built-in name) for a plain safetensors --model.
     #[arg(long, value_name = "SPEC")]
     pub spec: Option<String>,
-    /// Safetensors with `input` (f32 [N,C,H,W] images or i64 [N,T] token ids) and optional i64 `lengths` [N].
-    /// Images must already be normalised as the model expects (`inspect` shows its
-    /// `normalize`), or be pixels in [0, 1] with --normalize.
-    #[arg(long, value_name = "FILE")]
-    pub input: PathBuf,
-    /// The images are pixels in [0, 1]: apply the model's own normalisation (mean, std per channel) first.
+    /// Image files (PNG, JPEG) to classify; for a text model, text files with one input per line.
+    /// Or one safetensors file of tensors with --out: `input` (f32 [N,C,H,W] images or i64 [N,T]
+    /// token ids) and optional i64 `lengths` [N]; its images must already be normalised as the
+    /// model expects (`inspect` shows its `normalize`), or be pixels in [0, 1] with --normalize.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// A text to classify, for a text model (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    pub text: Vec<String>,
+    /// Show the K most probable classes of each input.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub top_k: usize,
+    /// Print a JSON array: one {"file", "label", "probability", "top"} per input.
+    #[arg(long)]
+    pub json: bool,
+    /// Image files: how they are fitted to the model's input (default: as in its training).
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub crop: Option<CropName>,
+    /// Safetensors input: the images are pixels in [0, 1]: apply the model's own normalisation (mean, std per channel) first.
     #[arg(long)]
     pub normalize: bool,
-    /// Where to write `logits` [N, classes].
+    /// Safetensors input: where to write `logits` [N, classes].
     #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
 use finetune_data::{
-    CharVocab, DataSource, ImageDataset, Labelled, Length, Normalization, Padding, SequenceLayout,
-    SplitOptions, TextDataset, Unknown,
+    CharVocab, DataSource, ImageDataset, Labelled, Normalization, SequenceLayout, SplitOptions,
+    TextDataset, Unknown,
 };
 use finetune_pretrained::Model;
 use finetune_train::{BatchSource, ImageSource, SequenceSource};
 
-use crate::cli::{DataArgs, DataName};
+use crate::cli::{DataArgs, DataChoice, DataName};
+use crate::user_data;
 
 /// The three splits of a task, ready for the trainer.
 pub struct Prepared {
@@ -26,6 +27,8 @@ pub struct Prepared {
     pub normalization: Option<Normalization>,
     /// The vocabulary used for text (to store with the model).
     pub vocab: Option<CharVocab>,
+    /// How image files were fitted to the model (to store with the model).
+    pub crop: Option<finetune_data::files::Crop>,
 }
 
 /// What the model needs from the data.
@@ -44,6 +47,8 @@ pub struct ModelNeeds<'a> {
     pub embedding_rows: Option<usize>,
     /// Random shift augmentation for training images.
     pub shift: Option<usize>,
+    /// How the model's image files were fitted in training.
+    pub crop: Option<finetune_data::files::Crop>,
 }
 
 impl<'a> ModelNeeds<'a> {
@@ -60,6 +65,7 @@ impl<'a> ModelNeeds<'a> {
             vocab: model.metadata().vocab.clone(),
             embedding_rows: model.spec().input_embedding().map(|e| e.num_embeddings),
             shift: None,
+            crop: model.metadata().crop,
         }
     }
 }
@@ -122,28 +128,40 @@ pub fn source(data_dir: Option<&Path>) -> Result<DataSource> {
     }
 }
 
-/// Parses `0-4`, `5,6,7`, `3-5,9` into class indices, checked against `num_classes`.
-pub fn parse_classes(list: &str, num_classes: usize, set: &str) -> Result<Vec<usize>> {
+/// Parses `0-4`, `5,6,7`, `3-5,9` (or class names: `cat,dog`) into class
+/// indices, checked against the data's class names; a name is matched first,
+/// so a class called `3` or `a-b` is found by its name.
+pub fn parse_classes(list: &str, names: &[String], set: &str) -> Result<Vec<usize>> {
+    let num_classes = names.len();
     let mut out = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.trim(), b.trim()),
-            None => (part, part),
+        let range = match names.iter().position(|n| n == part) {
+            Some(i) => i..=i,
+            None => {
+                let (a, b) = match part.split_once('-') {
+                    Some((a, b)) => (a.trim(), b.trim()),
+                    None => (part, part),
+                };
+                let parse = |s: &str| {
+                    s.parse::<usize>().with_context(|| {
+                        format!(
+                            "--classes: `{part}` is not a class name of {set} ({}) nor a class number or range like 0-4",
+                            shorten(names)
+                        )
+                    })
+                };
+                let (a, b) = (parse(a)?, parse(b)?);
+                if a > b {
+                    bail!("--classes: range `{part}` goes backwards");
+                }
+                a..=b
+            }
         };
-        let parse = |s: &str| {
-            s.parse::<usize>().with_context(|| {
-                format!("--classes: `{part}` is not a class number or range like 0-4")
-            })
-        };
-        let (a, b) = (parse(a)?, parse(b)?);
-        if a > b {
-            bail!("--classes: range `{part}` goes backwards");
-        }
-        for c in a..=b {
+        for c in range {
             if c >= num_classes {
                 bail!(
                     "--classes: class {c} does not exist in {set}, which has classes 0-{}",
-                    num_classes - 1
+                    num_classes.saturating_sub(1)
                 );
             }
             if out.contains(&c) {
@@ -158,6 +176,15 @@ pub fn parse_classes(list: &str, num_classes: usize, set: &str) -> Result<Vec<us
     Ok(out)
 }
 
+/// At most eight names, then how many more.
+fn shorten(names: &[String]) -> String {
+    let mut s = names.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 8 {
+        s.push_str(&format!(", ... {} more", names.len() - 8));
+    }
+    s
+}
+
 fn set_name(d: DataName) -> &'static str {
     match d {
         DataName::Mnist => "mnist",
@@ -170,17 +197,23 @@ fn set_name(d: DataName) -> &'static str {
 
 /// Loads and shapes the data for a model.
 pub fn prepare(args: &DataArgs, seed: u64, needs: ModelNeeds<'_>) -> Result<Prepared> {
-    if !(0.0..1.0).contains(&args.val_fraction) {
-        bail!(
-            "--val-fraction must be in [0, 1), got {}",
-            args.val_fraction
-        );
+    for (flag, f) in [
+        ("--val-fraction", args.val_fraction),
+        ("--test-fraction", args.test_fraction),
+    ] {
+        if !(0.0..1.0).contains(&f) {
+            bail!("{flag} must be in [0, 1), got {f}");
+        }
     }
+    let name = match &args.data {
+        DataChoice::Builtin(name) => *name,
+        DataChoice::Path(path) => return user_data::prepare(args, path, seed, needs),
+    };
     let src = source(args.data_dir.as_deref())?;
-    let name = set_name(args.data);
-    match args.data {
+    let set = set_name(name);
+    match name {
         DataName::Mnist | DataName::FashionMnist | DataName::Digits => {
-            let (train, test) = match args.data {
+            let (train, test) = match name {
                 DataName::Mnist => {
                     let tt = src
                         .mnist()
@@ -201,38 +234,76 @@ pub fn prepare(args: &DataArgs, seed: u64, needs: ModelNeeds<'_>) -> Result<Prep
                     (parts.train, parts.test)
                 }
             };
-            images(args, seed, needs, name, &src, train, test)
+            let splits = Splits {
+                train,
+                val: None,
+                test,
+                tag: set.to_string(),
+                from: src.describe(),
+            };
+            images(args, seed, needs, splits)
         }
         DataName::Sentiment | DataName::Names => {
-            let all = match args.data {
+            let all = match name {
                 DataName::Sentiment => src.sentiment(SentimentCorpus::Movies, ZeroRating::Drop),
                 _ => src.names(NameOverlap::HigherFrequency),
             }
-            .with_context(|| format!("loading {name} from {}", src.describe()))?;
+            .with_context(|| format!("loading {set} from {}", src.describe()))?;
             let parts = all.split(&SplitOptions::new(0.0, 0.2, 1234))?;
-            texts(args, seed, needs, name, &src, parts.train, parts.test)
+            let splits = Splits {
+                train: parts.train,
+                val: None,
+                test: parts.test,
+                tag: set.to_string(),
+                from: src.describe(),
+            };
+            texts(args, seed, needs, splits)
         }
     }
 }
 
+/// The splits of a data set as read: validation only when the data has its
+/// own; `tag` names the set in messages, `from` says where it came from.
+pub(crate) struct Splits<D> {
+    pub train: D,
+    pub val: Option<D>,
+    pub test: D,
+    pub tag: String,
+    pub from: String,
+}
+
+/// The name a run records as its task: the set (or the path) and the classes.
+pub fn task_name(d: &DataArgs) -> String {
+    let name = match &d.data {
+        DataChoice::Builtin(n) => set_name(*n).to_string(),
+        DataChoice::Path(p) => p.display().to_string(),
+    };
+    match &d.classes {
+        Some(c) => format!("{name}[{c}]"),
+        None => name,
+    }
+}
+
 /// Class filter, per-class subset and validation split, shared by images and texts.
-fn carve<D: Labelled>(
-    args: &DataArgs,
-    seed: u64,
-    name: &str,
-    train: D,
-    test: D,
-) -> Result<(D, D, D, String)> {
-    let (train, test, tag) = match &args.classes {
+fn carve<D: Labelled>(args: &DataArgs, seed: u64, splits: Splits<D>) -> Result<(D, D, D, String)> {
+    let Splits {
+        train,
+        val,
+        test,
+        tag: name,
+        ..
+    } = splits;
+    let (train, val, test, tag) = match &args.classes {
         Some(list) => {
-            let classes = parse_classes(list, train.num_classes(), name)?;
+            let classes = parse_classes(list, train.class_names(), &name)?;
             (
                 train.select_classes(&classes)?,
+                val.map(|v| v.select_classes(&classes)).transpose()?,
                 test.select_classes(&classes)?,
                 format!("{name}[{list}]"),
             )
         }
-        None => (train, test, name.to_string()),
+        None => (train, val, test, name),
     };
     let train = match args.per_class {
         Some(0) => bail!("--per-class must be at least 1"),
@@ -241,8 +312,13 @@ fn carve<D: Labelled>(
             .with_context(|| format!("taking {n} examples per class"))?,
         None => train,
     };
-    let parts = train.split(&SplitOptions::new(args.val_fraction, 0.0, seed ^ 0x5EED))?;
-    let (train, val) = (parts.train, parts.validation);
+    let (train, val) = match val {
+        Some(val) => (train, val),
+        None => {
+            let parts = train.split(&SplitOptions::new(args.val_fraction, 0.0, seed ^ 0x5EED))?;
+            (parts.train, parts.validation)
+        }
+    };
     if train.is_empty() || val.is_empty() {
         bail!(
             "{tag}: the training split ({} examples) or the validation split ({}) is empty; use more --per-class or another --val-fraction",
@@ -253,16 +329,15 @@ fn carve<D: Labelled>(
     Ok((train, val, test, tag))
 }
 
-fn images(
+pub(crate) fn images(
     args: &DataArgs,
     seed: u64,
     needs: ModelNeeds<'_>,
-    name: &str,
-    src: &DataSource,
-    train: ImageDataset,
-    test: ImageDataset,
+    splits: Splits<ImageDataset>,
 ) -> Result<Prepared> {
-    let (mut train, mut val, mut test, tag) = carve(args, seed, name, train, test)?;
+    let from = splits.from.clone();
+    let name = splits.tag.clone();
+    let (mut train, mut val, mut test, tag) = carve(args, seed, splits)?;
     if let Some(input) = needs.input {
         let [c, h, w] = train.shape()[1..] else {
             unreachable!("images are [N, C, H, W]")
@@ -290,11 +365,10 @@ fn images(
         None => Normalization::from_dataset(&train)?,
     };
     let description = format!(
-        "{tag}: {} train / {} validation / {} test images ({})",
+        "{tag}: {} train / {} validation / {} test images ({from})",
         train.len(),
         val.len(),
         test.len(),
-        src.describe()
     );
     let class_names = train.class_names().to_vec();
     let mut train_src = ImageSource::new(train, normalization.clone());
@@ -307,18 +381,18 @@ fn images(
         description,
         normalization: Some(normalization),
         vocab: None,
+        crop: None,
     })
 }
 
-fn texts(
+pub(crate) fn texts(
     args: &DataArgs,
     seed: u64,
     needs: ModelNeeds<'_>,
-    name: &str,
-    src: &DataSource,
-    train: TextDataset,
-    test: TextDataset,
+    splits: Splits<TextDataset>,
 ) -> Result<Prepared> {
+    let from = splits.from.clone();
+    let name = splits.tag.clone();
     if needs.shift.is_some() {
         bail!("--augment-shift applies to images only");
     }
@@ -329,7 +403,7 @@ fn texts(
             "{name} is text, but the model does not read token ids (its input is {input:?} and its first layer is not an embedding); use a text model such as char-gru or char-lstm"
         );
     }
-    let (train, val, test, tag) = carve(args, seed, name, train, test)?;
+    let (train, val, test, tag) = carve(args, seed, splits)?;
     let vocab = match needs.vocab {
         Some(v) => {
             let all = [&train, &val, &test];
@@ -366,11 +440,7 @@ fn texts(
     } else {
         Unknown::Error
     };
-    let layout = SequenceLayout {
-        padding: Padding::Right,
-        length: Length::AtMost(128),
-        ..Default::default()
-    };
+    let layout = SequenceLayout::classifier();
     let encode = |d: &TextDataset| -> Result<SequenceSource> {
         Ok(SequenceSource {
             data: d.encode(&vocab, unknown)?,
@@ -378,12 +448,11 @@ fn texts(
         })
     };
     let description = format!(
-        "{tag}: {} train / {} validation / {} test texts, {} symbols ({})",
+        "{tag}: {} train / {} validation / {} test texts, {} symbols ({from})",
         train.len(),
         val.len(),
         test.len(),
         vocab.len(),
-        src.describe()
     );
     Ok(Prepared {
         train: Box::new(encode(&train)?),
@@ -393,6 +462,7 @@ fn texts(
         description,
         normalization: None,
         vocab: Some(vocab),
+        crop: None,
     })
 }
 
@@ -426,29 +496,31 @@ mod tests {
 
     #[test]
     fn class_lists_parse_and_reject_nonsense() {
+        let digits: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+        let parse = |list: &str| parse_classes(list, &digits, "mnist");
+        assert_eq!(parse("0-4").unwrap(), vec![0, 1, 2, 3, 4]);
+        let pets: Vec<String> = ["cat", "dog", "a-b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(
-            parse_classes("0-4", 10, "mnist").unwrap(),
-            vec![0, 1, 2, 3, 4]
+            parse_classes("dog, a-b", &pets, "pets").unwrap(),
+            vec![1, 2]
         );
-        assert_eq!(parse_classes("5,7, 9", 10, "mnist").unwrap(), vec![5, 7, 9]);
-        assert_eq!(
-            parse_classes("3-5,9", 10, "mnist").unwrap(),
-            vec![3, 4, 5, 9]
-        );
+        assert_eq!(parse_classes("0,dog", &pets, "pets").unwrap(), vec![0, 1]);
+        let err = parse_classes("cow", &pets, "pets").unwrap_err().to_string();
+        assert!(err.contains("cat, dog, a-b"), "{err}");
+        assert_eq!(parse("5,7, 9").unwrap(), vec![5, 7, 9]);
+        assert_eq!(parse("3-5,9").unwrap(), vec![3, 4, 5, 9]);
+        assert!(parse("4-2").unwrap_err().to_string().contains("backwards"));
         assert!(
-            parse_classes("4-2", 10, "mnist")
-                .unwrap_err()
-                .to_string()
-                .contains("backwards")
-        );
-        assert!(
-            parse_classes("0-12", 10, "mnist")
+            parse("0-12")
                 .unwrap_err()
                 .to_string()
                 .contains("class 10 does not exist in mnist")
         );
-        assert!(parse_classes("a-b", 10, "mnist").is_err());
-        assert!(parse_classes("1,1", 10, "mnist").is_err());
-        assert!(parse_classes("", 10, "mnist").is_err());
+        assert!(parse("a-b").is_err());
+        assert!(parse("1,1").is_err());
+        assert!(parse("").is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! The `finetune` command line (the binary itself lives in the root package,
 //! `src/main.rs`, so that `cargo run --release -- demo` works from the
 //! repository root). Commands: `demo`, `pretrain`, `finetune`, `eval`,
-//! `predict`, `import`, `export`, `inspect`, `lr-find`, `probe` (which depth
+//! `predict`, `data`, `import`, `export`, `inspect`, `lr-find`, `probe` (which depth
 //! of a pretrained model transfers best, measured) — see `--help`.
 //!
 //! Errors are one line on standard error: exit code 2 for bad usage (clap),
@@ -26,6 +26,7 @@ mod plots;
 mod progress;
 mod report;
 mod session;
+mod user_data;
 
 use std::process::ExitCode;
 
@@ -105,6 +106,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Finetune(a) => report(&commands::train::finetune(a, cli.quiet)?, a.train.json)?,
         Command::Eval(a) => commands::tools::eval(a)?,
         Command::Predict(a) => commands::tools::predict(a)?,
+        Command::Data(a) => commands::user::data(a)?,
         Command::Import(a) => commands::tools::import(a)?,
         Command::Export(a) => commands::tools::export(a)?,
         Command::Inspect(a) => commands::tools::inspect(a)?,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use finetune_pretrained::{Model, ModelSpec, builtin, builtin_names};
+use finetune_pretrained::{ImportOptions, Model, ModelSpec, builtin, builtin_names, import_model};
 
 /// Whether `arg` names a spec file (rather than a built-in).
 fn is_spec_file(arg: &str) -> bool {
@@ -53,4 +53,14 @@ pub fn load_or_build(arg: &str, seed: u64) -> Result<Model> {
         return load(path);
     }
     Ok(Model::from_spec(&spec(arg)?, seed)?)
+}
+
+/// A model from a checkpoint, or from plain safetensors weights with `--spec`.
+pub fn load_with_spec(path: &Path, spec_arg: Option<&str>) -> Result<Model> {
+    match spec_arg {
+        Some(s) => Ok(import_model(&spec(s)?, path, &ImportOptions::strict())
+            .with_context(|| format!("loading {} with the spec", path.display()))?
+            .model),
+        None => load(path),
+    }
 }

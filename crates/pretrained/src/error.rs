@@ -30,6 +30,10 @@ pub enum Error {
         #[source]
         source: Box<finetune_data::DataError>,
     },
+    /// Inputs given to a classifier do not fit it (images to a text
+    /// model, texts without a vocabulary).
+    #[error("model `{model}`: {reason}")]
+    Classify { model: String, reason: String },
     /// An operating-system I/O call failed.
     #[error("{path}: cannot {op}: {source}")]
     Io {

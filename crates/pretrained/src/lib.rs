@@ -107,6 +107,7 @@
 pub mod atomic;
 pub mod builtin;
 pub mod checkpoint;
+pub mod classify;
 pub mod container;
 pub mod error;
 pub mod head;

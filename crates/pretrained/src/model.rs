@@ -48,6 +48,11 @@ pub struct ModelMetadata {
     /// The input normalisation the weights expect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalize: Option<Normalization>,
+    /// How images were fitted to the input size in training (`center`:
+    /// resized keeping the aspect ratio, then center-cropped), so that
+    /// `predict` on image files does the same. `None`: stretched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<finetune_data::files::Crop>,
     /// The character vocabulary of a text model (token ids mean nothing without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vocab: Option<finetune_data::CharVocab>,
@@ -69,6 +74,7 @@ impl Default for ModelMetadata {
             weights_from: None,
             classes: None,
             normalize: None,
+            crop: None,
             vocab: None,
             history: serde_json::Value::Null,
             seed: None,

@@ -24,7 +24,7 @@ use finetune_train::{
 };
 use serde_json::json;
 
-use crate::cli::{DataArgs, DataName, DemoArgs};
+use crate::cli::{DataArgs, DataChoice, DataName, DemoArgs};
 use crate::commands::probe;
 use crate::data::{ModelNeeds, prepare, source};
 use crate::report::{say, say_inline};
@@ -68,11 +68,16 @@ fn data_args(
     per_class: Option<usize>,
 ) -> DataArgs {
     DataArgs {
-        data,
+        data: DataChoice::Builtin(data),
         data_dir: dir.map(Path::to_path_buf),
         classes: classes.map(str::to_string),
         per_class,
         val_fraction: 0.2,
+        test_fraction: 0.2,
+        text_column: "text".into(),
+        label_column: "label".into(),
+        skip_bad: false,
+        crop: None,
     }
 }
 

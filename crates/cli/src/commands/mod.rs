@@ -5,3 +5,4 @@ pub mod probe;
 pub mod text;
 pub mod tools;
 pub mod train;
+pub mod user;

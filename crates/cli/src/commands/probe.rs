@@ -17,7 +17,6 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use clap::ValueEnum;
 use finetune_nn::ModuleExt;
 use finetune_pretrained::{HeadSpec, LayerKind, LayerRef, Model};
 use finetune_train::{
@@ -377,10 +376,7 @@ pub fn reading(rows: &[ProbeRow], best: usize, classes: usize) -> String {
 /// validation fraction give the same subset and split the probe measured.
 fn data_flags(args: &ProbeArgs) -> String {
     let d = &args.data;
-    let mut s = d
-        .data
-        .to_possible_value()
-        .map_or_else(|| format!("{:?}", d.data), |v| v.get_name().to_string());
+    let mut s = d.data.to_string();
     if let Some(c) = &d.classes {
         s.push_str(&format!(" --classes {c}"));
     }

@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use finetune_data::CharVocab;
 use finetune_nn::ModuleExt;
 use finetune_pretrained::{
-    DType, ImportOptions, Model, RawTensor, has_keras_names, import_model, import_tensors,
-    read_container, read_pth, read_safetensors, read_weights, write_safetensors,
+    DType, ImportOptions, Model, RawTensor, has_keras_names, import_tensors, read_container,
+    read_pth, read_safetensors, read_weights, write_safetensors,
 };
 use finetune_tensor::Tensor;
 use finetune_train::{LrFindOptions, evaluate, lr_find};
@@ -81,23 +81,24 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 
 /// `finetune predict`.
 pub fn predict(args: &PredictArgs) -> Result<()> {
-    check_out_path(&args.out, &[&args.input, &args.model], false, "--out")?;
-    let mut model = match &args.spec {
-        Some(spec) => {
-            let spec = model_args::spec(spec)?;
-            import_model(&spec, &args.model, &ImportOptions::strict())
-                .with_context(|| format!("loading {} with the spec", args.model.display()))?
-                .model
-        }
-        None => model_args::load(&args.model)?,
+    if !crate::commands::user::is_tensor_input(args) {
+        return crate::commands::user::predict_readable(args);
+    }
+    let input_path = &args.input[0];
+    let Some(out_path) = &args.out else {
+        bail!(
+            "a safetensors --input needs --out for the logits (image files and texts print their classes instead)"
+        );
     };
-    let file = read_safetensors(&args.input)
-        .with_context(|| format!("reading {}", args.input.display()))?;
+    check_out_path(out_path, &[input_path, &args.model], false, "--out")?;
+    let mut model = model_args::load_with_spec(&args.model, args.spec.as_deref())?;
+    let file = read_safetensors(input_path)
+        .with_context(|| format!("reading {}", input_path.display()))?;
     let find = |name: &str| file.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t);
     let input = find("input").with_context(|| {
         format!(
             "{} has no tensor named `input` (it has: {})",
-            args.input.display(),
+            input_path.display(),
             file.tensors
                 .iter()
                 .map(|(n, _)| n.as_str())
@@ -168,15 +169,15 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         finetune_pretrained::model::PREDICT_BATCH_ELEMENTS,
     )?;
     write_safetensors(
-        &args.out,
+        out_path,
         &[("logits".into(), RawTensor::from_tensor(&logits))],
         None,
     )
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    .with_context(|| format!("writing {}", out_path.display()))?;
     eprintln!(
         "wrote logits {:?} to {}",
         logits.shape(),
-        args.out.display()
+        out_path.display()
     );
     Ok(())
 }

@@ -12,10 +12,9 @@ use finetune_train::{
 };
 
 use crate::cli::{
-    BnPolicyName, DataArgs, FinetuneArgs, MonitorName, OptimizerName, PretrainArgs, ScheduleName,
-    TrainArgs,
+    BnPolicyName, FinetuneArgs, MonitorName, OptimizerName, PretrainArgs, ScheduleName, TrainArgs,
 };
-use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare};
+use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare, task_name};
 use crate::model_args;
 use crate::session::{self, RunOptions, RunResult};
 
@@ -268,13 +267,10 @@ fn stamp(model: &mut Model, data: &Prepared, task: &str) {
     if data.vocab.is_some() {
         m.vocab = data.vocab.clone();
     }
-}
-
-fn task_name(d: &DataArgs) -> String {
-    let name = format!("{:?}", d.data).to_lowercase();
-    match &d.classes {
-        Some(c) => format!("{name}[{c}]"),
-        None => name,
+    if data.crop.is_some() {
+        m.crop = data
+            .crop
+            .filter(|c| *c != finetune_data::files::Crop::Stretch);
     }
 }
 

@@ -49,7 +49,8 @@ pub struct ImageFolder {
 }
 
 /// How an image is fitted to the model's height and width.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Crop {
     /// Resized to exactly H x W (the aspect ratio may change): torchvision's
     /// `Resize((H, W))`, Keras's `image_size`.

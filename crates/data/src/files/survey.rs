@@ -187,7 +187,10 @@ fn survey_images(
                 }
                 Err(e) if skip_bad => s.skipped.push(Skipped {
                     file: path.display().to_string(),
-                    reason: e.to_string(),
+                    reason: match e {
+                        DataError::BadFile { reason, .. } => reason,
+                        other => other.to_string(),
+                    },
                 }),
                 Err(e) => return Err(e),
             }

@@ -184,6 +184,18 @@ pub struct SequenceLayout {
     pub truncate: Truncate,
 }
 
+impl SequenceLayout {
+    /// How classifier texts are batched, in training and in prediction alike:
+    /// padded on the right, at most 128 tokens, the start kept.
+    pub const fn classifier() -> Self {
+        SequenceLayout {
+            padding: Padding::Right,
+            length: Length::AtMost(128),
+            truncate: Truncate::KeepStart,
+        }
+    }
+}
+
 /// One batch of labelled sequences.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SequenceBatch {

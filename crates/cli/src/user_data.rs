@@ -1,0 +1,237 @@
+//! `--data PATH`: the user's image folder or table, read with
+//! `finetune_data::files` and shaped for the model like the built-in sets.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use finetune_data::files::images::{FolderSplit, LoadedImages};
+use finetune_data::files::table::{TableRows, label_names, to_dataset};
+use finetune_data::files::{
+    Crop, DataPath, ImageFolder, ImageLoadOptions, TableColumns, TableFiles, load_split, read_table,
+};
+use finetune_data::{ImageDims, Labelled, SplitOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::DataArgs;
+use crate::data::{ModelNeeds, Prepared, Splits, images, texts};
+
+/// The seed of a test split carved from a path without one: fixed, so that
+/// every run (whatever its `--seed`) and `eval` test on the same examples.
+const TEST_SPLIT_SEED: u64 = 1234;
+
+/// Folders with more files than this get a progress bar while decoding.
+const PROGRESS_MIN_FILES: usize = 300;
+
+/// Loads a path's data for a model.
+pub fn prepare(args: &DataArgs, path: &Path, seed: u64, needs: ModelNeeds<'_>) -> Result<Prepared> {
+    match DataPath::detect(path)? {
+        DataPath::Images(folder) => image_folder(args, path, seed, needs, &folder),
+        DataPath::Table(files) => table(args, path, seed, needs, &files),
+        DataPath::Corpus(_) => bail!(
+            "{} is a text corpus (.txt files): it trains a language model, not a classifier; give a classifier a folder of class folders of images or a .csv/.tsv table with text and label columns",
+            path.display()
+        ),
+    }
+}
+
+/// The crop of this run: the flag, else what the model was trained with.
+pub fn crop_of(args: &DataArgs, needs: &ModelNeeds<'_>) -> Crop {
+    args.crop
+        .map(|c| c.crop())
+        .or(needs.crop)
+        .unwrap_or_default()
+}
+
+/// A bar counting decoded files, drawn only for large folders (and hidden
+/// when stderr is not a terminal, as indicatif does).
+fn decode_bar(files: usize, what: &str) -> ProgressBar {
+    if files <= PROGRESS_MIN_FILES {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(files as u64);
+    let style = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} files ({per_sec})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(format!("decoding {what}"));
+    bar
+}
+
+fn load(
+    split: &FolderSplit,
+    folder: &ImageFolder,
+    opts: &ImageLoadOptions,
+) -> Result<LoadedImages> {
+    let bar = decode_bar(split.files.len(), split.name);
+    let loaded = load_split(split, &folder.classes, opts, &|done| {
+        bar.set_position(done as u64)
+    })
+    .map_err(|e| anyhow::anyhow!("{e} (skip files that do not decode with --skip-bad)"))
+    .with_context(|| {
+        format!(
+            "reading the {} images of {}",
+            split.name,
+            split.dir.display()
+        )
+    })?;
+    bar.finish_and_clear();
+    if !loaded.skipped.is_empty() {
+        eprintln!(
+            "note: skipped {} of the {} {} files that do not decode (--skip-bad); first: {}: {}",
+            loaded.skipped.len(),
+            split.files.len(),
+            split.name,
+            loaded.skipped[0].0.display(),
+            loaded.skipped[0].1
+        );
+    }
+    Ok(loaded)
+}
+
+fn image_folder(
+    args: &DataArgs,
+    path: &Path,
+    seed: u64,
+    needs: ModelNeeds<'_>,
+    folder: &ImageFolder,
+) -> Result<Prepared> {
+    let Some(input) = needs.input else {
+        bail!(
+            "{} holds images; a model is needed to know their size",
+            path.display()
+        );
+    };
+    let dims = match input {
+        [c @ (1 | 3), h, w] if needs.embedding_rows.is_none() => ImageDims::new(*c, *h, *w),
+        _ if needs.embedding_rows.is_some() => bail!(
+            "the model reads token ids (input {input:?}, an embedding first) but {} holds images",
+            path.display()
+        ),
+        _ => bail!(
+            "the model expects inputs {input:?}, but images are read as [1 or 3 channels, H, W]"
+        ),
+    };
+    let opts = ImageLoadOptions {
+        dims,
+        crop: crop_of(args, &needs),
+        skip_bad: args.skip_bad,
+    };
+    let train = load(&folder.train, folder, &opts)?.dataset;
+    let val = match &folder.valid {
+        Some(v) => Some(load(v, folder, &opts)?.dataset),
+        None => None,
+    };
+    let (train, test, from) = match &folder.test {
+        Some(t) => (train, load(t, folder, &opts)?.dataset, "test/".to_string()),
+        None => {
+            let (train, test) = carve_test(train, args.test_fraction, path)?;
+            (train, test, carved_note(args.test_fraction))
+        }
+    };
+    let splits = Splits {
+        train,
+        val,
+        test,
+        tag: path.display().to_string(),
+        from: format!(
+            "images {}x{}x{}, test from {from}",
+            dims.channels, dims.height, dims.width
+        ),
+    };
+    let mut needs = needs;
+    needs.input = None; // already the model's size
+    let mut prepared = images(args, seed, needs, splits)?;
+    prepared.crop = Some(opts.crop);
+    Ok(prepared)
+}
+
+fn carved_note(fraction: f64) -> String {
+    format!(
+        "{:.0}% carved from the training examples (no test split; --test-fraction)",
+        100.0 * fraction
+    )
+}
+
+/// A stratified test split of `fraction` of `all`, with a fixed seed.
+fn carve_test<D: Labelled>(all: D, fraction: f64, path: &Path) -> Result<(D, D)> {
+    if fraction <= 0.0 {
+        bail!(
+            "{} has no test split (a test/ folder or test.csv) and --test-fraction is 0: nothing to test on",
+            path.display()
+        );
+    }
+    let parts = all.split(&SplitOptions::new(0.0, fraction, TEST_SPLIT_SEED))?;
+    if parts.test.is_empty() {
+        bail!(
+            "{}: --test-fraction {fraction} of {} examples leaves no test example; give more examples or a larger fraction",
+            path.display(),
+            parts.train.len()
+        );
+    }
+    eprintln!(
+        "note: {} has no test split: {} of its examples are the test split ({}; fixed seed, the same in every run)",
+        path.display(),
+        parts.test.len(),
+        carved_note(fraction)
+    );
+    Ok((parts.train, parts.test))
+}
+
+fn columns(args: &DataArgs) -> TableColumns {
+    TableColumns {
+        text: args.text_column.clone(),
+        label: args.label_column.clone(),
+    }
+}
+
+fn read(file: &Path, columns: &TableColumns, skip_bad: bool) -> Result<TableRows> {
+    let rows = read_table(file, columns, skip_bad)?;
+    if let Some((line, why)) = rows.skipped.first() {
+        eprintln!(
+            "note: skipped {} rows of {} (--skip-bad); first: line {line}: {why}",
+            rows.skipped.len(),
+            file.display()
+        );
+    }
+    Ok(rows)
+}
+
+fn table(
+    args: &DataArgs,
+    path: &Path,
+    seed: u64,
+    needs: ModelNeeds<'_>,
+    files: &TableFiles,
+) -> Result<Prepared> {
+    let columns = columns(args);
+    let train_rows = read(&files.train, &columns, args.skip_bad)?;
+    let classes = label_names(&train_rows.labels);
+    if classes.len() < 2 {
+        bail!(
+            "{}: every row has the label `{}`; a classifier needs at least two classes",
+            files.train.display(),
+            classes.first().map_or("", String::as_str)
+        );
+    }
+    let train = to_dataset(&train_rows, &classes)?;
+    let part = |file: &Option<std::path::PathBuf>| -> Result<_> {
+        file.as_ref()
+            .map(|f| to_dataset(&read(f, &columns, args.skip_bad)?, &classes).map_err(Into::into))
+            .transpose()
+    };
+    let val = part(&files.valid)?;
+    let (train, test, from) = match part(&files.test)? {
+        Some(t) => (train, t, "test table".to_string()),
+        None => {
+            let (train, test) = carve_test(train, args.test_fraction, path)?;
+            (train, test, carved_note(args.test_fraction))
+        }
+    };
+    let splits = Splits {
+        train,
+        val,
+        test,
+        tag: path.display().to_string(),
+        from: format!("table, test from {from}"),
+    };
+    texts(args, seed, needs, splits)
+}
