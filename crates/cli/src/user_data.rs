@@ -145,10 +145,7 @@ fn image_folder(
 }
 
 fn carved_note(fraction: f64) -> String {
-    format!(
-        "{:.0}% carved from the training examples (no test split; --test-fraction)",
-        100.0 * fraction
-    )
+    format!("{:.0}% carved from the training examples", 100.0 * fraction)
 }
 
 /// A stratified test split of `fraction` of `all`, with a fixed seed.
@@ -168,10 +165,11 @@ fn carve_test<D: Labelled>(all: D, fraction: f64, path: &Path) -> Result<(D, D)>
         );
     }
     eprintln!(
-        "note: {} has no test split: {} of its examples are the test split ({}; fixed seed, the same in every run)",
+        "note: {} has no test split (no test/ folder or test table): {} of its {} examples ({:.0}%, --test-fraction) are held out as the test split, with a fixed seed so that every run and `eval` test on the same ones",
         path.display(),
         parts.test.len(),
-        carved_note(fraction)
+        parts.test.len() + parts.train.len(),
+        100.0 * fraction
     );
     Ok((parts.train, parts.test))
 }
