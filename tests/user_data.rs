@@ -458,7 +458,17 @@ fn a_csv_table_goes_through_pretrain_eval_and_predict() {
         ],
         &dir,
     );
-    assert!(err.contains("--out is for a safetensors --input"), "{err}");
+    // --out means the tensor form, whatever the input is called
+    assert!(
+        err.contains("reviews.csv") && err.contains("safetensors header"),
+        "{err}"
+    );
+    let two = ["--input", "inputs.txt", "reviews.csv", "--out", "x.st"];
+    let err = fails(
+        &[&["predict", "--model", "rev.ckpt"][..], &two].concat(),
+        &dir,
+    );
+    assert!(err.contains("one safetensors --input"), "{err}");
 }
 
 #[test]

@@ -84,7 +84,14 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     if !crate::commands::user::is_tensor_input(args) {
         return crate::commands::user::predict_readable(args);
     }
-    let input_path = &args.input[0];
+    let [input_path] = &args.input[..] else {
+        bail!(
+            "--out writes the logits of one safetensors --input (tensors `input`, optional `lengths`); image files and texts print their classes instead (--json to keep them)"
+        );
+    };
+    if !args.text.is_empty() {
+        bail!("--text prints its classes; --out is for a safetensors --input of token ids");
+    }
     let Some(out_path) = &args.out else {
         bail!(
             "a safetensors --input needs --out for the logits (image files and texts print their classes instead)"

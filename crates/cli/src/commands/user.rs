@@ -112,14 +112,16 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether `predict` got the tensor form: one safetensors file.
+/// Whether `predict` got the tensor form: `--out` (only tensors in give
+/// logits out, whatever the input file is called), or one `.safetensors` input.
 pub fn is_tensor_input(args: &PredictArgs) -> bool {
-    args.text.is_empty()
+    let one_safetensors = args.text.is_empty()
         && args.input.len() == 1
         && args.input[0]
             .extension()
             .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    args.out.is_some() || one_safetensors
 }
 
 /// Image files decoded at a time (their pixels stay in memory until predicted).
