@@ -355,6 +355,14 @@ impl DecodedImage {
     }
 }
 
+/// Why a file was refused, without its name (the caller lists it beside).
+pub fn reason_of(e: DataError) -> String {
+    match e {
+        DataError::BadFile { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
 /// Decodes the files of a split into a data set of `opts.dims`, in
 /// parallel; `progress` is told how many files are done (from any thread).
 pub fn load_split(
@@ -373,34 +381,41 @@ pub fn load_split(
                 opts.dims
             ))
         })?;
+    // one buffer for the whole split, each image decoded straight into its
+    // slot (no second copy), then the slots of skipped files closed up
+    let bytes = split.files.len().checked_mul(per);
+    let mut pixels = Vec::new();
+    if bytes.is_none_or(|b| pixels.try_reserve_exact(b).is_err()) {
+        return Err(DataError::Alloc {
+            file: split.dir.display().to_string(),
+            bytes: (split.files.len() as u64).saturating_mul(per as u64),
+        });
+    }
+    pixels.resize(split.files.len() * per, 0);
     let done = AtomicUsize::new(0);
-    let decoded: Vec<Result<Vec<u8>>> = split
-        .files
-        .par_iter()
-        .map(|(path, _)| {
-            let out = decode_file(path).map(|img| img.fit(opts.dims, opts.crop));
+    let results: Vec<Result<()>> = pixels
+        .par_chunks_mut(per)
+        .zip(split.files.par_iter())
+        .map(|(slot, (path, _))| {
+            let out =
+                decode_file(path).map(|img| slot.copy_from_slice(&img.fit(opts.dims, opts.crop)));
             progress(done.fetch_add(1, Ordering::Relaxed) + 1);
             out
         })
         .collect();
-    let mut pixels = Vec::new();
-    pixels
-        .try_reserve_exact(split.files.len().saturating_mul(per))
-        .map_err(|_| DataError::Alloc {
-            file: split.dir.display().to_string(),
-            bytes: (split.files.len() as u64).saturating_mul(per as u64),
-        })?;
-    let (mut labels, mut skipped) = (Vec::new(), Vec::new());
-    for ((path, label), img) in split.files.iter().zip(decoded) {
-        match img {
-            Ok(px) => {
-                pixels.extend_from_slice(&px);
+    let (mut labels, mut skipped, mut kept) = (Vec::new(), Vec::new(), 0);
+    for (i, ((path, label), result)) in split.files.iter().zip(results).enumerate() {
+        match result {
+            Ok(()) => {
+                pixels.copy_within(i * per..(i + 1) * per, kept * per);
                 labels.push(*label);
+                kept += 1;
             }
-            Err(e) if opts.skip_bad => skipped.push((path.clone(), e.to_string())),
+            Err(e) if opts.skip_bad => skipped.push((path.clone(), reason_of(e))),
             Err(e) => return Err(e),
         }
     }
+    pixels.truncate(kept * per);
     let dataset = ImageDataset::new(pixels, labels, opts.dims, classes.to_vec())?;
     Ok(LoadedImages { dataset, skipped })
 }

@@ -187,10 +187,7 @@ fn survey_images(
                 }
                 Err(e) if skip_bad => s.skipped.push(Skipped {
                     file: path.display().to_string(),
-                    reason: match e {
-                        DataError::BadFile { reason, .. } => reason,
-                        other => other.to_string(),
-                    },
+                    reason: super::images::reason_of(e),
                 }),
                 Err(e) => return Err(e),
             }
