@@ -52,7 +52,7 @@ pub mod shape;
 pub mod summary;
 
 pub use activation::{Gelu, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh};
-pub use attention::AttentionPool;
+pub use attention::{AttentionPool, ConcatPool};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use error::{NnError, Result};

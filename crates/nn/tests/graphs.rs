@@ -4,8 +4,8 @@
 
 use finetune_autograd::{GradcheckOptions, Tape};
 use finetune_nn::{
-    Add, AttentionPool, Concat, Linear, Module, ModuleExt, ReLU, Sequential, Source, Tanh,
-    gradcheck_module,
+    Add, AttentionPool, Concat, ConcatPool, Linear, Module, ModuleExt, ReLU, Sequential, Source,
+    Tanh, gradcheck_module,
 };
 use finetune_tensor::Tensor;
 use rand::SeedableRng;
@@ -162,4 +162,37 @@ fn a_layer_given_two_inputs_that_takes_one_is_an_error() {
     let x = tape.constant(input(&[2, 3]));
     let e = net.forward(&mut tape, x).unwrap_err().to_string();
     assert!(e.contains("takes one input"), "{e}");
+}
+
+/// Concat pooling: `[last real step, max, mean]` over the real steps; the
+/// gradient checks, and padded steps change nothing.
+#[test]
+fn concat_pool_is_last_max_and_mean_of_the_real_steps() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut net: Sequential<f64> = Sequential::new();
+    net.push_named("lin", Box::new(Linear::new(2, 3, true, &mut rng)))
+        .unwrap();
+    net.push_named("pool", Box::new(ConcatPool::new(3)))
+        .unwrap();
+    let x = input(&[2, 4, 2]);
+    let opts = GradcheckOptions::default();
+    gradcheck_module(&mut net, &x, None, &opts).unwrap();
+    gradcheck_module(&mut net, &x, Some(&[4, 2]), &opts).unwrap();
+
+    let mut pool = ConcatPool::new(2);
+    let run = |pool: &mut ConcatPool, x: Vec<f64>| {
+        let mut tape = Tape::<f64>::new();
+        let xv = tape.constant(Tensor::new(&[1, 3, 2], x).unwrap());
+        let y = pool.forward_seq(&mut tape, xv, Some(&[2])).unwrap();
+        tape.value(y).unwrap().as_slice().to_vec()
+    };
+    // steps (1, 5), (3, -1) real; (100, 100) padding
+    let y = run(&mut pool, vec![1.0, 5.0, 3.0, -1.0, 100.0, 100.0]);
+    assert_eq!(y, vec![3.0, -1.0, 3.0, 5.0, 2.0, 2.0]);
+    let err = {
+        let mut tape = Tape::<f64>::new();
+        let xv = tape.constant(Tensor::new(&[1, 3, 2], vec![0.0; 6]).unwrap());
+        pool.forward_seq(&mut tape, xv, Some(&[4])).unwrap_err()
+    };
+    assert!(err.to_string().contains("lengths"), "{err}");
 }

@@ -264,6 +264,58 @@ pub fn char_gru(options: &CharRnnOptions) -> ModelSpec {
     char_rnn("char-gru", options, false)
 }
 
+/// The shape of a character language model built by [`char_lm`].
+#[derive(Clone, Debug)]
+pub struct CharLmOptions {
+    /// Number of token ids (the vocabulary, specials included).
+    pub vocab_size: usize,
+    pub embedding_dim: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    /// The window (backpropagation through time) length, the spec's nominal input.
+    pub seq_len: usize,
+    /// LSTM (else GRU).
+    pub lstm: bool,
+}
+
+impl Default for CharLmOptions {
+    /// 64-wide embedding, one LSTM of 256, windows of 64.
+    fn default() -> Self {
+        CharLmOptions {
+            vocab_size: 128,
+            embedding_dim: 64,
+            hidden_size: 256,
+            num_layers: 1,
+            seq_len: 64,
+            lstm: true,
+        }
+    }
+}
+
+/// `char-lstm-lm` / `char-gru-lm`: embedding → recurrent layers returning
+/// every step → `output`, a linear layer to one logit per id at every
+/// position (`[T, V]`). Trained with `pretrain --task lm`; `finetune` turns
+/// it into a classifier by replacing `output` with concat pooling and a head.
+pub fn char_lm(o: &CharLmOptions) -> ModelSpec {
+    let rnn = RecurrentSpec::new(o.embedding_dim, o.hidden_size).layers(o.num_layers);
+    let (rnn, rnn_name, name) = if o.lstm {
+        (LayerSpec::lstm(rnn), "lstm", "char-lstm-lm")
+    } else {
+        (LayerSpec::gru(rnn), "gru", "char-gru-lm")
+    };
+    ModelSpec {
+        name: name.into(),
+        input: vec![o.seq_len],
+        layers: vec![
+            LayerSpec::embedding(o.vocab_size, o.embedding_dim).named("embedding"),
+            rnn.named(rnn_name),
+            LayerSpec::linear(o.hidden_size, o.vocab_size).named("output"),
+        ],
+        normalize: None,
+        classes: None,
+    }
+}
+
 /// textgenrnn's vocabulary: 464 characters (ids 1..=463, and 464 the start
 /// token `<s>`), id 0 padding.
 pub const TEXTGENRNN_VOCAB: usize = 465;

@@ -66,6 +66,9 @@ pub struct HeadSpec {
     pub name: String,
     /// Class names (as many as `num_classes`), if known.
     pub classes: Option<Vec<String>>,
+    /// On a sequence `[T, F]`: pool it first with ULMFiT's concat pooling
+    /// (`[last, max, mean]`, `3F`) — how a language model becomes a classifier.
+    pub concat_pool: bool,
 }
 
 impl HeadSpec {
@@ -77,6 +80,7 @@ impl HeadSpec {
             dropout: 0.0,
             name: "head".into(),
             classes: None,
+            concat_pool: false,
         }
     }
 
@@ -97,6 +101,12 @@ impl HeadSpec {
     }
 
     /// With another name.
+    /// Concat-pools a sequence before the head (see [`HeadSpec::concat_pool`]).
+    pub fn concat_pooled(mut self) -> Self {
+        self.concat_pool = true;
+        self
+    }
+
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -413,6 +423,47 @@ impl Model {
 
     /// Appends a new head (after a flatten when the model outputs an image
     /// `[C, H, W]`), initialised from `seed`; returns its parameter names.
+    /// Whether this is a character language model: it reads token ids
+    /// and gives one logit per id of its stored vocabulary (at every step,
+    /// `[T, V]`, or once, `[V]` as textgenrnn).
+    pub fn is_language_model(&self) -> bool {
+        let out = self.output_shape();
+        self.spec.input_embedding().is_some()
+            && self
+                .metadata
+                .vocab
+                .as_ref()
+                .is_some_and(|v| out.last() == Some(&v.len()) && (1..=2).contains(&out.len()))
+    }
+
+    /// Turns a language model into a classifier for `classes`, as ULMFiT
+    /// does: its output layer and any pooling after its recurrent features
+    /// are cut off (back to the last top-level layer before the output
+    /// that yields a sequence `[T, F]` — for textgenrnn the concat of the
+    /// embedding and both LSTMs, before its attention), then concat pooling
+    /// and a new linear head are attached. Returns the new tensors' names.
+    pub fn language_model_to_classifier(
+        &mut self,
+        classes: Vec<String>,
+        seed: u64,
+    ) -> Result<Vec<String>> {
+        let shapes = self.spec.layer_shapes()?;
+        let last_sequence = shapes
+            .iter()
+            .take(shapes.len().saturating_sub(1))
+            .rposition(|s| s.output.len() == 2);
+        let Some(keep) = last_sequence else {
+            return Err(
+                self.surgery_err("no layer before the output yields a sequence [T, F] to pool")
+            );
+        };
+        self.cut_at(keep + 1)?;
+        let head = HeadSpec::linear(classes.len())
+            .with_classes(classes)
+            .concat_pooled();
+        self.attach_head(&head, seed)
+    }
+
     pub fn attach_head(&mut self, head: &HeadSpec, seed: u64) -> Result<Vec<String>> {
         if head.num_classes == 0 {
             return Err(self.surgery_err("a head needs at least one output"));
@@ -432,6 +483,12 @@ impl Model {
         if shape.len() == 3 {
             added.push(LayerSpec::flatten());
             shape = vec![shape.iter().product()];
+        }
+        if let [_, f] = shape[..]
+            && head.concat_pool
+        {
+            added.push(LayerSpec::concat_pool(f).named("pool"));
+            shape = vec![3 * f];
         }
         let in_features = shape.last().copied().unwrap_or(0);
         added.push(head.layer(in_features));

@@ -123,8 +123,8 @@ pub mod spec;
 
 pub use atomic::atomic_write;
 pub use builtin::{
-    BUILTINS, CharRnnOptions, TEXTGENRNN_CONTEXT, TEXTGENRNN_VOCAB, bn_cnn, builtin, builtin_names,
-    char_gru, char_lstm, lenet, mnist_cnn, resnet_mini, textgenrnn,
+    BUILTINS, CharLmOptions, CharRnnOptions, TEXTGENRNN_CONTEXT, TEXTGENRNN_VOCAB, bn_cnn, builtin,
+    builtin_names, char_gru, char_lm, char_lstm, lenet, mnist_cnn, resnet_mini, textgenrnn,
 };
 pub use checkpoint::{
     TRAINING_PREFIX, TrainingState, load_training_checkpoint, save_training_checkpoint,

@@ -47,6 +47,11 @@ struct Lm<'a> {
     vocab: CharVocab,
     context: usize,
     pad: u32,
+    /// The model predicts at every position (`[T, V]` out, as `pretrain
+    /// --task lm` trains): a context is fed unpadded and read at its last
+    /// position. Otherwise one prediction from a left-padded window (`[V]`
+    /// out, textgenrnn's way).
+    per_position: bool,
 }
 
 impl<'a> Lm<'a> {
@@ -68,7 +73,8 @@ impl<'a> Lm<'a> {
             )));
         };
         let outputs = model.output_shape().last().copied().unwrap_or(0);
-        if outputs != vocab.len() || model.output_shape().len() != 1 {
+        let per_position = model.output_shape().len() == 2;
+        if outputs != vocab.len() || !(1..=2).contains(&model.output_shape().len()) {
             return Err(bad(format!(
                 "its output {:?} is not one logit per id of its {}-id vocabulary",
                 model.output_shape(),
@@ -83,7 +89,56 @@ impl<'a> Lm<'a> {
             vocab,
             context,
             pad,
+            per_position,
         })
+    }
+
+    /// [`Lm::next_log_probs`] for a model that predicts at every position:
+    /// the contexts right-padded to one length with their real lengths (so
+    /// the recurrent layers stop at each one's end), read at the last real step.
+    fn per_position_log_probs(&mut self, prefixes: &[&[u32]]) -> Result<Vec<Vec<f64>>> {
+        let mut rows: Vec<Vec<u32>> = Vec::with_capacity(prefixes.len());
+        for p in prefixes {
+            // trained on windows of plain text: the text so far, or the start
+            // token alone when there is none yet
+            let start: Vec<u32> = self.vocab.start().into_iter().collect();
+            let kept: &[u32] = if p.is_empty() {
+                &start
+            } else {
+                &p[p.len().saturating_sub(self.context)..]
+            };
+            if kept.is_empty() {
+                return Err(Error::Data {
+                    context: "the prompt".into(),
+                    source: Box::new(finetune_data::DataError::Vocab(
+                        "the model's vocabulary has no start token, so it needs at least one character to continue".into(),
+                    )),
+                });
+            }
+            rows.push(kept.to_vec());
+        }
+        let t = rows.iter().map(Vec::len).max().unwrap_or(1);
+        let lengths: Vec<usize> = rows.iter().map(Vec::len).collect();
+        let mut data = Vec::with_capacity(rows.len() * t);
+        for r in &rows {
+            data.extend(r.iter().map(|&id| id as f32));
+            data.extend(std::iter::repeat_n(self.pad as f32, t - r.len()));
+        }
+        let x = Tensor::new(&[rows.len(), t], data).map_err(|e| Error::Nn {
+            context: "language model input".into(),
+            source: e.into(),
+        })?;
+        let logits = self.model.predict_in_batches(
+            x,
+            Some(&lengths),
+            crate::model::PREDICT_BATCH_ELEMENTS,
+        )?;
+        let v = self.vocab.len();
+        Ok(lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| log_softmax(&logits.as_slice()[(i * t + len - 1) * v..][..v]))
+            .collect())
     }
 
     /// The model's input for predicting what follows `ids`.
@@ -102,6 +157,9 @@ impl<'a> Lm<'a> {
 
     /// Log-probabilities (natural) of the next id after each of `prefixes`.
     fn next_log_probs(&mut self, prefixes: &[&[u32]]) -> Result<Vec<Vec<f64>>> {
+        if self.per_position {
+            return self.per_position_log_probs(prefixes);
+        }
         let mut data = Vec::with_capacity(prefixes.len() * self.context);
         for p in prefixes {
             data.extend(self.context_of(p));
@@ -119,17 +177,16 @@ impl<'a> Lm<'a> {
                 .predict_in_batches(x, None, crate::model::PREDICT_BATCH_ELEMENTS)?
         };
         let v = self.vocab.len();
-        Ok(logits
-            .as_slice()
-            .chunks(v)
-            .map(|row| {
-                let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
-                let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
-                let log_z = max + sum.ln();
-                row.iter().map(|&x| x as f64 - log_z).collect()
-            })
-            .collect())
+        Ok(logits.as_slice().chunks(v).map(log_softmax).collect())
     }
+}
+
+/// Natural log-probabilities of one row of logits.
+fn log_softmax(row: &[f32]) -> Vec<f64> {
+    let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
+    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+    let log_z = max + sum.ln();
+    row.iter().map(|&x| x as f64 - log_z).collect()
 }
 
 fn model_name(model: &Model) -> String {

@@ -13,9 +13,9 @@ use finetune_cnn::{
 };
 use finetune_data::Normalization;
 use finetune_nn::{
-    Add, AttentionPool, Concat, Dropout, Embedding, EntryKind, Flatten, Gelu, Identity, LeakyReLU,
-    Linear, LogSoftmax, Module, ModuleExt, NnError, ReLU, Sequential, Sigmoid, Softmax, Source,
-    Tanh, Visitor, VisitorMut,
+    Add, AttentionPool, Concat, ConcatPool, Dropout, Embedding, EntryKind, Flatten, Gelu, Identity,
+    LeakyReLU, Linear, LogSoftmax, Module, ModuleExt, NnError, ReLU, Sequential, Sigmoid, Softmax,
+    Source, Tanh, Visitor, VisitorMut,
 };
 use finetune_rnn::{Nonlinearity, OutputMode, Recurrent, RecurrentConfig};
 use finetune_tensor::Tensor;
@@ -520,6 +520,7 @@ pub(crate) fn build_layer(
         }
         LayerKind::Add {} => Box::new(Add),
         LayerKind::Concat { dim } => Box::new(Concat { dim: *dim }),
+        LayerKind::ConcatPool { features } => Box::new(ConcatPool::new(*features)),
         LayerKind::AttentionPool { features } => {
             Box::new(AttentionPool::<f32>::new(*features, rng))
         }

@@ -5,6 +5,7 @@
 
 use finetune_data::CharVocab;
 use finetune_data::embedded::{TEXTGENRNN_SAFETENSORS, TEXTGENRNN_VOCAB_JSON};
+use finetune_nn::ModuleExt;
 use finetune_pretrained::lm::{Sampling, generate, score};
 use finetune_pretrained::{ImportOptions, Model, import_model_bytes, textgenrnn};
 
@@ -121,4 +122,52 @@ fn the_graph_keeps_pytorch_names_and_inspects_as_a_graph() {
     assert_eq!(shapes[3].output, [40, 356]);
     assert_eq!(shapes[4].output, [356]);
     assert_eq!(spec.output_shape().unwrap(), [465]);
+}
+
+/// ULMFiT's surgery: textgenrnn's attention and output are cut off, the
+/// concat of the embedding and both LSTMs is concat-pooled into a new head;
+/// the pretrained weights stay, and right-padded texts of any length run.
+#[test]
+fn the_language_model_becomes_a_concat_pooled_classifier() {
+    let mut model = textgenrnn_model();
+    assert!(model.is_language_model());
+    let weight = |m: &Model| {
+        m.net()
+            .state_dict()
+            .into_iter()
+            .find(|e| e.name == "lstm2.weight_hh_l0")
+            .map(|e| e.value.as_slice().to_vec())
+            .unwrap()
+    };
+    let before = weight(&model);
+    let new = model
+        .language_model_to_classifier(vec!["neg".into(), "pos".into()], 3)
+        .unwrap();
+    assert_eq!(new, ["head.weight", "head.bias"]);
+    let names: Vec<String> = model
+        .layer_prefixes()
+        .into_iter()
+        .map(|l| l.prefix)
+        .collect();
+    assert_eq!(
+        names,
+        ["embedding", "lstm1", "lstm2", "rnn_concat", "pool", "head"]
+    );
+    assert_eq!(model.output_shape(), [2]);
+    assert!(!model.is_language_model());
+    assert_eq!(weight(&model), before);
+    assert_eq!(model.classes().unwrap(), ["neg", "pos"]);
+    // two texts of 7 and 3 characters, right-padded, with their lengths
+    let ids = [
+        5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 5.0, 6.0, 7.0, 0.0, 0.0, 0.0, 0.0,
+    ];
+    let x = finetune_tensor::Tensor::new(&[2, 7], ids.to_vec()).unwrap();
+    let y = model.predict(x.clone(), Some(&[7, 3])).unwrap();
+    assert_eq!(y.shape(), [2, 2]);
+    // padding does not change the short text's logits
+    let mut other = ids.to_vec();
+    other[10..].fill(42.0);
+    let x2 = finetune_tensor::Tensor::new(&[2, 7], other).unwrap();
+    let y2 = model.predict(x2, Some(&[7, 3])).unwrap();
+    assert_eq!(y.as_slice()[2..], y2.as_slice()[2..]);
 }

@@ -75,7 +75,7 @@ pub use observer::{BatchProgress, Collect, Observer, Silent};
 pub use optim::{GroupHyper, Optimizer, OptimizerKind};
 pub use recipes::FineTune;
 pub use schedule::{LrSpec, Schedule};
-pub use source::{Batch, BatchSource, ImageSource, SequenceSource, TensorSource};
+pub use source::{Batch, BatchSource, ImageSource, LmSource, SequenceSource, TensorSource};
 pub use step::{StepOptions, StepStats, step};
 pub use trainer::{
     CheckpointHook, Divergence, FitReport, Progress, Trainer, clip_gradients, mix_seed,

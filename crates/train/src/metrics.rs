@@ -138,8 +138,15 @@ pub fn evaluate(
         let mut tape = Tape::new();
         tape.set_grad_enabled(false);
         let x = tape.constant(batch.inputs);
-        let logits = net.forward_range(&mut tape, x, batch.lengths.as_deref(), start, end)?;
-        let shape = tape.shape(logits)?.to_vec();
+        let mut logits = net.forward_range(&mut tape, x, batch.lengths.as_deref(), start, end)?;
+        let mut shape = tape.shape(logits)?.to_vec();
+        // a language model predicts every position: `[N, T, C]` against N·T targets
+        if let [n, t, c] = shape[..]
+            && n.checked_mul(t) == Some(batch.targets.len())
+        {
+            logits = tape.reshape(logits, &[n * t, c])?;
+            shape = vec![n * t, c];
+        }
         if shape.len() != 2 || shape[1] != classes {
             return Err(TrainError::Config(format!(
                 "the model outputs {shape:?} but the data has {classes} classes"

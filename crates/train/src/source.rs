@@ -4,7 +4,8 @@
 //! and plain tensors ([`TensorSource`]: cached features of a frozen prefix).
 
 use finetune_data::{
-    Batcher, ImageDataset, Labelled, Normalization, RandomShift, SequenceDataset, SequenceLayout,
+    Batcher, CharCorpus, ImageDataset, Labelled, Normalization, RandomShift, SequenceDataset,
+    SequenceLayout,
 };
 use finetune_tensor::Tensor;
 
@@ -135,6 +136,46 @@ impl BatchSource for SequenceSource {
                 inputs: b.tokens,
                 targets: b.targets,
                 lengths: Some(b.lengths),
+            })
+        })))
+    }
+}
+
+/// A text for next-character prediction: windows of `seq_len` ids, each
+/// position's target the id after it. An "example" is a window; its
+/// "classes" are the vocabulary's ids, so the loss is nats per character
+/// (bits per character = loss / ln 2) and the accuracy that of the next
+/// character. Each window starts from a zero state: backpropagation through
+/// time is truncated at the window (as textgenrnn trains).
+#[derive(Clone, Debug)]
+pub struct LmSource {
+    pub corpus: CharCorpus,
+    pub seq_len: usize,
+}
+
+impl BatchSource for LmSource {
+    fn len(&self) -> usize {
+        self.corpus.num_windows(self.seq_len)
+    }
+    fn num_classes(&self) -> usize {
+        self.corpus.vocab().len()
+    }
+    fn class_names(&self) -> Vec<String> {
+        let v = self.corpus.vocab();
+        (0..v.len() as u32)
+            .map(|id| {
+                v.char(id)
+                    .map_or_else(|| format!("<{id}>"), |c| c.to_string())
+            })
+            .collect()
+    }
+    fn batches(&self, batch_size: usize, seed: Option<u64>, _epoch: usize) -> Result<Batches<'_>> {
+        let it = batcher(batch_size, seed)?.char_lm(&self.corpus, self.seq_len)?;
+        Ok(Box::new(it.map(|b| {
+            Ok(Batch {
+                inputs: b.inputs,
+                targets: b.targets,
+                lengths: None,
             })
         })))
     }

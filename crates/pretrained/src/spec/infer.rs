@@ -418,6 +418,13 @@ fn layer_shape(
                 _ => return Err(mismatch(format!("a sequence [T, {features}]"))),
             }
         }
+        LayerKind::ConcatPool { features } => {
+            positive("features", *features)?;
+            match input {
+                [_, f] if f == features => vec![f.saturating_mul(3)],
+                _ => return Err(mismatch(format!("a sequence [T, {features}]"))),
+            }
+        }
         LayerKind::Add {} | LayerKind::Concat { .. } => input.to_vec(),
     })
 }

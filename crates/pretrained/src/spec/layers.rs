@@ -474,6 +474,11 @@ pub enum LayerKind {
     AttentionPool {
         features: usize,
     },
+    /// ULMFiT's concat pooling over a sequence `[T, F]` to `[3F]`: the last
+    /// real step, the max and the mean over the real steps (no parameters).
+    ConcatPool {
+        features: usize,
+    },
     /// A nested block with its own layers (PyTorch's nested `nn.Sequential`).
     Sequential {
         layers: Vec<LayerSpec>,
@@ -555,6 +560,10 @@ impl LayerSpec {
     /// `attention_pool` over steps of `features`.
     pub fn attention_pool(features: usize) -> Self {
         LayerKind::AttentionPool { features }.into()
+    }
+    /// `concat_pool` over steps of `features` (to `3 * features`).
+    pub fn concat_pool(features: usize) -> Self {
+        LayerKind::ConcatPool { features }.into()
     }
     /// `conv2d` with a square kernel, stride 1, no padding, bias.
     pub fn conv2d(in_channels: usize, out_channels: usize, kernel_size: usize) -> Self {
