@@ -156,6 +156,9 @@ pub struct DataArgs {
     /// instead of stopping at the first with an error.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Text classification: texts longer than this many characters are cut (the run says how many).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_len: usize,
     /// How images are fitted to the model's input size: `stretch` resizes to H x W,
     /// `center` resizes keeping the aspect ratio and crops the center (default: what the model
     /// was trained with, else stretch).
@@ -201,6 +204,12 @@ fn parse_data(s: &str) -> Result<DataChoice, String> {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipeName {
+    Fastai,
+    Ulmfit,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CropName {
     Stretch,
     Center,
@@ -223,6 +232,8 @@ pub enum DataName {
     Digits,
     Sentiment,
     Names,
+    /// Shakespeare's plays as one text (for `--task lm`).
+    Shakespeare,
 }
 
 /// `finetune data`.
@@ -380,11 +391,49 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
+/// What a run trains the model to do.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TaskName {
+    /// Predict each example's label.
+    #[default]
+    Classify,
+    /// Predict the next character of a text (labels unused): a character language model.
+    Lm,
+}
+
+/// Language-model training (`--task lm`).
+#[derive(Args, Debug, Clone)]
+pub struct LmArgs {
+    /// Characters seen fewer times than this in the corpus read as `unk` (the vocabulary is built from the corpus).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub min_count: usize,
+    /// Characters per training window (backpropagation through time is truncated there).
+    #[arg(long, value_name = "T", default_value_t = 64)]
+    pub bptt: usize,
+    /// Built-in char-lstm / char-gru language models: hidden units per recurrent layer.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub hidden: usize,
+    /// Built-in language models: stacked recurrent layers.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub layers: usize,
+    /// Built-in language models: the embedding width.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub embedding_dim: usize,
+    /// Share of the corpus (its end) held out: half for validation, half for the test.
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    pub held_out: f64,
+}
+
 #[derive(Args, Debug)]
 pub struct PretrainArgs {
     /// A spec file (JSON) or a built-in model name (lenet, mnist-cnn, bn-cnn, char-lstm, char-gru).
     #[arg(long, value_name = "SPEC|BUILTIN")]
     pub model: String,
+    /// `lm`: train a character language model on a text (`--data shakespeare|FILE.txt|DIR|TABLE`).
+    #[arg(long, value_enum, default_value_t = TaskName::Classify)]
+    pub task: TaskName,
+    #[command(flatten)]
+    pub lm: LmArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -399,6 +448,11 @@ pub struct FinetuneArgs {
     /// The model to start from: a native checkpoint, or an exported safetensors file.
     #[arg(long, value_name = "CKPT")]
     pub from: PathBuf,
+    /// `lm`: adapt a language model to the data's text, labels unused (ULMFiT's second stage).
+    #[arg(long, value_enum, default_value_t = TaskName::Classify)]
+    pub task: TaskName,
+    #[command(flatten)]
+    pub lm: LmArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -437,9 +491,14 @@ pub struct FinetuneArgs {
     /// Run the frozen, deterministic prefix once and train the rest on cached features.
     #[arg(long)]
     pub cache_features: bool,
-    /// fastai's fine_tune recipe: head only for --frozen-epochs (one-cycle), then everything with discriminative rates.
-    #[arg(long)]
-    pub recipe: bool,
+    /// A recipe instead of a plain fit. `--recipe` alone (`fastai`): fastai's fine_tune, the head
+    /// only for --frozen-epochs (one-cycle), then everything with discriminative rates.
+    /// `--recipe ulmfit`: ULMFiT's gradual unfreezing (one more layer group per epoch from the
+    /// top), discriminative rates (each group below the rate of the one above / 2.6) and a slanted
+    /// triangular schedule (cut_frac 0.1, ratio 32); --lr is the top group's rate (1e-2 when
+    /// --lr is left at its default).
+    #[arg(long, value_enum, value_name = "RECIPE", num_args = 0..=1, default_missing_value = "fastai")]
+    pub recipe: Option<RecipeName>,
     /// Epochs with the body frozen in --recipe.
     #[arg(long, default_value_t = 1)]
     pub frozen_epochs: usize,

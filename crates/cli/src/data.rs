@@ -29,6 +29,9 @@ pub struct Prepared {
     pub vocab: Option<CharVocab>,
     /// How image files were fitted to the model (to store with the model).
     pub crop: Option<finetune_data::files::Crop>,
+    /// Next-character prediction (`--task lm`): the loss is reported in bits
+    /// per character and a sample is generated after every epoch.
+    pub lm: bool,
 }
 
 /// What the model needs from the data.
@@ -185,13 +188,14 @@ fn shorten(names: &[String]) -> String {
     s
 }
 
-fn set_name(d: DataName) -> &'static str {
+pub(crate) fn set_name(d: DataName) -> &'static str {
     match d {
         DataName::Mnist => "mnist",
         DataName::FashionMnist => "fashion-mnist",
         DataName::Digits => "digits",
         DataName::Sentiment => "sentiment",
         DataName::Names => "names",
+        DataName::Shakespeare => "shakespeare",
     }
 }
 
@@ -243,6 +247,9 @@ pub fn prepare(args: &DataArgs, seed: u64, needs: ModelNeeds<'_>) -> Result<Prep
             };
             images(args, seed, needs, splits)
         }
+        DataName::Shakespeare => bail!(
+            "shakespeare is one text without labels: train a language model on it with --task lm"
+        ),
         DataName::Sentiment | DataName::Names => {
             let all = match name {
                 DataName::Sentiment => src.sentiment(SentimentCorpus::Movies, ZeroRating::Drop),
@@ -382,6 +389,7 @@ pub(crate) fn images(
         normalization: Some(normalization),
         vocab: None,
         crop: None,
+        lm: false,
     })
 }
 
@@ -440,7 +448,21 @@ pub(crate) fn texts(
     } else {
         Unknown::Error
     };
-    let layout = SequenceLayout::classifier();
+    if args.max_len == 0 {
+        bail!("--max-len must be at least 1");
+    }
+    let layout = SequenceLayout::classifier_up_to(args.max_len);
+    let long = [&train, &val, &test]
+        .iter()
+        .flat_map(|d| d.texts())
+        .filter(|t| t.chars().count() > args.max_len)
+        .count();
+    if long > 0 {
+        eprintln!(
+            "note: {long} texts of {name} are longer than --max-len {} characters and are cut there",
+            args.max_len
+        );
+    }
     let encode = |d: &TextDataset| -> Result<SequenceSource> {
         Ok(SequenceSource {
             data: d.encode(&vocab, unknown)?,
@@ -463,6 +485,7 @@ pub(crate) fn texts(
         normalization: None,
         vocab: Some(vocab),
         crop: None,
+        lm: false,
     })
 }
 

@@ -21,6 +21,7 @@ mod cli;
 mod commands;
 mod data;
 mod interrupt;
+mod lm_data;
 mod model_args;
 mod plots;
 mod progress;
@@ -127,9 +128,18 @@ fn report(r: &session::RunResult, json: bool) -> anyhow::Result<()> {
         v["per_class_accuracy"] = serde_json::to_value(&r.test.per_class_accuracy)?;
         v["class_names"] = serde_json::to_value(&r.test.class_names)?;
         v["stopped_early"] = r.stopped_early.into();
+        if let Some(bpc) = r.test_bits_per_char {
+            v["test_bits_per_char"] = bpc.into();
+            // a vocabulary's worth of per-"class" accuracies says nothing here
+            v["per_class_accuracy"] = serde_json::Value::Null;
+            v["class_names"] = serde_json::Value::Null;
+        }
         println!("{v}");
     } else {
         print!("{}", session::table(&[r]));
+        if let Some(bpc) = r.test_bits_per_char {
+            println!("test bits per character {bpc:.4} (accuracy: of the next character)");
+        }
         println!(
             "saved {}; run folder {}",
             r.checkpoint.display(),

@@ -33,6 +33,8 @@ pub struct RunResult {
     pub total_params: usize,
     pub checkpoint: PathBuf,
     pub run_dir: PathBuf,
+    /// A language model's test loss in bits per character.
+    pub test_bits_per_char: Option<f64>,
     #[serde(skip)]
     pub history: History,
 }
@@ -47,6 +49,26 @@ pub struct RunOptions {
     pub recipe: Option<FineTune>,
     /// A training checkpoint to continue from.
     pub resume: Option<TrainingState>,
+}
+
+/// A language model's progress in words: the epoch's validation bits per
+/// character and 120 characters it generates (temperature 0.8, seeded by
+/// the epoch), from the start token.
+fn lm_epoch_sample(model: &mut Model, t: &Trainer, label: &str) {
+    let bpc = t
+        .history
+        .epochs
+        .last()
+        .map_or(f64::NAN, |r| r.val_loss / std::f64::consts::LN_2);
+    let sampling = finetune_pretrained::lm::Sampling::Temperature {
+        temperature: 0.8,
+        top_k: None,
+    };
+    let epoch = t.history.epochs.len();
+    match finetune_pretrained::lm::generate(model, "", sampling, 120, epoch as u64) {
+        Ok(text) => eprintln!("{label} epoch {epoch:>3}: val {bpc:.3} bits/char; sample: {text:?}"),
+        Err(e) => eprintln!("{label}: note: no sample ({e})"),
+    }
 }
 
 /// The trainer state in the loader's tensor format, and back.
@@ -162,6 +184,7 @@ pub fn run(
     let parts = (model.spec().clone(), model.metadata().clone());
     let last = opts.run_dir.join("last.ckpt");
     let run_dir = opts.run_dir.clone();
+    let (lm_sample, sample_label) = (data.lm && !opts.quiet, opts.label.clone());
     // after every epoch (and on Ctrl-C): the training checkpoint, and the
     // metrics so far, so that a killed run keeps its history
     let hook = Box::new(
@@ -179,6 +202,9 @@ pub fn run(
             save_training_checkpoint(&last, &m, &state).map_err(|e| {
                 finetune_train::TrainError::Config(format!("checkpoint {}: {e}", last.display()))
             })?;
+            if lm_sample {
+                lm_epoch_sample(&mut m, t, &sample_label);
+            }
             t.history.write(&run_dir)
         },
     );
@@ -245,10 +271,12 @@ pub fn run(
         .with_context(|| format!("saving {}", opts.out.display()))?;
     history.write(&opts.run_dir)?;
     write_json(&opts.run_dir.join("test_eval.json"), &test)?;
-    finetune_train::write_atomic(
-        &opts.run_dir.join("confusion.txt"),
-        test.confusion_table().as_bytes(),
-    )?;
+    if !data.lm {
+        finetune_train::write_atomic(
+            &opts.run_dir.join("confusion.txt"),
+            test.confusion_table().as_bytes(),
+        )?;
+    }
     let plots = crate::plots::learning_curves(&history, &opts.label, &opts.run_dir);
     if let Err(e) = plots {
         eprintln!(
@@ -256,6 +284,7 @@ pub fn run(
             opts.label
         );
     }
+    let test_bits_per_char = data.lm.then(|| test.loss / std::f64::consts::LN_2);
     Ok(RunResult {
         label: opts.label,
         test,
@@ -268,6 +297,7 @@ pub fn run(
         total_params,
         checkpoint: opts.out,
         run_dir: opts.run_dir,
+        test_bits_per_char,
         history,
     })
 }

@@ -77,6 +77,7 @@ fn data_args(
         text_column: "text".into(),
         label_column: "label".into(),
         skip_bad: false,
+        max_len: 256,
         crop: None,
     }
 }

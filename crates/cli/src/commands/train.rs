@@ -5,16 +5,20 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use finetune_nn::ModuleExt;
-use finetune_pretrained::{CharRnnOptions, HeadSpec, Model, char_gru, char_lstm};
+use finetune_pretrained::{
+    CharLmOptions, CharRnnOptions, HeadSpec, Model, char_gru, char_lm, char_lstm,
+};
 use finetune_train::{
     BnPolicy, EarlyStopping, FineTune, LrSpec, Monitor, OptimizerKind, ParamGroups, Schedule,
     TrainConfig, freeze_body, freeze_patterns, freeze_to, unfreeze,
 };
 
 use crate::cli::{
-    BnPolicyName, FinetuneArgs, MonitorName, OptimizerName, PretrainArgs, ScheduleName, TrainArgs,
+    BnPolicyName, FinetuneArgs, MonitorName, OptimizerName, PretrainArgs, RecipeName, ScheduleName,
+    TaskName, TrainArgs,
 };
 use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare, task_name};
+use crate::lm_data::prepare_lm;
 use crate::model_args;
 use crate::session::{self, RunOptions, RunResult};
 
@@ -277,6 +281,9 @@ fn stamp(model: &mut Model, data: &Prepared, task: &str) {
 /// `finetune pretrain`.
 pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
     check_outputs(&args.train, &args.out, &[Path::new(&args.model)])?;
+    if args.task == TaskName::Lm {
+        return pretrain_lm(args, quiet);
+    }
     let mut spec = model_args::spec(&args.model)?;
     // the built-in character models get an embedding of exactly the
     // vocabulary's size (built from the training texts) and a head for the
@@ -338,12 +345,132 @@ pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
     session::run(&mut model, &data, config, opts)
 }
 
+/// `finetune pretrain --task lm`: a character language model on a text,
+/// with a vocabulary built from it.
+fn pretrain_lm(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
+    let data = prepare_lm(&args.data, &args.lm, None)?;
+    let vocab = data
+        .vocab
+        .clone()
+        .context("a language model's data has a vocabulary")?;
+    let spec = if model_args::is_builtin(&args.model)
+        && matches!(
+            args.model.as_str(),
+            "char-lstm" | "char-gru" | "char-lstm-lm" | "char-gru-lm"
+        ) {
+        char_lm(&CharLmOptions {
+            vocab_size: vocab.len(),
+            embedding_dim: args.lm.embedding_dim,
+            hidden_size: args.lm.hidden,
+            num_layers: args.lm.layers,
+            seq_len: args.lm.bptt,
+            lstm: args.model.starts_with("char-lstm"),
+        })
+    } else {
+        model_args::spec(&args.model)?
+    };
+    let mut model = Model::from_spec(&spec, args.train.seed)?;
+    check_language_model(&model, vocab.len(), &args.model)?;
+    stamp(&mut model, &data, &task_name(&args.data));
+    model.metadata_mut().classes = None;
+    run_lm(&mut model, &data, &args.train, &args.out, "pretrain", quiet)
+}
+
+/// A model trained with `--task lm` must predict one logit per id at every step.
+fn check_language_model(model: &Model, vocab: usize, what: &str) -> Result<()> {
+    let out = model.output_shape();
+    if model.spec().input_embedding().is_none() || out.len() != 2 || out[1] != vocab {
+        bail!(
+            "{what} is not a character language model for this text: it must read token ids (an embedding first) and give one logit per id of the {vocab}-id vocabulary at every step, [T, {vocab}]; its output is {out:?} (the built-ins char-lstm and char-gru are built that way with --task lm)"
+        );
+    }
+    Ok(())
+}
+
+fn run_lm(
+    model: &mut Model,
+    data: &Prepared,
+    train: &TrainArgs,
+    out: &Path,
+    label: &str,
+    quiet: bool,
+) -> Result<RunResult> {
+    let batches = data.train.len().div_ceil(train.batch_size.max(1));
+    let cfg = config(train, batches)?;
+    let (total, trainable) = model.net().parameter_count();
+    eprintln!(
+        "{label}: language model {} on {} — {} of {} parameters trainable",
+        model.spec().name,
+        data.description,
+        session::thousands(trainable),
+        session::thousands(total)
+    );
+    let opts = RunOptions {
+        label: label.into(),
+        run_dir: run_dir(train, out),
+        out: out.to_path_buf(),
+        quiet,
+        recipe: None,
+        resume: None,
+    };
+    session::run(model, data, cfg, opts)
+}
+
+/// `finetune finetune --task lm`: a language model adapted to the data's
+/// text (ULMFiT's second stage), with its own vocabulary.
+fn finetune_lm(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
+    let mut model = model_args::load(&args.from)?;
+    let Some(vocab) = model.metadata().vocab.clone() else {
+        bail!(
+            "{} stores no vocabulary, so its ids cannot be matched to the text's characters (a language model trained with --task lm, or imported with --vocab, has one)",
+            args.from.display()
+        );
+    };
+    if !model.is_language_model() {
+        bail!(
+            "{} is not a language model (its output {:?} is not one logit per id of its {}-id vocabulary)",
+            args.from.display(),
+            model.output_shape(),
+            vocab.len()
+        );
+    }
+    if model.output_shape().len() != 2 {
+        bail!(
+            "{} predicts one character per window (output {:?}, as textgenrnn); --task lm trains models that predict at every step ([T, V]); fine-tune it as a classifier directly",
+            args.from.display(),
+            model.output_shape()
+        );
+    }
+    let data = prepare_lm(&args.data, &args.lm, Some(vocab))?;
+    let source = model.metadata().source_task.clone();
+    stamp(&mut model, &data, &task_name(&args.data));
+    model.metadata_mut().classes = None;
+    if let Some(s) = source {
+        model.metadata_mut().source_task = Some(format!("{s} -> {}", task_name(&args.data)));
+    }
+    if !args.freeze.is_empty() || args.freeze_to.is_some() {
+        let cfg_bn = bn_policy(args.bn);
+        apply_freeze(&mut model, args, cfg_bn, "fine-tune lm")?;
+    }
+    run_lm(
+        &mut model,
+        &data,
+        &args.train,
+        &args.out,
+        "fine-tune lm",
+        quiet,
+    )
+}
+
 /// `finetune finetune`.
 pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     let label = if args.scratch { "scratch" } else { "fine-tune" };
     let mut inputs = vec![args.from.as_path()];
     inputs.extend(args.resume.as_deref());
     check_outputs(&args.train, &args.out, &inputs)?;
+    if args.task == TaskName::Lm {
+        return finetune_lm(args, quiet);
+    }
     let (mut model, resume) = match &args.resume {
         Some(path) => {
             let (m, state) = session::load_resume(path)?;
@@ -366,7 +493,10 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     cfg.gradual_unfreeze = args.gradual;
     cfg.cache_features = args.cache_features;
     cfg.bn_policy = bn_policy(args.bn);
-    if resume.is_none() && !args.recipe {
+    if args.recipe == Some(RecipeName::Ulmfit) {
+        ulmfit(&mut cfg, &args.train, args.gradual, label)?;
+    }
+    if resume.is_none() && args.recipe != Some(RecipeName::Fastai) {
         apply_freeze(&mut model, args, cfg.bn_policy, label)?;
     }
     let (total, trainable) = model.net().parameter_count();
@@ -377,7 +507,7 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
         session::thousands(trainable),
         session::thousands(total)
     );
-    let recipe = args.recipe.then(|| FineTune {
+    let recipe = (args.recipe == Some(RecipeName::Fastai)).then(|| FineTune {
         frozen_epochs: args.frozen_epochs,
         epochs: args.train.epochs,
         base_lr: cfg.lr.max(),
@@ -393,6 +523,39 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     };
     session::run(&mut model, &data, cfg, opts)
 }
+
+/// `--recipe ulmfit` (Howard & Ruder 2018): gradual unfreezing, one more
+/// layer group per epoch from the top (the run starts with all but the head
+/// frozen); discriminative rates, each group below 1/2.6 of the one above;
+/// the slanted triangular schedule (cut_frac 0.1, ratio 32). `--lr` is the
+/// head's rate, 1e-2 when left at its default (ULMFiT's classifier rate).
+fn ulmfit(cfg: &mut TrainConfig, t: &TrainArgs, gradual: Option<usize>, label: &str) -> Result<()> {
+    let top = if t.lr == DEFAULT_LR {
+        1e-2
+    } else {
+        t.lr.parse::<f64>().with_context(|| {
+            format!(
+                "--recipe ulmfit takes one --lr (the head's rate), not `{}`",
+                t.lr
+            )
+        })?
+    };
+    cfg.lr = LrSpec::Ulmfit { top, factor: 2.6 };
+    cfg.schedule = Schedule::SlantedTriangular {
+        cut_frac: 0.1,
+        ratio: 32.0,
+    };
+    cfg.gradual_unfreeze = Some(gradual.unwrap_or(1));
+    cfg.validate()?;
+    eprintln!(
+        "{label}: ULMFiT recipe — the head at {top:e}, each group below / 2.6, slanted triangular schedule, one more group unfrozen every {} epoch(s)",
+        cfg.gradual_unfreeze.unwrap_or(1)
+    );
+    Ok(())
+}
+
+/// The default of `--lr`, as clap writes it.
+const DEFAULT_LR: &str = "1e-3";
 
 pub fn bn_policy(b: BnPolicyName) -> BnPolicy {
     match b {
@@ -437,6 +600,14 @@ fn shape_model(model: &mut Model, args: &FinetuneArgs, data: &Prepared, label: &
         )?;
         eprintln!(
             "{label}: cut at layer {layer} (features {shape:?}); new head: {}",
+            new.join(", ")
+        );
+    } else if model.is_language_model() {
+        let new = model.language_model_to_classifier(classes.clone(), args.train.seed)?;
+        eprintln!(
+            "{label}: the language model becomes a classifier: its output layer (and any pooling after its recurrent features) replaced by concat pooling [last, max, mean] and a new head for {} classes ({}) — {} initialised",
+            classes.len(),
+            classes.join(", "),
             new.join(", ")
         );
     } else {

@@ -186,11 +186,21 @@ pub struct SequenceLayout {
 
 impl SequenceLayout {
     /// How classifier texts are batched, in training and in prediction alike:
-    /// padded on the right, at most 128 tokens, the start kept.
+    /// padded on the right (the recurrent layers get the lengths, so padding
+    /// is never read), at most [`SequenceLayout::CLASSIFIER_MAX_LEN`] tokens,
+    /// the start kept.
     pub const fn classifier() -> Self {
+        Self::classifier_up_to(Self::CLASSIFIER_MAX_LEN)
+    }
+
+    /// The default cut of [`SequenceLayout::classifier`].
+    pub const CLASSIFIER_MAX_LEN: usize = 256;
+
+    /// [`SequenceLayout::classifier`] with another cut.
+    pub const fn classifier_up_to(max_len: usize) -> Self {
         SequenceLayout {
             padding: Padding::Right,
-            length: Length::AtMost(128),
+            length: Length::AtMost(max_len),
             truncate: Truncate::KeepStart,
         }
     }
