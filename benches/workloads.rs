@@ -9,6 +9,7 @@
 //! | W2b | the head alone on cached `[64, 9216]` features | sample |
 //! | W3 | char-LSTM training: Embedding(65,64)-LSTM(256)-Linear(256,65), batch 32 x length 64, Adam | token |
 //! | W4 | GRU classifier inference: Embedding(65,64)-GRU(128)-Linear(128,65) from the last step, batch 64 x length 32 | sequence |
+//! | W5 | textgenrnn-shaped classifier fine-tune: Embedding(465,100)-LSTM(128)-LSTM(128), concat (356), attention pooling, Linear(356,2), everything trainable, batch 32 x length 64, Adam | token |
 //!
 //! `cargo bench --bench workloads` (throughput in elements/s). Threads: rayon's
 //! default (all cores) unless `RAYON_NUM_THREADS` is set.
@@ -23,7 +24,7 @@ use finetune::train::{
 
 #[path = "reference/recurrent.rs"]
 mod recurrent;
-use recurrent::{CharLstmTraining, GruInference};
+use recurrent::{CharLstmTraining, GruInference, TextgenClassifierTraining};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -150,6 +151,11 @@ fn recurrent_workloads(c: &mut Criterion) {
     let mut w4 = GruInference::new(&mut rng);
     group.throughput(Throughput::Elements(GruInference::BATCH as u64));
     group.bench_function("W4_gru_inference_sequences", |bch| bch.iter(|| w4.run()));
+    let mut w5 = TextgenClassifierTraining::new(&mut rng);
+    group.throughput(Throughput::Elements(w5.tokens() as u64));
+    group.bench_function("W5_textgenrnn_classifier_train_tokens", |bch| {
+        bch.iter(|| w5.step())
+    });
     group.finish();
 }
 

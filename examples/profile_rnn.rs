@@ -1,13 +1,14 @@
 //! Runs the recurrent reference workloads in a loop for profilers:
 //! `cargo run --release --example profile_rnn -- W3 20` (char-LSTM training)
-//! or `-- W4 50` (GRU classifier inference).
+//! or `-- W4 50` (GRU classifier inference) or `-- W5 20` (the textgenrnn-shaped
+//! classifier fine-tune).
 
 #[path = "../benches/reference/recurrent.rs"]
 mod recurrent;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use recurrent::{CharLstmTraining, GruInference};
+use recurrent::{CharLstmTraining, GruInference, TextgenClassifierTraining};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,6 +31,11 @@ fn main() {
         let tokens = w3.tokens() as f64;
         timed(&mut || w3.step());
         report("W3", &mut times, tokens, "tokens");
+    } else if workload == "W5" {
+        let mut w5 = TextgenClassifierTraining::new(&mut rng);
+        let tokens = w5.tokens() as f64;
+        timed(&mut || w5.step());
+        report("W5", &mut times, tokens, "tokens");
     } else {
         let mut w4 = GruInference::new(&mut rng);
         timed(&mut || {

@@ -128,3 +128,81 @@ impl GruInference {
         tape.value(y).expect("a value").as_slice().iter().sum()
     }
 }
+
+/// W5: the textgenrnn-shaped classifier fine-tune — Embedding(465,100) →
+/// LSTM(128) → LSTM(128), concat [emb, lstm1, lstm2] (356 per step),
+/// attention pooling over time, Linear(356, 2); everything trainable, Adam
+/// (1e-3), batch 32 x length 64: built from our `textgenrnn` spec with a
+/// 2-class output, through the trainer's own [`step`].
+pub struct TextgenClassifierTraining {
+    net: Sequential<f32>,
+    ids: Tensor<f32>,
+    targets: Vec<usize>,
+    opt: Optimizer,
+    groups: ParamGroups,
+    hyper: Vec<GroupHyper>,
+}
+
+impl TextgenClassifierTraining {
+    pub const BATCH: usize = 32;
+    pub const LEN: usize = 64;
+
+    pub fn new(rng: &mut StdRng) -> Self {
+        use finetune::pretrained::{LayerSpec, Model, textgenrnn};
+        let mut spec = textgenrnn();
+        spec.input = vec![Self::LEN];
+        if let Some(out) = spec.layers.last_mut() {
+            *out = LayerSpec::linear(356, 2).named("output");
+        }
+        let net = Model::from_spec(&spec, 0)
+            .expect("the textgenrnn classifier builds")
+            .into_parts()
+            .1;
+        let ids = (0..Self::BATCH * Self::LEN)
+            .map(|_| rng.random_range(1..465) as f32)
+            .collect();
+        let ids = Tensor::new(&[Self::BATCH, Self::LEN], ids).expect("the shape matches");
+        let targets = (0..Self::BATCH).map(|_| rng.random_range(0..2)).collect();
+        let groups = ParamGroups::by_layer(&net);
+        let hyper = vec![
+            GroupHyper {
+                lr: 1e-3,
+                weight_decay: 0.0,
+                momentum: None
+            };
+            groups.len()
+        ];
+        TextgenClassifierTraining {
+            net,
+            ids,
+            targets,
+            opt: Optimizer::new(OptimizerKind::adam()),
+            groups,
+            hyper,
+        }
+    }
+
+    /// Tokens per step.
+    pub fn tokens(&self) -> usize {
+        Self::BATCH * Self::LEN
+    }
+
+    /// One training step.
+    pub fn step(&mut self) {
+        let batch = Batch {
+            inputs: self.ids.clone(),
+            targets: self.targets.clone(),
+            lengths: None,
+        };
+        step(
+            &mut self.net,
+            batch,
+            &mut self.opt,
+            &self.groups,
+            &self.hyper,
+            &StepOptions::default(),
+            None,
+        )
+        .expect("a training step");
+    }
+}
