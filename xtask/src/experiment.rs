@@ -95,18 +95,18 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-struct Runner {
-    bin: PathBuf,
-    data: PathBuf,
-    out: PathBuf,
-    seed: String,
+pub(crate) struct Runner {
+    pub(crate) bin: PathBuf,
+    pub(crate) data: PathBuf,
+    pub(crate) out: PathBuf,
+    pub(crate) seed: String,
 }
 
 impl Runner {
@@ -136,7 +136,7 @@ impl Runner {
     }
 
     /// A training run: one line with its test accuracy and times.
-    fn run(&self, label: &str, args: &[&str]) -> Result<Value> {
+    pub(crate) fn run(&self, label: &str, args: &[&str]) -> Result<Value> {
         let v = self.json_of(label, args)?;
         println!(
             "{label:<44} test acc {:.4}  epochs {:>2} (best {})  train {:>7.1}s  to best {:>7.1}s  trainable {}",

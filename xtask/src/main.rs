@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 mod data;
 mod experiment;
+mod text_experiment;
 
 /// A command's entry point: its arguments (after the command name) in, exit code out.
 type Run = fn(&[String]) -> anyhow::Result<ExitCode>;
@@ -25,7 +26,28 @@ const COMMANDS: &[(&str, &str, Run)] = &[
         "the full-data transfer experiments (digits 0-4 -> 5-9, MNIST CNN -> Fashion-MNIST)",
         experiment::run,
     ),
+    (
+        "experiments",
+        "`experiments text`: text transfer (textgenrnn, a Shakespeare LM) against scratch at 100/500/all per class",
+        experiments,
+    ),
 ];
+
+/// `experiments text [...]`; `experiments digits|fashion [...]` are `experiment --only ...`.
+fn experiments(args: &[String]) -> anyhow::Result<ExitCode> {
+    match args.first().map(String::as_str) {
+        Some("text") => text_experiment::run(&args[1..]),
+        Some(set @ ("digits" | "fashion")) => {
+            let mut rest = vec!["--only".to_string(), set.to_string()];
+            rest.extend_from_slice(&args[1..]);
+            experiment::run(&rest)
+        }
+        _ => {
+            eprintln!("usage: cargo xtask experiments text|digits|fashion [options]");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
 
 fn usage() -> String {
     let mut s = String::from("usage: cargo xtask <command> [args]\n\ncommands:\n");
