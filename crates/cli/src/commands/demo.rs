@@ -9,6 +9,11 @@
 //! `pretrained/mnist-cnn`): it scores chance on Fashion-MNIST; fine-tune it
 //! on 100 labelled images per class with frozen features, fully, and beside
 //! the same network from scratch.
+//!
+//! Part 3 — a real pretrained RNN (textgenrnn's character LSTM, embedded):
+//! its output layer and attention replaced by concat pooling and a head,
+//! fine-tuned to movie-review sentiment with the ULMFiT recipe beside the
+//! same network from scratch.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,6 +42,8 @@ struct Plan {
     target_per_class: usize,
     finetune_epochs: usize,
     fashion_per_class: usize,
+    text_per_class: usize,
+    text_epochs: usize,
 }
 
 impl Plan {
@@ -48,6 +55,8 @@ impl Plan {
                 target_per_class: 30,
                 finetune_epochs: 4,
                 fashion_per_class: 30,
+                text_per_class: 20,
+                text_epochs: 2,
             }
         } else {
             Plan {
@@ -56,6 +65,8 @@ impl Plan {
                 target_per_class: 50,
                 finetune_epochs: 15,
                 fashion_per_class: 100,
+                text_per_class: 100,
+                text_epochs: 6,
             }
         }
     }
@@ -131,6 +142,9 @@ pub fn demo(args: &DemoArgs, quiet: bool) -> Result<serde_json::Value> {
         summary["digits_0_4_to_5_9"] = part_digits(args, &plan, dir.as_deref(), quiet)?;
     }
     summary["mnist_cnn_to_fashion"] = part_fashion(args, &plan, dir.as_deref(), quiet)?;
+    if !args.pretrained {
+        summary["textgenrnn_to_sentiment"] = part_text(args, &plan, dir.as_deref(), quiet)?;
+    }
     summary["seconds"] = json!(started.elapsed().as_secs_f64());
     session::write_json(&args.out.join("summary.json"), &summary)?;
     say!(
@@ -412,6 +426,95 @@ fn part_fashion(
     Ok(
         json!({"before": {"accuracy": before.accuracy, "loss": before.loss, "n": before.n}, "probe": {"rows": rows, "best": best}, "frozen_features": summary_of(&fz), "full_fine_tune": summary_of(&fu), "scratch": summary_of(&sc)}),
     )
+}
+
+/// Part 3: textgenrnn to sentiment, ULMFiT against scratch.
+fn part_text(
+    args: &DemoArgs,
+    plan: &Plan,
+    dir: Option<&Path>,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    let seed = args.seed;
+    say!(
+        "\n== Part 3: a real pretrained RNN — textgenrnn's character LSTM to movie-review sentiment ({} labelled texts per class) ==",
+        plan.text_per_class
+    );
+    let imported = import_model_bytes(
+        &finetune_pretrained::textgenrnn(),
+        finetune_data::embedded::TEXTGENRNN_SAFETENSORS,
+        "textgenrnn_char_lstm.safetensors (embedded)",
+        &ImportOptions::strict().keras(true),
+    )?;
+    let mut base = imported.model;
+    let vocab = std::str::from_utf8(finetune_data::embedded::TEXTGENRNN_VOCAB_JSON)
+        .context("the embedded vocabulary is UTF-8")?;
+    base.metadata_mut().vocab = Some(finetune_data::CharVocab::from_textgenrnn_json(
+        vocab,
+        "textgenrnn_vocab.json",
+    )?);
+    let data = prepare(
+        &data_args(DataName::Sentiment, dir, None, Some(plan.text_per_class)),
+        seed,
+        ModelNeeds::of(&base),
+    )?;
+    say!("target: {}", data.description);
+    let mut ulmfit = base;
+    ulmfit.language_model_to_classifier(data.class_names.clone(), seed)?;
+    say!(
+        "the language model's attention and output replaced by concat pooling [last, max, mean] over the concat of its embedding and both LSTMs, and a new head"
+    );
+    let groups = finetune_train::ParamGroups::by_layer(ulmfit.net());
+    finetune_train::freeze_body(ulmfit.net_mut(), &groups, BnPolicy::FreezeAll)?;
+    let mut cfg = finetune_config(plan.text_epochs, 1e-2, seed, false);
+    cfg.lr = LrSpec::Ulmfit {
+        top: 1e-2,
+        factor: 2.6,
+    };
+    cfg.schedule = finetune_train::Schedule::SlantedTriangular {
+        cut_frac: 0.1,
+        ratio: 32.0,
+    };
+    cfg.gradual_unfreeze = Some(1);
+    cfg.early_stopping = None;
+    let ul = session::run(
+        &mut ulmfit,
+        &data,
+        cfg,
+        RunOptions {
+            label: "ULMFiT recipe".into(),
+            run_dir: args.out.join("sentiment-ulmfit"),
+            out: args.out.join("textgenrnn-sentiment-ulmfit.ckpt"),
+            quiet,
+            recipe: None,
+            resume: None,
+        },
+    )?;
+    let mut scratch = Model::from_spec(ulmfit.spec(), seed ^ 0xFEED)?;
+    *scratch.metadata_mut() = ulmfit.metadata().clone();
+    let sc = session::run(
+        &mut scratch,
+        &data,
+        finetune_config(plan.text_epochs * 2, 3e-3, seed, false),
+        RunOptions {
+            label: "from scratch".into(),
+            run_dir: args.out.join("sentiment-scratch"),
+            out: args.out.join("textgenrnn-arch-sentiment-scratch.ckpt"),
+            quiet,
+            recipe: None,
+            resume: None,
+        },
+    )?;
+    say!(
+        "\nsentiment from {} labelled texts per class ({} test texts):",
+        plan.text_per_class,
+        ul.test.n
+    );
+    say_inline!("{}", session::table(&[&ul, &sc]));
+    say!(
+        "(the sign of a review's mean rating is hard to read from characters; `cargo xtask experiments text` measures this transfer with more labels and seeds)"
+    );
+    Ok(json!({"ulmfit": summary_of(&ul), "scratch": summary_of(&sc)}))
 }
 
 /// The numbers of a run for summary.json.
