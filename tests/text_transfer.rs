@@ -265,3 +265,70 @@ fn textgenrnn_becomes_a_classifier_with_the_ulmfit_recipe() {
     );
     assert!(err.contains("one character per window"), "{err}");
 }
+
+#[test]
+fn extend_vocab_gives_unseen_characters_their_own_ids() {
+    let dir = tempdir("vocab");
+    let small = ["--hidden", "24", "--embedding-dim", "8", "--bptt", "16"];
+    // census names are upper-case letters only: sentiment's lower case and punctuation are new
+    ok(
+        &[
+            &[
+                "pretrain", "--task", "lm", "--model", "char-gru", "--data", "names",
+            ][..],
+            &small,
+            &["--epochs", "1", "--out", "names.ckpt"],
+        ]
+        .concat(),
+        &dir,
+    );
+    let (_, err) = ok(
+        &[
+            &[
+                "finetune",
+                "--task",
+                "lm",
+                "--from",
+                "names.ckpt",
+                "--data",
+                "sentiment",
+                "--extend-vocab",
+            ][..],
+            &small,
+            &["--epochs", "1", "--out", "wide.ckpt"],
+        ]
+        .concat(),
+        &dir,
+    );
+    let added: usize = err
+        .split("--extend-vocab: ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(added > 20, "{err}");
+    let (out, _) = ok(&["inspect", "wide.ckpt", "--json"], &dir);
+    let v = json(&out);
+    let text = v.to_string();
+    assert!(
+        text.contains(&format!("\"num_embeddings\":{}", 30 + added)),
+        "{text}"
+    );
+    let (_, err) = ok(
+        &[
+            "finetune",
+            "--from",
+            "wide.ckpt",
+            "--data",
+            "sentiment",
+            "--per-class",
+            "10",
+            "--epochs",
+            "1",
+            "--out",
+            "cls.ckpt",
+        ],
+        &dir,
+    );
+    assert!(!err.contains("read as `unk`"), "{err}");
+}

@@ -451,6 +451,11 @@ pub struct FinetuneArgs {
     /// `lm`: adapt a language model to the data's text, labels unused (ULMFiT's second stage).
     #[arg(long, value_enum, default_value_t = TaskName::Classify)]
     pub task: TaskName,
+    /// Characters of the data's training text the model's vocabulary lacks (seen at least
+    /// --min-count times) become new ids, their embedding rows (and a language model's output
+    /// rows) the mean of the existing ones, instead of reading as `unk`.
+    #[arg(long)]
+    pub extend_vocab: bool,
     #[command(flatten)]
     pub lm: LmArgs,
     #[command(flatten)]

@@ -580,3 +580,102 @@ mod tests {
         assert_eq!(types, ["linear", "relu", "linear", "relu", "linear"]);
     }
 }
+
+impl Model {
+    /// Adds `chars` the stored vocabulary lacks as new ids (ULMFiT's
+    /// treatment of unseen words): the input embedding grows by one row per
+    /// new id, initialised to the mean of the existing rows, and so does a
+    /// language model's per-id output layer (weights and bias). Every other
+    /// tensor is kept. Returns how many ids were added.
+    pub fn extend_vocab(&mut self, chars: &[char], seed: u64) -> Result<usize> {
+        let vocab = self
+            .metadata
+            .vocab
+            .clone()
+            .ok_or_else(|| self.surgery_err("no stored vocabulary to extend"))?;
+        let extended = vocab
+            .extended(chars.iter().copied())
+            .map_err(|e| Error::Data {
+                context: "extending the vocabulary".into(),
+                source: Box::new(e),
+            })?;
+        let added = extended.len() - vocab.len();
+        if added == 0 {
+            return Ok(0);
+        }
+        let was_lm = self.is_language_model();
+        let mut spec = self.spec.clone();
+        let (emb_name, rows) = first_embedding(&mut spec.layers, extended.len())
+            .ok_or_else(|| self.surgery_err("the model does not start with an embedding"))?;
+        let mut resized = vec![(format!("{emb_name}.weight"), rows)];
+        if was_lm && let Some(last) = spec.layers.len().checked_sub(1) {
+            let prefix = spec.prefix(last).unwrap_or_else(|| last.to_string());
+            if let LayerKind::Linear(l) = &mut spec.layers[last].kind
+                && l.out_features == vocab.len()
+            {
+                l.out_features = extended.len();
+                resized.push((format!("{prefix}.weight"), extended.len()));
+                resized.push((format!("{prefix}.bias"), extended.len()));
+            }
+        }
+        let mut fresh = Model::from_spec(&spec, seed)?;
+        for entry in self.net.state_dict() {
+            let value = match resized.iter().find(|(n, _)| *n == entry.name) {
+                Some((_, rows)) => grow_rows(&entry.value, *rows)?,
+                None => entry.value,
+            };
+            fresh
+                .net
+                .set_tensor(&entry.name, value)
+                .map_err(|source| Error::Nn {
+                    context: format!("model `{}`: extending the vocabulary", spec.name),
+                    source,
+                })?;
+        }
+        fresh.metadata = self.metadata.clone();
+        fresh.metadata.vocab = Some(extended);
+        *self = fresh;
+        Ok(added)
+    }
+}
+
+/// The first embedding of a block (descending into nested blocks): its
+/// parameter prefix, after growing it to at least `rows` rows (its new size).
+fn first_embedding(layers: &mut [LayerSpec], rows: usize) -> Option<(String, usize)> {
+    let name = layers.first()?.name.clone().unwrap_or_else(|| "0".into());
+    match &mut layers.first_mut()?.kind {
+        LayerKind::Embedding(e) => {
+            e.num_embeddings = e.num_embeddings.max(rows);
+            Some((name, e.num_embeddings))
+        }
+        LayerKind::Sequential { layers } => {
+            first_embedding(layers, rows).map(|(inner, n)| (format!("{name}.{inner}"), n))
+        }
+        _ => None,
+    }
+}
+
+/// `t` (`[R, ...]` or `[R]`) with rows appended up to `rows`, each the mean of the existing rows.
+fn grow_rows(
+    t: &finetune_tensor::Tensor<f32>,
+    rows: usize,
+) -> Result<finetune_tensor::Tensor<f32>> {
+    let shape = t.shape();
+    let (old, width) = (shape[0], shape[1..].iter().product::<usize>());
+    let mut data = t.as_slice().to_vec();
+    let mut mean = vec![0.0f32; width];
+    for row in t.as_slice().chunks(width.max(1)) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += v / old.max(1) as f32;
+        }
+    }
+    for _ in old..rows {
+        data.extend_from_slice(&mean);
+    }
+    let mut new_shape = shape.to_vec();
+    new_shape[0] = rows.max(old);
+    finetune_tensor::Tensor::new(&new_shape, data).map_err(|e| Error::Tensor {
+        tensor: "the resized embedding".into(),
+        source: e,
+    })
+}

@@ -416,6 +416,41 @@ fn run_lm(
     session::run(model, data, cfg, opts)
 }
 
+/// `--extend-vocab`: the characters of the data's training text that the
+/// model's vocabulary lacks become new ids.
+fn extend_vocab(model: &mut Model, args: &FinetuneArgs, label: &str) -> Result<()> {
+    let Some(vocab) = model.metadata().vocab.clone() else {
+        bail!("--extend-vocab: the model stores no vocabulary to extend");
+    };
+    let (text, from) = crate::lm_data::corpus_text(&args.data)?;
+    let mut counts: std::collections::BTreeMap<char, usize> = Default::default();
+    for c in text.chars().filter(|&c| vocab.id(c).is_none()) {
+        *counts.entry(c).or_default() += 1;
+    }
+    let new: Vec<char> = counts
+        .into_iter()
+        .filter(|&(_, n)| n >= args.lm.min_count.max(1))
+        .map(|(c, _)| c)
+        .collect();
+    let added = model.extend_vocab(&new, args.train.seed)?;
+    eprintln!(
+        "{label}: --extend-vocab: {added} characters of {from} were not in the vocabulary and got new ids (embedding rows initialised to the mean row){}",
+        if added > 0 {
+            format!(
+                ": {}",
+                new.iter()
+                    .take(20)
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
 /// `finetune finetune --task lm`: a language model adapted to the data's
 /// text (ULMFiT's second stage), with its own vocabulary.
 fn finetune_lm(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
@@ -441,6 +476,10 @@ fn finetune_lm(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
             model.output_shape()
         );
     }
+    if args.extend_vocab {
+        extend_vocab(&mut model, args, "fine-tune lm")?;
+    }
+    let vocab = model.metadata().vocab.clone().unwrap_or(vocab);
     let data = prepare_lm(&args.data, &args.lm, Some(vocab))?;
     let source = model.metadata().source_task.clone();
     stamp(&mut model, &data, &task_name(&args.data));
@@ -478,6 +517,9 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
         }
         None => (model_args::load(&args.from)?, None),
     };
+    if args.extend_vocab && resume.is_none() {
+        extend_vocab(&mut model, args, label)?;
+    }
     let mut needs = ModelNeeds::of(&model);
     needs.shift = args.train.augment_shift;
     let data = prepare(&args.data, args.train.seed, needs)?;

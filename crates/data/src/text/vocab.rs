@@ -139,6 +139,20 @@ impl CharVocab {
         })
     }
 
+    /// This vocabulary with `chars` it lacks appended as new ids (in the
+    /// order given, duplicates and known characters skipped): every
+    /// existing id keeps its meaning, so a model's embedding only grows.
+    pub fn extended(&self, chars: impl IntoIterator<Item = char>) -> Result<Self> {
+        let mut file = VocabFile::from(self.clone());
+        for c in chars {
+            if let std::collections::btree_map::Entry::Vacant(e) = file.chars.entry(c.to_string()) {
+                e.insert(file.size as u32);
+                file.size += 1;
+            }
+        }
+        Self::try_from(file)
+    }
+
     /// Reads the JSON written by [`CharVocab::to_json`].
     pub fn from_json(json: &str, file: &str) -> Result<Self> {
         serde_json::from_str(json).map_err(|source| DataError::Json {
@@ -303,6 +317,15 @@ impl From<CharVocab> for VocabFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extending_keeps_every_id_and_appends() {
+        let v = CharVocab::from_text("ba").unwrap();
+        let w = v.extended("cab!".chars()).unwrap();
+        assert_eq!((w.id('a'), w.id('b')), (v.id('a'), v.id('b')));
+        assert_eq!((w.id('c'), w.id('!')), (Some(4), Some(5)));
+        assert_eq!(w.len(), v.len() + 2);
+    }
 
     #[test]
     fn from_text_is_sorted_after_specials() {
