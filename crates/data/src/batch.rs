@@ -65,6 +65,11 @@ impl Batcher {
         }
     }
 
+    /// The shuffling seed, if the batches are shuffled.
+    pub fn shuffle_seed(&self) -> Option<u64> {
+        self.shuffle_seed
+    }
+
     /// How many batches `n` examples make.
     pub fn num_batches(&self, n: usize) -> usize {
         if self.drop_last {

@@ -130,7 +130,8 @@ impl BatchSource for SequenceSource {
         self.data.class_names().to_vec()
     }
     fn batches(&self, batch_size: usize, seed: Option<u64>, _epoch: usize) -> Result<Batches<'_>> {
-        let it = batcher(batch_size, seed)?.sequences(&self.data, self.layout)?;
+        // training batches of similar lengths pad (and compute) little
+        let it = batcher(batch_size, seed)?.sequences_by_length(&self.data, self.layout)?;
         Ok(Box::new(it.map(|b| {
             Ok(Batch {
                 inputs: b.tokens,

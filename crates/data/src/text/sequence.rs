@@ -251,6 +251,36 @@ impl Batcher {
     }
 }
 
+impl Batcher {
+    /// [`Batcher::sequences`] with batches of similar lengths (fastai's
+    /// `SortishSampler`): the (shuffled) order is cut into runs of 50
+    /// batches, each run sorted by length, longest first, and the batches
+    /// then shuffled, so a batch pads little while the epochs still differ.
+    /// Unshuffled, this is the plain order.
+    pub fn sequences_by_length<'a>(
+        &self,
+        dataset: &'a SequenceDataset,
+        layout: SequenceLayout,
+    ) -> Result<SequenceBatches<'a>> {
+        let mut it = self.sequences(dataset, layout)?;
+        let Some(seed) = self.shuffle_seed() else {
+            return Ok(it);
+        };
+        let bs = it.batch_size.max(1);
+        let len = |i: usize| dataset.offsets[i + 1] - dataset.offsets[i];
+        for run in it.order.chunks_mut(50 * bs) {
+            run.sort_by_key(|&i| std::cmp::Reverse(len(i)));
+        }
+        let batches: Vec<Vec<usize>> = it.order.chunks(bs).map(<[usize]>::to_vec).collect();
+        let shuffled = crate::rng::SeededRng::new(seed ^ 0x5087_15B0).permutation(batches.len());
+        it.order = shuffled
+            .into_iter()
+            .flat_map(|b| batches[b].clone())
+            .collect();
+        Ok(it)
+    }
+}
+
 impl Iterator for SequenceBatches<'_> {
     type Item = SequenceBatch;
 
@@ -317,6 +347,28 @@ mod tests {
             .chunks(t)
             .map(|r| r.iter().map(|&v| v as u32).collect())
             .collect()
+    }
+
+    #[test]
+    fn batches_by_length_pad_less_and_cover_every_sequence_once() {
+        let seqs: Vec<Vec<u32>> = (0..400).map(|i| vec![1; 1 + (i * 37) % 90]).collect();
+        let ds = SequenceDataset::new(&seqs, vec![0; 400], vec!["a".into()], 0).unwrap();
+        let layout = SequenceLayout::default();
+        let b = Batcher::new(8).unwrap().shuffle(3);
+        let padding = |batches: Vec<SequenceBatch>| {
+            let mut seen: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..400).collect::<Vec<_>>());
+            batches
+                .iter()
+                .map(|b| b.tokens.len() - b.lengths.iter().sum::<usize>())
+                .sum::<usize>()
+        };
+        let plain = padding(b.sequences(&ds, layout).unwrap().collect());
+        let sorted = padding(b.sequences_by_length(&ds, layout).unwrap().collect());
+        assert!(sorted * 5 < plain, "{sorted} vs {plain}");
+        let again = padding(b.sequences_by_length(&ds, layout).unwrap().collect());
+        assert_eq!(sorted, again, "seeded");
     }
 
     #[test]
