@@ -224,6 +224,35 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             accs.len()
         );
     }
+    // test accuracy against labelled examples per class, one line per model and method
+    // ("all": the 6 764 training texts of the sentiment set, about 3 382 per class)
+    let budget_x = |b: &str| b.parse::<f64>().unwrap_or(3382.0);
+    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for ((model, method, budget), accs) in &groups {
+        let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+        lines
+            .entry(format!("{model} {method}"))
+            .or_default()
+            .push((budget_x(budget), mean));
+    }
+    for points in lines.values_mut() {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let series: Vec<(&str, &[(f64, f64)])> = lines
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    match finetune_plot::plot_series(
+        &series,
+        "sentiment: test accuracy against labelled texts (mean of seeds)",
+        "labelled texts per class (log scale)",
+        "test accuracy",
+        &out,
+        "text_accuracy",
+    ) {
+        Ok(files) => println!("plot: {}", files[0].display()),
+        Err(e) => eprintln!("no plot: {e}"),
+    }
     results["rows"] = Value::Array(rows);
     std::fs::write(
         out.join("text.json"),

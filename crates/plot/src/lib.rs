@@ -224,6 +224,38 @@ pub fn plot_lr_finder(
     write_figure(&figure, &stem)
 }
 
+/// Writes `<file_stem>.svg` and `.png` into `dir`: named series of
+/// `(x, y)` points with x on a log scale — test accuracy against labelled
+/// examples per class, one line per method. Returns their paths, SVG first.
+pub fn plot_series(
+    series: &[(&str, &[(f64, f64)])],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    dir: &Path,
+    file_stem: &str,
+) -> Result<Vec<PathBuf>> {
+    check_stem(dir, file_stem)?;
+    let stem = dir.join(file_stem);
+    let any = series.iter().any(|(_, p)| {
+        p.iter()
+            .any(|&(x, y)| x > 0.0 && x.is_finite() && y.is_finite())
+    });
+    if !any {
+        return Err(PlotError::Empty {
+            path: stem,
+            what: "the series".into(),
+        });
+    }
+    let figure = Figure::Series {
+        series,
+        x_desc,
+        y_desc,
+        title,
+    };
+    write_figure(&figure, &stem)
+}
+
 /// [`plot_comparison`] for curves built by hand.
 pub fn plot_curves_comparison(
     runs: &[(&str, &Curves)],

@@ -78,13 +78,23 @@ pub(crate) enum Figure<'a> {
         suggested: f64,
         title: &'a str,
     },
+    /// Several named series of `(x, y)` points, x on a log scale (test
+    /// accuracy against labelled examples per class, say).
+    Series {
+        series: &'a [(&'a str, &'a [(f64, f64)])],
+        x_desc: &'a str,
+        y_desc: &'a str,
+        title: &'a str,
+    },
 }
 
 impl Figure<'_> {
     pub(crate) fn size(&self) -> (u32, u32) {
         match self {
             Figure::LearningCurves { .. } => LEARNING_CURVES_SIZE,
-            Figure::Comparison { .. } | Figure::LrFinder { .. } => COMPARISON_SIZE,
+            Figure::Comparison { .. } | Figure::LrFinder { .. } | Figure::Series { .. } => {
+                COMPARISON_SIZE
+            }
         }
     }
 
@@ -161,9 +171,81 @@ impl Figure<'_> {
                 let body = root.titled(title, font(26.0))?;
                 draw_lr_finder(&body, lrs, losses, suggested)?;
             }
+            Figure::Series {
+                series,
+                x_desc,
+                y_desc,
+                title,
+            } => {
+                let body = root.titled(title, font(26.0))?;
+                draw_series(&body, series, x_desc, y_desc)?;
+            }
         }
         Ok(())
     }
+}
+
+/// Named point series, x on a log10 scale labelled in plain numbers.
+fn draw_series<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[(&str, &[(f64, f64)])],
+    x_desc: &str,
+    y_desc: &str,
+) -> DrawResult<DB> {
+    let finite = |&&(x, y): &&(f64, f64)| x > 0.0 && x.is_finite() && y.is_finite();
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().filter(finite).map(|&(x, y)| (x.log10(), y)))
+        .collect();
+    let (x0, x1) = all
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let (x0, x1) = if x0 < x1 {
+        (x0 - 0.05, x1 + 0.05)
+    } else {
+        (x0 - 1.0, x0 + 1.0)
+    };
+    let (y0, y1) = y_range(all.iter().map(|p| p.1), false);
+    let mut chart = ChartBuilder::on(area)
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(76)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{:.0}", 10f64.powf(*v)))
+        .y_label_formatter(&y_formatter(y0, y1))
+        .label_style(font(14.0))
+        .axis_desc_style(font(16.0))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()?;
+    for (i, (label, points)) in series.iter().enumerate() {
+        let style = PALETTE[i % PALETTE.len()].stroke_width(2);
+        let pts: Vec<(f64, f64)> = points
+            .iter()
+            .filter(finite)
+            .map(|&(x, y)| (x.log10(), y))
+            .collect();
+        chart
+            .draw_series(std::iter::once(PathElement::new(pts.clone(), style)))?
+            .label(label.to_string())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, style.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .margin(12)
+        .label_font(font(14.0))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.35))
+        .draw()?;
+    Ok(())
 }
 
 /// The LR finder's curve: x is log10 of the rate, labelled as rates.

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use finetune_plot::{
     COMPARISON_SIZE, Curves, EpochPoint, LEARNING_CURVES_SIZE, PlotError, plot_comparison,
-    plot_curves, plot_history,
+    plot_curves, plot_history, plot_series,
 };
 use finetune_train::{EpochRecord, History};
 
@@ -428,4 +428,26 @@ fn the_lr_finder_curve_renders_with_its_suggestion() {
     let empty = tempfile::tempdir().unwrap();
     assert!(finetune_plot::plot_lr_finder(&[1e-3], &[f64::NAN], 1e-3, "x", empty.path()).is_err());
     assert!(names_in(empty.path()).is_empty());
+}
+
+#[test]
+fn series_against_a_log_axis_render_and_refuse_nothing_to_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = [(100.0, 0.51), (500.0, 0.55), (3382.0, 0.60)];
+    let b = [(100.0, 0.50), (500.0, 0.53), (3382.0, f64::NAN)];
+    let files = plot_series(
+        &[("fine-tuned", &a[..]), ("scratch", &b[..])],
+        "accuracy against labels",
+        "labelled examples per class",
+        "test accuracy",
+        tmp.path(),
+        "acc",
+    )
+    .unwrap();
+    assert!(files.iter().all(|f| f.is_file()));
+    let svg = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(svg.contains("scratch") && svg.contains("labelled examples per class"));
+    let none = [(0.0, 0.5)];
+    let err = plot_series(&[("x", &none[..])], "t", "x", "y", tmp.path(), "n").unwrap_err();
+    assert!(matches!(err, PlotError::Empty { .. }), "{err}");
 }
