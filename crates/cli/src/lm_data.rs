@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use finetune_data::files::{DataPath, TableColumns, read_corpus, read_table};
 use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
-use finetune_data::{CharCorpus, CharVocab, Specials, Unknown};
+use finetune_data::{CharCorpus, CharVocab, Labelled, SplitOptions, Specials, Unknown};
 use finetune_train::LmSource;
 
 use crate::cli::{DataArgs, DataChoice, DataName, LmArgs};
@@ -17,13 +17,18 @@ pub fn corpus_text(args: &DataArgs) -> Result<(String, String)> {
         DataChoice::Builtin(name) => {
             let src = source(args.data_dir.as_deref())?;
             let from = format!("{} ({})", set_name(*name), src.describe());
+            // a labelled set's training split only, as the classifier carves it:
+            // its test texts stay unseen by the language model too
+            let train_texts = |all: finetune_data::TextDataset| -> Result<Vec<String>> {
+                let parts = all.split(&SplitOptions::new(0.0, 0.2, 1234))?;
+                Ok(parts.train.texts().to_vec())
+            };
             let texts: Vec<String> = match name {
                 DataName::Shakespeare => return Ok((src.shakespeare()?, from)),
-                DataName::Sentiment => src
-                    .sentiment(SentimentCorpus::Movies, ZeroRating::Drop)?
-                    .texts()
-                    .to_vec(),
-                DataName::Names => src.names(NameOverlap::HigherFrequency)?.texts().to_vec(),
+                DataName::Sentiment => {
+                    train_texts(src.sentiment(SentimentCorpus::Movies, ZeroRating::Drop)?)?
+                }
+                DataName::Names => train_texts(src.names(NameOverlap::HigherFrequency)?)?,
                 other => bail!(
                     "{} is images; a language model trains on text (shakespeare, sentiment, names, a .txt file or a table)",
                     set_name(*other)
