@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use finetune_data::files::{DataPath, TableColumns, read_corpus, read_table};
 use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
-use finetune_data::{CharCorpus, CharVocab, Labelled, SplitOptions, Specials, Unknown};
+use finetune_data::{CharCorpus, CharVocab, Labelled, Specials, SplitOptions, Unknown};
 use finetune_train::LmSource;
 
 use crate::cli::{DataArgs, DataChoice, DataName, LmArgs};
