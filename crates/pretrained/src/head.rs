@@ -552,35 +552,6 @@ fn keep_from(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_last_linear_is_found_in_nested_blocks() {
-        let spec = crate::builtin::mnist_cnn();
-        let path = last_linear(&spec.layers).unwrap();
-        assert_eq!(path, [2, 2]);
-        assert_eq!(prefix_path(&spec.layers, &path), "classifier.2");
-        let lenet = crate::builtin::lenet();
-        assert_eq!(last_linear(&lenet.layers).unwrap(), [8]);
-        assert_eq!(last_linear(&[LayerSpec::relu()]), None);
-    }
-
-    #[test]
-    fn heads_are_a_linear_or_an_mlp() {
-        let plain = HeadSpec::linear(3).layer(10);
-        assert_eq!(plain.name.as_deref(), Some("head"));
-        assert!(matches!(plain.kind, LayerKind::Linear(_)));
-        let mlp = HeadSpec::mlp(vec![8, 4], 2, 0.0).layer(10);
-        let LayerKind::Sequential { layers } = mlp.kind else {
-            panic!()
-        };
-        let types: Vec<&str> = layers.iter().map(|l| l.kind.type_name()).collect();
-        assert_eq!(types, ["linear", "relu", "linear", "relu", "linear"]);
-    }
-}
-
 impl Model {
     /// Adds `chars` the stored vocabulary lacks as new ids (ULMFiT's
     /// treatment of unseen words): the input embedding grows by one row per
@@ -678,4 +649,33 @@ fn grow_rows(
         tensor: "the resized embedding".into(),
         source: e,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_linear_is_found_in_nested_blocks() {
+        let spec = crate::builtin::mnist_cnn();
+        let path = last_linear(&spec.layers).unwrap();
+        assert_eq!(path, [2, 2]);
+        assert_eq!(prefix_path(&spec.layers, &path), "classifier.2");
+        let lenet = crate::builtin::lenet();
+        assert_eq!(last_linear(&lenet.layers).unwrap(), [8]);
+        assert_eq!(last_linear(&[LayerSpec::relu()]), None);
+    }
+
+    #[test]
+    fn heads_are_a_linear_or_an_mlp() {
+        let plain = HeadSpec::linear(3).layer(10);
+        assert_eq!(plain.name.as_deref(), Some("head"));
+        assert!(matches!(plain.kind, LayerKind::Linear(_)));
+        let mlp = HeadSpec::mlp(vec![8, 4], 2, 0.0).layer(10);
+        let LayerKind::Sequential { layers } = mlp.kind else {
+            panic!()
+        };
+        let types: Vec<&str> = layers.iter().map(|l| l.kind.type_name()).collect();
+        assert_eq!(types, ["linear", "relu", "linear", "relu", "linear"]);
+    }
 }
