@@ -3,65 +3,13 @@
 //! checks on the numbers, `inspect --json`, and bad input giving one clear
 //! message and the right exit code.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+
+mod support;
+use support::{fails, json, ok, tempdir};
 
 use finetune::pretrained::{RawTensor, read_safetensors, write_safetensors};
 use finetune::tensor::Tensor;
-
-fn finetune(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_finetune"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("FINETUNE_DATA")
-        .output()
-        .expect("the finetune binary runs")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&str], cwd: &Path) -> (String, String) {
-    let o = finetune(args, cwd);
-    let (out, err) = text(&o);
-    assert!(
-        o.status.success(),
-        "finetune {args:?} failed ({:?}):\n{out}\n{err}",
-        o.status
-    );
-    (out, err)
-}
-
-/// The error message and exit code of a failing run; no panic, no backtrace.
-fn fails(args: &[&str], cwd: &Path, code: i32) -> String {
-    let o = finetune(args, cwd);
-    let (out, err) = text(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "finetune {args:?}: expected exit {code}\n{out}\n{err}"
-    );
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "a panic: {err}"
-    );
-    err
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("finetune-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {s}"))
-}
 
 /// A small CNN for the 8x8 UCI digits, fast enough for the test profile.
 const SPEC: &str = r#"{"name": "digits-cnn", "input": [1, 8, 8], "layers": [

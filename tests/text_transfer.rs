@@ -3,48 +3,14 @@
 //! adapted to the target's text, turned into a concat-pooled classifier,
 //! the ULMFiT recipe, and textgenrnn as a classifier.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn finetune(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_finetune"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("FINETUNE_DATA")
-        .output()
-        .expect("the finetune binary runs")
-}
+mod support;
+use support::{fails as fails_with, json, ok, tempdir};
 
-fn ok(args: &[&str], cwd: &Path) -> (String, String) {
-    let o = finetune(args, cwd);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    );
-    assert!(
-        o.status.success(),
-        "finetune {args:?} failed:\n{out}\n{err}"
-    );
-    (out, err)
-}
-
+/// A run that fails with exit code 1, the usual failure.
 fn fails(args: &[&str], cwd: &Path) -> String {
-    let o = finetune(args, cwd);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "finetune {args:?}: {err}");
-    assert!(!err.contains("panicked"), "a panic: {err}");
-    err
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("finetune-text-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+    fails_with(args, cwd, 1)
 }
 
 #[test]

@@ -1,0 +1,65 @@
+//! What the end-to-end tests share: running the `finetune` binary in a
+//! folder, its success or its one-line failure, a fresh temp folder, JSON.
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `finetune args` in `cwd`, without `FINETUNE_DATA` (the embedded data).
+pub fn finetune(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_finetune"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FINETUNE_DATA")
+        .output()
+        .expect("the finetune binary runs")
+}
+
+/// Standard output and standard error as text.
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A run that must succeed: its standard output and error.
+pub fn ok(args: &[&str], cwd: &Path) -> (String, String) {
+    let o = finetune(args, cwd);
+    let (out, err) = text(&o);
+    assert!(
+        o.status.success(),
+        "finetune {args:?} failed ({:?}):\n{out}\n{err}",
+        o.status
+    );
+    (out, err)
+}
+
+/// The error message and exit code of a failing run; no panic, no backtrace.
+pub fn fails(args: &[&str], cwd: &Path, code: i32) -> String {
+    let o = finetune(args, cwd);
+    let (out, err) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "finetune {args:?}: expected exit {code}\n{out}\n{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "a panic: {err}"
+    );
+    err
+}
+
+/// An empty folder of this test binary's own (`name` tells tests apart).
+pub fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("finetune-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `s` parsed as one JSON value.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {s}"))
+}
