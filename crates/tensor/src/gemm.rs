@@ -323,13 +323,20 @@ fn one_row_against_rows<'c, T: Float>(
         return Ok(Some(c));
     }
     let ldw = if n == 1 { k } else { b.col_stride };
+    let (x, out) = (&a.data[..k], &mut c.data[..n]);
+    // `y = x·Wᵀ` and `y += x·Wᵀ` (a bias already in `c`) write in place;
+    // other scalings go through one temporary row
+    if alpha == T::one() && (beta == T::zero() || beta == T::one()) {
+        crate::gemv::dot_rows(b.data, ldw, n, k, x, out, beta == T::one())?;
+        return Ok(None);
+    }
     let mut dots = vec![T::zero(); n];
-    crate::gemv::dot_rows(b.data, ldw, n, k, &a.data[..k], &mut dots, false)?;
-    for (out, &d) in c.data[..n].iter_mut().zip(&dots) {
-        *out = if beta == T::zero() {
+    crate::gemv::dot_rows(b.data, ldw, n, k, x, &mut dots, false)?;
+    for (o, &d) in out.iter_mut().zip(&dots) {
+        *o = if beta == T::zero() {
             alpha * d
         } else {
-            alpha * d + beta * *out
+            alpha * d + beta * *o
         };
     }
     Ok(None)
@@ -494,6 +501,32 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert!(c.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12));
+    }
+
+    /// One row against `Wᵀ` (a linear layer on one example) runs as dot
+    /// products over `W`'s rows: every `alpha`/`beta` gives the naive result.
+    #[test]
+    fn one_row_against_a_transposed_weight_scales_as_asked() {
+        let (k, n) = (37, 19);
+        let (x, w) = (data(k, 7), data(n * k, 8));
+        let wt: Vec<f64> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+        let want = naive(&x, &wt, 1, k, n);
+        for (alpha, beta) in [(1.0, 0.0), (1.0, 1.0), (2.0, 0.0), (0.5, -3.0)] {
+            let start = data(n, 9);
+            let mut c = start.clone();
+            gemm(
+                alpha,
+                MatRef::new(&x, 1, k).unwrap(),
+                MatRef::new(&w, n, k).unwrap().t(),
+                beta,
+                MatMut::new(&mut c, 1, n).unwrap(),
+            )
+            .unwrap();
+            for j in 0..n {
+                let expect = alpha * want[j] + beta * start[j];
+                assert!((c[j] - expect).abs() < 1e-12, "alpha {alpha} beta {beta}");
+            }
+        }
     }
 
     #[test]
