@@ -47,35 +47,18 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         }
     }
     let root = workspace_root();
-    let data = match data_dir.or_else(|| std::env::var_os("FINETUNE_DATA").map(PathBuf::from)) {
-        Some(d) => d,
-        None => root.join("../shared/data"),
-    };
+    let data = data_dir_or_default(data_dir, &root);
     if !data.join("mnist").is_dir() {
         bail!(
             "no data directory at {} (run `cargo xtask data` to see what is needed)",
             data.display()
         );
     }
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "finetune",
-            "--bin",
-            "finetune",
-        ])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("building the finetune binary failed");
-    }
+    let bin = build_finetune(&root)?;
     let out = root.join("runs/experiments");
     std::fs::create_dir_all(&out)?;
     let x = Runner {
-        bin: root.join("target/release/finetune"),
+        bin,
         data: data.clone(),
         out: out.clone(),
         seed,
@@ -93,6 +76,33 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     )?;
     println!("\nresults in {}", out.join("results.json").display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--data-dir`, else `FINETUNE_DATA`, else `../shared/data` beside the workspace.
+pub(crate) fn data_dir_or_default(given: Option<PathBuf>, root: &Path) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("FINETUNE_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| root.join("../shared/data"))
+}
+
+/// Builds the `finetune` binary in release and returns its path.
+pub(crate) fn build_finetune(root: &Path) -> Result<PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "finetune",
+            "--bin",
+            "finetune",
+        ])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("building the finetune binary failed");
+    }
+    Ok(root.join("target/release/finetune"))
 }
 
 pub(crate) fn workspace_root() -> PathBuf {

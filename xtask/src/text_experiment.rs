@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::experiment::{Runner, workspace_root};
+use crate::experiment::{Runner, build_finetune, data_dir_or_default, workspace_root};
 
 const HELP: &str = "usage: cargo xtask experiments text [--data-dir DIR] [--seeds N] [--budgets 100,500,all]\n\n\
 The data directory defaults to FINETUNE_DATA or ../shared/data.";
@@ -47,34 +47,18 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         }
     }
     let root = workspace_root();
-    let data = data_dir
-        .or_else(|| std::env::var_os("FINETUNE_DATA").map(PathBuf::from))
-        .unwrap_or_else(|| root.join("../shared/data"));
+    let data = data_dir_or_default(data_dir, &root);
     if !data.join("sentiment-vader").is_dir() || !data.join("shakespeare").is_dir() {
         bail!(
             "no sentiment and shakespeare data under {} (run `cargo xtask data`)",
             data.display()
         );
     }
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "finetune",
-            "--bin",
-            "finetune",
-        ])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("building the finetune binary failed");
-    }
+    let bin = build_finetune(&root)?;
     let out = root.join("runs/experiments");
     std::fs::create_dir_all(&out)?;
     let runner = |seed: u64| Runner {
-        bin: root.join("target/release/finetune"),
+        bin: bin.clone(),
         data: data.clone(),
         out: out.clone(),
         seed: seed.to_string(),

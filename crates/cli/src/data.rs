@@ -96,6 +96,22 @@ pub fn unknown_chars<'t>(
     texts: impl IntoIterator<Item = &'t str>,
     examples: usize,
 ) -> (usize, usize, Vec<char>) {
+    let (by_count, total) = unknown_char_counts(vocab, texts);
+    let unknown = by_count.iter().map(|&(_, n)| n).sum();
+    let top = by_count
+        .into_iter()
+        .take(examples)
+        .map(|(c, _)| c)
+        .collect();
+    (unknown, total, top)
+}
+
+/// Each character of `texts` that `vocab` lacks with its count, most
+/// frequent first (ties in character order), and the number of characters.
+pub fn unknown_char_counts<'t>(
+    vocab: &CharVocab,
+    texts: impl IntoIterator<Item = &'t str>,
+) -> (Vec<(char, usize)>, usize) {
     let mut counts: std::collections::HashMap<char, usize> = Default::default();
     let mut total = 0;
     for c in texts.into_iter().flat_map(str::chars) {
@@ -104,15 +120,9 @@ pub fn unknown_chars<'t>(
             *counts.entry(c).or_default() += 1;
         }
     }
-    let unknown = counts.values().sum();
     let mut by_count: Vec<(char, usize)> = counts.into_iter().collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let top = by_count
-        .into_iter()
-        .take(examples)
-        .map(|(c, _)| c)
-        .collect();
-    (unknown, total, top)
+    (by_count, total)
 }
 
 /// The data directory: `--data-dir`, else `FINETUNE_DATA`, else the embedded subsets.

@@ -44,7 +44,7 @@ pub fn crop_of(args: &DataArgs, needs: &ModelNeeds<'_>) -> Crop {
 
 /// A bar counting decoded files, drawn only for large folders (and hidden
 /// when stderr is not a terminal, as indicatif does).
-fn decode_bar(files: usize, what: &str) -> ProgressBar {
+pub fn decode_bar(files: usize, what: &str) -> ProgressBar {
     if files <= PROGRESS_MIN_FILES {
         return ProgressBar::hidden();
     }

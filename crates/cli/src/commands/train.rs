@@ -364,7 +364,7 @@ fn pretrain_lm(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
             hidden_size: args.lm.hidden,
             num_layers: args.lm.layers,
             seq_len: args.lm.bptt,
-            lstm: args.model.starts_with("char-lstm"),
+            lstm: args.model == "char-lstm",
         })
     } else {
         model_args::spec(&args.model)?
@@ -423,10 +423,7 @@ fn extend_vocab(model: &mut Model, args: &FinetuneArgs, label: &str) -> Result<(
         bail!("--extend-vocab: the model stores no vocabulary to extend");
     };
     let (text, from) = crate::lm_data::corpus_text(&args.data)?;
-    let mut counts: std::collections::BTreeMap<char, usize> = Default::default();
-    for c in text.chars().filter(|&c| vocab.id(c).is_none()) {
-        *counts.entry(c).or_default() += 1;
-    }
+    let (counts, _) = crate::data::unknown_char_counts(&vocab, [text.as_str()]);
     let new: Vec<char> = counts
         .into_iter()
         .filter(|&(_, n)| n >= args.lm.min_count.max(1))

@@ -22,11 +22,7 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
         DataPath::Images(f) => f.splits().iter().map(|s| s.files.len()).sum(),
         _ => 0,
     };
-    let bar = if files > 300 {
-        indicatif::ProgressBar::new(files as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = crate::user_data::decode_bar(files, "the images");
     let path = args.path.display().to_string();
     let s = survey(&path, &found, &columns, args.skip_bad, &|n| {
         bar.set_position(n as u64)
