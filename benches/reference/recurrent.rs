@@ -23,16 +23,60 @@ fn token_ids(batch: usize, len: usize, rng: &mut StdRng) -> Tensor<f32> {
     Tensor::new(&[batch, len], ids).expect("the shape matches the ids")
 }
 
-/// W3: Embedding(65,64)-LSTM(256)-Linear(256,65) trained with Adam (1e-3),
-/// cross-entropy at every position, batch 32 x length 64, full BPTT.
-pub struct CharLstmTraining {
-    lm: Sequential<f32>,
+/// A network trained with Adam (1e-3) on one fixed batch, through the
+/// trainer's own [`step`]: forward, cross-entropy, backward, update.
+struct AdamSteps {
+    net: Sequential<f32>,
     ids: Tensor<f32>,
     targets: Vec<usize>,
     opt: Optimizer,
     groups: ParamGroups,
     hyper: Vec<GroupHyper>,
 }
+
+impl AdamSteps {
+    fn new(net: Sequential<f32>, ids: Tensor<f32>, targets: Vec<usize>) -> Self {
+        let groups = ParamGroups::by_layer(&net);
+        let hyper = vec![
+            GroupHyper {
+                lr: 1e-3,
+                weight_decay: 0.0,
+                momentum: None
+            };
+            groups.len()
+        ];
+        AdamSteps {
+            net,
+            ids,
+            targets,
+            opt: Optimizer::new(OptimizerKind::adam()),
+            groups,
+            hyper,
+        }
+    }
+
+    fn step(&mut self) {
+        let batch = Batch {
+            inputs: self.ids.clone(),
+            targets: self.targets.clone(),
+            lengths: None,
+        };
+        step(
+            &mut self.net,
+            batch,
+            &mut self.opt,
+            &self.groups,
+            &self.hyper,
+            &StepOptions::default(),
+            None,
+        )
+        .expect("a training step");
+    }
+}
+
+/// W3: Embedding(65,64)-LSTM(256)-Linear(256,65) trained with Adam (1e-3),
+/// cross-entropy at every position, batch 32 x length 64, full BPTT.
+pub struct CharLstmTraining(AdamSteps);
 
 impl CharLstmTraining {
     pub const BATCH: usize = 32;
@@ -49,23 +93,7 @@ impl CharLstmTraining {
         let targets = (0..Self::BATCH * Self::LEN)
             .map(|_| rng.random_range(0..VOCAB))
             .collect();
-        let groups = ParamGroups::by_layer(&lm);
-        let hyper = vec![
-            GroupHyper {
-                lr: 1e-3,
-                weight_decay: 0.0,
-                momentum: None
-            };
-            groups.len()
-        ];
-        CharLstmTraining {
-            lm,
-            ids,
-            targets,
-            opt: Optimizer::new(OptimizerKind::adam()),
-            groups,
-            hyper,
-        }
+        CharLstmTraining(AdamSteps::new(lm, ids, targets))
     }
 
     /// Tokens per step.
@@ -73,25 +101,9 @@ impl CharLstmTraining {
         Self::BATCH * Self::LEN
     }
 
-    /// One training step — the trainer's own [`step`]: forward, cross-entropy
-    /// at every position, backward, Adam update.
+    /// One training step, cross-entropy at every position.
     pub fn step(&mut self) {
-        let batch = Batch {
-            inputs: self.ids.clone(),
-            targets: self.targets.clone(),
-            lengths: None,
-        };
-        let options = StepOptions::default();
-        step(
-            &mut self.lm,
-            batch,
-            &mut self.opt,
-            &self.groups,
-            &self.hyper,
-            &options,
-            None,
-        )
-        .expect("a training step");
+        self.0.step()
     }
 }
 
@@ -134,14 +146,7 @@ impl GruInference {
 /// attention pooling over time, Linear(356, 2); everything trainable, Adam
 /// (1e-3), batch 32 x length 64: built from our `textgenrnn` spec with a
 /// 2-class output, through the trainer's own [`step`].
-pub struct TextgenClassifierTraining {
-    net: Sequential<f32>,
-    ids: Tensor<f32>,
-    targets: Vec<usize>,
-    opt: Optimizer,
-    groups: ParamGroups,
-    hyper: Vec<GroupHyper>,
-}
+pub struct TextgenClassifierTraining(AdamSteps);
 
 impl TextgenClassifierTraining {
     pub const BATCH: usize = 32;
@@ -163,23 +168,7 @@ impl TextgenClassifierTraining {
             .collect();
         let ids = Tensor::new(&[Self::BATCH, Self::LEN], ids).expect("the shape matches");
         let targets = (0..Self::BATCH).map(|_| rng.random_range(0..2)).collect();
-        let groups = ParamGroups::by_layer(&net);
-        let hyper = vec![
-            GroupHyper {
-                lr: 1e-3,
-                weight_decay: 0.0,
-                momentum: None
-            };
-            groups.len()
-        ];
-        TextgenClassifierTraining {
-            net,
-            ids,
-            targets,
-            opt: Optimizer::new(OptimizerKind::adam()),
-            groups,
-            hyper,
-        }
+        TextgenClassifierTraining(AdamSteps::new(net, ids, targets))
     }
 
     /// Tokens per step.
@@ -189,20 +178,6 @@ impl TextgenClassifierTraining {
 
     /// One training step.
     pub fn step(&mut self) {
-        let batch = Batch {
-            inputs: self.ids.clone(),
-            targets: self.targets.clone(),
-            lengths: None,
-        };
-        step(
-            &mut self.net,
-            batch,
-            &mut self.opt,
-            &self.groups,
-            &self.hyper,
-            &StepOptions::default(),
-            None,
-        )
-        .expect("a training step");
+        self.0.step()
     }
 }
