@@ -213,17 +213,8 @@ fn draw_series<DB: DrawingBackend>(
         .x_label_area_size(48)
         .y_label_area_size(76)
         .build_cartesian_2d(x0..x1, y0..y1)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .x_label_formatter(&|v| format!("{:.0}", 10f64.powf(*v)))
-        .y_label_formatter(&y_formatter(y0, y1))
-        .label_style(font(14.0))
-        .axis_desc_style(font(16.0))
-        .bold_line_style(BLACK.mix(0.12))
-        .light_line_style(BLACK.mix(0.04))
-        .draw()?;
+    let plain = |v: &f64| format!("{:.0}", 10f64.powf(*v));
+    draw_log_x_mesh(&mut chart, x_desc, y_desc, &plain, (y0, y1))?;
     for (i, (label, points)) in series.iter().enumerate() {
         let style = PALETTE[i % PALETTE.len()].stroke_width(2);
         let pts: Vec<(f64, f64)> = points
@@ -237,14 +228,7 @@ fn draw_series<DB: DrawingBackend>(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, style.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .margin(12)
-        .label_font(font(14.0))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.35))
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -273,17 +257,14 @@ fn draw_lr_finder<DB: DrawingBackend>(
         .x_label_area_size(48)
         .y_label_area_size(76)
         .build_cartesian_2d(x0..x1, y0..y1)?;
-    chart
-        .configure_mesh()
-        .x_desc("learning rate (log scale)")
-        .y_desc("smoothed loss")
-        .x_label_formatter(&|v| format!("{:.0e}", 10f64.powf(*v)))
-        .y_label_formatter(&y_formatter(y0, y1))
-        .label_style(font(14.0))
-        .axis_desc_style(font(16.0))
-        .bold_line_style(BLACK.mix(0.12))
-        .light_line_style(BLACK.mix(0.04))
-        .draw()?;
+    let rate = |v: &f64| format!("{:.0e}", 10f64.powf(*v));
+    draw_log_x_mesh(
+        &mut chart,
+        "learning rate (log scale)",
+        "smoothed loss",
+        &rate,
+        (y0, y1),
+    )?;
     let style = TRAIN.stroke_width(2);
     chart
         .draw_series(std::iter::once(PathElement::new(points.clone(), style)))?
@@ -302,15 +283,44 @@ fn draw_lr_finder<DB: DrawingBackend>(
             .label(format!("suggested {suggested:.1e}"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
     }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// The grid and axes of a chart whose x is log10 of a value, labelled by `x_label`.
+fn draw_log_x_mesh<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    x_desc: &str,
+    y_desc: &str,
+    x_label: &dyn Fn(&f64) -> String,
+    (y0, y1): (f64, f64),
+) -> DrawResult<DB> {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(x_label)
+        .y_label_formatter(&y_formatter(y0, y1))
+        .label_style(font(14.0))
+        .axis_desc_style(font(16.0))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()
+}
+
+/// The legend box every figure draws, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult<DB> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .margin(12)
         .label_font(font(14.0))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.35))
-        .draw()?;
-    Ok(())
+        .draw()
 }
 
 /// Renders `figure` as an SVG document.
@@ -472,14 +482,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel<'_>) 
         )?;
     }
 
-    chart
-        .configure_series_labels()
-        .position(p.legend.clone())
-        .margin(12)
-        .label_font(font(14.0))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.35))
-        .draw()?;
+    draw_legend(&mut chart, p.legend.clone())?;
     Ok(())
 }
 
