@@ -98,10 +98,10 @@ impl<'a> Lm<'a> {
     /// the recurrent layers stop at each one's end), read at the last real step.
     fn per_position_log_probs(&mut self, prefixes: &[&[u32]]) -> Result<Vec<Vec<f64>>> {
         let mut rows: Vec<Vec<u32>> = Vec::with_capacity(prefixes.len());
+        // trained on windows of plain text: the text so far, or the start
+        // token alone when there is none yet
+        let start: Vec<u32> = self.vocab.start().into_iter().collect();
         for p in prefixes {
-            // trained on windows of plain text: the text so far, or the start
-            // token alone when there is none yet
-            let start: Vec<u32> = self.vocab.start().into_iter().collect();
             let kept: &[u32] = if p.is_empty() {
                 &start
             } else {
