@@ -123,10 +123,7 @@ pub fn classify_texts(
         .map_err(|e| data_error("encoding the texts", e))?;
     let mut out = Vec::with_capacity(texts.len());
     let batches = Batcher::new(64)
-        .and_then(|b| {
-            b.sequences(&data, SequenceLayout::classifier())
-                .map(|s| s.collect::<Vec<_>>())
-        })
+        .and_then(|b| b.sequences(&data, SequenceLayout::classifier()))
         .map_err(|e| data_error("batching the texts", e))?;
     for batch in batches {
         let logits =
