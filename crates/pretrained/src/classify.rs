@@ -27,11 +27,23 @@ pub struct Prediction {
     pub top: Vec<Ranked>,
 }
 
-/// The names of the model's outputs: its stored classes, else `0`, `1`, ...
+/// The names of the model's outputs: its stored classes; for a language
+/// model (one output per id of its vocabulary), the characters; else `0`, `1`, ...
 pub fn class_names(model: &Model) -> Vec<String> {
     let outputs = model.output_shape().last().copied().unwrap_or(0);
-    match model.classes() {
-        Some(c) if c.len() == outputs => c.to_vec(),
+    let vocab = model
+        .metadata()
+        .vocab
+        .as_ref()
+        .filter(|v| v.len() == outputs);
+    match (model.classes(), vocab) {
+        (Some(c), _) if c.len() == outputs => c.to_vec(),
+        (_, Some(v)) => (0..outputs as u32)
+            .map(|id| {
+                v.char(id)
+                    .map_or_else(|| format!("<{id}>"), |c| c.to_string())
+            })
+            .collect(),
         _ => (0..outputs).map(|i| i.to_string()).collect(),
     }
 }

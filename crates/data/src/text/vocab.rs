@@ -153,6 +153,16 @@ impl CharVocab {
         Self::try_from(file)
     }
 
+    /// A label per id: its character, or `<id>` for special and unused ids
+    /// (what a language model's outputs are called).
+    pub fn id_labels(&self) -> Vec<String> {
+        self.id_to_char
+            .iter()
+            .enumerate()
+            .map(|(id, c)| c.map_or_else(|| format!("<{id}>"), |c| c.to_string()))
+            .collect()
+    }
+
     /// Reads the JSON written by [`CharVocab::to_json`].
     pub fn from_json(json: &str, file: &str) -> Result<Self> {
         serde_json::from_str(json).map_err(|source| DataError::Json {
