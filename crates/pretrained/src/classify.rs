@@ -38,12 +38,7 @@ pub fn class_names(model: &Model) -> Vec<String> {
         .filter(|v| v.len() == outputs);
     match (model.classes(), vocab) {
         (Some(c), _) if c.len() == outputs => c.to_vec(),
-        (_, Some(v)) => (0..outputs as u32)
-            .map(|id| {
-                v.char(id)
-                    .map_or_else(|| format!("<{id}>"), |c| c.to_string())
-            })
-            .collect(),
+        (_, Some(v)) => v.id_labels(),
         _ => (0..outputs).map(|i| i.to_string()).collect(),
     }
 }

@@ -162,13 +162,7 @@ impl BatchSource for LmSource {
         self.corpus.vocab().len()
     }
     fn class_names(&self) -> Vec<String> {
-        let v = self.corpus.vocab();
-        (0..v.len() as u32)
-            .map(|id| {
-                v.char(id)
-                    .map_or_else(|| format!("<{id}>"), |c| c.to_string())
-            })
-            .collect()
+        self.corpus.vocab().id_labels()
     }
     fn batches(&self, batch_size: usize, seed: Option<u64>, _epoch: usize) -> Result<Batches<'_>> {
         let it = batcher(batch_size, seed)?.char_lm(&self.corpus, self.seq_len)?;
