@@ -80,6 +80,18 @@ pub enum Command {
         after_help = "Example:\n  finetune probe --from runs/lenet-0-4.ckpt --data mnist --classes 5-9 --per-class 50\n  finetune import --weights data/pretrained/mnist_cnn.safetensors --spec mnist-cnn --out mnist-cnn.ckpt\n  finetune probe --from mnist-cnn.ckpt --data fashion-mnist --per-class 100 --json"
     )]
     Probe(ProbeArgs),
+    /// Fine-tune at every freeze point (nothing frozen, frozen through each layer with weights,
+    /// all but the head) and from scratch, with one budget; rank by test accuracy.
+    #[command(
+        after_help = "Example:\n  finetune sweep --from runs/lenet-0-4.ckpt --data mnist --classes 5-9 --per-class 50\n  finetune sweep --from mnist-cnn.ckpt --data fashion-mnist --per-class 50 --epochs 10 --json"
+    )]
+    Sweep(SweepArgs),
+    /// In seconds, without fine-tuning: LogME, source-target shift and relative gradient norms
+    /// at every freeze point, and one recommendation (a freeze point, `none` or `scratch`).
+    #[command(
+        after_help = "Example:\n  finetune advise --from runs/lenet-0-4.ckpt --data mnist --classes 5-9 --per-class 50\n  finetune advise --from mnist-cnn.ckpt --data fashion-mnist --source-data mnist --json"
+    )]
+    Advise(AdviseArgs),
     /// Continue a prompt with a character language model (e.g. textgenrnn imported with its vocabulary).
     #[command(
         after_help = "Example:\n  finetune import --weights data/pretrained/textgenrnn/textgenrnn_char_lstm.safetensors --spec textgenrnn \\\n      --vocab data/pretrained/textgenrnn/textgenrnn_vocab.json --out tg.ckpt\n  finetune generate --model tg.ckpt --prompt 'What is the best way to ' --greedy\n  finetune generate --model tg.ckpt --prompt 'Hello' --temperature 0.7 --top-k 10 --max 200 --seed 3"
@@ -90,6 +102,72 @@ pub enum Command {
         after_help = "Example:\n  finetune score --model tg.ckpt --text 'I think this is the best thing I have ever seen in my life.' --json"
     )]
     Score(ScoreArgs),
+}
+
+/// `finetune sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The pretrained model: a native checkpoint, or an exported safetensors file.
+    #[arg(long, value_name = "CKPT")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Epochs per run at most (each stops early, and keeps its best validation epoch).
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Learning rate of every run, or `LO:HI` for discriminative rates.
+    #[arg(long, value_name = "LR|LO:HI", default_value = "1e-3")]
+    pub lr: String,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// Weight decay (L2 for SGD/Adam/RMSprop, decoupled for AdamW).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Stop a run after this many epochs without a better validation loss.
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Leave out the run from random weights.
+    #[arg(long)]
+    pub no_scratch: bool,
+    /// Seeds data order, splits, the new head and the scratch weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where the plot (`sweep.svg`, `sweep.png`) and `sweep.json` are written.
+    #[arg(long, value_name = "DIR", default_value = "runs/sweep")]
+    pub out_dir: PathBuf,
+    /// Print one JSON object: {"rows": [{"freeze_through", "val_accuracy", "test_accuracy", "seconds", "trainable", ...}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `finetune advise`.
+#[derive(Args, Debug)]
+pub struct AdviseArgs {
+    /// The pretrained model: a native checkpoint, or an exported safetensors file.
+    #[arg(long, value_name = "CKPT")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The data the model was pretrained on, to measure the shift of activations: a built-in
+    /// name or a path, with classes as `mnist[0-4]` (default: what the checkpoint records).
+    #[arg(long, value_name = "NAME[CLASSES]|PATH")]
+    pub source_data: Option<String>,
+    /// Target (and source) examples measured at most.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub examples: usize,
+    /// Conv maps are pooled to at most this many values per example.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_width: usize,
+    /// Seeds the sample, the split and the fitted head.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print one JSON object: {"advice": {"freeze_through", "reason"}, "layers": [...]}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `finetune probe`.
@@ -193,7 +271,7 @@ impl std::fmt::Display for DataChoice {
     }
 }
 
-fn parse_data(s: &str) -> Result<DataChoice, String> {
+pub(crate) fn parse_data(s: &str) -> Result<DataChoice, String> {
     if s.is_empty() {
         return Err("give a built-in data set name or a path".into());
     }

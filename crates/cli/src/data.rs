@@ -34,6 +34,18 @@ pub struct Prepared {
     pub lm: bool,
 }
 
+impl Prepared {
+    /// The splits as the transfer measurements take them.
+    pub fn task(&self) -> finetune_transfer::TaskData<'_> {
+        finetune_transfer::TaskData {
+            train: self.train.as_ref(),
+            val: self.val.as_ref(),
+            test: self.test.as_ref(),
+            classes: &self.class_names,
+        }
+    }
+}
+
 /// What the model needs from the data.
 #[derive(Default)]
 pub struct ModelNeeds<'a> {

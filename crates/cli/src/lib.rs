@@ -114,6 +114,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::LrFind(a) => commands::tools::lr_find_cmd(a, cli.quiet)?,
         Command::Generate(a) => commands::text::generate(a)?,
         Command::Score(a) => commands::text::score(a)?,
+        Command::Advise(a) => commands::transfer::advise(a)?,
+        Command::Sweep(a) => commands::transfer::sweep(a, cli.quiet)?,
         Command::Probe(a) => {
             commands::probe::print(&commands::probe::probe(a, cli.quiet)?, a.json)?
         }

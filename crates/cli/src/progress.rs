@@ -24,6 +24,12 @@ impl Progress {
             bar: None,
         }
     }
+
+    /// [`Progress::new`] as the trainer's observer (what
+    /// `finetune_transfer`'s `Observe` makes for each run).
+    pub fn boxed(label: &str, quiet: bool) -> Box<dyn Observer> {
+        Box::new(Progress::new(label, quiet))
+    }
 }
 
 impl Observer for Progress {

@@ -256,6 +256,43 @@ pub fn plot_series(
     write_figure(&figure, &stem)
 }
 
+/// Writes `<file_stem>.svg` and `.png` into `dir`: named series of values
+/// at named x positions (validation and test accuracy at each freeze depth),
+/// with dashed horizontal `references` (the same network from scratch).
+/// Returns their paths, SVG first.
+#[allow(clippy::too_many_arguments)]
+pub fn plot_categories(
+    labels: &[String],
+    series: &[(&str, &[f64])],
+    references: &[(&str, f64)],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    dir: &Path,
+    file_stem: &str,
+) -> Result<Vec<PathBuf>> {
+    check_stem(dir, file_stem)?;
+    let stem = dir.join(file_stem);
+    let any = series
+        .iter()
+        .any(|(_, v)| v.len() == labels.len() && v.iter().any(|y| y.is_finite()));
+    if labels.is_empty() || !any {
+        return Err(PlotError::Empty {
+            path: stem,
+            what: "the series".into(),
+        });
+    }
+    let figure = Figure::Categories {
+        labels,
+        series,
+        references,
+        x_desc,
+        y_desc,
+        title,
+    };
+    write_figure(&figure, &stem)
+}
+
 /// [`plot_comparison`] for curves built by hand.
 pub fn plot_curves_comparison(
     runs: &[(&str, &Curves)],

@@ -86,15 +86,26 @@ pub(crate) enum Figure<'a> {
         y_desc: &'a str,
         title: &'a str,
     },
+    /// Named series over named x positions (accuracy at each freeze depth),
+    /// and dashed horizontal references (the same network from scratch).
+    Categories {
+        labels: &'a [String],
+        series: &'a [(&'a str, &'a [f64])],
+        references: &'a [(&'a str, f64)],
+        x_desc: &'a str,
+        y_desc: &'a str,
+        title: &'a str,
+    },
 }
 
 impl Figure<'_> {
     pub(crate) fn size(&self) -> (u32, u32) {
         match self {
             Figure::LearningCurves { .. } => LEARNING_CURVES_SIZE,
-            Figure::Comparison { .. } | Figure::LrFinder { .. } | Figure::Series { .. } => {
-                COMPARISON_SIZE
-            }
+            Figure::Comparison { .. }
+            | Figure::LrFinder { .. }
+            | Figure::Series { .. }
+            | Figure::Categories { .. } => COMPARISON_SIZE,
         }
     }
 
@@ -180,6 +191,17 @@ impl Figure<'_> {
                 let body = root.titled(title, font(26.0))?;
                 draw_series(&body, series, x_desc, y_desc)?;
             }
+            Figure::Categories {
+                labels,
+                series,
+                references,
+                x_desc,
+                y_desc,
+                title,
+            } => {
+                let body = root.titled(title, font(26.0))?;
+                draw_categories(&body, labels, series, references, (x_desc, y_desc))?;
+            }
         }
         Ok(())
     }
@@ -229,6 +251,80 @@ fn draw_series<DB: DrawingBackend>(
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, style.filled())))?;
     }
     draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    Ok(())
+}
+
+/// Series over named x positions `0..labels.len()`, with dashed references.
+fn draw_categories<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    labels: &[String],
+    series: &[(&str, &[f64])],
+    references: &[(&str, f64)],
+    (x_desc, y_desc): (&str, &str),
+) -> DrawResult<DB> {
+    let n = labels.len().max(1);
+    let values = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .chain(references.iter().map(|r| r.1))
+        .filter(|v| v.is_finite());
+    let (y0, y1) = y_range(values, false);
+    let (x0, x1) = (-0.5, n as f64 - 0.5);
+    let mut chart = ChartBuilder::on(area)
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(76)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    let name = |v: &f64| {
+        let i = v.round();
+        if (v - i).abs() < 1e-6 && i >= 0.0 {
+            labels.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(n)
+        .x_label_formatter(&name)
+        .y_label_formatter(&y_formatter(y0, y1))
+        .label_style(font(14.0))
+        .axis_desc_style(font(16.0))
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .draw()?;
+    for (i, (label, values)) in series.iter().enumerate() {
+        let style = PALETTE[i % PALETTE.len()].stroke_width(2);
+        let pts: Vec<(f64, f64)> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(x, &v)| (x as f64, v))
+            .collect();
+        chart
+            .draw_series(std::iter::once(PathElement::new(pts.clone(), style)))?
+            .label(label.to_string())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, style.filled())))?;
+    }
+    for (i, (label, y)) in references.iter().enumerate() {
+        if !y.is_finite() {
+            continue;
+        }
+        let style = PALETTE[(series.len() + i) % PALETTE.len()].stroke_width(2);
+        chart
+            .draw_series(std::iter::once(DashedPathElement::new(
+                vec![(x0, *y), (x1, *y)],
+                7,
+                5,
+                style,
+            )))?
+            .label(format!("{label} {y:.4}"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+    }
+    draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
     Ok(())
 }
 

@@ -451,3 +451,49 @@ fn series_against_a_log_axis_render_and_refuse_nothing_to_plot() {
     let err = plot_series(&[("x", &none[..])], "t", "x", "y", tmp.path(), "n").unwrap_err();
     assert!(matches!(err, PlotError::Empty { .. }), "{err}");
 }
+
+#[test]
+fn categories_name_their_x_positions_and_draw_references() {
+    let tmp = tempfile::tempdir().unwrap();
+    let labels: Vec<String> = ["none", "features.0", "features.3", "classifier.0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let val = [0.80, 0.81, 0.79, 0.74];
+    let test = [0.79, 0.80, 0.78, 0.73];
+    let files = finetune_plot::plot_categories(
+        &labels,
+        &[("validation", &val[..]), ("test", &test[..])],
+        &[("scratch", 0.70)],
+        "accuracy against freeze depth",
+        "frozen through",
+        "accuracy",
+        tmp.path(),
+        "sweep",
+    )
+    .unwrap();
+    let svg = std::fs::read_to_string(&files[0]).unwrap();
+    for text in [
+        "features.3",
+        "classifier.0",
+        "scratch 0.7000",
+        "frozen through",
+    ] {
+        assert!(has_text(&svg, text), "{text} missing");
+    }
+    let png = decode_png(&files[1]);
+    assert_eq!((png.width, png.height), finetune_plot::COMPARISON_SIZE);
+    // a series shorter than the labels is nothing to plot
+    let err = finetune_plot::plot_categories(
+        &labels,
+        &[("v", &val[..2])],
+        &[],
+        "t",
+        "x",
+        "y",
+        tmp.path(),
+        "short",
+    )
+    .unwrap_err();
+    assert!(matches!(err, PlotError::Empty { .. }), "{err}");
+}

@@ -30,10 +30,11 @@ use finetune_train::{
 use serde_json::json;
 
 use crate::cli::{DataArgs, DataChoice, DataName, DemoArgs};
-use crate::commands::probe;
+use crate::commands::probe::print_rows;
 use crate::data::{ModelNeeds, prepare, source};
 use crate::report::{say, say_inline};
 use crate::session::{self, RunOptions, RunResult};
+use finetune_transfer::probe;
 
 /// Sizes of the demo (full or quick).
 struct Plan {
@@ -340,10 +341,16 @@ fn part_fashion(
         batch_size: 64,
         seed,
     };
-    let rows = probe::probe_model(&base, &data, cuts, settings, true)?;
+    let rows = probe::probe_model(
+        &base,
+        &data.task(),
+        cuts,
+        settings,
+        &finetune_transfer::silent,
+    )?;
     let best = probe::best_row(&rows);
     say!("\nprobe: a linear head on the frozen features at each cut (validation accuracy):");
-    probe::print_rows(&rows, best);
+    print_rows(&rows, best);
     say!("{}", probe::reading(&rows, best, data.class_names.len()));
     let cut_at = rows[best].cut.at.clone();
     say!(

@@ -5,4 +5,5 @@ pub mod probe;
 pub mod text;
 pub mod tools;
 pub mod train;
+pub mod transfer;
 pub mod user;

@@ -21,6 +21,7 @@ use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare, task_name};
 use crate::lm_data::prepare_lm;
 use crate::model_args;
 use crate::session::{self, RunOptions, RunResult};
+use finetune_transfer::points::layer_patterns;
 
 /// `1e-3` or `1e-5:1e-3`.
 pub fn parse_lr(s: &str) -> Result<LrSpec> {
@@ -662,19 +663,6 @@ fn shape_model(model: &mut Model, args: &FinetuneArgs, data: &Prepared, label: &
     Ok(())
 }
 
-/// `prefix.*` patterns for the top-level layers in `range` that have
-/// parameters. Layers are matched by their prefixes, which are names
-/// (`embedding`, `features`) as often as indices, so ranges work for every
-/// spec, not only for unnamed layers.
-pub(crate) fn layer_patterns(model: &Model, range: std::ops::Range<usize>) -> Vec<String> {
-    model
-        .layer_prefixes()
-        .into_iter()
-        .filter(|l| range.contains(&l.index) && l.has_parameters)
-        .map(|l| format!("{}.*", l.prefix))
-        .collect()
-}
-
 /// Freezing from the flags; the default (no flag) freezes all but the head,
 /// except from scratch, where everything trains.
 fn apply_freeze(
@@ -739,20 +727,4 @@ fn apply_freeze(
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layer_ranges_follow_named_and_numbered_prefixes() {
-        let gru = Model::builtin("char-gru", 0).unwrap();
-        assert_eq!(layer_patterns(&gru, 0..2), ["embedding.*", "gru.*"]);
-        assert_eq!(layer_patterns(&gru, 2..9), ["fc.*"]);
-        assert!(layer_patterns(&gru, 5..9).is_empty());
-        // relu, maxpool and flatten have no parameters
-        let lenet = Model::builtin("lenet", 0).unwrap();
-        assert_eq!(layer_patterns(&lenet, 1..7), ["2.*", "6.*"]);
-    }
 }
