@@ -18,3 +18,4 @@ pub use finetune_pretrained as pretrained;
 pub use finetune_rnn as rnn;
 pub use finetune_tensor as tensor;
 pub use finetune_train as train;
+pub use finetune_transfer as transfer;

@@ -590,7 +590,7 @@ fn every_command_has_help_with_an_example() {
     let dir = tempdir("help");
     for cmd in [
         "demo", "pretrain", "finetune", "eval", "predict", "import", "export", "inspect",
-        "lr-find", "probe",
+        "lr-find", "probe", "sweep", "advise", "data", "generate", "score",
     ] {
         let (out, _) = ok(&[cmd, "--help"], &dir);
         assert!(

@@ -32,6 +32,11 @@ use crate::sample::Sample;
 use crate::sweep::{NONE, SCRATCH, copy, with_new_head};
 use crate::{Observe, TaskData};
 
+/// Examples per side of each Fréchet distance: a Gaussian fit of a few
+/// hundred activations tells a shift from the noise floor, and the source
+/// sample (twice this) is the costliest forward pass of `advise`.
+const SHIFT_EXAMPLES: usize = 500;
+
 /// Seeds the random-weight twin of the network (mixed with the run's seed).
 const RANDOM_SEED: u64 = 0x0A11_0CA7;
 
@@ -110,6 +115,8 @@ pub struct AdviseReport {
     pub input_logme: Option<f64>,
     /// Target training examples measured.
     pub examples: usize,
+    /// Target training examples available (all of them, not only the measured sample).
+    pub train_examples: usize,
     /// Target training examples per class available.
     pub examples_per_class: f64,
     /// Validation accuracy of the head fitted on the frozen body.
@@ -179,6 +186,7 @@ pub fn advise(
         layers,
         input_logme,
         examples: target_n,
+        train_examples: data.train.len(),
         examples_per_class,
         head_val_accuracy,
         source: match source {
@@ -266,7 +274,7 @@ fn shift_at(
     target: &Features,
     settings: &AdviseSettings,
 ) -> Result<(Option<f64>, Option<f64>)> {
-    let m = target.n.min(source.len() / 2);
+    let m = target.n.min(source.len() / 2).min(SHIFT_EXAMPLES);
     if m < 2 {
         return Ok((None, None));
     }
@@ -351,11 +359,300 @@ fn gradients(
     Ok((rgn, report.final_eval.accuracy))
 }
 
-/// The recommendation from the measurements.
-pub fn decide(report: &AdviseReport) -> Advice {
-    let _ = SCRATCH;
-    Advice {
-        freeze_through: NONE.into(),
-        reason: format!("placeholder ({} layers)", report.layers.len()),
+/// How much of what the architecture alone adds over the raw input
+/// (random network's best LogME minus the input's) the pretrained weights
+/// must add on top (their best LogME minus the random network's) to count as
+/// a transfer worth starting from.
+pub const MIN_TRANSFER_SHARE: f64 = 0.25;
+
+/// The first layer is fine-tuned too when the target's activations after it
+/// are further from the source's than this many times the noise floor.
+pub const FIRST_LAYER_SHIFT: f64 = 10.0;
+
+/// The recommendation from the measurements, in four steps.
+///
+/// 1. **Does anything transfer?** Pretrained features are compared, cut by
+///    cut, with those of the same network with random weights. If the
+///    first layer's are no better, if the best pretrained cut is no better
+///    than the random network's best, or if it adds less than
+///    [`MIN_TRANSFER_SHARE`] of what the random network adds over the raw
+///    input, the pretrained weights give the target nothing an
+///    initialisation would not: `scratch`.
+/// 2. **How deep are the features general?** Up to the cut where LogME
+///    peaks, and no deeper than the last of the leading units that beat
+///    random weights: past that, features grow specific to the source (or
+///    worse than random) and must train. The whole body is never frozen
+///    when there is more than one unit: the layer before the head is the
+///    most specific of all (Yosinski et al., 2014), and a new head on fixed
+///    features never ranked in the top two of our sweeps.
+/// 3. **Is there data enough to tune those too?** From there down, a unit
+///    is unfrozen when the target has at least as many training examples
+///    as the unit has parameters (no more parameters than observations).
+/// 4. **The first layer** — the most general features there are, frozen by
+///    default in detection fine-tuning (Detectron2's `FREEZE_AT`) — is
+///    unfrozen too (`none`: fine-tune everything) only when, besides the
+///    data, its activations shift more than [`FIRST_LAYER_SHIFT`] times the
+///    noise floor: the target looks different already where that layer
+///    looks ("input-level shift", Lee et al., 2023).
+pub fn decide(r: &AdviseReport) -> Advice {
+    let body: Vec<&LayerReport> = r.layers.iter().filter(|l| !l.head).collect();
+    let measured: Vec<(usize, f64, f64)> = body
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i, l.logme?, l.random_logme?)))
+        .collect();
+    if measured.is_empty() {
+        return Advice {
+            freeze_through: NONE.into(),
+            reason: "no cut could be measured (each is inside a skip connection or leaves no features): fine-tune everything, the safe default".into(),
+        };
+    }
+    if let Some(reason) = no_transfer(&body, &measured, r.input_logme) {
+        return Advice {
+            freeze_through: SCRATCH.into(),
+            reason: format!(
+                "{reason}{}: what the source task learned does not carry over — train from scratch",
+                shift_note(body[0])
+            ),
+        };
+    }
+    let peak = evidence_peak(&measured);
+    let transferable = measured
+        .iter()
+        .take_while(|m| m.1 > m.2)
+        .last()
+        .map_or(0, |m| m.0);
+    let cap = body.len().saturating_sub(2);
+    let candidate = peak.0.min(transferable).min(cap);
+    let why = format!(
+        "LogME peaks after `{}` ({:.3}; random weights {:.3}{}), the pretrained features beat random ones through `{}`",
+        body[peak.0].freeze_through,
+        peak.1,
+        peak.2,
+        r.input_logme
+            .map_or(String::new(), |x| format!(", raw input {x:.3}")),
+        body[transferable].freeze_through
+    );
+    let mut frozen = Some(candidate);
+    while let Some(j) = frozen {
+        if r.train_examples < body[j].parameters {
+            break;
+        }
+        if j == 0 && !first_layer_shifts(body[0]) {
+            break;
+        }
+        frozen = j.checked_sub(1);
+    }
+    match frozen {
+        None => Advice {
+            freeze_through: NONE.into(),
+            reason: format!(
+                "{why}{}; {} training examples are no fewer than the parameters of any layer up to there — fine-tune everything",
+                shift_note(body[0]),
+                r.train_examples
+            ),
+        },
+        Some(j) => {
+            let limit = if r.train_examples < body[j].parameters {
+                format!(
+                    "{} training examples are fewer than the {} parameters of `{}`",
+                    r.train_examples, body[j].parameters, body[j].freeze_through
+                )
+            } else {
+                "the first layer's features are the most general, and the target's activations after it stay near the source's".to_string()
+            };
+            Advice {
+                freeze_through: body[j].freeze_through.clone(),
+                reason: format!(
+                    "{why}{}; {limit} — freeze through `{}`, train the rest",
+                    shift_note(body[0]),
+                    body[j].freeze_through
+                ),
+            }
+        }
+    }
+}
+
+/// Why the pretrained weights do not transfer, when they do not.
+fn no_transfer(
+    body: &[&LayerReport],
+    measured: &[(usize, f64, f64)],
+    input: Option<f64>,
+) -> Option<String> {
+    let (first, pre, random) = measured[0];
+    if first == 0 && pre <= random {
+        return Some(format!(
+            "already after `{}` the pretrained features are no better than random ones (LogME {pre:.3} vs {random:.3})",
+            body[0].freeze_through
+        ));
+    }
+    let best_pre = measured
+        .iter()
+        .map(|m| m.1)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let best_random = measured
+        .iter()
+        .map(|m| m.2)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let gain = best_pre - best_random;
+    if gain <= 0.0 {
+        return Some(format!(
+            "the best pretrained features (LogME {best_pre:.3}) are no better than the best of the same network with random weights ({best_random:.3})"
+        ));
+    }
+    let architecture = best_random - input?;
+    (architecture > 0.0 && gain < MIN_TRANSFER_SHARE * architecture).then(|| {
+        format!(
+            "the best pretrained features (LogME {best_pre:.3}) add {gain:.3} to the random network's best ({best_random:.3}), less than a quarter of what that adds over the raw input ({:.3})",
+            input.unwrap_or_default()
+        )
+    })
+}
+
+/// The cut with the highest LogME (a near tie goes to the deeper cut).
+fn evidence_peak(measured: &[(usize, f64, f64)]) -> (usize, f64, f64) {
+    let mut peak = measured[0];
+    for &m in &measured[1..] {
+        if m.1 >= peak.1 - 1e-3 {
+            peak = m;
+        }
+    }
+    peak
+}
+
+/// Whether the first layer's activations moved far beyond the noise floor.
+fn first_layer_shifts(first: &LayerReport) -> bool {
+    matches!((first.shift, first.shift_floor), (Some(s), Some(f)) if s > FIRST_LAYER_SHIFT * f)
+}
+
+/// `, activations shift 20x the noise floor at conv2d 1 -> 32` when measured.
+fn shift_note(first: &LayerReport) -> String {
+    match (first.shift, first.shift_floor) {
+        (Some(s), Some(f)) if f > 0.0 => format!(
+            "; after the first layer the target's activations are {s:.2} from the source's ({:.0}x the noise floor)",
+            s / f
+        ),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(name: &str, logme: f64, random: f64, parameters: usize) -> LayerReport {
+        LayerReport {
+            freeze_through: name.into(),
+            layer: "conv2d".into(),
+            head: false,
+            features: Some(vec![8]),
+            width: Some(8),
+            rank: Some(8),
+            logme: Some(logme),
+            random_logme: Some(random),
+            shift: Some(0.5),
+            shift_floor: Some(0.05),
+            rgn: 0.1,
+            parameters,
+        }
+    }
+
+    fn report(layers: Vec<LayerReport>, train_examples: usize) -> AdviseReport {
+        let mut layers = layers;
+        let mut head = layer("head", 0.0, 0.0, 10);
+        head.head = true;
+        head.logme = None;
+        layers.push(head);
+        AdviseReport {
+            advice: Advice {
+                freeze_through: String::new(),
+                reason: String::new(),
+            },
+            layers,
+            input_logme: Some(-0.1),
+            examples: train_examples.min(1000),
+            train_examples,
+            examples_per_class: train_examples as f64 / 5.0,
+            head_val_accuracy: 0.8,
+            source: String::new(),
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn pretrained_features_no_better_than_random_mean_scratch() {
+        // better than random at the first layer only, and by little
+        let r = report(
+            vec![
+                layer("a", 0.188, 0.136, 320),
+                layer("b", 0.142, 0.177, 18_000),
+                layer("c", 0.018, 0.075, 400_000),
+            ],
+            400,
+        );
+        let a = decide(&r);
+        assert_eq!(a.freeze_through, SCRATCH);
+        assert!(a.reason.contains("less than a quarter"), "{}", a.reason);
+        assert!(a.reason.contains("10x the noise floor"), "{}", a.reason);
+        // worse than random everywhere
+        let r = report(
+            vec![layer("a", 0.50, 0.53, 320), layer("b", 0.53, 0.67, 9)],
+            900,
+        );
+        assert!(decide(&r).reason.contains("already after `a`"));
+    }
+
+    fn lenet_like() -> Vec<LayerReport> {
+        vec![
+            layer("0", 0.09, -0.02, 320),
+            layer("2", 0.14, -0.02, 18_496),
+            layer("6", -0.04, -0.15, 1_179_776),
+        ]
+    }
+
+    #[test]
+    fn small_data_freezes_through_the_evidence_peak() {
+        let a = decide(&report(lenet_like(), 200));
+        assert_eq!(a.freeze_through, "2");
+        assert!(a.reason.contains("LogME peaks after `2`"), "{}", a.reason);
+        // enough for the small first layer, not for the peak: the peak stays
+        // frozen, and with it every layer before it
+        assert_eq!(decide(&report(lenet_like(), 1_000)).freeze_through, "2");
+    }
+
+    #[test]
+    fn with_data_the_first_layer_trains_only_under_an_input_shift() {
+        // 0.5 against a floor of 0.05 is 10x: not more than 10x, so it stays frozen
+        let a = decide(&report(lenet_like(), 23_523));
+        assert_eq!(a.freeze_through, "0");
+        assert!(a.reason.contains("most general"), "{}", a.reason);
+        let mut layers = lenet_like();
+        layers[0].shift = Some(0.9);
+        let a = decide(&report(layers, 23_523));
+        assert_eq!(a.freeze_through, NONE, "{}", a.reason);
+        // without source data there is no shift: the first layer stays frozen
+        let mut layers = lenet_like();
+        layers[0].shift = None;
+        assert_eq!(decide(&report(layers, 23_523)).freeze_through, "0");
+    }
+
+    #[test]
+    fn the_body_is_never_frozen_whole_and_unmeasured_cuts_are_skipped() {
+        // the deepest features are the best, but the layer before the head trains
+        let r = report(
+            vec![
+                layer("a", 0.10, 0.0, 500),
+                layer("b", 0.20, 0.0, 5_000),
+                layer("c", 0.30, 0.1, 50_000),
+            ],
+            2_000,
+        );
+        assert_eq!(decide(&r).freeze_through, "b");
+        // a lone body unit may be frozen (nothing else to freeze)
+        let r = report(vec![layer("a", 0.30, 0.0, 50_000)], 100);
+        assert_eq!(decide(&r).freeze_through, "a");
+        let mut r = report(vec![layer("a", 0.1, 0.0, 5)], 10);
+        r.layers[0].logme = None;
+        assert_eq!(decide(&r).freeze_through, NONE);
     }
 }
