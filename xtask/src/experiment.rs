@@ -121,7 +121,7 @@ pub(crate) struct Runner {
 
 impl Runner {
     /// Runs `finetune <args> --data-dir D --seed S --quiet --json` and parses its JSON.
-    fn json_of(&self, label: &str, args: &[&str]) -> Result<Value> {
+    pub(crate) fn json_of(&self, label: &str, args: &[&str]) -> Result<Value> {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .args([

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 mod data;
 mod experiment;
+mod layers_experiment;
 mod text_experiment;
 
 /// A command's entry point: its arguments (after the command name) in, exit code out.
@@ -28,7 +29,7 @@ const COMMANDS: &[(&str, &str, Run)] = &[
     ),
     (
         "experiments",
-        "`experiments text`: text transfer (textgenrnn, a Shakespeare LM) against scratch at 100/500/all per class",
+        "`experiments text`: text transfer against scratch; `experiments layers`: advise against sweep",
         experiments,
     ),
 ];
@@ -37,13 +38,14 @@ const COMMANDS: &[(&str, &str, Run)] = &[
 fn experiments(args: &[String]) -> anyhow::Result<ExitCode> {
     match args.first().map(String::as_str) {
         Some("text") => text_experiment::run(&args[1..]),
+        Some("layers") => layers_experiment::run(&args[1..]),
         Some(set @ ("digits" | "fashion")) => {
             let mut rest = vec!["--only".to_string(), set.to_string()];
             rest.extend_from_slice(&args[1..]);
             experiment::run(&rest)
         }
         _ => {
-            eprintln!("usage: cargo xtask experiments text|digits|fashion [options]");
+            eprintln!("usage: cargo xtask experiments text|layers|digits|fashion [options]");
             Ok(ExitCode::from(2))
         }
     }

@@ -112,9 +112,11 @@ pub struct SweepArgs {
     pub from: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Epochs per run at most (each stops early, and keeps its best validation epoch).
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Epochs per run at most (each stops early, and keeps its best validation epoch);
+    /// `auto`: enough for 400 optimizer steps, between 5 and 100 epochs (small data sets
+    /// get more epochs, so that no run is cut short by a budget counted in epochs).
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub epochs: String,
     /// Learning rate of every run, or `LO:HI` for discriminative rates.
     #[arg(long, value_name = "LR|LO:HI", default_value = "1e-3")]
     pub lr: String,
@@ -128,7 +130,7 @@ pub struct SweepArgs {
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Stop a run after this many epochs without a better validation loss.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub patience: usize,
     /// Leave out the run from random weights.
     #[arg(long)]

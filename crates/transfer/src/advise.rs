@@ -365,6 +365,11 @@ fn gradients(
 /// a transfer worth starting from.
 pub const MIN_TRANSFER_SHARE: f64 = 0.25;
 
+/// A unit whose relative gradient norm is below this fraction of the new
+/// head's is settled: the pretrained weights already fit the target, and
+/// fine-tuning them only refines (it cannot overfit far from them).
+pub const SETTLED_RGN: f64 = 0.01;
+
 /// The first layer is fine-tuned too when the target's activations after it
 /// are further from the source's than this many times the noise floor.
 pub const FIRST_LAYER_SHIFT: f64 = 10.0;
@@ -385,9 +390,12 @@ pub const FIRST_LAYER_SHIFT: f64 = 10.0;
 ///    when there is more than one unit: the layer before the head is the
 ///    most specific of all (Yosinski et al., 2014), and a new head on fixed
 ///    features never ranked in the top two of our sweeps.
-/// 3. **Is there data enough to tune those too?** From there down, a unit
-///    is unfrozen when the target has at least as many training examples
-///    as the unit has parameters (no more parameters than observations).
+/// 3. **Is it safe to tune those too?** From there down, a unit is
+///    unfrozen when the target has at least as many training examples as
+///    the unit has parameters (no more parameters than observations), or
+///    when it is *settled*: its relative gradient norm is below
+///    [`SETTLED_RGN`] of the fitted head's, so the target hardly pulls on it
+///    and fine-tuning refines it rather than fitting it to a few examples.
 /// 4. **The first layer** — the most general features there are, frozen by
 ///    default in detection fine-tuning (Detectron2's `FREEZE_AT`) — is
 ///    unfrozen too (`none`: fine-tune everything) only when, besides the
@@ -433,9 +441,12 @@ pub fn decide(r: &AdviseReport) -> Advice {
             .map_or(String::new(), |x| format!(", raw input {x:.3}")),
         body[transferable].freeze_through
     );
+    let head_rgn = r.layers.iter().find(|l| l.head).map_or(0.0, |l| l.rgn);
+    let settled = |l: &LayerReport| head_rgn > 0.0 && l.rgn < SETTLED_RGN * head_rgn;
+    let safe = |l: &LayerReport| r.train_examples >= l.parameters || settled(l);
     let mut frozen = Some(candidate);
     while let Some(j) = frozen {
-        if r.train_examples < body[j].parameters {
+        if !safe(body[j]) {
             break;
         }
         if j == 0 && !first_layer_shifts(body[0]) {
@@ -453,10 +464,13 @@ pub fn decide(r: &AdviseReport) -> Advice {
             ),
         },
         Some(j) => {
-            let limit = if r.train_examples < body[j].parameters {
+            let limit = if !safe(body[j]) {
                 format!(
-                    "{} training examples are fewer than the {} parameters of `{}`",
-                    r.train_examples, body[j].parameters, body[j].freeze_through
+                    "{} training examples are fewer than the {} parameters of `{}`, and the target pulls on it (RGN {:.1}% of the head's)",
+                    r.train_examples,
+                    body[j].parameters,
+                    body[j].freeze_through,
+                    100.0 * body[j].rgn / head_rgn.max(f64::MIN_POSITIVE)
                 )
             } else {
                 "the first layer's features are the most general, and the target's activations after it stay near the source's".to_string()
@@ -634,6 +648,20 @@ mod tests {
         let mut layers = lenet_like();
         layers[0].shift = None;
         assert_eq!(decide(&report(layers, 23_523)).freeze_through, "0");
+    }
+
+    #[test]
+    fn settled_layers_are_fine_tuned_even_on_little_data() {
+        // the head pulls 0.4; `2` only 0.0013 (0.3%): settled, so it trains;
+        // `0` pulls 5% and 200 examples are fewer than its 320 weights
+        let mut layers = lenet_like();
+        layers[1].rgn = 0.0013;
+        layers[0].rgn = 0.02;
+        let mut r = report(layers, 200);
+        r.layers[3].rgn = 0.4;
+        let a = decide(&r);
+        assert_eq!(a.freeze_through, "0", "{}", a.reason);
+        assert!(a.reason.contains("RGN 5.0% of the head's"), "{}", a.reason);
     }
 
     #[test]

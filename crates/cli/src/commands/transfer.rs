@@ -29,10 +29,29 @@ struct SweepReport<'a> {
     ranking: Vec<&'a str>,
 }
 
+/// Optimizer steps the `auto` budget gives every run (at least).
+const AUTO_STEPS: usize = 400;
+
+/// `--epochs N|auto` for `train_len` examples in batches of `batch_size`.
+fn sweep_epochs(epochs: &str, train_len: usize, batch_size: usize) -> Result<usize> {
+    if epochs.eq_ignore_ascii_case("auto") {
+        let per_epoch = train_len.div_ceil(batch_size.max(1)).max(1);
+        return Ok(AUTO_STEPS.div_ceil(per_epoch).clamp(5, 100));
+    }
+    match epochs.parse::<usize>() {
+        Ok(0) => bail!("--epochs must be at least 1"),
+        Ok(n) => Ok(n),
+        Err(_) => bail!("--epochs: `{epochs}` is not a number or `auto`"),
+    }
+}
+
 /// `finetune sweep`.
 pub fn sweep(args: &SweepArgs, quiet: bool) -> Result<()> {
-    if args.epochs == 0 {
-        bail!("--epochs must be at least 1");
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if args.epochs != "auto" {
+        sweep_epochs(&args.epochs, 1, 1)?;
     }
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
@@ -40,8 +59,9 @@ pub fn sweep(args: &SweepArgs, quiet: bool) -> Result<()> {
     check_out_path(&json_path, &[], true, "--out-dir")?;
     let base = model_args::load(&args.from)?;
     let data = prepare(&args.data, args.seed, ModelNeeds::of(&base))?;
+    let epochs = sweep_epochs(&args.epochs, data.train.len(), args.batch_size)?;
     let config = TrainConfig {
-        epochs: args.epochs,
+        epochs,
         batch_size: args.batch_size,
         optimizer: optimizer(args.optimizer),
         lr: parse_lr(&args.lr)?,
@@ -61,13 +81,14 @@ pub fn sweep(args: &SweepArgs, quiet: bool) -> Result<()> {
         scratch: !args.no_scratch,
     };
     eprintln!(
-        "sweep: fine-tuning {} at every freeze point{}; {}",
+        "sweep: fine-tuning {} at every freeze point{}, {epochs} epochs at most each (early stopping after {}); {}",
         args.from.display(),
         if settings.scratch {
             " and from scratch"
         } else {
             ""
         },
+        args.patience,
         data.description
     );
     let observe = |label: &str| Progress::boxed(label, quiet);
@@ -302,4 +323,21 @@ fn print_advice(r: &AdviseReport) {
         r.advice.freeze_through,
         r.advice.reason
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_auto_budget_counts_steps() {
+        // 200 examples in batches of 64: 4 steps an epoch, 100 epochs for 400 steps
+        assert_eq!(sweep_epochs("auto", 200, 64).unwrap(), 100);
+        assert_eq!(sweep_epochs("auto", 2_000, 64).unwrap(), 13);
+        // big data: never fewer than 5 epochs
+        assert_eq!(sweep_epochs("auto", 48_000, 64).unwrap(), 5);
+        assert_eq!(sweep_epochs("7", 48_000, 64).unwrap(), 7);
+        assert!(sweep_epochs("0", 1, 1).is_err());
+        assert!(sweep_epochs("many", 1, 1).is_err());
+    }
 }
