@@ -15,6 +15,11 @@ use finetune_train::BatchSource;
 
 use crate::error::{Result, TransferError};
 
+/// Vectors wider than this many times `max_width` are averaged in
+/// consecutive groups down to that width: the statistics hold `N × D`
+/// values in `f64`, and a flattened map of a big network can be 100 000 wide.
+const FLAT_LIMIT_FACTOR: usize = 16;
+
 /// Examples per forward pass.
 const BATCH: usize = 128;
 
@@ -80,6 +85,16 @@ fn pool_example(
 ) -> Result<usize> {
     let before = out.len();
     match *shape {
+        [d] if d > FLAT_LIMIT_FACTOR * max_width.max(1) => {
+            // a flattened map: consecutive values are neighbours, so
+            // averaging groups of them is pooling too
+            let groups = FLAT_LIMIT_FACTOR * max_width.max(1);
+            for g in 0..groups {
+                let (a, b) = (g * d / groups, (g + 1) * d / groups);
+                let s: f64 = value[a..b].iter().map(|&v| f64::from(v)).sum();
+                out.push(s / (b - a).max(1) as f64);
+            }
+        }
         [_] => out.extend(value.iter().map(|&v| f64::from(v))),
         [t, f] => {
             let steps = length.unwrap_or(t).clamp(1, t.max(1));
@@ -206,5 +221,17 @@ mod tests {
         );
         assert_eq!(out, [2.0, 20.0]);
         assert!(pool_example(&value, &[1, 2, 3, 1], None, 64, &mut out).is_err());
+    }
+
+    #[test]
+    fn very_wide_vectors_are_averaged_in_groups() {
+        let value: Vec<f32> = (0..40).map(|v| v as f32).collect();
+        let mut out = Vec::new();
+        // max width 1: at most 16 values; 40 in 16 groups of 2 or 3
+        assert_eq!(pool_example(&value, &[40], None, 1, &mut out).unwrap(), 16);
+        assert_eq!(out[0], 0.5);
+        assert!((out.iter().sum::<f64>() / 16.0 - 19.5).abs() < 1.0);
+        let mut out = Vec::new();
+        assert_eq!(pool_example(&value, &[40], None, 64, &mut out).unwrap(), 40);
     }
 }

@@ -254,13 +254,14 @@ pub fn advise(args: &AdviseArgs) -> Result<()> {
         .as_ref()
         .map(|p| (p.train.as_ref(), source_note.as_str()));
     // the head fitted for the gradients trains silently: it is a means, not a result
-    let report = finetune_transfer::advise::advise(
+    let mut report = finetune_transfer::advise::advise(
         &base,
         &data.task(),
         src,
         &settings,
         &finetune_transfer::silent,
     )?;
+    report.source = source_note;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
