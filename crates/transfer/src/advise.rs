@@ -359,12 +359,6 @@ fn gradients(
     Ok((rgn, report.final_eval.accuracy))
 }
 
-/// How much of what the architecture alone adds over the raw input
-/// (random network's best LogME minus the input's) the pretrained weights
-/// must add on top (their best LogME minus the random network's) to count as
-/// a transfer worth starting from.
-pub const MIN_TRANSFER_SHARE: f64 = 0.25;
-
 /// A unit whose relative gradient norm is below this fraction of the new
 /// head's is settled: the pretrained weights already fit the target, and
 /// fine-tuning them only refines (it cannot overfit far from them).
@@ -379,10 +373,10 @@ pub const FIRST_LAYER_SHIFT: f64 = 10.0;
 /// 1. **Does anything transfer?** Pretrained features are compared, cut by
 ///    cut, with those of the same network with random weights. If the
 ///    first layer's are no better, if the best pretrained cut is no better
-///    than the random network's best, or if it adds less than
-///    [`MIN_TRANSFER_SHARE`] of what the random network adds over the raw
-///    input, the pretrained weights give the target nothing an
-///    initialisation would not: `scratch`.
+///    than the random network's best, or if (in a body of three units or
+///    more) they beat random weights after the first layer only, every
+///    fine-tuning run would start all but at most one layer from weights
+///    worse than a random initialisation: `scratch`.
 /// 2. **How deep are the features general?** Up to the cut where LogME
 ///    peaks, and no deeper than the last of the leading units that beat
 ///    random weights: past that, features grow specific to the source (or
@@ -415,7 +409,7 @@ pub fn decide(r: &AdviseReport) -> Advice {
             reason: "no cut could be measured (each is inside a skip connection or leaves no features): fine-tune everything, the safe default".into(),
         };
     }
-    if let Some(reason) = no_transfer(&body, &measured, r.input_logme) {
+    if let Some(reason) = no_transfer(&body, &measured) {
         return Advice {
             freeze_through: SCRATCH.into(),
             reason: format!(
@@ -488,11 +482,7 @@ pub fn decide(r: &AdviseReport) -> Advice {
 }
 
 /// Why the pretrained weights do not transfer, when they do not.
-fn no_transfer(
-    body: &[&LayerReport],
-    measured: &[(usize, f64, f64)],
-    input: Option<f64>,
-) -> Option<String> {
+fn no_transfer(body: &[&LayerReport], measured: &[(usize, f64, f64)]) -> Option<String> {
     let (first, pre, random) = measured[0];
     if first == 0 && pre <= random {
         return Some(format!(
@@ -508,19 +498,20 @@ fn no_transfer(
         .iter()
         .map(|m| m.2)
         .fold(f64::NEG_INFINITY, f64::max);
-    let gain = best_pre - best_random;
-    if gain <= 0.0 {
+    if best_pre <= best_random {
         return Some(format!(
             "the best pretrained features (LogME {best_pre:.3}) are no better than the best of the same network with random weights ({best_random:.3})"
         ));
     }
-    let architecture = best_random - input?;
-    (architecture > 0.0 && gain < MIN_TRANSFER_SHARE * architecture).then(|| {
-        format!(
-            "the best pretrained features (LogME {best_pre:.3}) add {gain:.3} to the random network's best ({best_random:.3}), less than a quarter of what that adds over the raw input ({:.3})",
-            input.unwrap_or_default()
-        )
-    })
+    let beaten = measured.iter().take_while(|m| m.1 > m.2).count();
+    if body.len() >= 3 && first == 0 && beaten == 1 && measured.len() > 1 {
+        let (at, pre, random) = measured[1];
+        return Some(format!(
+            "the pretrained features beat random ones after the first layer only (after `{}`: LogME {pre:.3} vs {random:.3}), so every run would start all the layers after it from worse than random",
+            body[at].freeze_through
+        ));
+    }
+    None
 }
 
 /// The cut with the highest LogME (a near tie goes to the deeper cut).
@@ -606,7 +597,11 @@ mod tests {
         );
         let a = decide(&r);
         assert_eq!(a.freeze_through, SCRATCH);
-        assert!(a.reason.contains("less than a quarter"), "{}", a.reason);
+        assert!(
+            a.reason.contains("after the first layer only"),
+            "{}",
+            a.reason
+        );
         assert!(a.reason.contains("10x the noise floor"), "{}", a.reason);
         // worse than random everywhere
         let r = report(
@@ -614,6 +609,30 @@ mod tests {
             900,
         );
         assert!(decide(&r).reason.contains("already after `a`"));
+        // better at each cut, but the random network's best cut beats the pretrained best
+        let r = report(
+            vec![
+                layer("a", 0.30, 0.29, 320),
+                layer("b", 0.31, 0.305, 9),
+                layer("c", 0.2, 0.4, 9),
+            ],
+            900,
+        );
+        assert!(
+            decide(&r).reason.contains("no better than the best"),
+            "{}",
+            decide(&r).reason
+        );
+        // two units that beat random weights: transfer (freeze through the second)
+        let r = report(
+            vec![
+                layer("a", 0.17, 0.13, 320),
+                layer("b", 0.19, 0.16, 18_000),
+                layer("c", 0.04, 0.07, 9),
+            ],
+            400,
+        );
+        assert_eq!(decide(&r).freeze_through, "b");
     }
 
     fn lenet_like() -> Vec<LayerReport> {
