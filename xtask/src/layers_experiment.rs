@@ -190,7 +190,8 @@ fn case(x: &Runner, pair: &Pair, budget: &str, all_epochs: &str) -> Result<Value
         })
         .collect();
     println!(
-        "{label}: advice `{pick}`, rank {rank:?}; reason: {}",
+        "{label}: advice `{pick}`, rank {}; reason: {}",
+        rank.map_or("-".to_string(), |r| r.to_string()),
         advise["advice"]["reason"]
     );
     Ok(json!({
