@@ -92,6 +92,12 @@ pub enum Command {
         after_help = "Example:\n  finetune advise --from runs/lenet-0-4.ckpt --data mnist --classes 5-9 --per-class 50\n  finetune advise --from mnist-cnn.ckpt --data fashion-mnist --source-data mnist --json"
     )]
     Advise(AdviseArgs),
+    /// Fine-tuned against from scratch on the same rows, budget and stopping rule, at several
+    /// label budgets and seeds: test accuracy, and the time to reach the scratch run's best.
+    #[command(
+        after_help = "Example:\n  finetune compare --from runs/lenet-0-4.ckpt --data mnist --classes 5-9 --label-budget 10,50,100,all --seeds 3\n  finetune compare --from mnist-cnn.ckpt --data fashion-mnist --freeze-through features.0 --label-budget 50 --json"
+    )]
+    Compare(CompareArgs),
     /// Continue a prompt with a character language model (e.g. textgenrnn imported with its vocabulary).
     #[command(
         after_help = "Example:\n  finetune import --weights data/pretrained/textgenrnn/textgenrnn_char_lstm.safetensors --spec textgenrnn \\\n      --vocab data/pretrained/textgenrnn/textgenrnn_vocab.json --out tg.ckpt\n  finetune generate --model tg.ckpt --prompt 'What is the best way to ' --greedy\n  finetune generate --model tg.ckpt --prompt 'Hello' --temperature 0.7 --top-k 10 --max 200 --seed 3"
@@ -142,6 +148,53 @@ pub struct SweepArgs {
     #[arg(long, value_name = "DIR", default_value = "runs/sweep")]
     pub out_dir: PathBuf,
     /// Print one JSON object: {"rows": [{"freeze_through", "val_accuracy", "test_accuracy", "seconds", "trainable", ...}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `finetune compare`.
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The pretrained model: a native checkpoint, or an exported safetensors file.
+    #[arg(long, value_name = "CKPT")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Labelled training examples per class to compare at (`all`: every one), comma-separated.
+    #[arg(long, value_name = "N,...|all", default_value = "all")]
+    pub label_budget: String,
+    /// Repeat each budget with this many seeds (new rows, head and scratch weights each).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Freeze the fine-tuned arm through this layer (`none`: train everything; default: what
+    /// `advise` recommends at each budget, `none` where it says scratch).
+    #[arg(long, value_name = "LAYER|none")]
+    pub freeze_through: Option<String>,
+    /// The source data for `advise`'s shift measurement (as `advise --source-data`).
+    #[arg(long, value_name = "NAME[CLASSES]|PATH")]
+    pub source_data: Option<String>,
+    /// Epochs per run at most; `auto`: enough for 400 optimizer steps, 5 to 100 epochs.
+    #[arg(long, value_name = "N|auto", default_value = "auto")]
+    pub epochs: String,
+    /// Learning rate of both arms.
+    #[arg(long, value_name = "LR|LO:HI", default_value = "1e-3")]
+    pub lr: String,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
+    pub optimizer: OptimizerName,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Stop a run after this many epochs without a better validation loss.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    /// The first seed (the others follow it).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where `compare.json` and the plots are written.
+    #[arg(long, value_name = "DIR", default_value = "runs/compare")]
+    pub out_dir: PathBuf,
+    /// Print one JSON object: {"rows": [{"budget", "finetuned": {"test_accuracy", ...}, "scratch": {...}, "speedup_time_to_scratch_best"}]}.
     #[arg(long)]
     pub json: bool,
 }

@@ -114,6 +114,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::LrFind(a) => commands::tools::lr_find_cmd(a, cli.quiet)?,
         Command::Generate(a) => commands::text::generate(a)?,
         Command::Score(a) => commands::text::score(a)?,
+        Command::Compare(a) => commands::compare::compare(a, cli.quiet)?,
         Command::Advise(a) => commands::transfer::advise(a)?,
         Command::Sweep(a) => commands::transfer::sweep(a, cli.quiet)?,
         Command::Probe(a) => {

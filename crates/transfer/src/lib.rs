@@ -6,6 +6,8 @@
 //! target tasks are, and on how much target data there is. This crate
 //! answers it three ways, from slow and certain to fast and predictive:
 //!
+//! * [`compare`]: fine-tuned against from scratch, like for like — test
+//!   accuracy, and the time each needs to reach the scratch run's best.
 //! * [`sweep`]: fine-tune at every freeze point (and from scratch) with the
 //!   same budget and rank the results — the ground truth.
 //! * [`probe`]: a linear head on the frozen features at every cut.
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod advise;
+pub mod compare;
 pub mod error;
 pub mod features;
 pub mod frechet;

@@ -1,5 +1,6 @@
 //! One module per family of commands.
 
+pub mod compare;
 pub mod demo;
 pub mod probe;
 pub mod text;

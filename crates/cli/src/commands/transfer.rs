@@ -33,7 +33,7 @@ struct SweepReport<'a> {
 const AUTO_STEPS: usize = 400;
 
 /// `--epochs N|auto` for `train_len` examples in batches of `batch_size`.
-fn sweep_epochs(epochs: &str, train_len: usize, batch_size: usize) -> Result<usize> {
+pub(crate) fn sweep_epochs(epochs: &str, train_len: usize, batch_size: usize) -> Result<usize> {
     if epochs.eq_ignore_ascii_case("auto") {
         let per_epoch = train_len.div_ceil(batch_size.max(1)).max(1);
         return Ok(AUTO_STEPS.div_ceil(per_epoch).clamp(5, 100));
@@ -199,13 +199,15 @@ fn source_args(spec: &str, target: &DataArgs) -> Result<DataArgs> {
 
 /// The source data: `--source-data`, else what the checkpoint records of
 /// its training (the last task of a chain `a -> b`), else none, said why.
-fn source_data(
-    args: &AdviseArgs,
+pub(crate) fn source_data(
+    source_flag: Option<&String>,
+    target: &DataArgs,
+    seed: u64,
     base: &Model,
     needs: ModelNeeds<'_>,
 ) -> Result<(Option<Prepared>, String)> {
     let recorded = base.metadata().source_task.clone();
-    let (spec, from_flag) = match (&args.source_data, &recorded) {
+    let (spec, from_flag) = match (source_flag, &recorded) {
         (Some(s), _) => (s.clone(), true),
         (None, Some(task)) => (
             task.rsplit("->").next().unwrap_or(task).trim().to_string(),
@@ -218,8 +220,8 @@ fn source_data(
             ));
         }
     };
-    let src_args = source_args(&spec, &args.data)?;
-    match prepare(&src_args, args.seed, needs) {
+    let src_args = source_args(&spec, target)?;
+    match prepare(&src_args, seed, needs) {
         Ok(p) => {
             let what = format!("{spec} ({})", p.description);
             Ok((Some(p), what))
@@ -238,7 +240,13 @@ fn source_data(
 pub fn advise(args: &AdviseArgs) -> Result<()> {
     let base = model_args::load(&args.from)?;
     let data = prepare(&args.data, args.seed, ModelNeeds::of(&base))?;
-    let (source, source_note) = source_data(args, &base, ModelNeeds::of(&base))?;
+    let (source, source_note) = source_data(
+        args.source_data.as_ref(),
+        &args.data,
+        args.seed,
+        &base,
+        ModelNeeds::of(&base),
+    )?;
     let settings = AdviseSettings {
         max_examples: args.examples,
         max_width: args.max_width,
