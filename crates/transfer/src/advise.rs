@@ -45,7 +45,9 @@ const RANDOM_SEED: u64 = 0x0A11_0CA7;
 pub struct AdviseSettings {
     /// Target (and source) examples measured at most.
     pub max_examples: usize,
-    /// Conv maps are pooled to at most this many values per example.
+    /// Conv maps are pooled to at most this many values per example (or to
+    /// one per channel when there are more channels); flat vectors wider than
+    /// 16 times this are averaged in groups.
     pub max_width: usize,
     /// Batches the relative gradient norms are averaged over.
     pub gradient_batches: usize,
@@ -176,7 +178,7 @@ pub fn advise(
     for (layer, r) in layers.iter_mut().zip(rgn) {
         layer.rgn = r;
     }
-    let input_logme = input_evidence(&model, data.train, target_n, settings)?;
+    let input_logme = input_evidence(&model, data.train, target_n, data.classes.len(), settings)?;
     let examples_per_class = data.train.len() as f64 / data.classes.len().max(1) as f64;
     let mut report = AdviseReport {
         advice: Advice {
@@ -237,6 +239,7 @@ fn measure_point(
         target_n,
         settings.seed,
         settings.max_width,
+        settings.batch_size,
     )?;
     let lm = logme(
         &target.data,
@@ -253,6 +256,7 @@ fn measure_point(
         target_n,
         settings.seed,
         settings.max_width,
+        settings.batch_size,
     )?;
     report.random_logme = Some(logme(&r.data, r.n, r.width, &r.labels, data.classes.len())?.score);
     report.width = Some(lm.width);
@@ -284,6 +288,7 @@ fn shift_at(
         2 * m,
         settings.seed ^ 0x5EED,
         settings.max_width,
+        settings.batch_size,
     )?;
     if src.n < 2 * m || src.width != target.width {
         return Ok((None, None));
@@ -299,13 +304,19 @@ fn input_evidence(
     model: &Model,
     train: &dyn BatchSource,
     n: usize,
+    classes: usize,
     settings: &AdviseSettings,
 ) -> Result<Option<f64>> {
     if model.spec().input_embedding().is_some() || model.spec().input.len() != 3 {
         return Ok(None);
     }
-    let x = extract_inputs(train, n, settings.seed, settings.max_width)?;
-    let classes = train.num_classes();
+    let x = extract_inputs(
+        train,
+        n,
+        settings.seed,
+        settings.max_width,
+        settings.batch_size,
+    )?;
     Ok(Some(
         logme(&x.data, x.n, x.width, &x.labels, classes)?.score,
     ))
@@ -452,9 +463,10 @@ pub fn decide(r: &AdviseReport) -> Advice {
         None => Advice {
             freeze_through: NONE.into(),
             reason: format!(
-                "{why}{}; {} training examples are no fewer than the parameters of any layer up to there — fine-tune everything",
+                "{why}{}; with {} training examples every layer up to there has no more weights than examples or is settled (RGN under {:.0}% of the head's) — fine-tune everything",
                 shift_note(body[0]),
-                r.train_examples
+                r.train_examples,
+                100.0 * SETTLED_RGN
             ),
         },
         Some(j) => {
@@ -484,10 +496,10 @@ pub fn decide(r: &AdviseReport) -> Advice {
 /// Why the pretrained weights do not transfer, when they do not.
 fn no_transfer(body: &[&LayerReport], measured: &[(usize, f64, f64)]) -> Option<String> {
     let (first, pre, random) = measured[0];
-    if first == 0 && pre <= random {
+    if pre <= random {
         return Some(format!(
             "already after `{}` the pretrained features are no better than random ones (LogME {pre:.3} vs {random:.3})",
-            body[0].freeze_through
+            body[first].freeze_through
         ));
     }
     let best_pre = measured
@@ -507,22 +519,26 @@ fn no_transfer(body: &[&LayerReport], measured: &[(usize, f64, f64)]) -> Option<
     if body.len() >= 3 && first == 0 && beaten == 1 && measured.len() > 1 {
         let (at, pre, random) = measured[1];
         return Some(format!(
-            "the pretrained features beat random ones after the first layer only (after `{}`: LogME {pre:.3} vs {random:.3}), so every run would start all the layers after it from worse than random",
+            "the pretrained features stop beating random ones after the first layer (after `{}`: LogME {pre:.3} vs {random:.3}), so every run would start the layers after it from worse than random",
             body[at].freeze_through
         ));
     }
     None
 }
 
-/// The cut with the highest LogME (a near tie goes to the deeper cut).
+/// The cut with the highest LogME; of the cuts within 0.001 of it, the
+/// deepest (it leaves less to train).
 fn evidence_peak(measured: &[(usize, f64, f64)]) -> (usize, f64, f64) {
-    let mut peak = measured[0];
-    for &m in &measured[1..] {
-        if m.1 >= peak.1 - 1e-3 {
-            peak = m;
-        }
-    }
-    peak
+    let best = measured
+        .iter()
+        .map(|m| m.1)
+        .fold(f64::NEG_INFINITY, f64::max);
+    measured
+        .iter()
+        .rev()
+        .find(|m| m.1 >= best - 1e-3)
+        .copied()
+        .unwrap_or(measured[0])
 }
 
 /// Whether the first layer's activations moved far beyond the noise floor.
@@ -598,7 +614,8 @@ mod tests {
         let a = decide(&r);
         assert_eq!(a.freeze_through, SCRATCH);
         assert!(
-            a.reason.contains("after the first layer only"),
+            a.reason
+                .contains("stop beating random ones after the first layer"),
             "{}",
             a.reason
         );

@@ -9,11 +9,12 @@
 //! time the fine-tuned run needs to reach the best validation accuracy the
 //! scratch run ever reaches.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use finetune_nn::ModuleExt;
 use finetune_pretrained::Model;
-use finetune_train::{History, TrainConfig, Trainer, evaluate};
+use finetune_train::{EpochRecord, History, Observer, TrainConfig, Trainer, evaluate};
 use serde::Serialize;
 
 use crate::error::{Result, TransferError};
@@ -25,8 +26,10 @@ use crate::{Observe, TaskData};
 #[derive(Clone, Debug, Serialize)]
 pub struct CurvePoint {
     pub epoch: usize,
-    /// Wall-clock seconds since the run started (set-up such as building a
-    /// feature cache counts in the first epoch).
+    /// Wall-clock seconds from the start of the run to the end of this
+    /// epoch's validation (set-up such as building a feature cache counts in
+    /// the first epoch; restoring the best weights and testing, after the
+    /// last, count in none).
     pub seconds: f64,
     pub train_loss: f64,
     pub val_loss: f64,
@@ -146,13 +149,18 @@ fn run_arm(
     let started = Instant::now();
     let mut config = config.clone();
     config.cache_features = data.train.augmentation().is_none();
+    let ends = Arc::new(Mutex::new(Vec::new()));
     let mut trainer = Trainer::new(model.net(), config.clone())?;
-    trainer.set_observer(observe(label));
+    trainer.set_observer(Box::new(EpochClock {
+        inner: observe(label),
+        started,
+        ends: Arc::clone(&ends),
+    }));
     trainer.fit(model.net_mut(), data.train, data.val, None)?;
-    let fit_seconds = started.elapsed().as_secs_f64();
     let test = evaluate(model.net_mut(), data.test, config.batch_size, 1, 0)?;
     let history = trainer.history.clone();
-    let curve = curve(&history, fit_seconds);
+    let ends = ends.lock().map(|e| e.clone()).unwrap_or_default();
+    let curve = curve(&history, &ends);
     let best = curve
         .iter()
         .fold(None::<&CurvePoint>, |b, p| match b {
@@ -174,19 +182,44 @@ fn run_arm(
     })
 }
 
-/// Cumulative times per epoch; what the fit spent outside its epochs
-/// (building a feature cache, restoring the best weights) is counted at the start.
-fn curve(history: &History, fit_seconds: f64) -> Vec<CurvePoint> {
-    let in_epochs: f64 = history.epochs.iter().map(|e| e.seconds).sum();
-    let mut t = (fit_seconds - in_epochs).max(0.0);
+/// Passes every event on, and notes when each epoch ended.
+struct EpochClock {
+    inner: Box<dyn Observer>,
+    started: Instant,
+    ends: Arc<Mutex<Vec<f64>>>,
+}
+
+impl Observer for EpochClock {
+    fn on_epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
+        self.inner.on_epoch_start(epoch, epochs, batches);
+    }
+    fn on_batch(&mut self, progress: &finetune_train::BatchProgress) {
+        self.inner.on_batch(progress);
+    }
+    fn on_epoch_end(&mut self, record: &EpochRecord) {
+        if let Ok(mut ends) = self.ends.lock() {
+            ends.push(self.started.elapsed().as_secs_f64());
+        }
+        self.inner.on_epoch_end(record);
+    }
+    fn on_message(&mut self, message: &str) {
+        self.inner.on_message(message);
+    }
+}
+
+/// Each epoch with the time it ended (`ends`, from the start of the run);
+/// without a clock reading, the sum of the epochs' own times so far.
+fn curve(history: &History, ends: &[f64]) -> Vec<CurvePoint> {
+    let mut summed = 0.0;
     history
         .epochs
         .iter()
-        .map(|e| {
-            t += e.seconds;
+        .enumerate()
+        .map(|(i, e)| {
+            summed += e.seconds;
             CurvePoint {
                 epoch: e.epoch,
-                seconds: t,
+                seconds: ends.get(i).copied().unwrap_or(summed),
                 train_loss: e.train_loss,
                 val_loss: e.val_loss,
                 val_accuracy: e.val_accuracy,
@@ -215,7 +248,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn set_up_time_counts_in_the_first_epoch() {
+    fn epochs_take_the_clock_when_there_is_one() {
         let mut h = History::default();
         for (i, s) in [1.0, 2.0].iter().enumerate() {
             h.epochs.push(finetune_train::EpochRecord {
@@ -234,9 +267,11 @@ mod tests {
                 group_lrs: vec![],
             });
         }
-        let c = curve(&h, 3.5);
+        let c = curve(&h, &[1.5, 3.6]);
         assert_eq!(c[0].seconds, 1.5);
-        assert_eq!(c[1].seconds, 3.5);
+        assert_eq!(c[1].seconds, 3.6);
+        let c = curve(&h, &[]);
+        assert_eq!((c[0].seconds, c[1].seconds), (1.0, 3.0));
         assert_eq!(mean_std(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
         assert_eq!(mean_std(&[0.5]), (0.5, 0.0));
     }

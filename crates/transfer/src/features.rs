@@ -20,9 +20,6 @@ use crate::error::{Result, TransferError};
 /// values in `f64`, and a flattened map of a big network can be 100 000 wide.
 const FLAT_LIMIT_FACTOR: usize = 16;
 
-/// Examples per forward pass.
-const BATCH: usize = 128;
-
 /// `n` rows of width `width`, and their labels.
 #[derive(Clone, Debug)]
 pub struct Features {
@@ -96,8 +93,13 @@ fn pool_example(
             }
         }
         [_] => out.extend(value.iter().map(|&v| f64::from(v))),
+        [0, _] => {
+            return Err(TransferError::Invalid(
+                "a sequence of no steps has no features to measure".into(),
+            ));
+        }
         [t, f] => {
-            let steps = length.unwrap_or(t).clamp(1, t.max(1));
+            let steps = length.unwrap_or(t).clamp(1, t);
             for j in 0..f {
                 let s: f64 = (0..steps).map(|i| f64::from(value[i * f + j])).sum();
                 out.push(s / steps as f64);
@@ -116,21 +118,36 @@ fn pool_example(
     Ok(out.len() - before)
 }
 
+/// Every example of a sample must give features of one width (padded
+/// sequences of different lengths pool to one; a layer that changes its
+/// output width by input does not).
+fn same_width(so_far: usize, this: usize, index: usize) -> Result<usize> {
+    if index > 0 && so_far != this {
+        return Err(TransferError::Invalid(format!(
+            "example {index} gives {this} features where the ones before gave {so_far}: the measurements need one width"
+        )));
+    }
+    Ok(this)
+}
+
 /// Runs `model` (in evaluation mode, no gradients) over the first `max`
-/// examples of `source` in the order `seed` shuffles it, and pools each output.
+/// examples of `source` in the order `seed` shuffles it (in batches of
+/// `batch_size`: for sequences batched by length the order depends on it, so
+/// every measurement of one sample uses the same), and pools each output.
 pub fn extract(
     model: &mut Model,
     source: &dyn BatchSource,
     max: usize,
     seed: u64,
     max_width: usize,
+    batch_size: usize,
 ) -> Result<Features> {
     let net = model.net_mut();
     net.set_training(false);
     let mut data = Vec::new();
     let mut labels = Vec::new();
     let mut width = 0;
-    for batch in source.batches(BATCH, Some(seed), 0)? {
+    for batch in source.batches(batch_size.max(1), Some(seed), 0)? {
         if labels.len() >= max {
             break;
         }
@@ -148,7 +165,8 @@ pub fn extract(
                 break;
             }
             let length = batch.lengths.as_ref().and_then(|l| l.get(i).copied());
-            width = pool_example(row, &shape[1..], length, max_width, &mut data)?;
+            let w = pool_example(row, &shape[1..], length, max_width, &mut data)?;
+            width = same_width(width, w, labels.len())?;
             labels.push(batch.targets[i]);
         }
     }
@@ -168,11 +186,12 @@ pub fn extract_inputs(
     max: usize,
     seed: u64,
     max_width: usize,
+    batch_size: usize,
 ) -> Result<Features> {
     let mut data = Vec::new();
     let mut labels = Vec::new();
     let mut width = 0;
-    for batch in source.batches(BATCH, Some(seed), 0)? {
+    for batch in source.batches(batch_size.max(1), Some(seed), 0)? {
         if labels.len() >= max {
             break;
         }
@@ -183,7 +202,8 @@ pub fn extract_inputs(
             if labels.len() >= max {
                 break;
             }
-            width = pool_example(row, &shape[1..], None, max_width, &mut data)?;
+            let w = pool_example(row, &shape[1..], None, max_width, &mut data)?;
+            width = same_width(width, w, labels.len())?;
             labels.push(batch.targets[i]);
         }
     }

@@ -4,7 +4,8 @@
 //! `d² = ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁ Σ₂)^½`,
 //!
 //! reported divided by `tr Σ₁ + tr Σ₂` so layers of different widths and
-//! scales compare (0: the same distribution; 2: nothing in common), beside a
+//! scales compare (0: the same distribution; at most 1 for equal means,
+//! `1 + ‖Δμ‖² / (tr Σ₁ + tr Σ₂)` at most otherwise), beside a
 //! noise floor — the same distance between two halves of the source data,
 //! what sampling alone gives.
 //!
@@ -129,7 +130,7 @@ fn root_trace_in_examples(a: &Centred, b: &Centred, d: usize) -> Result<f64> {
         large.n,
         false,
     )?;
-    let scale = 1.0 / (((a.n - 1) * (b.n - 1)) as f64);
+    let scale = 1.0 / ((a.n - 1) as f64 * (b.n - 1) as f64);
     let mut kkt: Vec<f64> = gram_of_rows(&k, small.n, large.n)?
         .into_iter()
         .map(|v| v * scale)

@@ -71,8 +71,12 @@ pub fn logme(
     evidence(features, n, d, labels, classes, Form::Rank)
 }
 
-/// LogME exactly as the reference's fixed-point form computes it (`D/2 ·
-/// log α`): what the published numbers are, and what the tests compare with.
+/// LogME in the reference's fixed-point form (`D/2 · log α`): what the
+/// published numbers are, and what the tests compare with. (Where `D > N`,
+/// the reference's full SVD also keeps the zero singular values, each adding
+/// `½ log α` to its `log det`, and it cuts the rank at an absolute `s >
+/// 1e-10` where this cuts at a relative tolerance: the two agree when the
+/// rank is unambiguous and `D ≤ N`.)
 pub fn logme_reference(
     features: &[f64],
     n: usize,
@@ -156,16 +160,27 @@ fn evidence(
     form: Form,
 ) -> Result<LogMe> {
     check(features, n, d, labels, classes)?;
-    let mut y = vec![0.0; n * classes];
+    let len = n.checked_mul(classes).ok_or_else(|| {
+        TransferError::Invalid(format!(
+            "LogME: {n} examples x {classes} classes is too large"
+        ))
+    })?;
+    let mut y = vec![0.0; len];
     for (i, &l) in labels.iter().enumerate() {
         y[i * classes + l] = 1.0;
     }
     let sp = spectrum(features, n, d, &y, classes)?;
     let k = sp.sigma.len();
+    // a class without an example in the sample has y = 0, which any model
+    // explains perfectly: its "evidence" would measure the features' scale,
+    // not their use, so it is left out of the mean (and reported as NaN)
     let per_class: Vec<f64> = (0..classes)
         .map(|c| {
-            let x2: Vec<f64> = (0..k).map(|i| sp.x[i * classes + c].powi(2)).collect();
             let y2 = labels.iter().filter(|&&l| l == c).count() as f64;
+            if y2 == 0.0 {
+                return f64::NAN;
+            }
+            let x2: Vec<f64> = (0..k).map(|i| sp.x[i * classes + c].powi(2)).collect();
             let alpha_width = match form {
                 Form::Rank => k,
                 Form::Width => d,
@@ -173,7 +188,8 @@ fn evidence(
             class_evidence(&sp.sigma, &x2, y2, n, alpha_width)
         })
         .collect();
-    let score = per_class.iter().sum::<f64>() / classes as f64;
+    let present: Vec<f64> = per_class.iter().copied().filter(|v| !v.is_nan()).collect();
+    let score = present.iter().sum::<f64>() / present.len().max(1) as f64;
     Ok(LogMe {
         score,
         per_class,
@@ -188,6 +204,11 @@ fn evidence(
 /// `alpha_width` the multiplier of `½ log α`.
 fn class_evidence(sigma: &[f64], x2: &[f64], y2: f64, n: usize, alpha_width: usize) -> f64 {
     let nf = n as f64;
+    if sigma.is_empty() {
+        // features that are all zero: y = ε alone, β = N/‖y‖² (no α to fit)
+        let beta = nf / y2;
+        return 0.5 * beta.ln() - 0.5 - 0.5 * (2.0 * std::f64::consts::PI).ln();
+    }
     let res_x2 = y2 - x2.iter().sum::<f64>();
     let (mut alpha, mut beta) = (1.0f64, 1.0f64);
     let (mut m2, mut res2) = (0.0, 0.0);
@@ -295,6 +316,20 @@ mod tests {
         let good = logme(&noisy, n, classes, &labels, classes).unwrap().score;
         let bad = logme(&random, n, classes, &labels, classes).unwrap().score;
         assert!(good > bad + 0.5, "one-hot {good} vs random {bad}");
+    }
+
+    #[test]
+    fn all_zero_features_and_missing_classes_give_finite_scores() {
+        // a dead cut: no singular value at all — the evidence of noise alone
+        let zero = logme(&[0.0; 12], 6, 2, &Y, 2).unwrap();
+        assert_eq!(zero.rank, 0);
+        assert!(zero.score.is_finite(), "{}", zero.score);
+        assert!(zero.score < logme(&F, 6, 2, &Y, 2).unwrap().score);
+        // a class with no example in the sample is left out of the mean
+        let three = logme(&F, 6, 2, &Y, 3).unwrap();
+        assert!(three.per_class[2].is_nan());
+        let two = logme(&F, 6, 2, &Y, 2).unwrap();
+        assert!((three.score - two.score).abs() < 1e-12);
     }
 
     #[test]

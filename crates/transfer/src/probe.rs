@@ -181,15 +181,19 @@ fn probe_one(
     })
 }
 
-/// The best validation accuracy; on a tie the deeper cut (it trains less).
+/// Accuracies closer than this are a tie (they print the same to four decimals).
+const TIE: f64 = 0.5e-4;
+
+/// The best validation accuracy; of the cuts tied with it, the deepest (it
+/// trains less).
 pub fn best_row(rows: &[ProbeRow]) -> usize {
-    let mut best = 0;
-    for (i, r) in rows.iter().enumerate() {
-        if r.val_accuracy >= rows[best].val_accuracy {
-            best = i;
-        }
-    }
-    best
+    let top = rows
+        .iter()
+        .map(|r| r.val_accuracy)
+        .fold(f64::NEG_INFINITY, f64::max);
+    rows.iter()
+        .rposition(|r| r.val_accuracy > top - TIE)
+        .unwrap_or(0)
 }
 
 /// Whether another cut ties the best one (to the fourth decimal): the
@@ -197,7 +201,7 @@ pub fn best_row(rows: &[ProbeRow]) -> usize {
 fn tied_with_best(rows: &[ProbeRow], best: usize) -> Vec<&str> {
     rows.iter()
         .enumerate()
-        .filter(|&(i, r)| i != best && (r.val_accuracy - rows[best].val_accuracy).abs() < 0.5e-4)
+        .filter(|&(i, r)| i != best && (r.val_accuracy - rows[best].val_accuracy).abs() < TIE)
         .map(|(_, r)| r.cut.at.as_str())
         .collect()
 }
@@ -205,7 +209,9 @@ fn tied_with_best(rows: &[ProbeRow], best: usize) -> Vec<&str> {
 /// What the numbers say, in words. `classes` gives chance level: features
 /// that barely beat it do not transfer, whatever their depth.
 pub fn reading(rows: &[ProbeRow], best: usize, classes: usize) -> String {
-    let b = &rows[best];
+    let Some(b) = rows.get(best) else {
+        return "no cut was probed".into();
+    };
     let chance = 1.0 / classes.max(1) as f64;
     if b.val_accuracy < chance + 0.1 * (1.0 - chance) {
         return format!(
@@ -313,5 +319,10 @@ mod tests {
     fn the_best_cut_prefers_the_deeper_on_ties() {
         assert_eq!(best_row(&[row("a", 0.5), row("b", 0.9), row("c", 0.9)]), 2);
         assert_eq!(best_row(&[row("a", 0.95), row("b", 0.9)]), 0);
+        // within the tie tolerance, the deeper cut, as the reading says
+        let rows = [row("a", 0.82504), row("b", 0.825)];
+        assert_eq!(best_row(&rows), 1);
+        assert!(reading(&rows, 1, 10).contains("`a` ties it"));
+        assert_eq!(reading(&[], 0, 10), "no cut was probed");
     }
 }

@@ -30,7 +30,8 @@ impl BatchSource for Sample<'_> {
         self.inner.class_names()
     }
     /// The subset in its fixed order (`seed` and `epoch` do not reorder it:
-    /// a different order would be a different subset).
+    /// a different order would be a different subset). For sequences batched
+    /// by length the subset depends on `batch_size`: ask with one size.
     fn batches(
         &self,
         batch_size: usize,
@@ -64,6 +65,12 @@ fn truncate(
     keep: usize,
 ) -> finetune_train::Result<finetune_train::Batch> {
     let shape = b.inputs.shape().to_vec();
+    if shape.first() != Some(&b.targets.len()) {
+        return Err(finetune_train::TrainError::Config(format!(
+            "a sample needs one target per example (inputs {shape:?}, {} targets)",
+            b.targets.len()
+        )));
+    }
     let per: usize = shape[1..].iter().product();
     let mut new_shape = shape;
     new_shape[0] = keep;

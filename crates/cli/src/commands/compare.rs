@@ -89,10 +89,14 @@ struct BudgetRow {
     freeze_through: Vec<String>,
     finetuned: ArmSummary,
     scratch: ArmSummary,
-    /// Mean over the seeds where the fine-tuned arm reached the scratch
+    /// Means over the seeds where the fine-tuned arm reached the scratch
     /// arm's best validation accuracy (`reached` of `seeds`); null if none did.
     epochs_to_scratch_best: Option<f64>,
     seconds_to_scratch_best: Option<f64>,
+    /// The geometric mean of the per-seed speed-ups (the scratch run's
+    /// seconds to its best over the fine-tuned run's seconds to that
+    /// accuracy), over the same seeds: a ratio's mean that does not depend on
+    /// which arm is on top.
     speedup_time_to_scratch_best: Option<f64>,
     reached: usize,
     trials: Vec<Trial>,
@@ -130,6 +134,11 @@ fn mean_of(values: impl Iterator<Item = Option<f64>>) -> (Option<f64>, usize) {
     ((n > 0).then(|| mean_std(&got).0), n)
 }
 
+fn geometric_mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let logs: Vec<f64> = values.filter(|v| *v > 0.0).map(f64::ln).collect();
+    (!logs.is_empty()).then(|| (logs.iter().sum::<f64>() / logs.len() as f64).exp())
+}
+
 fn budget_row(budget: Budget, examples_per_class: f64, trials: Vec<Trial>) -> BudgetRow {
     let (epochs_to, reached) = mean_of(
         trials
@@ -145,10 +154,9 @@ fn budget_row(budget: Budget, examples_per_class: f64, trials: Vec<Trial>) -> Bu
         scratch: summary(&trials, |t| &t.scratch),
         epochs_to_scratch_best: epochs_to,
         seconds_to_scratch_best: mean_of(trials.iter().map(|t| t.seconds_to_scratch_best)).0,
-        speedup_time_to_scratch_best: mean_of(
-            trials.iter().map(|t| t.speedup_time_to_scratch_best),
-        )
-        .0,
+        speedup_time_to_scratch_best: geometric_mean(
+            trials.iter().filter_map(|t| t.speedup_time_to_scratch_best),
+        ),
         reached,
         trials,
     }
@@ -218,7 +226,10 @@ pub fn compare(args: &CompareArgs, quiet: bool) -> Result<()> {
         let mut trials = Vec::new();
         let mut per_class = 0.0;
         for s in 0..args.seeds {
-            let seed = args.seed + s;
+            let seed = args
+                .seed
+                .checked_add(s)
+                .context("--seed plus --seeds overflows a 64-bit seed")?;
             let mut data_args = args.data.clone();
             data_args.per_class = match budget {
                 Budget::PerClass(n) => Some(n),
@@ -397,5 +408,12 @@ mod tests {
         assert!(parse_budgets("ten").is_err());
         assert_eq!(serde_json::to_string(&Budget::All).unwrap(), "\"all\"");
         assert_eq!(serde_json::to_string(&Budget::PerClass(10)).unwrap(), "10");
+    }
+
+    #[test]
+    fn speed_ups_average_geometrically() {
+        let g = geometric_mean([4.0, 0.25].into_iter()).unwrap();
+        assert!((g - 1.0).abs() < 1e-12);
+        assert!(geometric_mean(std::iter::empty()).is_none());
     }
 }
