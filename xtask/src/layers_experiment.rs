@@ -108,8 +108,11 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             r["sweep"].as_str().unwrap_or("?")
         );
     }
-    let path = root.join("runs/experiments/layers.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    let saved = json!({
+        "meta": crate::meta::meta("cargo xtask experiments layers", &runner.seed),
+        "results": results,
+    });
+    let path = crate::meta::save(&root, "layers", &saved)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -7,9 +7,12 @@
 
 use std::process::ExitCode;
 
+mod compare_experiments;
 mod data;
 mod experiment;
 mod layers_experiment;
+mod meta;
+mod results;
 mod text_experiment;
 
 /// A command's entry point: its arguments (after the command name) in, exit code out.
@@ -29,26 +32,58 @@ const COMMANDS: &[(&str, &str, Run)] = &[
     ),
     (
         "experiments",
-        "`experiments text`: text transfer against scratch; `experiments layers`: advise against sweep",
+        "the published experiments (keras, budgets, layers, text; all when none is named), then `results`",
         experiments,
+    ),
+    (
+        "results",
+        "regenerate docs/RESULTS.md from docs/results/*.json",
+        results::run,
     ),
 ];
 
-/// `experiments text [...]`; `experiments digits|fashion [...]` are `experiment --only ...`.
+/// The experiments `docs/RESULTS.md` publishes, in order.
+const PUBLISHED: [&str; 4] = ["keras", "budgets", "layers", "text"];
+
+/// `experiments [NAME...] [options]`: each named experiment (all published
+/// ones when none is named), then `results`. `digits` and `fashion` are the
+/// older `experiment --only ...`.
 fn experiments(args: &[String]) -> anyhow::Result<ExitCode> {
-    match args.first().map(String::as_str) {
-        Some("text") => text_experiment::run(&args[1..]),
-        Some("layers") => layers_experiment::run(&args[1..]),
-        Some(set @ ("digits" | "fashion")) => {
-            let mut rest = vec!["--only".to_string(), set.to_string()];
-            rest.extend_from_slice(&args[1..]);
-            experiment::run(&rest)
-        }
-        _ => {
-            eprintln!("usage: cargo xtask experiments text|layers|digits|fashion [options]");
-            Ok(ExitCode::from(2))
+    let names: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .take_while(|a| !a.starts_with("--"))
+        .collect();
+    let options = &args[names.len()..];
+    let names = if names.is_empty() {
+        PUBLISHED.to_vec()
+    } else {
+        names
+    };
+    for name in names {
+        let code = match name {
+            "keras" => compare_experiments::keras(options)?,
+            "budgets" => compare_experiments::budgets(options)?,
+            "layers" => layers_experiment::run(options)?,
+            "text" => text_experiment::run(options)?,
+            set @ ("digits" | "fashion") => {
+                let mut rest = vec!["--only".to_string(), set.to_string()];
+                rest.extend_from_slice(options);
+                experiment::run(&rest)?
+            }
+            other => {
+                eprintln!(
+                    "unknown experiment `{other}`; they are: {}, digits, fashion",
+                    PUBLISHED.join(", ")
+                );
+                return Ok(ExitCode::from(2));
+            }
+        };
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
         }
     }
+    results::run(&[])
 }
 
 fn usage() -> String {
