@@ -107,7 +107,15 @@ fn compare_runs_both_arms_at_every_budget_and_seed() {
         ],
         &dir,
     );
-    assert_eq!(json(&out)["rows"][0]["freeze_through"][0], "2");
+    let given = json(&out);
+    assert_eq!(given["rows"][0]["freeze_through"][0], "2");
+    // frozen through `2`: LeNet's two convolutions (320 + 18 496 weights) do not train
+    let t = &given["rows"][0]["trials"][0];
+    assert_eq!(
+        t["scratch"]["trainable"].as_u64().unwrap() - t["finetuned"]["trainable"].as_u64().unwrap(),
+        320 + 18_496,
+        "{t}"
+    );
     let err = fails(
         &[
             "compare",

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::error::{Result, TransferError};
 use crate::points::freeze_points;
-use crate::sweep::{NONE, copy, with_new_head};
+use crate::sweep::{NONE, with_new_head};
 use crate::{Observe, TaskData};
 
 /// One epoch of an arm: where the run stood, and when.
@@ -112,10 +112,12 @@ pub fn compare(
             "compare reports test accuracy, and the test split is empty".into(),
         ));
     }
+    // the fine-tuned model is trained as built: a copy through checkpoint
+    // bytes would not keep its frozen flags
     let tuned = finetuned_model(base, data.classes, freeze_through, config.seed)?;
     let scratch = Model::from_spec(tuned.spec(), config.seed ^ 0xFEED)?;
     let fine = run_arm(
-        copy(&tuned)?,
+        tuned,
         data,
         config,
         &format!("fine-tuned ({freeze_through})"),

@@ -57,8 +57,9 @@ pub fn with_new_head(base: &Model, classes: &[String], seed: u64) -> Result<Mode
     Ok(model)
 }
 
-/// An independent copy of `model` (weights, flags and metadata), through
-/// its checkpoint bytes.
+/// An independent copy of `model` (weights, buffers and metadata), through
+/// its checkpoint bytes. Trainable flags are not part of a checkpoint: freeze
+/// the copy, not the original.
 pub fn copy(model: &Model) -> Result<Model> {
     Ok(Model::from_bytes(&model.to_bytes()?, &model.spec().name)?)
 }
