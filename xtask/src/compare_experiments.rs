@@ -9,6 +9,9 @@
 //!   0-4 and 99.2 % on 5-9.
 //! * `budgets`: digits 5-9 at 10, 50, 100, 500 and all labelled examples per
 //!   class, 3 seeds, the freeze point `advise` recommends at each.
+//! * `fashion-compare`: the real pretrained mnist-cnn → Fashion-MNIST at 50
+//!   per class and with all the data (where `advise` says scratch, the
+//!   fine-tuned arm trains everything).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +22,7 @@ use serde_json::json;
 use crate::experiment::{Runner, build_finetune, data_dir_or_default, workspace_root};
 use crate::meta;
 
-const HELP: &str = "usage: cargo xtask experiments keras|budgets [--data-dir DIR] [--seeds N]\n\n\
+const HELP: &str = "usage: cargo xtask experiments keras|budgets|fashion-compare [--data-dir DIR] [--seeds N]\n\n\
 The data directory defaults to FINETUNE_DATA or ../shared/data.";
 
 fn setup(args: &[String], out_name: &str) -> Result<Option<(Runner, PathBuf, u64)>> {
@@ -169,6 +172,49 @@ pub fn budgets(args: &[String]) -> Result<ExitCode> {
         "compare/accuracy-vs-labels.svg",
         "budgets-accuracy-vs-labels.svg",
     )?;
+    println!("wrote {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `experiments fashion-compare`.
+pub fn fashion(args: &[String]) -> Result<ExitCode> {
+    let Some((x, root, _)) = setup(args, "fashion-compare")? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let weights = root.join("data/pretrained/mnist-cnn/mnist_cnn.safetensors");
+    let o = std::process::Command::new(&x.bin)
+        .args(["import", "--weights"])
+        .arg(&weights)
+        .args(["--spec", "mnist-cnn", "--out", "mnist-cnn.ckpt"])
+        .current_dir(&x.out)
+        .output()?;
+    if !o.status.success() {
+        bail!(
+            "importing mnist-cnn: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let cmp = x.json_of(
+        "mnist-cnn -> Fashion-MNIST at 50 and all labels per class",
+        &[
+            "compare",
+            "--from",
+            "mnist-cnn.ckpt",
+            "--data",
+            "fashion-mnist",
+            "--label-budget",
+            "50,all",
+            "--source-data",
+            "mnist",
+            "--out-dir",
+            "compare",
+        ],
+    )?;
+    let result = json!({
+        "meta": meta::meta("cargo xtask experiments fashion-compare", "0"),
+        "compare": cmp,
+    });
+    let path = meta::save(&root, "fashion-compare", &result)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -32,7 +32,7 @@ const COMMANDS: &[(&str, &str, Run)] = &[
     ),
     (
         "experiments",
-        "the published experiments (keras, budgets, layers, text; all when none is named), then `results`",
+        "the published experiments (keras, budgets, layers, fashion-compare, text; all when none is named), then `results`",
         experiments,
     ),
     (
@@ -43,7 +43,7 @@ const COMMANDS: &[(&str, &str, Run)] = &[
 ];
 
 /// The experiments `docs/RESULTS.md` publishes, in order.
-const PUBLISHED: [&str; 4] = ["keras", "budgets", "layers", "text"];
+const PUBLISHED: [&str; 5] = ["keras", "budgets", "layers", "fashion-compare", "text"];
 
 /// `experiments [NAME...] [options]`: each named experiment (all published
 /// ones when none is named), then `results`. `digits` and `fashion` are the
@@ -64,6 +64,7 @@ fn experiments(args: &[String]) -> anyhow::Result<ExitCode> {
         let code = match name {
             "keras" => compare_experiments::keras(options)?,
             "budgets" => compare_experiments::budgets(options)?,
+            "fashion-compare" => compare_experiments::fashion(options)?,
             "layers" => layers_experiment::run(options)?,
             "text" => text_experiment::run(options)?,
             set @ ("digits" | "fashion") => {
