@@ -122,7 +122,7 @@ fn compare_rows(out: &mut String, rows: &Value) {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} ± {} | {} ± {} | {}× ({}/{}) |",
+            "| {} | {} | {} | {} ± {} | {} ± {} | {} ({}/{}) |",
             r["budget"]
                 .as_str()
                 .map_or_else(|| r["budget"].to_string(), str::to_string),
@@ -132,7 +132,9 @@ fn compare_rows(out: &mut String, rows: &Value) {
             f(&r["finetuned"]["test_accuracy_std"], 4),
             f(&r["scratch"]["test_accuracy"], 4),
             f(&r["scratch"]["test_accuracy_std"], 4),
-            f(&r["speedup_time_to_scratch_best"], 1),
+            r["speedup_time_to_scratch_best"]
+                .as_f64()
+                .map_or("never reached".into(), |x| format!("{x:.1}×")),
             r["reached"],
             r["seeds"]
         );
