@@ -6,26 +6,7 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::{fails, json, ok, tempdir};
-
-fn import_mnist_cnn(dir: &Path) {
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/pretrained/mnist-cnn/mnist_cnn.safetensors");
-    ok(
-        &[
-            "import",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--spec",
-            "mnist-cnn",
-            "--out",
-            "m.ckpt",
-        ],
-        dir,
-    );
-}
+use support::{fails, import_mnist_cnn, json, ok, pretrain_lenet_0_4, tempdir};
 
 const POINTS: [&str; 5] = [
     "none",
@@ -219,25 +200,7 @@ fn advise_measures_every_layer_and_recommends_in_the_sweeps_terms() {
 #[test]
 fn advise_reads_the_source_task_a_checkpoint_records() {
     let dir = tempdir("advise-recorded");
-    ok(
-        &[
-            "--quiet",
-            "pretrain",
-            "--model",
-            "lenet",
-            "--data",
-            "mnist",
-            "--classes",
-            "0-4",
-            "--per-class",
-            "60",
-            "--epochs",
-            "1",
-            "--out",
-            "l.ckpt",
-        ],
-        &dir,
-    );
+    pretrain_lenet_0_4(&dir, "60");
     let (out, err) = ok(
         &[
             "advise",

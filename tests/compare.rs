@@ -5,30 +5,12 @@
 
 mod support;
 
-use support::{fails, json, ok, tempdir};
+use support::{fails, json, ok, pretrain_lenet_0_4, tempdir};
 
 #[test]
 fn compare_runs_both_arms_at_every_budget_and_seed() {
     let dir = tempdir("compare");
-    ok(
-        &[
-            "--quiet",
-            "pretrain",
-            "--model",
-            "lenet",
-            "--data",
-            "mnist",
-            "--classes",
-            "0-4",
-            "--per-class",
-            "100",
-            "--epochs",
-            "1",
-            "--out",
-            "l.ckpt",
-        ],
-        &dir,
-    );
+    pretrain_lenet_0_4(&dir, "100");
     let (out, err) = ok(
         &[
             "--quiet",

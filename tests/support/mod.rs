@@ -63,3 +63,45 @@ pub fn tempdir(name: &str) -> PathBuf {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {s}"))
 }
+
+/// LeNet pretrained on `per_class` embedded MNIST 0-4 images per class for
+/// one epoch, as `l.ckpt` in `dir` (it records `mnist[0-4]` as its task).
+pub fn pretrain_lenet_0_4(dir: &Path, per_class: &str) {
+    ok(
+        &[
+            "--quiet",
+            "pretrain",
+            "--model",
+            "lenet",
+            "--data",
+            "mnist",
+            "--classes",
+            "0-4",
+            "--per-class",
+            per_class,
+            "--epochs",
+            "1",
+            "--out",
+            "l.ckpt",
+        ],
+        dir,
+    );
+}
+
+/// The real pretrained MNIST CNN (the repository's copy), as `m.ckpt` in `dir`.
+pub fn import_mnist_cnn(dir: &Path) {
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/pretrained/mnist-cnn/mnist_cnn.safetensors");
+    ok(
+        &[
+            "import",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--spec",
+            "mnist-cnn",
+            "--out",
+            "m.ckpt",
+        ],
+        dir,
+    );
+}

@@ -67,26 +67,6 @@ fn setup(args: &[String], out_name: &str) -> Result<Option<(Runner, PathBuf, u64
     )))
 }
 
-fn pretrain(x: &Runner, epochs: &str) -> Result<serde_json::Value> {
-    x.run(
-        "pretrain LeNet on MNIST 0-4",
-        &[
-            "pretrain",
-            "--model",
-            "lenet",
-            "--data",
-            "mnist",
-            "--classes",
-            "0-4",
-            "--epochs",
-            epochs,
-            "--out",
-            "lenet-0-4.ckpt",
-            "--overwrite",
-        ],
-    )
-}
-
 /// Copies a run's plot into `docs/plots/` (SVG: small, and text).
 fn publish_plot(x: &Runner, root: &Path, from: &str, to: &str) -> Result<()> {
     let dir = root.join("docs/plots");
@@ -100,7 +80,7 @@ pub fn keras(args: &[String]) -> Result<ExitCode> {
     let Some((x, root, _)) = setup(args, "keras")? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let pre = pretrain(&x, "5")?;
+    let pre = x.pretrain_lenet_0_4("5")?;
     let cmp = x.json_of(
         "5-9: convolutions frozen against scratch, 5 epochs",
         &[
@@ -139,7 +119,7 @@ pub fn budgets(args: &[String]) -> Result<ExitCode> {
     let Some((x, root, seeds)) = setup(args, "budgets")? else {
         return Ok(ExitCode::SUCCESS);
     };
-    pretrain(&x, "2")?;
+    x.pretrain_lenet_0_4("2")?;
     let seeds_s = seeds.to_string();
     let cmp = x.json_of(
         "5-9 at 10, 50, 100, 500 and all labels per class",
@@ -181,19 +161,7 @@ pub fn fashion(args: &[String]) -> Result<ExitCode> {
     let Some((x, root, _)) = setup(args, "fashion-compare")? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let weights = root.join("data/pretrained/mnist-cnn/mnist_cnn.safetensors");
-    let o = std::process::Command::new(&x.bin)
-        .args(["import", "--weights"])
-        .arg(&weights)
-        .args(["--spec", "mnist-cnn", "--out", "mnist-cnn.ckpt"])
-        .current_dir(&x.out)
-        .output()?;
-    if !o.status.success() {
-        bail!(
-            "importing mnist-cnn: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    x.import_mnist_cnn(&root)?;
     let cmp = x.json_of(
         "mnist-cnn -> Fashion-MNIST at 50 and all labels per class",
         &[

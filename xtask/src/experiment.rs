@@ -145,6 +145,45 @@ impl Runner {
         serde_json::from_str(line).with_context(|| format!("{label}: output is not JSON: {text}"))
     }
 
+    /// LeNet trained on all of MNIST 0-4 for `epochs` epochs, as `lenet-0-4.ckpt`.
+    pub(crate) fn pretrain_lenet_0_4(&self, epochs: &str) -> Result<Value> {
+        self.run(
+            "pretrain LeNet on MNIST 0-4",
+            &[
+                "pretrain",
+                "--model",
+                "lenet",
+                "--data",
+                "mnist",
+                "--classes",
+                "0-4",
+                "--epochs",
+                epochs,
+                "--out",
+                "lenet-0-4.ckpt",
+                "--overwrite",
+            ],
+        )
+    }
+
+    /// The real pretrained MNIST CNN (the repository's copy), as `mnist-cnn.ckpt`.
+    pub(crate) fn import_mnist_cnn(&self, root: &Path) -> Result<()> {
+        let weights = root.join("data/pretrained/mnist-cnn/mnist_cnn.safetensors");
+        let o = Command::new(&self.bin)
+            .args(["import", "--weights"])
+            .arg(&weights)
+            .args(["--spec", "mnist-cnn", "--out", "mnist-cnn.ckpt"])
+            .current_dir(&self.out)
+            .output()?;
+        if !o.status.success() {
+            bail!(
+                "importing mnist-cnn: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// A training run: one line with its test accuracy and times.
     pub(crate) fn run(&self, label: &str, args: &[&str]) -> Result<Value> {
         let v = self.json_of(label, args)?;

@@ -7,7 +7,7 @@
 //! sweep by test accuracy. Results: `runs/experiments/layers.json` and a table.
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -87,7 +87,8 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         out: out.clone(),
         seed,
     };
-    prepare_models(&runner, &root)?;
+    runner.pretrain_lenet_0_4("2")?;
+    runner.import_mnist_cnn(&root)?;
     let mut results = Vec::new();
     for pair in &PAIRS {
         for budget in budgets.split(',').map(str::trim) {
@@ -115,41 +116,6 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let path = crate::meta::save(&root, "layers", &saved)?;
     println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// LeNet pretrained on MNIST 0-4 (2 epochs, all of it) and the real MNIST CNN imported.
-fn prepare_models(x: &Runner, root: &std::path::Path) -> Result<()> {
-    x.run(
-        "pretrain LeNet on MNIST 0-4",
-        &[
-            "pretrain",
-            "--model",
-            "lenet",
-            "--data",
-            "mnist",
-            "--classes",
-            "0-4",
-            "--epochs",
-            "2",
-            "--out",
-            "lenet-0-4.ckpt",
-            "--overwrite",
-        ],
-    )?;
-    let weights = root.join("data/pretrained/mnist-cnn/mnist_cnn.safetensors");
-    let o = Command::new(&x.bin)
-        .args(["import", "--weights"])
-        .arg(&weights)
-        .args(["--spec", "mnist-cnn", "--out", "mnist-cnn.ckpt"])
-        .current_dir(&x.out)
-        .output()?;
-    if !o.status.success() {
-        bail!(
-            "importing mnist-cnn: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    Ok(())
 }
 
 /// `sweep` and `advise` for one pair at one budget, and the advice's rank.

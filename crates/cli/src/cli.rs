@@ -110,20 +110,15 @@ pub enum Command {
     Score(ScoreArgs),
 }
 
-/// `finetune sweep`.
-#[derive(Args, Debug)]
-pub struct SweepArgs {
-    /// The pretrained model: a native checkpoint, or an exported safetensors file.
-    #[arg(long, value_name = "CKPT")]
-    pub from: PathBuf,
-    #[command(flatten)]
-    pub data: DataArgs,
+/// The one training budget every run of `sweep` and both arms of `compare` get.
+#[derive(Args, Debug, Clone)]
+pub struct BudgetArgs {
     /// Epochs per run at most (each stops early, and keeps its best validation epoch);
     /// `auto`: enough for 400 optimizer steps, between 5 and 100 epochs (small data sets
     /// get more epochs, so that no run is cut short by a budget counted in epochs).
     #[arg(long, value_name = "N|auto", default_value = "auto")]
     pub epochs: String,
-    /// Learning rate of every run, or `LO:HI` for discriminative rates.
+    /// Learning rate of every run (both arms of `compare`), or `LO:HI` for discriminative rates.
     #[arg(long, value_name = "LR|LO:HI", default_value = "1e-3")]
     pub lr: String,
     /// Optimizer.
@@ -138,6 +133,18 @@ pub struct SweepArgs {
     /// Stop a run after this many epochs without a better validation loss.
     #[arg(long, default_value_t = 5)]
     pub patience: usize,
+}
+
+/// `finetune sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The pretrained model: a native checkpoint, or an exported safetensors file.
+    #[arg(long, value_name = "CKPT")]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Leave out the run from random weights.
     #[arg(long)]
     pub no_scratch: bool,
@@ -173,21 +180,8 @@ pub struct CompareArgs {
     /// The source data for `advise`'s shift measurement (as `advise --source-data`).
     #[arg(long, value_name = "NAME[CLASSES]|PATH")]
     pub source_data: Option<String>,
-    /// Epochs per run at most; `auto`: enough for 400 optimizer steps, 5 to 100 epochs.
-    #[arg(long, value_name = "N|auto", default_value = "auto")]
-    pub epochs: String,
-    /// Learning rate of both arms.
-    #[arg(long, value_name = "LR|LO:HI", default_value = "1e-3")]
-    pub lr: String,
-    /// Optimizer.
-    #[arg(long, value_enum, default_value_t = OptimizerName::Adam)]
-    pub optimizer: OptimizerName,
-    /// Examples per batch.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-    /// Stop a run after this many epochs without a better validation loss.
-    #[arg(long, default_value_t = 5)]
-    pub patience: usize,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// The first seed (the others follow it).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -11,7 +11,8 @@
 use finetune_autograd::Tape;
 use finetune_nn::Module;
 use finetune_pretrained::Model;
-use finetune_train::BatchSource;
+use finetune_tensor::Tensor;
+use finetune_train::{Batch, BatchSource};
 
 use crate::error::{Result, TransferError};
 
@@ -144,39 +145,16 @@ pub fn extract(
 ) -> Result<Features> {
     let net = model.net_mut();
     net.set_training(false);
-    let mut data = Vec::new();
-    let mut labels = Vec::new();
-    let mut width = 0;
-    for batch in source.batches(batch_size.max(1), Some(seed), 0)? {
-        if labels.len() >= max {
-            break;
-        }
-        let batch = batch?;
+    let features = collect(source, max, seed, max_width, batch_size, &mut |batch| {
         let mut tape = Tape::new();
         tape.set_grad_enabled(false);
-        let x = tape.constant(batch.inputs);
+        let x = tape.constant(batch.inputs.clone());
         let end = net.len();
         let y = net.forward_range(&mut tape, x, batch.lengths.as_deref(), 0, end)?;
-        let value = tape.value(y)?;
-        let shape = value.shape().to_vec();
-        let per: usize = shape[1..].iter().product();
-        for (i, row) in value.as_slice().chunks(per.max(1)).enumerate() {
-            if labels.len() >= max {
-                break;
-            }
-            let length = batch.lengths.as_ref().and_then(|l| l.get(i).copied());
-            let w = pool_example(row, &shape[1..], length, max_width, &mut data)?;
-            width = same_width(width, w, labels.len())?;
-            labels.push(batch.targets[i]);
-        }
-    }
+        Ok(Some(tape.value(y)?.clone()))
+    });
     net.set_training(true);
-    Ok(Features {
-        n: labels.len(),
-        data,
-        width,
-        labels,
-    })
+    features
 }
 
 /// The model's input as features (the evidence of the raw data: what a
@@ -188,6 +166,22 @@ pub fn extract_inputs(
     max_width: usize,
     batch_size: usize,
 ) -> Result<Features> {
+    collect(source, max, seed, max_width, batch_size, &mut |_| Ok(None))
+}
+
+/// What a batch becomes before pooling: `None` for its inputs as they are.
+type Output<'a> = dyn FnMut(&Batch) -> Result<Option<Tensor<f32>>> + 'a;
+
+/// The first `max` examples of `source` (seeded order), each example of
+/// `output(batch)` pooled into one row of the same width.
+fn collect(
+    source: &dyn BatchSource,
+    max: usize,
+    seed: u64,
+    max_width: usize,
+    batch_size: usize,
+    output: &mut Output<'_>,
+) -> Result<Features> {
     let mut data = Vec::new();
     let mut labels = Vec::new();
     let mut width = 0;
@@ -196,13 +190,16 @@ pub fn extract_inputs(
             break;
         }
         let batch = batch?;
-        let shape = batch.inputs.shape().to_vec();
+        let computed = output(&batch)?;
+        let value = computed.as_ref().unwrap_or(&batch.inputs);
+        let shape = value.shape();
         let per: usize = shape[1..].iter().product();
-        for (i, row) in batch.inputs.as_slice().chunks(per.max(1)).enumerate() {
+        for (i, row) in value.as_slice().chunks(per.max(1)).enumerate() {
             if labels.len() >= max {
                 break;
             }
-            let w = pool_example(row, &shape[1..], None, max_width, &mut data)?;
+            let length = batch.lengths.as_ref().and_then(|l| l.get(i).copied());
+            let w = pool_example(row, &shape[1..], length, max_width, &mut data)?;
             width = same_width(width, w, labels.len())?;
             labels.push(batch.targets[i]);
         }

@@ -159,15 +159,3 @@ pub fn ranking(rows: &[SweepRow]) -> Vec<usize> {
     });
     order
 }
-
-/// The 1-based rank of the row named `freeze_through` by test accuracy
-/// (rows tied with it share its best rank).
-pub fn rank_of(rows: &[SweepRow], freeze_through: &str) -> Option<usize> {
-    let row = rows.iter().find(|r| r.freeze_through == freeze_through)?;
-    Some(
-        1 + rows
-            .iter()
-            .filter(|r| r.test_accuracy > row.test_accuracy)
-            .count(),
-    )
-}

@@ -6,15 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use finetune_pretrained::Model;
-use finetune_train::{EarlyStopping, Monitor, TrainConfig};
 use finetune_transfer::advise::{AdviseSettings, advise};
 use finetune_transfer::compare::{Trial, compare as compare_arms, mean_std};
 use finetune_transfer::sweep::{NONE, SCRATCH};
 use serde::Serialize;
 
 use crate::cli::CompareArgs;
-use crate::commands::train::{check_out_path, optimizer, parse_lr};
-use crate::commands::transfer::{source_data, sweep_epochs};
+use crate::commands::transfer::{out_file, source_data};
 use crate::data::{ModelNeeds, Prepared, prepare};
 use crate::model_args;
 use crate::progress::Progress;
@@ -162,18 +160,34 @@ fn budget_row(budget: Budget, examples_per_class: f64, trials: Vec<Trial>) -> Bu
     }
 }
 
-/// The fine-tuned arm's freeze point: the flag, else `advise` on these rows.
-fn freeze_for(args: &CompareArgs, base: &Model, data: &Prepared, seed: u64) -> Result<String> {
-    if let Some(f) = &args.freeze_through {
-        return Ok(f.clone());
+/// The source data `advise` measures the shift against, loaded once for
+/// every budget and seed (`None` with a freeze point given: no advice asked).
+fn source_for(args: &CompareArgs, base: &Model) -> Result<Option<(Option<Prepared>, String)>> {
+    if args.freeze_through.is_some() {
+        return Ok(None);
     }
-    let (source, note) = source_data(
+    source_data(
         args.source_data.as_ref(),
         &args.data,
-        seed,
+        args.seed,
         base,
         ModelNeeds::of(base),
-    )?;
+    )
+    .map(Some)
+}
+
+/// The fine-tuned arm's freeze point: the flag, else `advise` on these rows.
+fn freeze_for(
+    args: &CompareArgs,
+    base: &Model,
+    data: &Prepared,
+    source: Option<&(Option<Prepared>, String)>,
+    seed: u64,
+) -> Result<String> {
+    let (Some(source), None) = (source, &args.freeze_through) else {
+        return Ok(args.freeze_through.clone().unwrap_or_else(|| NONE.into()));
+    };
+    let (source, note) = source;
     let settings = AdviseSettings {
         seed,
         ..AdviseSettings::default()
@@ -208,17 +222,10 @@ pub fn compare(args: &CompareArgs, quiet: bool) -> Result<()> {
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    if args.epochs != "auto" {
-        sweep_epochs(&args.epochs, 1, 1)?;
-    }
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("creating {}", args.out_dir.display()))?;
-    let json_path = args.out_dir.join("compare.json");
-    check_out_path(&json_path, &[], true, "--out-dir")?;
+    args.budget.check()?;
+    let json_path = out_file(&args.out_dir, "compare.json")?;
     let base = model_args::load(&args.from)?;
+    let source = source_for(args, &base)?;
     let observe = |label: &str| Progress::boxed(label, quiet);
     let mut rows = Vec::new();
     let mut description = String::new();
@@ -238,23 +245,8 @@ pub fn compare(args: &CompareArgs, quiet: bool) -> Result<()> {
             let data = prepare(&data_args, seed, ModelNeeds::of(&base))?;
             per_class = data.train.len() as f64 / data.class_names.len().max(1) as f64;
             description = data.description.clone();
-            let freeze = freeze_for(args, &base, &data, seed)?;
-            let epochs = sweep_epochs(&args.epochs, data.train.len(), args.batch_size)?;
-            let config = TrainConfig {
-                epochs,
-                batch_size: args.batch_size,
-                optimizer: optimizer(args.optimizer),
-                lr: parse_lr(&args.lr)?,
-                monitor: Monitor::ValLoss,
-                early_stopping: Some(EarlyStopping {
-                    patience: args.patience,
-                    min_delta: 0.0,
-                }),
-                restore_best: true,
-                seed,
-                ..TrainConfig::default()
-            };
-            config.validate()?;
+            let freeze = freeze_for(args, &base, &data, source.as_ref(), seed)?;
+            let config = args.budget.config(data.train.len(), seed)?;
             eprintln!(
                 "compare: budget {budget}, seed {seed}: {}",
                 data.description

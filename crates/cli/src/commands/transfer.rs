@@ -2,7 +2,7 @@
 //! measured (`finetune_transfer` does the work; this parses, calls, writes
 //! and prints).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use finetune_pretrained::Model;
@@ -11,7 +11,7 @@ use finetune_transfer::advise::{AdviseReport, AdviseSettings};
 use finetune_transfer::sweep::{self, SCRATCH, SweepRow, SweepSettings};
 use serde::Serialize;
 
-use crate::cli::{AdviseArgs, DataArgs, SweepArgs, parse_data};
+use crate::cli::{AdviseArgs, BudgetArgs, DataArgs, SweepArgs, parse_data};
 use crate::commands::train::{check_out_path, optimizer, parse_lr};
 use crate::data::{ModelNeeds, Prepared, prepare};
 use crate::model_args;
@@ -45,37 +45,58 @@ pub(crate) fn sweep_epochs(epochs: &str, train_len: usize, batch_size: usize) ->
     }
 }
 
+impl BudgetArgs {
+    /// Refuses an impossible budget before any work.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if self.epochs != "auto" {
+            sweep_epochs(&self.epochs, 1, 1)?;
+        }
+        parse_lr(&self.lr)?;
+        Ok(())
+    }
+
+    /// The trainer's configuration for `train_len` training examples and `seed`:
+    /// early stopping on the validation loss, the best epoch's weights kept.
+    pub(crate) fn config(&self, train_len: usize, seed: u64) -> Result<TrainConfig> {
+        let config = TrainConfig {
+            epochs: sweep_epochs(&self.epochs, train_len, self.batch_size)?,
+            batch_size: self.batch_size,
+            optimizer: optimizer(self.optimizer),
+            lr: parse_lr(&self.lr)?,
+            weight_decay: self.weight_decay,
+            monitor: Monitor::ValLoss,
+            early_stopping: Some(EarlyStopping {
+                patience: self.patience,
+                min_delta: 0.0,
+            }),
+            restore_best: true,
+            seed,
+            ..TrainConfig::default()
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Creates `dir` and checks that `file` can be written in it.
+pub(crate) fn out_file(dir: &Path, file: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(file);
+    check_out_path(&path, &[], true, "--out-dir")?;
+    Ok(path)
+}
+
 /// `finetune sweep`.
 pub fn sweep(args: &SweepArgs, quiet: bool) -> Result<()> {
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    if args.epochs != "auto" {
-        sweep_epochs(&args.epochs, 1, 1)?;
-    }
-    std::fs::create_dir_all(&args.out_dir)
-        .with_context(|| format!("creating {}", args.out_dir.display()))?;
-    let json_path = args.out_dir.join("sweep.json");
-    check_out_path(&json_path, &[], true, "--out-dir")?;
+    args.budget.check()?;
+    let json_path = out_file(&args.out_dir, "sweep.json")?;
     let base = model_args::load(&args.from)?;
     let data = prepare(&args.data, args.seed, ModelNeeds::of(&base))?;
-    let epochs = sweep_epochs(&args.epochs, data.train.len(), args.batch_size)?;
-    let config = TrainConfig {
-        epochs,
-        batch_size: args.batch_size,
-        optimizer: optimizer(args.optimizer),
-        lr: parse_lr(&args.lr)?,
-        weight_decay: args.weight_decay,
-        monitor: Monitor::ValLoss,
-        early_stopping: Some(EarlyStopping {
-            patience: args.patience,
-            min_delta: 0.0,
-        }),
-        restore_best: true,
-        seed: args.seed,
-        ..TrainConfig::default()
-    };
-    config.validate()?;
+    let config = args.budget.config(data.train.len(), args.seed)?;
+    let epochs = config.epochs;
     let settings = SweepSettings {
         config,
         scratch: !args.no_scratch,
@@ -88,7 +109,7 @@ pub fn sweep(args: &SweepArgs, quiet: bool) -> Result<()> {
         } else {
             ""
         },
-        args.patience,
+        args.budget.patience,
         data.description
     );
     let observe = |label: &str| Progress::boxed(label, quiet);
