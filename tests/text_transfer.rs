@@ -101,6 +101,8 @@ fn a_language_model_is_pretrained_adapted_and_becomes_a_classifier() {
             "ulmfit",
             "--epochs",
             "3",
+            "--gradual",
+            "1",
             "--out",
             "cls.ckpt",
             "--json",
@@ -213,6 +215,11 @@ fn textgenrnn_becomes_a_classifier_with_the_ulmfit_recipe() {
             "ulmfit",
             "--epochs",
             "2",
+            "--gradual",
+            "1",
+            "--cache-features",
+            "--batch-size",
+            "8",
             "--out",
             "names.ckpt",
             "--json",
@@ -220,6 +227,13 @@ fn textgenrnn_becomes_a_classifier_with_the_ulmfit_recipe() {
         &dir,
     );
     assert!(err.contains("becomes a classifier"), "{err}");
+    // the head trains on cached pooled features; once lstm2 trains, the
+    // prefix ends in per-step outputs of varying length and the run goes
+    // on end to end instead of failing
+    assert!(
+        err.contains("feature cache: off, training end to end"),
+        "{err}"
+    );
     let run = json(&out);
     // two epochs of gradual unfreezing: the head, then lstm2 with it (rnn_concat and pool have no weights)
     assert_eq!(run["trainable_params"].as_u64().unwrap(), 134_234, "{run}");

@@ -386,9 +386,10 @@ pub struct DataCmdArgs {
 /// How to train: optimizer, rates, schedule, monitoring.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Epochs to train.
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
+    /// Epochs to train [default: 5; with `--recipe ulmfit`, enough for every unfreezing
+    /// stage to take at least 50 steps, and the last stage two].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
     /// Examples per batch.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
@@ -471,6 +472,16 @@ pub struct TrainArgs {
     /// Allow --out to be the file the run starts from (it is replaced by the result).
     #[arg(long)]
     pub overwrite: bool,
+}
+
+impl TrainArgs {
+    /// Epochs when `--epochs` is not given.
+    pub const DEFAULT_EPOCHS: usize = 5;
+
+    /// `--epochs`, or its default.
+    pub fn epochs(&self) -> usize {
+        self.epochs.unwrap_or(Self::DEFAULT_EPOCHS)
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -625,10 +636,11 @@ pub struct FinetuneArgs {
     pub cache_features: bool,
     /// A recipe instead of a plain fit. `--recipe` alone (`fastai`): fastai's fine_tune, the head
     /// only for --frozen-epochs (one-cycle), then everything with discriminative rates.
-    /// `--recipe ulmfit`: ULMFiT's gradual unfreezing (one more layer group per epoch from the
-    /// top), discriminative rates (each group below the rate of the one above / 2.6) and a slanted
+    /// `--recipe ulmfit`: ULMFiT's gradual unfreezing (one more layer group from the top per
+    /// stage; a stage is one epoch, or as many as make 50 steps on small data, --gradual sets
+    /// it), discriminative rates (each group below the rate of the one above / 2.6) and a slanted
     /// triangular schedule (cut_frac 0.1, ratio 32); --lr is the top group's rate (1e-2 when
-    /// --lr is left at its default).
+    /// --lr is left at its default); the head-only stage runs on cached features.
     #[arg(long, value_enum, value_name = "RECIPE", num_args = 0..=1, default_missing_value = "fastai")]
     pub recipe: Option<RecipeName>,
     /// Epochs with the body frozen in --recipe.

@@ -523,7 +523,18 @@ impl Trainer {
             return Ok(None);
         }
         let started = Instant::now();
-        let cache = FeatureCache::build(net, train, val, self.config.batch_size)?;
+        let cache = match FeatureCache::build(net, train, val, self.config.batch_size) {
+            // a prefix ending inside the recurrent layers (gradual unfreezing
+            // moved it down, or the freeze stops there) yields per-step
+            // features of varying length: train end to end, as without the
+            // cache, rather than fail; augmented data still refuses, since
+            // caching would silently drop the augmentation the user asked for
+            Err(TrainError::CacheRefused(why)) if train.augmentation().is_none() => {
+                self.note(&format!("feature cache: off, training end to end ({why})"));
+                return Ok(None);
+            }
+            other => other?,
+        };
         if let Some(c) = &cache {
             let msg = format!(
                 "feature cache: layers 0..{} are frozen and deterministic; ran them once over {} + {} examples ({} floats each, {:.1} MB) in {:.2}s",
