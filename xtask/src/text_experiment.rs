@@ -1,16 +1,22 @@
 //! `cargo xtask experiments text`: text transfer on the full data, through
 //! the `finetune` command line — each fine-tuned classifier against the same
 //! architecture from scratch on the same rows, at 100, 500 and all labelled
-//! examples per class, over seeds 0, 1, 2:
+//! examples per class, over seeds 0, 1, 2. Targets:
 //!
-//! * `textgenrnn` (the real pretrained character LSTM) → sentiment;
-//! * our char-LSTM language model pretrained here on Shakespeare (`pretrain
-//!   --task lm`) → sentiment, with and without adapting it to the sentiment
-//!   texts first (`finetune --task lm`, ULMFiT's second stage);
+//! * `sentiment` (VADER's movie snippets, sign of the rating), from
+//!   `textgenrnn` (the real pretrained character LSTM) and from our
+//!   char-LSTM language model pretrained here on Shakespeare (`pretrain
+//!   --task lm`), with and without adapting it to the sentiment texts first
+//!   (`finetune --task lm`, ULMFiT's second stage);
+//! * `names` (census first names, by sex), from textgenrnn;
+//! * `vader-source`: which of VADER's four corpora (movie reviews, tweets,
+//!   NYT editorials, Amazon reviews) a sentence comes from — a 4-way topic
+//!   and style task, built here as a CSV folder, from textgenrnn;
 //!
-//! each as a linear head on the frozen concat-pooled features (`head`) and
-//! with `--recipe ulmfit` (`ulmfit`). Results: `runs/experiments/text.json`
-//! and a table of means and spreads.
+//! each as a linear head on the frozen concat-pooled features (`head`), with
+//! `--recipe ulmfit` at its defaults (`ulmfit`), and from scratch
+//! (`scratch`). Results: `docs/results/text.json` (rendered into
+//! `docs/RESULTS.md`) and one plot per target in `docs/plots/`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -119,83 +125,123 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "--overwrite",
         ],
     )?;
-    let mut rows = Vec::new();
-    for budget in budgets.split(',') {
-        for seed in 0..seeds {
-            let x = runner(seed);
-            let mut common = vec!["--data", "sentiment"];
-            if budget != "all" {
-                common.extend(["--per-class", budget]);
-            }
-            for (model, ckpt) in [
+    let source_dir = write_vader_source(&data, &out)?;
+    let source_dir = source_dir.display().to_string();
+    let targets: [Target; 3] = [
+        (
+            "sentiment",
+            "sentiment",
+            &[
                 ("textgenrnn", "tg.ckpt"),
                 ("shakespeare-lm", "shak.ckpt"),
                 ("shakespeare-lm+adapted", "shak-sent.ckpt"),
-            ] {
-                let base = [
-                    &["finetune", "--from", ckpt][..],
-                    &common,
-                    &["--out", "x.ckpt", "--overwrite"],
-                ]
-                .concat();
-                for (method, extra) in [
-                    (
-                        "head",
-                        &[
-                            "--epochs",
-                            "40",
-                            "--lr",
-                            "3e-3",
-                            "--early-stopping",
-                            "4",
-                            "--cache-features",
-                        ][..],
-                    ),
-                    ("ulmfit", &["--recipe", "ulmfit", "--epochs", "8"][..]),
-                ] {
-                    let v = x.run(
-                        &format!("{model} {method} {budget}/class seed {seed}"),
-                        &[&base[..], extra].concat(),
-                    )?;
-                    rows.push(row(model, method, budget, seed, &v));
-                }
-                if model != "shakespeare-lm+adapted" {
-                    let scratch = [
-                        "--scratch",
-                        "--unfreeze",
-                        "--epochs",
-                        "40",
-                        "--lr",
-                        "3e-3",
-                        "--early-stopping",
-                        "4",
-                    ];
-                    let v = x.run(
-                        &format!("{model} scratch {budget}/class seed {seed}"),
-                        &[&base[..], &scratch].concat(),
-                    )?;
-                    rows.push(row(model, "scratch", budget, seed, &v));
+            ],
+        ),
+        ("names", "names", &[("textgenrnn", "tg.ckpt")]),
+        ("vader-source", &source_dir, &[("textgenrnn", "tg.ckpt")]),
+    ];
+    let mut rows = Vec::new();
+    for (target, data_arg, models) in targets {
+        for budget in budgets.split(',') {
+            for seed in 0..seeds {
+                let x = runner(seed);
+                for &(model, ckpt) in models {
+                    for (method, extra) in methods(model) {
+                        let mut args = vec!["finetune", "--from", ckpt, "--data", data_arg];
+                        if budget != "all" {
+                            args.extend(["--per-class", budget]);
+                        }
+                        args.extend(["--out", "x.ckpt", "--overwrite"]);
+                        args.extend(extra);
+                        let v = x.run(
+                            &format!("{target}: {model} {method} {budget}/class seed {seed}"),
+                            &args,
+                        )?;
+                        rows.push(row(target, model, method, budget, seed, &v));
+                    }
                 }
             }
         }
     }
-    println!(
-        "\n{:<24} {:<8} {:>6}  {:>8}  {:>8}  runs",
-        "model", "method", "budget", "mean acc", "spread"
-    );
-    let mut groups: BTreeMap<(String, String, String), Vec<f64>> = BTreeMap::new();
-    for r in &rows {
-        let key = (
-            r["model"].as_str().unwrap_or("").to_string(),
-            r["method"].as_str().unwrap_or("").to_string(),
-            r["budget"].as_str().unwrap_or("").to_string(),
-        );
-        groups
-            .entry(key)
-            .or_default()
-            .push(r["test_accuracy"].as_f64().unwrap_or(f64::NAN));
+    print_table(&rows);
+    for (target, _, _) in targets {
+        plot_target(&root, target, &rows);
     }
-    for ((model, method, budget), accs) in &groups {
+    results["meta"] = crate::meta::meta(
+        &format!("cargo xtask experiments text --seeds {seeds} --budgets {budgets}"),
+        &format!("0..{seeds}"),
+    );
+    results["rows"] = Value::Array(rows);
+    let path = crate::meta::save(&root, "text", &results)?;
+    println!("\nresults in {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A target task: its name, its `--data` argument and the (model, checkpoint) pairs fine-tuned on it.
+type Target<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// The methods run for a model: a head on its frozen features, the ULMFiT
+/// recipe at its defaults, and (for each architecture once) the same network
+/// from scratch, trained to early stopping.
+fn methods(model: &str) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut m = vec![
+        (
+            "head",
+            vec![
+                "--epochs",
+                "40",
+                "--lr",
+                "3e-3",
+                "--early-stopping",
+                "4",
+                "--cache-features",
+            ],
+        ),
+        ("ulmfit", vec!["--recipe", "ulmfit"]),
+    ];
+    if model != "shakespeare-lm+adapted" {
+        m.push((
+            "scratch",
+            vec![
+                "--scratch",
+                "--unfreeze",
+                "--epochs",
+                "40",
+                "--lr",
+                "3e-3",
+                "--early-stopping",
+                "4",
+            ],
+        ));
+    }
+    m
+}
+
+/// Mean test accuracy and range per (target, model, method, budget).
+type Groups = BTreeMap<(String, String, String, String), Vec<f64>>;
+
+fn groups(rows: &[Value]) -> Groups {
+    let mut g: Groups = BTreeMap::new();
+    let s = |r: &Value, k: &str| r[k].as_str().unwrap_or("").to_string();
+    for r in rows {
+        g.entry((
+            s(r, "target"),
+            s(r, "model"),
+            s(r, "method"),
+            s(r, "budget"),
+        ))
+        .or_default()
+        .push(r["test_accuracy"].as_f64().unwrap_or(f64::NAN));
+    }
+    g
+}
+
+fn print_table(rows: &[Value]) {
+    println!(
+        "\n{:<13} {:<24} {:<8} {:>6}  {:>8}  {:>8}  runs",
+        "target", "model", "method", "budget", "mean acc", "spread"
+    );
+    for ((target, model, method, budget), accs) in &groups(rows) {
         let mean = accs.iter().sum::<f64>() / accs.len() as f64;
         let (lo, hi) = accs
             .iter()
@@ -203,16 +249,22 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                 (a.min(v), b.max(v))
             });
         println!(
-            "{model:<24} {method:<8} {budget:>6}  {mean:>8.4}  {:>8.4}  {}",
+            "{target:<13} {model:<24} {method:<8} {budget:>6}  {mean:>8.4}  {:>8.4}  {}",
             hi - lo,
             accs.len()
         );
     }
-    // test accuracy against labelled examples per class, one line per model and method
-    // ("all": the 6 764 training texts of the sentiment set, about 3 382 per class)
-    let budget_x = |b: &str| b.parse::<f64>().unwrap_or(3382.0);
+}
+
+/// `docs/plots/text-TARGET.svg`: test accuracy against labelled examples
+/// per class, one line per model and method ("all" is drawn at 5 000).
+fn plot_target(root: &std::path::Path, target: &str, rows: &[Value]) {
+    let budget_x = |b: &str| b.parse::<f64>().unwrap_or(5000.0);
     let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for ((model, method, budget), accs) in &groups {
+    for ((t, model, method, budget), accs) in &groups(rows) {
+        if t != target {
+            continue;
+        }
         let mean = accs.iter().sum::<f64>() / accs.len() as f64;
         lines
             .entry(format!("{model} {method}"))
@@ -226,30 +278,66 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_slice()))
         .collect();
+    let dir = root.join("docs/plots");
     match finetune_plot::plot_series(
         &series,
-        "sentiment: test accuracy against labelled texts (mean of seeds)",
-        "labelled texts per class (log scale)",
+        &format!("{target}: test accuracy against labelled texts (mean of seeds)"),
+        "labelled texts per class (log scale; all = 5000)",
         "test accuracy",
-        &out,
-        "text_accuracy",
+        &dir,
+        &format!("text-{target}"),
     ) {
-        Ok(files) => println!("plot: {}", files[0].display()),
+        Ok(files) => {
+            // keep the SVG only: PNGs of plots do not belong in the repository
+            for f in files
+                .iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "png"))
+            {
+                let _ = std::fs::remove_file(f);
+            }
+            println!("plot: {}", dir.join(format!("text-{target}.svg")).display())
+        }
         Err(e) => eprintln!("no plot: {e}"),
     }
-    results["rows"] = Value::Array(rows);
-    std::fs::write(
-        out.join("text.json"),
-        serde_json::to_string_pretty(&results)?,
-    )?;
-    println!("\nresults in {}", out.join("text.json").display());
-    Ok(ExitCode::SUCCESS)
 }
 
-fn row(model: &str, method: &str, budget: &str, seed: u64, v: &Value) -> Value {
+/// The `vader-source` task as a CSV folder (`train.csv`, `test.csv`, columns
+/// `text,label`): every sentence of VADER's four corpora labelled with its
+/// corpus, at most 3 700 per corpus (the smallest has 3 708), every fifth to
+/// the test split — deterministic, so every run and seed sees the same rows.
+fn write_vader_source(data: &std::path::Path, out: &std::path::Path) -> Result<PathBuf> {
+    let dir = out.join("vader-source");
+    std::fs::create_dir_all(&dir)?;
+    let (mut train, mut test) = (String::from("text,label\n"), String::from("text,label\n"));
+    for (label, file) in [
+        ("movie", "movieReviewSnippets_GroundTruth.txt"),
+        ("tweet", "tweets_GroundTruth.txt"),
+        ("nyt", "nytEditorialSnippets_GroundTruth.txt"),
+        ("amazon", "amazonReviewSnippets_GroundTruth.txt"),
+    ] {
+        let bytes = std::fs::read(data.join("sentiment-vader").join(file))
+            .with_context(|| format!("reading {file}"))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let sentences = text
+            .lines()
+            .filter_map(|l| l.splitn(3, '\t').nth(2))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .take(3700);
+        for (i, t) in sentences.enumerate() {
+            let line = format!("\"{}\",{label}\n", t.replace('"', "\"\""));
+            if i % 5 == 4 { &mut test } else { &mut train }.push_str(&line);
+        }
+    }
+    std::fs::write(dir.join("train.csv"), train)?;
+    std::fs::write(dir.join("test.csv"), test)?;
+    Ok(dir)
+}
+
+fn row(target: &str, model: &str, method: &str, budget: &str, seed: u64, v: &Value) -> Value {
     json!({
-        "model": model, "method": method, "budget": budget, "seed": seed,
+        "target": target, "model": model, "method": method, "budget": budget, "seed": seed,
         "test_accuracy": v["test_accuracy"], "train_seconds": v["train_seconds"],
-        "trainable": v["trainable_params"],
+        "epochs": v["epochs"], "trainable": v["trainable_params"],
     })
 }
