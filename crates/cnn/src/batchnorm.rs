@@ -163,8 +163,8 @@ impl<T: Float> BatchNorm<T> {
 impl<T: Float> Module<T> for BatchNorm<T> {
     fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> Result<Var> {
         self.check_input(tape.shape(x)?)?;
-        let w = self.weight.as_mut().map(|p| p.bind(tape));
-        let b = self.bias.as_mut().map(|p| p.bind(tape));
+        let w = self.weight.as_mut().map(|p| p.bind(tape)).transpose()?;
+        let b = self.bias.as_mut().map(|p| p.bind(tape)).transpose()?;
         let use_batch = self.mode() == BnMode::Train || self.running_mean.is_none();
         if use_batch {
             let out = tape.batch_norm(x, w, b, NormStats::Batch, self.config.eps)?;

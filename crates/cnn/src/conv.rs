@@ -120,8 +120,8 @@ impl<T: Float> Module<T> for Conv2d<T> {
                 ),
             ));
         }
-        let w = self.weight.bind(tape);
-        let b = self.bias.as_mut().map(|b| b.bind(tape));
+        let w = self.weight.bind(tape)?;
+        let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
         Ok(tape.conv2d(x, w, b, self.config.options)?)
     }
 

@@ -194,3 +194,55 @@ fn bad_inputs_name_the_layer_and_shapes() {
         .to_string();
     assert!(e.contains("expected input (N, C, H, W)"), "{e}");
 }
+
+/// Gives every all-zero adapter tensor (LoRA's `B` at the start) values, so
+/// the gradient of `A` is not trivially zero.
+fn stir_adapters(m: &mut impl Module<f64>) {
+    m.for_each_parameter_mut(|n, p| {
+        if finetune_nn::lora::is_adapter_tensor(n) && p.value().as_slice().iter().all(|&v| v == 0.0)
+        {
+            for (i, v) in p.value_mut().as_mut_slice().iter_mut().enumerate() {
+                *v = ((i * 13 % 7) as f64 - 3.0) / 5.0;
+            }
+        }
+    });
+}
+
+#[test]
+fn lora_on_a_conv2d_keeps_stride_padding_dilation_and_groups_and_gradchecks() {
+    use finetune_nn::lora::{LoraConfig, LoraLayout, attach_lora_where};
+    let mut rng = StdRng::seed_from_u64(11);
+    let cfg = Conv2dConfig::new(4, 6, 3)
+        .stride(2)
+        .padding(2)
+        .dilation(2)
+        .groups(2);
+    let mut conv = Conv2d::<f64>::new(cfg, &mut rng).unwrap();
+    let x = input(&[2, 4, 6, 6], 5);
+    let run = |conv: &mut Conv2d<f64>| {
+        let mut tape = Tape::new();
+        let xv = tape.constant(x.clone());
+        let y = conv.forward(&mut tape, xv).unwrap();
+        tape.value(y).unwrap().clone()
+    };
+    let before = run(&mut conv);
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 2.0,
+        rslora: false,
+    };
+    let names = attach_lora_where(&mut conv, lora, &mut rng, |n, _| {
+        (n == "weight").then_some(LoraLayout::Matrix)
+    })
+    .unwrap();
+    assert_eq!(names, ["weight"]);
+    let mut shapes = Vec::new();
+    conv.for_each_parameter(|n, p| shapes.push((n.to_string(), p.value().shape().to_vec())));
+    // PEFT's shapes: A is a convolution [r, in/g, kh, kw], B a 1x1 one [out, r]
+    assert_eq!(shapes[1], ("lora_A.weight".into(), vec![2, 2, 3, 3]));
+    assert_eq!(shapes[2], ("lora_B.weight".into(), vec![6, 2]));
+    assert_eq!(run(&mut conv), before, "B = 0: equals the base at step 0");
+    stir_adapters(&mut conv);
+    assert_ne!(run(&mut conv), before);
+    gradcheck_module(&mut conv, &x, None, &GradcheckOptions::default()).unwrap();
+}

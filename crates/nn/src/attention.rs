@@ -64,7 +64,7 @@ impl<T: Float> Module<T> for AttentionPool<T> {
                 format!("expected [N, T, {}], got {shape:?}", self.features),
             ));
         }
-        let w = self.weight.bind(tape);
+        let w = self.weight.bind(tape)?;
         let scored = tape.mul(x, w)?; // [N, T, F] * [F]
         let mut scores = tape.sum(scored, &[2], false)?; // [N, T]
         if let Some(lengths) = lengths {

@@ -67,7 +67,7 @@ impl<T: Float> Module<T> for Embedding<T> {
             tape.value(x)?.as_slice(),
             self.num_embeddings,
         )?;
-        let w = self.weight.bind(tape);
+        let w = self.weight.bind(tape)?;
         Ok(tape.embedding(w, &ids, &shape)?)
     }
 

@@ -43,6 +43,7 @@ pub mod glob;
 pub mod gradcheck;
 pub mod init;
 pub mod linear;
+pub mod lora;
 pub mod loss;
 pub mod merge;
 pub mod module;

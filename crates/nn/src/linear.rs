@@ -53,8 +53,8 @@ impl<T: Float> Module<T> for Linear<T> {
                 ),
             ));
         }
-        let w = self.weight.bind(tape);
-        let b = self.bias.as_mut().map(|b| b.bind(tape));
+        let w = self.weight.bind(tape)?;
+        let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
         Ok(tape.linear(x, w, b)?)
     }
 

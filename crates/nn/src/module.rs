@@ -137,6 +137,19 @@ impl Path {
     }
 }
 
+/// The names of a LoRA adapter's `A` and `B` beside the parameter `name`
+/// they adapt, as PEFT saves them: under the module for its `weight`
+/// (`fc.lora_A.weight`), under the parameter for any other weight, such as a
+/// recurrent layer's (`lstm.weight_ih_l0.lora_A.weight`).
+pub fn adapter_names(name: &str, layout: crate::lora::LoraLayout) -> (String, String) {
+    let (a, b) = layout.tensor_names();
+    if name == "weight" {
+        (a.to_string(), b.to_string())
+    } else {
+        (format!("{name}.{a}"), format!("{name}.{b}"))
+    }
+}
+
 /// A closure-driven visitor that tracks the path.
 struct Walk<P, B> {
     path: Path,
@@ -155,6 +168,11 @@ impl<T: Float, P: FnMut(&str, &Parameter<T>), B: FnMut(&str, &Buffer<T>)> Visito
     }
     fn parameter(&mut self, name: &str, p: &Parameter<T>) {
         (self.on_param)(&self.path.join(name), p);
+        if let Some(ad) = p.adapter() {
+            let (a, b) = adapter_names(name, ad.layout());
+            (self.on_param)(&self.path.join(&a), &ad.a);
+            (self.on_param)(&self.path.join(&b), &ad.b);
+        }
     }
     fn buffer(&mut self, name: &str, b: &Buffer<T>) {
         (self.on_buffer)(&self.path.join(name), b);
@@ -183,6 +201,11 @@ where
     }
     fn parameter(&mut self, name: &str, p: &mut Parameter<T>) {
         (self.on_param)(&self.path.join(name), p);
+        if let Some(ad) = p.adapter_mut() {
+            let (a, b) = adapter_names(name, ad.layout());
+            (self.on_param)(&self.path.join(&a), &mut ad.a);
+            (self.on_param)(&self.path.join(&b), &mut ad.b);
+        }
     }
     fn buffer(&mut self, name: &str, b: &mut Buffer<T>) {
         (self.on_buffer)(&self.path.join(name), b);

@@ -1,6 +1,8 @@
 //! [`Parameter`] (trainable unless frozen) and [`Buffer`] (saved, never trained).
 
-use finetune_autograd::{Gradients, Tape, Var};
+use finetune_autograd::{AutogradError, Gradients, Tape, Var};
+
+use crate::lora::LowRank;
 use finetune_tensor::{Float, Tensor};
 
 /// A trainable tensor: its value, whether it is trainable, and its accumulated gradient.
@@ -15,6 +17,10 @@ pub struct Parameter<T: Float = f32> {
     grad: Option<Tensor<T>>,
     /// The tape (by id) and node this parameter was entered as in the current forward.
     bound: Option<(u64, Var)>,
+    /// A LoRA update added to the value whenever it is entered on a tape.
+    adapter: Option<Box<LowRank<T>>>,
+    /// The node of `value + ΔW` in the current forward, when adapted.
+    bound_effective: Option<(u64, Var)>,
 }
 
 impl<T: Float> Parameter<T> {
@@ -25,7 +31,52 @@ impl<T: Float> Parameter<T> {
             trainable: true,
             grad: None,
             bound: None,
+            adapter: None,
+            bound_effective: None,
         }
+    }
+
+    /// The LoRA adapter on this weight, if any.
+    pub fn adapter(&self) -> Option<&LowRank<T>> {
+        self.adapter.as_deref()
+    }
+
+    /// The adapter, mutably.
+    pub fn adapter_mut(&mut self) -> Option<&mut LowRank<T>> {
+        self.adapter.as_deref_mut()
+    }
+
+    /// Attaches (or replaces) an adapter: from now on the weight enters the
+    /// tape as `value + s·B·A`.
+    pub fn set_adapter(&mut self, adapter: Option<LowRank<T>>) {
+        self.adapter = adapter.map(Box::new);
+        self.bound_effective = None;
+    }
+
+    /// Folds the adapter into the value (`W ← W + s·B·A`) and removes it;
+    /// refuses, leaving everything as it was, when the result is not finite.
+    /// Returns whether there was an adapter.
+    pub fn merge_adapter(&mut self) -> crate::error::Result<bool> {
+        let Some(adapter) = &self.adapter else {
+            return Ok(false);
+        };
+        let delta = adapter.delta(self.value.shape())?;
+        let merged: Vec<T> = self
+            .value
+            .as_slice()
+            .iter()
+            .zip(delta.as_slice())
+            .map(|(&w, &d)| w + d)
+            .collect();
+        if merged.iter().any(|v| !v.as_f64().is_finite()) {
+            return Err(crate::error::NnError::BadConfig {
+                layer: "LoRA merge".into(),
+                reason: "the merged weight is not finite".into(),
+            });
+        }
+        self.value = Tensor::new(self.value.shape(), merged)?;
+        self.set_adapter(None);
+        Ok(true)
     }
 
     /// The current value.
@@ -85,9 +136,28 @@ impl<T: Float> Parameter<T> {
         self.value.len()
     }
 
-    /// Enters the value on `tape`: a leaf if trainable, a constant if frozen.
+    /// Enters the value on `tape`: a leaf if trainable, a constant if frozen,
+    /// plus the adapter's `s·B·A` when one is attached (see [`crate::lora`]).
     /// Entering it twice on the same tape returns the same node (weight sharing).
-    pub fn bind(&mut self, tape: &mut Tape<T>) -> Var {
+    pub fn bind(&mut self, tape: &mut Tape<T>) -> Result<Var, AutogradError> {
+        let Some(adapter) = self.adapter.as_deref_mut() else {
+            return Ok(self.bind_plain(tape));
+        };
+        if let Some((id, var)) = self.bound_effective
+            && id == tape.id()
+            && var.id() < tape.len()
+        {
+            return Ok(var);
+        }
+        let delta = adapter.bind_delta(tape, self.value.shape())?;
+        let base = self.bind_plain(tape);
+        let w = tape.add(base, delta)?;
+        self.bound_effective = Some((tape.id(), w));
+        Ok(w)
+    }
+
+    /// [`Parameter::bind`] without the adapter.
+    fn bind_plain(&mut self, tape: &mut Tape<T>) -> Var {
         if let Some((id, var)) = self.bound
             && id == tape.id()
             && var.id() < tape.len()

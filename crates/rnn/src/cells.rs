@@ -38,10 +38,10 @@ impl<T: Float> CellParams<T> {
 
     /// `(x·W_ihᵀ + b_ih, h·W_hhᵀ + b_hh)`.
     fn projections(&mut self, tape: &mut Tape<T>, x: Var, h: Var) -> Result<(Var, Var)> {
-        let (w_ih, w_hh) = (self.w_ih.bind(tape), self.w_hh.bind(tape));
+        let (w_ih, w_hh) = (self.w_ih.bind(tape)?, self.w_hh.bind(tape)?);
         let (b_ih, b_hh) = (
-            self.b_ih.as_mut().map(|b| b.bind(tape)),
-            self.b_hh.as_mut().map(|b| b.bind(tape)),
+            self.b_ih.as_mut().map(|b| b.bind(tape)).transpose()?,
+            self.b_hh.as_mut().map(|b| b.bind(tape)).transpose()?,
         );
         Ok((tape.linear(x, w_ih, b_ih)?, tape.linear(h, w_hh, b_hh)?))
     }

@@ -442,12 +442,12 @@ impl<T: Float> Recurrent<T> {
     ) -> Result<Var> {
         let kind = self.kind;
         let p = &mut self.params[k];
-        let (w_ih, w_hh) = (p.w_ih.bind(tape), p.w_hh.bind(tape));
+        let (w_ih, w_hh) = (p.w_ih.bind(tape)?, p.w_hh.bind(tape)?);
         let biases: Vec<Var> = [p.b_ih.as_mut(), p.b_hh.as_mut()]
             .into_iter()
             .flatten()
             .map(|b| b.bind(tape))
-            .collect();
+            .collect::<std::result::Result<_, _>>()?;
         let mut inputs = vec![x, w_ih, w_hh];
         inputs.extend(&biases);
         inputs.push(h0);

@@ -497,3 +497,59 @@ fn a_single_sequence_agrees_with_the_same_sample_in_a_batch() {
             .unwrap_or_else(|e| panic!("{kind}, one sequence: {e}"));
     }
 }
+
+#[test]
+fn lora_on_lstm_and_gru_weights_gradchecks_with_lengths() {
+    use finetune_nn::lora::{LoraConfig, LoraLayout, attach_lora_where, is_adapter_tensor};
+    let opts = GradcheckOptions::default();
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        rslora: false,
+    };
+    for kind in ["lstm", "gru"] {
+        let mut rng = StdRng::seed_from_u64(21);
+        let cfg = RecurrentConfig::new(3, 2).layers(2).bidirectional(true);
+        let mut layer = match kind {
+            "lstm" => Recurrent::<f64>::lstm(cfg, &mut rng),
+            _ => Recurrent::gru(cfg, &mut rng),
+        }
+        .unwrap();
+        let x = input(&[4, 3, 3], 2);
+        let lengths = [4, 2, 1];
+        let run = |layer: &mut Recurrent<f64>| {
+            let mut tape = Tape::new();
+            let xv = tape.constant(x.clone());
+            let y = layer.forward_seq(&mut tape, xv, Some(&lengths)).unwrap();
+            tape.value(y).unwrap().clone()
+        };
+        let before = run(&mut layer);
+        let names = attach_lora_where(&mut layer, lora, &mut rng, |n, _| {
+            n.starts_with("weight_").then_some(LoraLayout::Matrix)
+        })
+        .unwrap();
+        // weight_ih and weight_hh of both layers and both directions
+        assert_eq!(names.len(), 8, "{names:?}");
+        let mut shapes = Vec::new();
+        layer.for_each_parameter(|n, p| shapes.push((n.to_string(), p.value().shape().to_vec())));
+        let gates = if kind == "lstm" { 4 } else { 3 };
+        assert!(
+            shapes.contains(&("weight_ih_l0.lora_A.weight".into(), vec![2, 3])),
+            "{shapes:?}"
+        );
+        assert!(shapes.contains(&(
+            "weight_hh_l1_reverse.lora_B.weight".into(),
+            vec![gates * 2, 2]
+        )));
+        assert_eq!(run(&mut layer), before, "B = 0: equals the base at step 0");
+        layer.for_each_parameter_mut(|n, p| {
+            if is_adapter_tensor(n) && p.value().as_slice().iter().all(|&v| v == 0.0) {
+                for (i, v) in p.value_mut().as_mut_slice().iter_mut().enumerate() {
+                    *v = ((i * 13 % 7) as f64 - 3.0) / 5.0;
+                }
+            }
+        });
+        gradcheck_module(&mut layer, &x, Some(&lengths), &opts)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    }
+}
