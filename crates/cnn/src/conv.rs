@@ -94,7 +94,8 @@ impl<T: Float> Conv2d<T> {
                 &[c.out_channels, c.in_channels / g, c.kernel[0], c.kernel[1]],
                 bound,
                 rng,
-            )),
+            ))
+            .with_lora_layout(finetune_nn::lora::LoraLayout::Matrix),
             bias: c
                 .bias
                 .then(|| Parameter::new(uniform(&[c.out_channels], bound, rng))),

@@ -210,7 +210,7 @@ fn stir_adapters(m: &mut impl Module<f64>) {
 
 #[test]
 fn lora_on_a_conv2d_keeps_stride_padding_dilation_and_groups_and_gradchecks() {
-    use finetune_nn::lora::{LoraConfig, LoraLayout, attach_lora_where};
+    use finetune_nn::lora::{LoraConfig, attach_lora_where};
     let mut rng = StdRng::seed_from_u64(11);
     let cfg = Conv2dConfig::new(4, 6, 3)
         .stride(2)
@@ -231,10 +231,8 @@ fn lora_on_a_conv2d_keeps_stride_padding_dilation_and_groups_and_gradchecks() {
         alpha: 2.0,
         rslora: false,
     };
-    let names = attach_lora_where(&mut conv, lora, &mut rng, |n, _| {
-        (n == "weight").then_some(LoraLayout::Matrix)
-    })
-    .unwrap();
+    // every LoRA-able weight: the convolution's, not its bias
+    let names = attach_lora_where(&mut conv, lora, &mut rng, |_| true).unwrap();
     assert_eq!(names, ["weight"]);
     let mut shapes = Vec::new();
     conv.for_each_parameter(|n, p| shapes.push((n.to_string(), p.value().shape().to_vec())));

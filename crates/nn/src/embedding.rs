@@ -24,7 +24,8 @@ impl<T: Float> Embedding<T> {
     /// A table initialised `N(0, 1)` like PyTorch.
     pub fn new(num_embeddings: usize, dim: usize, rng: &mut impl Rng) -> Self {
         Embedding {
-            weight: Parameter::new(normal(&[num_embeddings, dim], 1.0, rng)),
+            weight: Parameter::new(normal(&[num_embeddings, dim], 1.0, rng))
+                .with_lora_layout(crate::lora::LoraLayout::Embedding),
             num_embeddings,
             dim,
         }

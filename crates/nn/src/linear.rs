@@ -22,7 +22,8 @@ impl<T: Float> Linear<T> {
     pub fn new(in_features: usize, out_features: usize, bias: bool, rng: &mut impl Rng) -> Self {
         let bound = fan_in_bound(in_features);
         Linear {
-            weight: Parameter::new(uniform(&[out_features, in_features], bound, rng)),
+            weight: Parameter::new(uniform(&[out_features, in_features], bound, rng))
+                .with_lora_layout(crate::lora::LoraLayout::Matrix),
             bias: bias.then(|| Parameter::new(uniform(&[out_features], bound, rng))),
             in_features,
             out_features,

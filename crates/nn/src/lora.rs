@@ -193,14 +193,15 @@ pub fn is_adapter_tensor(name: &str) -> bool {
     })
 }
 
-/// Attaches an adapter to every parameter `select` gives a layout for, and
-/// freezes those base weights; returns the adapted parameters' names, in
-/// definition order. Adapters already attached are replaced.
+/// Attaches an adapter to every LoRA-able weight (one its layer marked with
+/// a [`LoraLayout`]) whose full name `select` accepts, and freezes those base
+/// weights; returns the adapted parameters' names, in definition order.
+/// Adapters already attached are replaced.
 pub fn attach_lora_where<T: Float, M: crate::Module<T> + ?Sized>(
     module: &mut M,
     config: LoraConfig,
     rng: &mut impl Rng,
-    select: impl Fn(&str, &[usize]) -> Option<LoraLayout>,
+    select: impl Fn(&str) -> bool,
 ) -> Result<Vec<String>> {
     use crate::ModuleExt;
     let mut adapted = Vec::new();
@@ -209,7 +210,7 @@ pub fn attach_lora_where<T: Float, M: crate::Module<T> + ?Sized>(
         if failure.is_some() || is_adapter_tensor(name) {
             return;
         }
-        let Some(layout) = select(name, p.value().shape()) else {
+        let Some(layout) = p.lora_layout().filter(|_| select(name)) else {
             return;
         };
         match LowRank::new(p.value().shape(), layout, config, rng) {
@@ -337,8 +338,8 @@ mod tests {
         });
     }
 
-    fn every_weight(name: &str, _: &[usize]) -> Option<LoraLayout> {
-        name.ends_with("weight").then_some(LoraLayout::Matrix)
+    fn every_weight(_: &str) -> bool {
+        true
     }
 
     #[test]
@@ -385,7 +386,7 @@ mod tests {
             alpha: 3.0,
             rslora: true,
         };
-        attach_lora_where(&mut emb, cfg, &mut rng, |_, _| Some(LoraLayout::Embedding)).unwrap();
+        attach_lora_where(&mut emb, cfg, &mut rng, every_weight).unwrap();
         let mut shapes = Vec::new();
         emb.for_each_parameter(|n, p| shapes.push((n.to_string(), p.value().shape().to_vec())));
         assert_eq!(shapes[1], ("lora_embedding_A".to_string(), vec![3, 6]));
@@ -444,7 +445,7 @@ mod tests {
             alpha: 1.0,
             rslora: false,
         };
-        attach_lora_where(&mut fc, cfg, &mut rng, |_, _| Some(LoraLayout::Matrix)).unwrap();
+        attach_lora_where(&mut fc, cfg, &mut rng, every_weight).unwrap();
         let base = fc.weight.value().clone();
         for v in fc
             .weight

@@ -2,7 +2,7 @@
 
 use finetune_autograd::{AutogradError, Gradients, Tape, Var};
 
-use crate::lora::LowRank;
+use crate::lora::{LoraLayout, LowRank};
 use finetune_tensor::{Float, Tensor};
 
 /// A trainable tensor: its value, whether it is trainable, and its accumulated gradient.
@@ -21,6 +21,9 @@ pub struct Parameter<T: Float = f32> {
     adapter: Option<Box<LowRank<T>>>,
     /// The node of `value + ΔW` in the current forward, when adapted.
     bound_effective: Option<(u64, Var)>,
+    /// How LoRA adapts this weight, if it is one LoRA targets (set by the
+    /// layer that owns it: Linear, Conv2d, Embedding, recurrent weights).
+    lora_layout: Option<LoraLayout>,
 }
 
 impl<T: Float> Parameter<T> {
@@ -33,7 +36,19 @@ impl<T: Float> Parameter<T> {
             bound: None,
             adapter: None,
             bound_effective: None,
+            lora_layout: None,
         }
+    }
+
+    /// Marks the parameter as a weight LoRA can adapt, and how.
+    pub fn with_lora_layout(mut self, layout: LoraLayout) -> Self {
+        self.lora_layout = Some(layout);
+        self
+    }
+
+    /// How LoRA would adapt it (`None`: not a LoRA target, e.g. a bias).
+    pub fn lora_layout(&self) -> Option<LoraLayout> {
+        self.lora_layout
     }
 
     /// The LoRA adapter on this weight, if any.

@@ -27,8 +27,10 @@ impl<T: Float> CellParams<T> {
     fn new(gates: usize, input: usize, hidden: usize, bias: bool, rng: &mut impl Rng) -> Self {
         let bound = fan_in_bound(hidden);
         CellParams {
-            w_ih: Parameter::new(uniform(&[gates * hidden, input], bound, rng)),
-            w_hh: Parameter::new(uniform(&[gates * hidden, hidden], bound, rng)),
+            w_ih: Parameter::new(uniform(&[gates * hidden, input], bound, rng))
+                .with_lora_layout(finetune_nn::lora::LoraLayout::Matrix),
+            w_hh: Parameter::new(uniform(&[gates * hidden, hidden], bound, rng))
+                .with_lora_layout(finetune_nn::lora::LoraLayout::Matrix),
             b_ih: bias.then(|| Parameter::new(uniform(&[gates * hidden], bound, rng))),
             b_hh: bias.then(|| Parameter::new(uniform(&[gates * hidden], bound, rng))),
             input,

@@ -226,8 +226,10 @@ impl<T: Float> Recurrent<T> {
                 let suffix = format!("l{layer}{}", if dir == 1 { "_reverse" } else { "" });
                 params.push(DirectionParams {
                     suffix,
-                    w_ih: Parameter::new(uniform(&[g * h, input], bound, rng)),
-                    w_hh: Parameter::new(uniform(&[g * h, h], bound, rng)),
+                    w_ih: Parameter::new(uniform(&[g * h, input], bound, rng))
+                        .with_lora_layout(finetune_nn::lora::LoraLayout::Matrix),
+                    w_hh: Parameter::new(uniform(&[g * h, h], bound, rng))
+                        .with_lora_layout(finetune_nn::lora::LoraLayout::Matrix),
                     b_ih: c
                         .bias
                         .then(|| Parameter::new(uniform(&[g * h], bound, rng))),

@@ -500,7 +500,7 @@ fn a_single_sequence_agrees_with_the_same_sample_in_a_batch() {
 
 #[test]
 fn lora_on_lstm_and_gru_weights_gradchecks_with_lengths() {
-    use finetune_nn::lora::{LoraConfig, LoraLayout, attach_lora_where, is_adapter_tensor};
+    use finetune_nn::lora::{LoraConfig, attach_lora_where, is_adapter_tensor};
     let opts = GradcheckOptions::default();
     let lora = LoraConfig {
         rank: 2,
@@ -524,10 +524,7 @@ fn lora_on_lstm_and_gru_weights_gradchecks_with_lengths() {
             tape.value(y).unwrap().clone()
         };
         let before = run(&mut layer);
-        let names = attach_lora_where(&mut layer, lora, &mut rng, |n, _| {
-            n.starts_with("weight_").then_some(LoraLayout::Matrix)
-        })
-        .unwrap();
+        let names = attach_lora_where(&mut layer, lora, &mut rng, |_| true).unwrap();
         // weight_ih and weight_hh of both layers and both directions
         assert_eq!(names.len(), 8, "{names:?}");
         let mut shapes = Vec::new();
