@@ -23,6 +23,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// parsed once per process: the size of the largest variant costs nothing
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Pretrain on digits 0-4, fine-tune to 5-9 beside training from scratch; then the real MNIST CNN to Fashion-MNIST.
     #[command(
@@ -600,6 +602,8 @@ pub struct FinetuneArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub train: TrainArgs,
+    #[command(flatten)]
+    pub peft: PeftArgs,
     /// Output classes of the new head (default: the data's classes). A new head
     /// is made whenever this differs from the model's.
     #[arg(long, value_name = "N")]
@@ -719,11 +723,17 @@ pub struct PredictArgs {
 #[derive(Args, Debug)]
 pub struct ImportArgs {
     /// PyTorch weights: .safetensors or .pth/.pt.
-    #[arg(long, value_name = "FILE")]
-    pub weights: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "adapter")]
+    pub weights: Option<PathBuf>,
     /// The model spec: a JSON file or a built-in name.
-    #[arg(long, value_name = "SPEC")]
-    pub spec: String,
+    #[arg(long, value_name = "SPEC", required_unless_present = "adapter")]
+    pub spec: Option<String>,
+    /// A LoRA adapter folder in PEFT's layout (from `finetune export --adapter`), applied to --from.
+    #[arg(long, value_name = "DIR", requires = "from", conflicts_with_all = ["weights", "spec"])]
+    pub adapter: Option<PathBuf>,
+    /// With --adapter: the base model's checkpoint.
+    #[arg(long, value_name = "CKPT", requires = "adapter")]
+    pub from: Option<PathBuf>,
     /// Rename file tensors before matching: `REGEX=REPLACEMENT` (repeatable), e.g. `^module\.=`.
     #[arg(long, value_name = "RE=REPL")]
     pub rename: Vec<String>,
@@ -756,9 +766,18 @@ pub struct ExportArgs {
     /// A native checkpoint.
     #[arg(long, value_name = "CKPT")]
     pub model: PathBuf,
-    /// The safetensors file to write.
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    /// The safetensors file to write (PyTorch names; LoRA adapters merged), or with --merge
+    /// and a `.ckpt` name, a native checkpoint.
+    #[arg(long, value_name = "FILE", required_unless_present = "adapter")]
+    pub out: Option<PathBuf>,
+    /// Write the LoRA adapters, head and BatchNorm statistics in PEFT's folder layout
+    /// (adapter_model.safetensors, adapter_config.json).
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
+    /// Fold LoRA adapters into plain weights (W + s·B·A) before writing --out; refuses if a
+    /// merged weight is not finite.
+    #[arg(long, requires = "out")]
+    pub merge: bool,
 }
 
 #[derive(Args, Debug)]
@@ -842,4 +861,35 @@ pub struct LrFindArgs {
     /// Where run folders go.
     #[arg(long, default_value = "runs")]
     pub runs_dir: std::path::PathBuf,
+}
+
+/// Parameter-efficient fine-tuning: LoRA, BitFit, BatchNorm-only.
+#[derive(Args, Debug, Clone)]
+pub struct PeftArgs {
+    /// LoRA of this rank: each targeted weight is frozen and learns W + s·B·A instead
+    /// (s = alpha/rank, or alpha/√rank with --rslora; B starts at zero, so step 0 is the base).
+    #[arg(long, value_name = "RANK")]
+    pub lora: Option<usize>,
+    /// LoRA's alpha.
+    #[arg(long, value_name = "A", default_value_t = 8.0, requires = "lora")]
+    pub lora_alpha: f64,
+    /// Weights to adapt, by full name or module path (globs); default: every Linear, Conv2d,
+    /// Embedding and recurrent weight outside the head.
+    #[arg(long, value_name = "GLOB", num_args = 1.., requires = "lora")]
+    pub lora_targets: Vec<String>,
+    /// Rank-stabilised LoRA: scale by alpha/√rank.
+    #[arg(long, requires = "lora")]
+    pub rslora: bool,
+    /// Train only these (and any LoRA adapters): `bias` (BitFit), `norm` (BatchNorm's affine
+    /// parameters), `head`; comma-separated or repeated; a new head always trains.
+    #[arg(long = "train", value_enum, value_name = "WHAT", value_delimiter = ',', num_args = 1..)]
+    pub train_only: Vec<TrainOnlyName>,
+}
+
+/// `--train` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainOnlyName {
+    Bias,
+    Norm,
+    Head,
 }

@@ -136,6 +136,7 @@ fn snapshot(
 ) -> Result<Model> {
     let mut m = Model::from_spec(&like.0, like.1.seed.unwrap_or(0))?;
     *m.metadata_mut() = like.1.clone();
+    m.restore_lora()?;
     for e in net.state_dict() {
         m.net_mut().set_tensor(&e.name, e.value)?;
     }

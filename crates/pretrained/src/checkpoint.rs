@@ -184,6 +184,7 @@ impl Model {
             })?;
         let mut model = Model::from_spec(&spec, stored.model.seed.unwrap_or(0))?;
         model.metadata = stored.model;
+        model.restore_lora()?;
         let (mut own, mut extra) = (Vec::new(), Vec::new());
         for (name, t) in container.tensors {
             match name.strip_prefix(TRAINING_PREFIX) {

@@ -65,6 +65,10 @@ pub struct ModelMetadata {
     /// The program version that created the model, e.g. `finetune-pretrained 0.1.0`.
     #[serde(default)]
     pub created_by: String,
+    /// LoRA adapters on the model (their tensors are in the checkpoint
+    /// beside the weights they adapt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<crate::lora::LoraSettings>,
 }
 
 impl Default for ModelMetadata {
@@ -79,6 +83,7 @@ impl Default for ModelMetadata {
             history: serde_json::Value::Null,
             seed: None,
             created_by: CREATED_BY.to_string(),
+            lora: None,
         }
     }
 }

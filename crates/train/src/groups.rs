@@ -12,8 +12,18 @@ use crate::error::{Result, TrainError};
 pub use finetune_nn::glob_match;
 
 /// The layer a parameter belongs to: its name without the last component
-/// (`features.3.weight` -> `features.3`).
+/// (`features.3.weight` -> `features.3`). A LoRA adapter's tensors belong to
+/// the layer of the weight they adapt (`features.3.lora_A.weight`,
+/// `lstm.weight_ih_l0.lora_B.weight`, `emb.lora_embedding_A`).
 pub fn layer_key(name: &str) -> &str {
+    if let Some((base, _)) = name.split_once(".lora_") {
+        let last = base.rsplit('.').next().unwrap_or(base);
+        return if last.starts_with("weight") {
+            layer_key(base)
+        } else {
+            base
+        };
+    }
     name.rsplit_once('.').map_or("", |(layer, _)| layer)
 }
 

@@ -1,6 +1,7 @@
 //! `eval`, `predict`, `import`, `export`, `inspect`, `lr-find`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use finetune_data::CharVocab;
@@ -281,8 +282,42 @@ fn lengths_before_padding(ids: &[i64], t: usize, pad: i64) -> Result<Option<Vec<
 
 /// `finetune import`.
 pub fn import(args: &ImportArgs) -> Result<()> {
-    check_out_path(&args.out, &[&args.weights], false, "--out")?;
-    let spec = model_args::spec(&args.spec)?;
+    if let (Some(dir), Some(base)) = (&args.adapter, &args.from) {
+        return import_adapter(dir, base, &args.out);
+    }
+    let (Some(weights), Some(spec)) = (&args.weights, &args.spec) else {
+        bail!("import needs --weights and --spec (or --adapter DIR --from BASE)");
+    };
+    import_weights(args, weights, spec)
+}
+
+/// `finetune import --adapter DIR --from BASE --out M`.
+fn import_adapter(dir: &Path, base: &Path, out: &Path) -> Result<()> {
+    check_out_path(out, &[base], false, "--out")?;
+    let base_model = model_args::load(base)?;
+    let model = Model::with_adapter(&base_model, dir).with_context(|| {
+        format!(
+            "applying the adapter {} to {}",
+            dir.display(),
+            base.display()
+        )
+    })?;
+    model
+        .save(out)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "wrote {} (LoRA r = {}; {})",
+        out.display(),
+        model.metadata().lora.as_ref().map_or(0, |l| l.rank),
+        model.trainable_parameters_line()
+    );
+    Ok(())
+}
+
+/// `finetune import --weights FILE --spec SPEC --out M`.
+fn import_weights(args: &ImportArgs, weights: &Path, spec: &str) -> Result<()> {
+    check_out_path(&args.out, &[weights], false, "--out")?;
+    let spec = model_args::spec(spec)?;
     let mut opts = if args.non_strict {
         ImportOptions::non_strict()
     } else {
@@ -297,18 +332,12 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     if let Some(s) = &args.select {
         opts = opts.select(s.clone());
     }
-    let importing = || {
-        format!(
-            "importing {} with spec `{}`",
-            args.weights.display(),
-            spec.name
-        )
-    };
+    let importing = || format!("importing {} with spec `{}`", weights.display(), spec.name);
     // read once: the names say whether the file uses Keras layouts
-    let tensors = read_weights(&args.weights, opts.format).with_context(importing)?;
+    let tensors = read_weights(weights, opts.format).with_context(importing)?;
     let keras = args.keras || has_keras_names(&tensors);
     opts = opts.new_tensors(args.new.iter().cloned()).keras(keras);
-    let label = args.weights.display().to_string();
+    let label = weights.display().to_string();
     let imported = import_tensors(&spec, tensors, &label, &opts).with_context(importing)?;
     let mut model = imported.model;
     if let Some(path) = &args.vocab {
@@ -324,8 +353,7 @@ pub fn import(args: &ImportArgs) -> Result<()> {
         }
         model.metadata_mut().vocab = Some(vocab);
     }
-    model.metadata_mut().weights_from = args
-        .weights
+    model.metadata_mut().weights_from = weights
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
     model
@@ -356,15 +384,53 @@ fn read_vocab(path: &std::path::Path) -> Result<CharVocab> {
 
 /// `finetune export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
-    check_out_path(&args.out, &[&args.model], false, "--out")?;
-    let model = model_args::load(&args.model)?;
+    let mut model = model_args::load(&args.model)?;
+    if let Some(dir) = &args.adapter {
+        if dir.exists() && !dir.is_dir() {
+            bail!("--adapter {}: exists and is not a folder", dir.display());
+        }
+        let keys = model
+            .export_adapter(dir)
+            .with_context(|| format!("writing the adapter to {}", dir.display()))?;
+        println!(
+            "wrote {} tensors to {} (PEFT layout: {}, {}; load with peft.PeftModel.from_pretrained)",
+            keys.len(),
+            dir.display(),
+            finetune_pretrained::peft::ADAPTER_FILE,
+            finetune_pretrained::peft::ADAPTER_CONFIG
+        );
+    }
+    let Some(out) = &args.out else {
+        return Ok(());
+    };
+    check_out_path(out, &[&args.model], false, "--out")?;
+    let adapted = model.metadata().lora.is_some();
+    let merged = model.merge_lora().context("merging the LoRA adapters")?;
+    if adapted && !args.merge {
+        eprintln!(
+            "export: LoRA adapters merged into {merged} weights (PyTorch's plain module has no adapters; `--adapter DIR` writes them separately)"
+        );
+    }
+    let native = out.extension().is_some_and(|e| e == "ckpt");
+    if args.merge && native {
+        model
+            .save(out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("wrote {} ({merged} LoRA weights merged)", out.display());
+        return Ok(());
+    }
     model
-        .export_safetensors(&args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+        .export_safetensors(out)
+        .with_context(|| format!("writing {}", out.display()))?;
     let n = model.state_dict().len();
     println!(
-        "wrote {n} tensors with PyTorch names to {} (load with model.load_state_dict(safetensors.torch.load_file(...)))",
-        args.out.display()
+        "wrote {n} tensors with PyTorch names to {}{} (load with model.load_state_dict(safetensors.torch.load_file(...)))",
+        out.display(),
+        if merged > 0 {
+            format!(", {merged} LoRA weights merged")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
@@ -383,11 +449,16 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         let meta: Value = serde_json::from_str(&c.metadata_json).unwrap_or(Value::Null);
         // the header is shown even when the model cannot be built (a spec
         // over the size limits, tensors that do not match): say why
-        let (counts, problem) = match Model::load(path) {
-            Ok(m) => (Some(m.net().parameter_count().0), None),
-            Err(e) => (None, Some(e.to_string())),
+        let (counts, peft, problem) = match Model::load(path) {
+            Ok(m) => (
+                Some(m.net().parameter_count().0),
+                Some(m.trainable_parameters_line()),
+                None,
+            ),
+            Err(e) => (None, None, Some(e.to_string())),
         };
-        let mut extra = json!({"spec": spec, "metadata": meta, "parameters": counts});
+        let mut extra =
+            json!({"spec": spec, "metadata": meta, "parameters": counts, "trainable": peft});
         if let Some(p) = problem {
             extra["problem"] = p.into();
         }
@@ -482,6 +553,9 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             crate::session::thousands(t),
             crate::session::thousands(f)
         );
+    }
+    if let Some(line) = extra.get("trainable").and_then(Value::as_str) {
+        println!("{line}");
     }
     if let Some(v) = &vocab {
         let special = |name: &str, id: Option<u32>| id.map(|i| format!(", {name} {i}"));

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use finetune_nn::ModuleExt;
+use finetune_pretrained::lora::TrainOnly;
 use finetune_pretrained::{
     CharLmOptions, CharRnnOptions, HeadSpec, Model, char_gru, char_lm, char_lstm,
 };
@@ -14,8 +15,8 @@ use finetune_train::{
 };
 
 use crate::cli::{
-    BnPolicyName, FinetuneArgs, MonitorName, OptimizerName, PretrainArgs, RecipeName, ScheduleName,
-    TaskName, TrainArgs,
+    BnPolicyName, FinetuneArgs, MonitorName, OptimizerName, PeftArgs, PretrainArgs, RecipeName,
+    ScheduleName, TaskName, TrainArgs, TrainOnlyName,
 };
 use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare, task_name};
 use crate::lm_data::prepare_lm;
@@ -543,6 +544,15 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     if resume.is_none() && args.recipe != Some(RecipeName::Fastai) {
         apply_freeze(&mut model, args, cfg.bn_policy, label)?;
     }
+    if resume.is_none() {
+        apply_peft(
+            &mut model,
+            &args.peft,
+            cfg.gradual_unfreeze.is_some() || args.recipe.is_some(),
+            args.train.seed,
+            label,
+        )?;
+    }
     let (total, trainable) = model.net().parameter_count();
     eprintln!(
         "{label}: {} on {} — {} of {} parameters trainable",
@@ -646,6 +656,57 @@ pub fn bn_policy(b: BnPolicyName) -> BnPolicy {
         BnPolicyName::TrainAffine => BnPolicy::TrainAffine,
         BnPolicyName::TrainBn => BnPolicy::TrainBn,
     }
+}
+
+/// `--lora` and `--train`: adapters on the targeted weights, and/or only
+/// biases, BatchNorm's affine parameters or the head left trainable (after
+/// the freeze flags, so `--freeze` narrows what `--unfreeze`d; the head
+/// always trains). Prints PEFT's one-line count.
+fn apply_peft(
+    model: &mut Model,
+    peft: &PeftArgs,
+    recipe: bool,
+    seed: u64,
+    label: &str,
+) -> Result<()> {
+    if peft.lora.is_none() && peft.train_only.is_empty() {
+        return Ok(());
+    }
+    if recipe {
+        bail!(
+            "--lora and --train choose what trains for the whole run; they do not combine with --recipe or --gradual, which unfreeze layers as they go"
+        );
+    }
+    if !peft.train_only.is_empty() {
+        let mut kinds: Vec<TrainOnly> = peft
+            .train_only
+            .iter()
+            .map(|k| match k {
+                TrainOnlyName::Bias => TrainOnly::Bias,
+                TrainOnlyName::Norm => TrainOnly::Norm,
+                TrainOnlyName::Head => TrainOnly::Head,
+            })
+            .collect();
+        kinds.push(TrainOnly::Head);
+        model.train_only(&kinds);
+    }
+    if let Some(rank) = peft.lora {
+        let config = finetune_nn::lora::LoraConfig {
+            rank,
+            alpha: peft.lora_alpha,
+            rslora: peft.rslora,
+        };
+        let targets = model.add_lora(config, &peft.lora_targets, seed)?;
+        eprintln!(
+            "{label}: LoRA r = {rank}, alpha = {}, scale {:.4}, on {} weights: {}",
+            peft.lora_alpha,
+            config.scale(),
+            targets.len(),
+            targets.join(", ")
+        );
+    }
+    eprintln!("{label}: {}", model.trainable_parameters_line());
+    Ok(())
 }
 
 /// Head surgery and re-initialisation before training.

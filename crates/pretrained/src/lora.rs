@@ -1,0 +1,213 @@
+//! LoRA on a whole model: which weights get adapters, how the choice is
+//! stored in the checkpoint (so a saved adapted model loads back adapted),
+//! and folding the adapters into plain weights. The adapter itself — the
+//! `W + s·B·A` on the tape — is `finetune_nn::lora`.
+
+use finetune_nn::ModuleExt;
+use finetune_nn::glob_match;
+use finetune_nn::lora::{LoraConfig, attach_lora_where, merge_lora};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// The adapters of a model, as its checkpoint records them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoraSettings {
+    /// The rank `r`.
+    pub rank: usize,
+    /// `α` (the update is scaled by `α/r`, or `α/√r` with `rslora`).
+    pub alpha: f64,
+    /// Rank-stabilised scaling.
+    #[serde(default)]
+    pub rslora: bool,
+    /// The adapted weights' full names, in definition order.
+    pub targets: Vec<String>,
+}
+
+impl LoraSettings {
+    /// The adapters' hyper-parameters.
+    pub fn config(&self) -> LoraConfig {
+        LoraConfig {
+            rank: self.rank,
+            alpha: self.alpha,
+            rslora: self.rslora,
+        }
+    }
+}
+
+/// The module a parameter belongs to: its name without the last part
+/// (`lstm1.weight_ih_l0` → `lstm1`, `features.0.weight` → `features.0`).
+fn module_of(name: &str) -> &str {
+    name.rsplit_once('.').map_or("", |(m, _)| m)
+}
+
+impl Model {
+    /// Adds LoRA adapters and freezes the weights they adapt. Targets: every
+    /// Linear, Conv2d, Embedding and recurrent weight outside the output
+    /// layer (the head — the layer of the last such weight — which is
+    /// trained in full), or, given `patterns`,
+    /// those whose full name or module path matches one of them (shell
+    /// globs: `lstm*`, `features.*.weight`); the head is then adapted only if
+    /// named. Returns the adapted weights' names.
+    pub fn add_lora(
+        &mut self,
+        config: LoraConfig,
+        patterns: &[String],
+        seed: u64,
+    ) -> Result<Vec<String>> {
+        let head = self.head_prefix();
+        let in_head = |name: &str| {
+            head.as_deref()
+                .is_some_and(|h| name == h || name.starts_with(&format!("{h}.")))
+        };
+        let select = |name: &str| {
+            if patterns.is_empty() {
+                !in_head(name)
+            } else {
+                patterns
+                    .iter()
+                    .any(|p| glob_match(p, name) || glob_match(p, module_of(name)))
+            }
+        };
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x10_4A);
+        let targets = attach_lora_where(self.net_mut(), config, &mut rng, select)
+            .map_err(|e| self.lora_err(e))?;
+        if targets.is_empty() {
+            return Err(self.lora_err(finetune_nn::NnError::BadConfig {
+                layer: "LoRA".into(),
+                reason: if patterns.is_empty() {
+                    "the model has no Linear, Conv2d, Embedding or recurrent weight outside its head"
+                        .into()
+                } else {
+                    format!(
+                        "no Linear, Conv2d, Embedding or recurrent weight matches {}",
+                        patterns.join(", ")
+                    )
+                },
+            }));
+        }
+        self.metadata_mut().lora = Some(LoraSettings {
+            rank: config.rank,
+            alpha: config.alpha,
+            rslora: config.rslora,
+            targets: targets.clone(),
+        });
+        Ok(targets)
+    }
+
+    /// Re-creates the adapters the metadata names (before their tensors are
+    /// loaded into them): a checkpoint of an adapted model loads adapted.
+    pub fn restore_lora(&mut self) -> Result<()> {
+        let Some(settings) = self.metadata().lora.clone() else {
+            return Ok(());
+        };
+        let mut rng = StdRng::seed_from_u64(0);
+        let found = attach_lora_where(self.net_mut(), settings.config(), &mut rng, |n| {
+            settings.targets.iter().any(|t| t == n)
+        })
+        .map_err(|e| self.lora_err(e))?;
+        if found.len() != settings.targets.len() {
+            let missing: Vec<&str> = settings
+                .targets
+                .iter()
+                .filter(|t| !found.contains(t))
+                .map(String::as_str)
+                .collect();
+            return Err(self.lora_err(finetune_nn::NnError::BadConfig {
+                layer: "LoRA".into(),
+                reason: format!(
+                    "the checkpoint adapts weights the model does not have (or cannot adapt): {}",
+                    missing.join(", ")
+                ),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Folds every adapter into its weight (`W ← W + s·B·A`), leaving a plain
+    /// model; refuses if a merged weight is not finite. Returns how many
+    /// weights were merged. The merged weights stay frozen.
+    pub fn merge_lora(&mut self) -> Result<usize> {
+        let n = merge_lora(self.net_mut()).map_err(|e| self.lora_err(e))?;
+        self.metadata_mut().lora = None;
+        Ok(n)
+    }
+
+    /// `trainable params: N || all params: M || trainable%: P`, as PEFT's
+    /// `print_trainable_parameters` prints it (adapters count as parameters).
+    pub fn trainable_parameters_line(&self) -> String {
+        let (total, trainable) = self.net().parameter_count();
+        let pct = if total == 0 {
+            0.0
+        } else {
+            100.0 * trainable as f64 / total as f64
+        };
+        format!("trainable params: {trainable} || all params: {total} || trainable%: {pct:.4}")
+    }
+
+    fn lora_err(&self, source: finetune_nn::NnError) -> Error {
+        Error::Nn {
+            context: format!("model `{}`: LoRA", self.spec().name),
+            source,
+        }
+    }
+}
+
+/// What `--train` keeps trainable in a parameter-efficient fine-tune.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainOnly {
+    /// Every bias (BitFit: Ben Zaken et al., ACL 2022).
+    Bias,
+    /// BatchNorm's affine weight and bias (Frankle et al., ICLR 2021).
+    Norm,
+    /// The output layer.
+    Head,
+}
+
+impl Model {
+    /// The output layer's module path: the module of the last weight LoRA
+    /// could adapt (`classifier.2` in mnist-cnn, `head` after surgery).
+    fn head_prefix(&self) -> Option<String> {
+        let mut last = None;
+        self.net().for_each_parameter(|name, p| {
+            if p.lora_layout().is_some() && !finetune_nn::lora::is_adapter_tensor(name) {
+                last = Some(module_of(name).to_string());
+            }
+        });
+        last
+    }
+
+    /// Trains only the kinds of parameter named (and any LoRA adapters), freezing
+    /// everything else; a BatchNorm is known by its running statistics. Returns
+    /// the number of trainable parameter elements.
+    pub fn train_only(&mut self, kinds: &[TrainOnly]) -> usize {
+        let head = self.head_prefix();
+        let state = self.net().state_dict();
+        let norms: std::collections::BTreeSet<String> = state
+            .iter()
+            .filter_map(|e| e.name.strip_suffix(".running_mean").map(str::to_string))
+            .collect();
+        let in_head = |name: &str| {
+            head.as_deref()
+                .is_some_and(|h| name == h || name.starts_with(&format!("{h}.")))
+        };
+        let mut trainable = 0;
+        self.net_mut().for_each_parameter_mut(|name, p| {
+            let last = name.rsplit('.').next().unwrap_or(name);
+            let keep = finetune_nn::lora::is_adapter_tensor(name)
+                || kinds.iter().any(|k| match k {
+                    TrainOnly::Bias => last.starts_with("bias"),
+                    TrainOnly::Norm => norms.contains(module_of(name)),
+                    TrainOnly::Head => in_head(name),
+                });
+            p.set_trainable(keep);
+            if keep {
+                trainable += p.numel();
+            }
+        });
+        trainable
+    }
+}

@@ -1,0 +1,276 @@
+//! LoRA adapters in HF PEFT's folder layout, out and back in.
+//!
+//! `DIR/adapter_model.safetensors` holds `base_model.model.<path>.lora_A.weight`
+//! and `.lora_B.weight` (an Embedding's `lora_embedding_A` / `_B`; a recurrent
+//! weight's `<rnn>.weight_ih_l0.lora_A.weight`, a scheme PEFT does not have),
+//! plus what trained in full — the head, and BatchNorm's running statistics —
+//! under `base_model.model.<plain name>`. `DIR/adapter_config.json` is PEFT's
+//! (`peft_type: "LORA"`, `r`, `lora_alpha`, `use_rslora`, `target_modules`,
+//! `modules_to_save`). `DIR/finetune_config.json` adds what PEFT does not
+//! record and a round trip needs: the adapted model's spec (its new head) and
+//! metadata (classes, vocabulary, normalisation).
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::Path;
+
+use finetune_nn::lora::{attach_lora_where, is_adapter_tensor};
+use finetune_nn::{EntryKind, ModuleExt};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::{Value, json};
+
+use crate::checkpoint::model_tensors;
+use crate::error::{Error, Result};
+use crate::lora::LoraSettings;
+use crate::model::{Model, ModelMetadata};
+use crate::safetensors::{parse_safetensors, write_safetensors};
+use crate::spec::ModelSpec;
+
+/// PEFT's prefix on every key of an adapter file.
+pub const PEFT_PREFIX: &str = "base_model.model.";
+/// The adapter weights' file name.
+pub const ADAPTER_FILE: &str = "adapter_model.safetensors";
+/// PEFT's config file name.
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+/// Our additions.
+pub const FINETUNE_CONFIG: &str = "finetune_config.json";
+
+fn adapter_err(dir: &Path, reason: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        file: dir.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The module PEFT names as a target for an adapted weight: its module for
+/// a `weight` (`fc1.weight` → `fc1`), the weight itself otherwise
+/// (`lstm1.weight_ih_l0`).
+fn target_module(weight: &str) -> &str {
+    weight.strip_suffix(".weight").unwrap_or(weight)
+}
+
+/// The weight an adapter tensor belongs to (the inverse of [`target_module`]).
+fn adapted_weight(key: &str) -> Option<String> {
+    let base = key
+        .strip_suffix(".lora_A.weight")
+        .or_else(|| key.strip_suffix(".lora_embedding_A"))?;
+    let last = base.rsplit('.').next().unwrap_or(base);
+    Some(if last.starts_with("weight") {
+        base.to_string()
+    } else {
+        format!("{base}.weight")
+    })
+}
+
+impl Model {
+    /// Writes the adapters, the head and the BatchNorm statistics in PEFT's
+    /// layout to `dir` (created if missing); returns the keys written.
+    pub fn export_adapter(&self, dir: &Path) -> Result<Vec<String>> {
+        let Some(lora) = self.metadata().lora.clone() else {
+            return Err(adapter_err(
+                dir,
+                "the model has no LoRA adapters (train it with --lora)",
+            ));
+        };
+        let mut trainable = BTreeSet::new();
+        self.net().for_each_parameter(|n, p| {
+            if p.is_trainable() && !is_adapter_tensor(n) {
+                trainable.insert(n.to_string());
+            }
+        });
+        let buffers: BTreeSet<String> = self
+            .net()
+            .state_dict()
+            .into_iter()
+            .filter(|e| matches!(e.kind, EntryKind::Buffer(_)))
+            .map(|e| e.name)
+            .collect();
+        let tensors: Vec<_> = model_tensors(self)
+            .into_iter()
+            .filter(|(n, _)| is_adapter_tensor(n) || trainable.contains(n) || buffers.contains(n))
+            .map(|(n, t)| (format!("{PEFT_PREFIX}{n}"), t))
+            .collect();
+        let modules_to_save: BTreeSet<&str> = trainable
+            .iter()
+            .chain(&buffers)
+            .map(|n| n.rsplit_once('.').map_or(n.as_str(), |(m, _)| m))
+            .collect();
+        let config = json!({
+            "peft_type": "LORA",
+            "task_type": null,
+            "base_model_name_or_path": self.spec().name,
+            "r": lora.rank,
+            "lora_alpha": lora.alpha,
+            "use_rslora": lora.rslora,
+            "lora_dropout": 0.0,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "init_lora_weights": true,
+            "inference_mode": true,
+            "target_modules": lora.targets.iter().map(|t| target_module(t)).collect::<Vec<_>>(),
+            "modules_to_save": modules_to_save,
+        });
+        let ours = json!({
+            "spec": serde_json::from_str::<Value>(&self.spec().to_json()).unwrap_or(Value::Null),
+            "metadata": self.metadata(),
+        });
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), "create", e))?;
+        write_safetensors(dir.join(ADAPTER_FILE), &tensors, None)?;
+        for (name, value) in [(ADAPTER_CONFIG, &config), (FINETUNE_CONFIG, &ours)] {
+            let path = dir.join(name);
+            let text = serde_json::to_string_pretty(value).unwrap_or_default();
+            crate::atomic::atomic_write(&path, |w| w.write_all(text.as_bytes()))?;
+        }
+        Ok(tensors.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// Rebuilds an adapted model: the architecture and metadata from
+    /// `dir`'s `finetune_config.json`, every frozen weight from `base` (which
+    /// must have it, with the same shape), and the adapters, head and
+    /// statistics from `dir`'s adapter file. Every tensor must be accounted
+    /// for exactly once.
+    pub fn with_adapter(base: &Model, dir: &Path) -> Result<Model> {
+        let read = |name: &str| -> Result<Vec<u8>> {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| Error::io(path.display(), "read", e))
+        };
+        let config: Value = serde_json::from_slice(&read(ADAPTER_CONFIG)?)
+            .map_err(|e| adapter_err(dir, format!("{ADAPTER_CONFIG} is not JSON: {e}")))?;
+        if config["peft_type"].as_str() != Some("LORA") {
+            return Err(adapter_err(
+                dir,
+                "not a LoRA adapter (peft_type is not \"LORA\")",
+            ));
+        }
+        let rank = config["r"]
+            .as_u64()
+            .and_then(|r| usize::try_from(r).ok())
+            .filter(|&r| r > 0)
+            .ok_or_else(|| adapter_err(dir, "`r` must be a positive integer"))?;
+        let alpha = config["lora_alpha"]
+            .as_f64()
+            .filter(|a| a.is_finite() && *a > 0.0)
+            .ok_or_else(|| adapter_err(dir, "`lora_alpha` must be a positive number"))?;
+        let rslora = config["use_rslora"].as_bool().unwrap_or(false);
+        let (spec, metadata) = match read(FINETUNE_CONFIG) {
+            Ok(bytes) => {
+                let ours: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| adapter_err(dir, format!("{FINETUNE_CONFIG} is not JSON: {e}")))?;
+                let spec =
+                    ModelSpec::from_json_labeled(&ours["spec"].to_string(), FINETUNE_CONFIG)?;
+                let meta: ModelMetadata = serde_json::from_value(ours["metadata"].clone())
+                    .map_err(|e| adapter_err(dir, format!("{FINETUNE_CONFIG}: metadata: {e}")))?;
+                (spec, meta)
+            }
+            // a PEFT adapter made elsewhere: the base's own architecture
+            Err(_) => (base.spec().clone(), base.metadata().clone()),
+        };
+        let label = dir.join(ADAPTER_FILE).display().to_string();
+        let file = parse_safetensors(&read(ADAPTER_FILE)?, &label)?;
+        let mut saved = Vec::new();
+        for (key, raw) in file.tensors {
+            let Some(name) = key.strip_prefix(PEFT_PREFIX) else {
+                return Err(adapter_err(
+                    dir,
+                    format!("key `{key}` lacks PEFT's `{PEFT_PREFIX}` prefix"),
+                ));
+            };
+            saved.push((name.to_string(), raw.to_tensor_named(&key)?));
+        }
+        let targets: Vec<String> = saved
+            .iter()
+            .filter_map(|(n, _)| adapted_weight(n))
+            .collect();
+        let mut model = Model::from_spec(&spec, metadata.seed.unwrap_or(0))?;
+        *model.metadata_mut() = metadata;
+        let mut rng = StdRng::seed_from_u64(0);
+        let settings = LoraSettings {
+            rank,
+            alpha,
+            rslora,
+            targets,
+        };
+        let found = attach_lora_where(model.net_mut(), settings.config(), &mut rng, |n| {
+            settings.targets.iter().any(|t| t == n)
+        })
+        .map_err(|e| Error::Nn {
+            context: label.clone(),
+            source: e,
+        })?;
+        if found.len() != settings.targets.len() {
+            return Err(adapter_err(
+                dir,
+                format!(
+                    "adapters for weights the model cannot adapt: {:?}",
+                    settings.targets
+                ),
+            ));
+        }
+        model.metadata_mut().lora = Some(settings);
+        let from_adapter: BTreeSet<String> = saved.iter().map(|(n, _)| n.clone()).collect();
+        let base_state = base.net().state_dict();
+        for (name, shape) in model.expected_tensors() {
+            if from_adapter.contains(&name) {
+                continue;
+            }
+            let Some(e) = base_state.iter().find(|e| e.name == name) else {
+                return Err(adapter_err(
+                    dir,
+                    format!("`{name}` is neither in the adapter nor in the base model"),
+                ));
+            };
+            if e.value.shape() != shape.as_slice() {
+                return Err(adapter_err(
+                    dir,
+                    format!(
+                        "`{name}`: the base has shape {:?}, the adapted model needs {shape:?} (is it the model the adapter was trained from?)",
+                        e.value.shape()
+                    ),
+                ));
+            }
+            model
+                .net_mut()
+                .set_tensor(&name, e.value.clone())
+                .map_err(|e| Error::Nn {
+                    context: label.clone(),
+                    source: e,
+                })?;
+        }
+        for (name, t) in saved {
+            model
+                .net_mut()
+                .set_tensor(&name, t)
+                .map_err(|e| Error::Nn {
+                    context: label.clone(),
+                    source: e,
+                })?;
+        }
+        Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peft_target_names_round_trip() {
+        assert_eq!(target_module("fc1.weight"), "fc1");
+        assert_eq!(target_module("lstm1.weight_ih_l0"), "lstm1.weight_ih_l0");
+        assert_eq!(
+            adapted_weight("fc1.lora_A.weight").as_deref(),
+            Some("fc1.weight")
+        );
+        assert_eq!(
+            adapted_weight("emb.lora_embedding_A").as_deref(),
+            Some("emb.weight")
+        );
+        assert_eq!(
+            adapted_weight("lstm1.weight_hh_l0_reverse.lora_A.weight").as_deref(),
+            Some("lstm1.weight_hh_l0_reverse")
+        );
+        assert_eq!(adapted_weight("fc1.lora_B.weight"), None);
+        assert_eq!(adapted_weight("fc1.weight"), None);
+    }
+}
