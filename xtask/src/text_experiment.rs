@@ -185,37 +185,20 @@ type Target<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 /// from scratch, trained to early stopping.
 fn methods(model: &str) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut m = vec![
-        (
-            "head",
-            vec![
-                "--epochs",
-                "40",
-                "--lr",
-                "3e-3",
-                "--early-stopping",
-                "4",
-                "--cache-features",
-            ],
-        ),
+        ("head", [TO_EARLY_STOP, &["--cache-features"]].concat()),
         ("ulmfit", vec!["--recipe", "ulmfit"]),
     ];
     if model != "shakespeare-lm+adapted" {
         m.push((
             "scratch",
-            vec![
-                "--scratch",
-                "--unfreeze",
-                "--epochs",
-                "40",
-                "--lr",
-                "3e-3",
-                "--early-stopping",
-                "4",
-            ],
+            [&["--scratch", "--unfreeze"], TO_EARLY_STOP].concat(),
         ));
     }
     m
 }
+
+/// How the head and scratch arms train: up to 40 epochs, stopping after 4 without improvement.
+const TO_EARLY_STOP: &[&str] = &["--epochs", "40", "--lr", "3e-3", "--early-stopping", "4"];
 
 /// Mean test accuracy and range per (target, model, method, budget).
 type Groups = BTreeMap<(String, String, String, String), Vec<f64>>;

@@ -195,19 +195,6 @@ fn bad_inputs_name_the_layer_and_shapes() {
     assert!(e.contains("expected input (N, C, H, W)"), "{e}");
 }
 
-/// Gives every all-zero adapter tensor (LoRA's `B` at the start) values, so
-/// the gradient of `A` is not trivially zero.
-fn stir_adapters(m: &mut impl Module<f64>) {
-    m.for_each_parameter_mut(|n, p| {
-        if finetune_nn::lora::is_adapter_tensor(n) && p.value().as_slice().iter().all(|&v| v == 0.0)
-        {
-            for (i, v) in p.value_mut().as_mut_slice().iter_mut().enumerate() {
-                *v = ((i * 13 % 7) as f64 - 3.0) / 5.0;
-            }
-        }
-    });
-}
-
 #[test]
 fn lora_on_a_conv2d_keeps_stride_padding_dilation_and_groups_and_gradchecks() {
     use finetune_nn::lora::{LoraConfig, attach_lora_where};
@@ -240,7 +227,7 @@ fn lora_on_a_conv2d_keeps_stride_padding_dilation_and_groups_and_gradchecks() {
     assert_eq!(shapes[1], ("lora_A.weight".into(), vec![2, 2, 3, 3]));
     assert_eq!(shapes[2], ("lora_B.weight".into(), vec![6, 2]));
     assert_eq!(run(&mut conv), before, "B = 0: equals the base at step 0");
-    stir_adapters(&mut conv);
+    finetune_testkit::stir_adapters(&mut conv);
     assert_ne!(run(&mut conv), before);
     gradcheck_module(&mut conv, &x, None, &GradcheckOptions::default()).unwrap();
 }

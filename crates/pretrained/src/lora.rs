@@ -58,11 +58,7 @@ impl Model {
         patterns: &[String],
         seed: u64,
     ) -> Result<Vec<String>> {
-        let head = self.head_prefix();
-        let in_head = |name: &str| {
-            head.as_deref()
-                .is_some_and(|h| name == h || name.starts_with(&format!("{h}.")))
-        };
+        let in_head = self.in_head();
         let select = |name: &str| {
             if patterns.is_empty() {
                 !in_head(name)
@@ -180,20 +176,22 @@ impl Model {
         last
     }
 
+    /// Whether a parameter belongs to the output layer.
+    fn in_head(&self) -> impl Fn(&str) -> bool + use<> {
+        let head = self.head_prefix().map(|h| format!("{h}."));
+        move |name: &str| head.as_deref().is_some_and(|h| name.starts_with(h))
+    }
+
     /// Trains only the kinds of parameter named (and any LoRA adapters), freezing
     /// everything else; a BatchNorm is known by its running statistics. Returns
     /// the number of trainable parameter elements.
     pub fn train_only(&mut self, kinds: &[TrainOnly]) -> usize {
-        let head = self.head_prefix();
+        let in_head = self.in_head();
         let state = self.net().state_dict();
         let norms: std::collections::BTreeSet<String> = state
             .iter()
             .filter_map(|e| e.name.strip_suffix(".running_mean").map(str::to_string))
             .collect();
-        let in_head = |name: &str| {
-            head.as_deref()
-                .is_some_and(|h| name == h || name.starts_with(&format!("{h}.")))
-        };
         let mut trainable = 0;
         self.net_mut().for_each_parameter_mut(|name, p| {
             let last = name.rsplit('.').next().unwrap_or(name);

@@ -14,10 +14,8 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::Path;
 
-use finetune_nn::lora::{attach_lora_where, is_adapter_tensor};
+use finetune_nn::lora::is_adapter_tensor;
 use finetune_nn::{EntryKind, ModuleExt};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
 use crate::checkpoint::model_tensors;
@@ -184,37 +182,25 @@ impl Model {
             .collect();
         let mut model = Model::from_spec(&spec, metadata.seed.unwrap_or(0))?;
         *model.metadata_mut() = metadata;
-        let mut rng = StdRng::seed_from_u64(0);
-        let settings = LoraSettings {
+        model.metadata_mut().lora = Some(LoraSettings {
             rank,
             alpha,
             rslora,
             targets,
-        };
-        let found = attach_lora_where(model.net_mut(), settings.config(), &mut rng, |n| {
-            settings.targets.iter().any(|t| t == n)
-        })
-        .map_err(|e| Error::Nn {
-            context: label.clone(),
-            source: e,
-        })?;
-        if found.len() != settings.targets.len() {
-            return Err(adapter_err(
-                dir,
-                format!(
-                    "adapters for weights the model cannot adapt: {:?}",
-                    settings.targets
-                ),
-            ));
-        }
-        model.metadata_mut().lora = Some(settings);
+        });
+        model.restore_lora()?;
         let from_adapter: BTreeSet<String> = saved.iter().map(|(n, _)| n.clone()).collect();
-        let base_state = base.net().state_dict();
+        let base_state: std::collections::BTreeMap<String, _> = base
+            .net()
+            .state_dict()
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect();
         for (name, shape) in model.expected_tensors() {
             if from_adapter.contains(&name) {
                 continue;
             }
-            let Some(e) = base_state.iter().find(|e| e.name == name) else {
+            let Some(e) = base_state.get(&name) else {
                 return Err(adapter_err(
                     dir,
                     format!("`{name}` is neither in the adapter nor in the base model"),

@@ -500,7 +500,7 @@ fn a_single_sequence_agrees_with_the_same_sample_in_a_batch() {
 
 #[test]
 fn lora_on_lstm_and_gru_weights_gradchecks_with_lengths() {
-    use finetune_nn::lora::{LoraConfig, attach_lora_where, is_adapter_tensor};
+    use finetune_nn::lora::{LoraConfig, attach_lora_where};
     let opts = GradcheckOptions::default();
     let lora = LoraConfig {
         rank: 2,
@@ -539,13 +539,7 @@ fn lora_on_lstm_and_gru_weights_gradchecks_with_lengths() {
             vec![gates * 2, 2]
         )));
         assert_eq!(run(&mut layer), before, "B = 0: equals the base at step 0");
-        layer.for_each_parameter_mut(|n, p| {
-            if is_adapter_tensor(n) && p.value().as_slice().iter().all(|&v| v == 0.0) {
-                for (i, v) in p.value_mut().as_mut_slice().iter_mut().enumerate() {
-                    *v = ((i * 13 % 7) as f64 - 3.0) / 5.0;
-                }
-            }
-        });
+        finetune_testkit::stir_adapters(&mut layer);
         gradcheck_module(&mut layer, &x, Some(&lengths), &opts)
             .unwrap_or_else(|e| panic!("{kind}: {e}"));
     }

@@ -323,3 +323,18 @@ pub fn check_module_case<T: Float, M: finetune_nn::Module<T> + ?Sized>(
         );
     }
 }
+
+/// Gives every all-zero LoRA adapter tensor (`B` at the start, an
+/// Embedding's `A`) deterministic non-zero values, so a gradient check of the
+/// other factor is not trivially zero.
+pub fn stir_adapters<M: finetune_nn::Module<f64> + ?Sized>(m: &mut M) {
+    use finetune_nn::ModuleExt;
+    m.for_each_parameter_mut(|n, p| {
+        if finetune_nn::lora::is_adapter_tensor(n) && p.value().as_slice().iter().all(|&v| v == 0.0)
+        {
+            for (i, v) in p.value_mut().as_mut_slice().iter_mut().enumerate() {
+                *v = ((i * 13 % 7) as f64 - 3.0) / 5.0;
+            }
+        }
+    });
+}
