@@ -59,3 +59,9 @@ pub(crate) fn save(root: &Path, name: &str, value: &Value) -> Result<PathBuf> {
     std::fs::write(&path, serde_json::to_string_pretty(value)?)?;
     Ok(path)
 }
+
+/// A result written by an earlier experiment, if there is one.
+pub(crate) fn load(root: &Path, name: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(result_path(root, name)).ok()?;
+    serde_json::from_str(&text).ok()
+}

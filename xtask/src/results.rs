@@ -12,7 +12,6 @@ use anyhow::Result;
 use serde_json::Value;
 
 use crate::experiment::workspace_root;
-use crate::meta::result_path;
 
 pub fn run(_args: &[String]) -> Result<ExitCode> {
     let root = workspace_root();
@@ -24,8 +23,7 @@ pub fn run(_args: &[String]) -> Result<ExitCode> {
 }
 
 fn load(root: &Path, name: &str) -> Option<Value> {
-    let text = std::fs::read_to_string(result_path(root, name)).ok()?;
-    serde_json::from_str(&text).ok()
+    crate::meta::load(root, name)
 }
 
 fn f(v: &Value, digits: usize) -> String {
@@ -218,6 +216,32 @@ fn distinct<'a>(rows: &'a [Value], key: &str) -> Vec<&'a str> {
     seen
 }
 
+/// Where and when a text target was measured, and the language models of that sitting.
+fn text_sitting(out: &mut String, v: &Value, target: &str) {
+    let m = if v["sittings"][target].is_object() {
+        &v["sittings"][target]
+    } else {
+        &v["meta"]
+    };
+    let bpc = |k: &str, top: &str| {
+        if m[k].is_null() {
+            f(&v[top]["test_bits_per_char"], 3)
+        } else {
+            f(&m[k], 3)
+        }
+    };
+    let _ = writeln!(
+        out,
+        "`{}` — {}; seeds {}; {}. In this sitting shakespeare-lm reached {} test bits per character ({} after adaptation).\n",
+        m["command"].as_str().unwrap_or("?"),
+        m["machine"].as_str().unwrap_or("?"),
+        m["seeds"].as_str().unwrap_or("?"),
+        m["date"].as_str().unwrap_or("?"),
+        bpc("lm_bits_per_char", "lm_pretrain"),
+        bpc("adapted_bits_per_char", "lm_adapt"),
+    );
+}
+
 fn text(out: &mut String, v: Option<Value>) {
     out.push_str(
         "## Text transfer: character LSTMs as classifiers (`cargo xtask experiments text`)\n\n",
@@ -225,17 +249,25 @@ fn text(out: &mut String, v: Option<Value>) {
     let Some(v) = v else {
         return missing(out, "text");
     };
-    provenance(out, &v);
     let _ = writeln!(
         out,
-        "Sources: **textgenrnn**, the real pretrained character LSTM (Reddit titles), imported with its vocabulary; **shakespeare-lm**, our char-LSTM language model (`finetune pretrain --task lm --model char-lstm --data shakespeare --epochs 4 --hidden 256 --lr 2e-3`: {} test bits per character); **shakespeare-lm+adapted**, the same adapted to the sentiment training texts, labels unused (`finetune finetune --task lm --data sentiment --unfreeze --epochs 3`: {} bits per character). As classifiers: concat pooling (last real step, max, mean) over the recurrent features and a linear head. Methods: **head** — the body frozen, `--epochs 40 --lr 3e-3 --early-stopping 4 --cache-features`; **ulmfit** — `--recipe ulmfit` at its defaults; **scratch** — the same network re-initialised, `--scratch --unfreeze --epochs 40 --lr 3e-3 --early-stopping 4`. Targets: `sentiment` (VADER's movie snippets, sign of the rating; 2 113 test texts), `names` (census first names by sex), `vader-source` (which of VADER's four corpora a sentence comes from: movie, tweet, NYT, Amazon; 2 960 test sentences). Validation is 20% carved from the training rows. Each cell: mean test accuracy (lowest–highest, runs).\n",
-        f(&v["lm_pretrain"]["test_bits_per_char"], 3),
-        f(&v["lm_adapt"]["test_bits_per_char"], 3)
+        "Sources: **textgenrnn**, the real pretrained character LSTM (Reddit titles), imported with its vocabulary; **shakespeare-lm**, our char-LSTM language model (`finetune pretrain --task lm --model char-lstm --data shakespeare --epochs 4 --hidden 256 --lr 2e-3`); **shakespeare-lm+adapted**, the same adapted to the sentiment training texts, labels unused (`finetune finetune --task lm --data sentiment --unfreeze --epochs 3`). As classifiers: concat pooling (last real step, max, mean) over the recurrent features and a linear head. Methods: **head** — the body frozen, `--epochs 40 --lr 3e-3 --early-stopping 4 --cache-features`; **ulmfit** — `--recipe ulmfit` at its defaults; **scratch** — the same network re-initialised, `--scratch --unfreeze --epochs 40 --lr 3e-3 --early-stopping 4`. Targets: `sentiment` (VADER's movie snippets, sign of the rating; 2 113 test texts), `names` (census first names by sex), `vader-source` (which of VADER's four corpora a sentence comes from: movie, tweet, NYT, Amazon; 2 960 test sentences). Validation is 20% carved from the training rows. Each cell: mean test accuracy (lowest–highest, runs).\n"
     );
+    if v["complete"] == Value::Bool(false) {
+        out.push_str("**This run was interrupted: the tables hold the runs that finished.**\n\n");
+    }
     let rows: Vec<Value> = v["rows"].as_array().cloned().unwrap_or_default();
     let budgets = distinct(&rows, "budget");
-    for target in distinct(&rows, "target") {
+    let mut targets = distinct(&rows, "target");
+    let order = |t: &str| {
+        ["sentiment", "names", "vader-source"]
+            .iter()
+            .position(|k| *k == t)
+    };
+    targets.sort_by_key(|t| order(t).unwrap_or(usize::MAX));
+    for target in targets {
         let _ = writeln!(out, "### {target}\n");
+        text_sitting(out, &v, target);
         let header: Vec<String> = budgets
             .iter()
             .map(|b| {
@@ -282,28 +314,43 @@ fn text(out: &mut String, v: Option<Value>) {
                 let _ = writeln!(out, "| {model} | {method} | {} |", cells.join(" | "));
             }
         }
-        let gains: Vec<String> = budgets
-            .iter()
-            .filter_map(|b| {
-                let at = |method| {
-                    text_cell(
-                        &of_target,
-                        [
-                            ("target", target),
-                            ("model", "textgenrnn"),
-                            ("method", method),
-                            ("budget", b),
-                        ],
-                    )
-                };
-                let (u, s) = (at("ulmfit")?, at("scratch")?);
-                Some(format!("{:+.1} points at {b}", 100.0 * (u.0 - s.0)))
-            })
-            .collect();
+        out.push('\n');
+        for model in distinct(&of_target, "model") {
+            let gains: Vec<String> = budgets
+                .iter()
+                .filter_map(|b| {
+                    let at = |model, method| {
+                        text_cell(
+                            &of_target,
+                            [
+                                ("target", target),
+                                ("model", model),
+                                ("method", method),
+                                ("budget", b),
+                            ],
+                        )
+                    };
+                    // An adapted LM has the architecture of the LM it came from.
+                    let twin = model.split('+').next().unwrap_or(model);
+                    let (u, s) = (at(model, "ulmfit")?, at(twin, "scratch")?);
+                    Some(format!("{:+.1} points at {b}", 100.0 * (u.0 - s.0)))
+                })
+                .collect();
+            if !gains.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "- {model} with `--recipe ulmfit` against the same network from scratch: {}.",
+                    gains.join(", ")
+                );
+            }
+        }
         let _ = writeln!(
             out,
-            "\ntextgenrnn with `--recipe ulmfit` against the same network from scratch: {}.\n\n![{target}: test accuracy against labelled texts](plots/text-{target}.svg)\n",
-            gains.join(", ")
+            "\n![{target}: test accuracy against labelled texts](plots/text-{target}.svg)\n"
         );
     }
+    out.push_str(TEXT_READING);
 }
+
+/// What the text tables say; the figures are in the tables above it.
+const TEXT_READING: &str = "Reading it: where the pretrained features carry the task — which corpus a sentence comes from — transfer leads clearly at 100 labelled texts per class, and the lead turns as labels grow: with thousands of rows the network from scratch learns features of its own, and a head on frozen features stops improving. A name's sex sits in its last letters, which a network from scratch learns from a few hundred names: there transfer gains a point or two at most. Sentiment is the exception. Features that predict the next character of Reddit titles or of Shakespeare hardly separate positive from negative movie snippets: at 100 and 500 per class every method sits near chance, so the text-transfer issue's target (fine-tuned at least 5 points above scratch at 100 per class on sentiment) is not met, and adapting the language model to the sentiment texts first adds about a point. ULMFiT's comparison — 100 labels matching scratch on 100× more data — rests on a word-level AWD-LSTM pretrained on Wikitext-103 (103 M tokens) and adapted on IMDb's own reviews; ours are character models trained on a few million characters of plays or on titles, far from review sentiment in domain and in unit.\n\n";

@@ -27,11 +27,17 @@ use serde_json::{Value, json};
 
 use crate::experiment::{Runner, build_finetune, data_dir_or_default, workspace_root};
 
-const HELP: &str = "usage: cargo xtask experiments text [--data-dir DIR] [--seeds N] [--budgets 100,500,all]\n\n\
-The data directory defaults to FINETUNE_DATA or ../shared/data.";
+const HELP: &str = "usage: cargo xtask experiments text [--data-dir DIR] [--seeds N] [--budgets 100,500,all] [--targets sentiment,names,vader-source]\n\n\
+The data directory defaults to FINETUNE_DATA or ../shared/data. With --targets, only those\n\
+targets are re-run: the other targets' rows (and the sitting each was measured in) are kept\n\
+from docs/results/text.json.";
+
+/// Every target, in the order they are run and published.
+const TARGETS: [&str; 3] = ["sentiment", "names", "vader-source"];
 
 pub fn run(args: &[String]) -> Result<ExitCode> {
     let (mut data_dir, mut seeds, mut budgets) = (None::<PathBuf>, 3u64, "100,500,all".to_string());
+    let mut only = TARGETS.join(",");
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -42,6 +48,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             }
             "--seeds" => seeds = it.next().context("--seeds needs a value")?.parse()?,
             "--budgets" => budgets = it.next().context("--budgets needs a value")?.clone(),
+            "--targets" => only = it.next().context("--targets needs a value")?.clone(),
             "-h" | "--help" => {
                 println!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -51,6 +58,10 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
         }
+    }
+    let selected: Vec<&str> = only.split(',').map(str::trim).collect();
+    if let Some(bad) = selected.iter().find(|t| !TARGETS.contains(t)) {
+        bail!("unknown target `{bad}` (known: {})", TARGETS.join(", "));
     }
     let root = workspace_root();
     let data = data_dir_or_default(data_dir, &root);
@@ -85,7 +96,15 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             String::from_utf8_lossy(&import.stderr)
         );
     }
-    let mut results = json!({"data": data.display().to_string()});
+    let previous = crate::meta::load(&root, "text").filter(|_| selected.len() < TARGETS.len());
+    let mut results = previous
+        .clone()
+        .unwrap_or_else(|| json!({"data": data.display().to_string()}));
+    let command = format!(
+        "cargo xtask experiments text --seeds {seeds} --budgets {budgets} --targets {}",
+        selected.join(",")
+    );
+    let mut sitting = crate::meta::meta(&command, &format!("0..{seeds}"));
     results["lm_pretrain"] = x.run(
         "char-LSTM LM on Shakespeare",
         &[
@@ -125,8 +144,12 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
             "--overwrite",
         ],
     )?;
+    sitting["lm_bits_per_char"] = results["lm_pretrain"]["test_bits_per_char"].clone();
+    sitting["adapted_bits_per_char"] = results["lm_adapt"]["test_bits_per_char"].clone();
     let source_dir = write_vader_source(&data, &out)?;
     let source_dir = source_dir.display().to_string();
+    let shakespeare: &[(&str, &str)] =
+        &[("textgenrnn", "tg.ckpt"), ("shakespeare-lm", "shak.ckpt")];
     let targets: [Target; 3] = [
         (
             "sentiment",
@@ -137,15 +160,34 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                 ("shakespeare-lm+adapted", "shak-sent.ckpt"),
             ],
         ),
-        ("names", "names", &[("textgenrnn", "tg.ckpt")]),
+        ("names", "names", shakespeare),
         ("vader-source", &source_dir, &[("textgenrnn", "tg.ckpt")]),
     ];
-    let mut rows = Vec::new();
-    for (target, data_arg, models) in targets {
-        for budget in budgets.split(',') {
-            for seed in 0..seeds {
-                let x = runner(seed);
-                for &(model, ckpt) in models {
+    // Rows of the targets not re-run are kept, with the sitting they were measured in.
+    let mut rows: Vec<Value> = previous
+        .as_ref()
+        .and_then(|p| p["rows"].as_array())
+        .map(|r| {
+            r.iter()
+                .filter(|row| !selected.contains(&row["target"].as_str().unwrap_or("")))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut sittings = previous
+        .as_ref()
+        .map(sittings_of)
+        .unwrap_or_else(|| json!({}));
+    for (target, _, _) in targets.iter().filter(|t| selected.contains(&t.0)) {
+        sittings[*target] = sitting.clone();
+    }
+    results["sittings"] = sittings;
+    // Budget outermost, so an interrupted run has the small budgets of every target.
+    for budget in budgets.split(',') {
+        for seed in 0..seeds {
+            let x = runner(seed);
+            for (target, data_arg, models) in targets.iter().filter(|t| selected.contains(&t.0)) {
+                for &(model, ckpt) in *models {
                     for (method, extra) in methods(model) {
                         let mut args = vec!["finetune", "--from", ckpt, "--data", data_arg];
                         if budget != "all" {
@@ -158,23 +200,40 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
                             &args,
                         )?;
                         rows.push(row(target, model, method, budget, seed, &v));
+                        results["rows"] = Value::Array(rows.clone());
+                        results["complete"] = json!(false);
+                        crate::meta::save(&root, "text", &results)?;
                     }
                 }
             }
         }
     }
     print_table(&rows);
-    for (target, _, _) in targets {
+    for target in TARGETS {
         plot_target(&root, target, &rows);
     }
-    results["meta"] = crate::meta::meta(
-        &format!("cargo xtask experiments text --seeds {seeds} --budgets {budgets}"),
-        &format!("0..{seeds}"),
-    );
+    results["meta"] = sitting;
+    results["complete"] = json!(true);
     results["rows"] = Value::Array(rows);
     let path = crate::meta::save(&root, "text", &results)?;
     println!("\nresults in {}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sitting each target of an earlier result was measured in; results
+/// written before `sittings` existed were measured in one, their `meta`.
+fn sittings_of(previous: &Value) -> Value {
+    if previous["sittings"].is_object() {
+        return previous["sittings"].clone();
+    }
+    let mut sitting = previous["meta"].clone();
+    sitting["lm_bits_per_char"] = previous["lm_pretrain"]["test_bits_per_char"].clone();
+    sitting["adapted_bits_per_char"] = previous["lm_adapt"]["test_bits_per_char"].clone();
+    let mut s = json!({});
+    for t in TARGETS {
+        s[t] = sitting.clone();
+    }
+    s
 }
 
 /// A target task: its name, its `--data` argument and the (model, checkpoint) pairs fine-tuned on it.
