@@ -880,6 +880,10 @@ pub struct PeftArgs {
     /// Rank-stabilised LoRA: scale by alpha/√rank.
     #[arg(long, requires = "lora")]
     pub rslora: bool,
+    /// LoRA dropout: the probability of dropping an input feature of each update while
+    /// training (PEFT's `lora_dropout`; here one mask per batch, as ΔW is formed per batch).
+    #[arg(long, value_name = "P", default_value_t = 0.0, requires = "lora")]
+    pub lora_dropout: f64,
     /// Train only these (and any LoRA adapters): `bias` (BitFit), `norm` (BatchNorm's affine
     /// parameters), `head`; comma-separated or repeated; a new head always trains.
     #[arg(long = "train", value_enum, value_name = "WHAT", value_delimiter = ',', num_args = 1..)]

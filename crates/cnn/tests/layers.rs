@@ -217,6 +217,7 @@ fn lora_on_a_conv2d_keeps_stride_padding_dilation_and_groups_and_gradchecks() {
         rank: 2,
         alpha: 2.0,
         rslora: false,
+        ..LoraConfig::default()
     };
     // every LoRA-able weight: the convolution's, not its bias
     let names = attach_lora_where(&mut conv, lora, &mut rng, |_| true).unwrap();

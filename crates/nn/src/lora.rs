@@ -40,6 +40,13 @@ pub struct LoraConfig {
     pub alpha: f64,
     /// Rank-stabilised scaling, `α/√r`.
     pub rslora: bool,
+    /// PEFT's `lora_dropout`: the probability of dropping an input feature
+    /// of the update while training. PEFT draws its mask per example (it
+    /// computes `B·A·drop(x)` beside `W·x`); here `ΔW` is formed once per
+    /// batch so the fused kernels run unchanged, and the mask is drawn once
+    /// per batch over `A`'s input columns — the same expectation, shared by
+    /// the batch. Embedding adapters, as in PEFT, take no dropout.
+    pub dropout: f64,
 }
 
 impl Default for LoraConfig {
@@ -49,6 +56,7 @@ impl Default for LoraConfig {
             rank: 8,
             alpha: 8.0,
             rslora: false,
+            dropout: 0.0,
         }
     }
 }
@@ -91,6 +99,8 @@ pub struct LowRank<T: Float = f32> {
     pub b: Parameter<T>,
     config: LoraConfig,
     layout: LoraLayout,
+    /// Whether the update drops inputs (training) or not (evaluation).
+    training: bool,
 }
 
 impl<T: Float> LowRank<T> {
@@ -102,6 +112,12 @@ impl<T: Float> LowRank<T> {
         rng: &mut impl Rng,
     ) -> Result<Self> {
         let r = config.rank;
+        if !(0.0..1.0).contains(&config.dropout) {
+            return Err(NnError::BadConfig {
+                layer: "LoRA".into(),
+                reason: format!("dropout must be in [0, 1), got {}", config.dropout),
+            });
+        }
         if r == 0 || !(config.alpha.is_finite() && config.alpha > 0.0) {
             return Err(NnError::BadConfig {
                 layer: "LoRA".into(),
@@ -135,7 +151,13 @@ impl<T: Float> LowRank<T> {
             b: Parameter::new(b),
             config,
             layout,
+            training: true,
         })
+    }
+
+    /// Training (dropout on, if configured) or evaluation.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
     }
 
     /// Its hyper-parameters.
@@ -162,7 +184,15 @@ impl<T: Float> LowRank<T> {
         let r = self.a_rows();
         let cols = self.a.value().len() / r.max(1);
         let a = self.a.bind(tape)?;
-        let a = tape.reshape(a, &[r, cols])?;
+        let mut a = tape.reshape(a, &[r, cols])?;
+        let p = self.config.dropout;
+        if self.training && p > 0.0 && self.layout == LoraLayout::Matrix {
+            // one mask over A's input columns, shared by its r rows
+            let ones = tape.constant(Tensor::from_parts(&[1, cols], vec![T::one(); cols])?);
+            let mask = tape.dropout(ones, p)?;
+            let mask = tape.broadcast_to(mask, &[r, cols])?;
+            a = tape.mul(a, mask)?;
+        }
         let b = self.b.bind(tape)?;
         let ba = tape.matmul(b, a)?;
         let ba = match self.layout {
@@ -177,6 +207,7 @@ impl<T: Float> LowRank<T> {
     pub fn delta(&self, shape: &[usize]) -> Result<Tensor<T>> {
         let mut tape = Tape::new();
         let mut me = self.clone();
+        me.training = false;
         me.a.set_trainable(false);
         me.b.set_trainable(false);
         let d = me.bind_delta(&mut tape, shape)?;
@@ -226,6 +257,18 @@ pub fn attach_lora_where<T: Float, M: crate::Module<T> + ?Sized>(
         Some(e) => Err(e),
         None => Ok(adapted),
     }
+}
+
+/// Switches every adapter of `module` between training and evaluation (its
+/// dropout); layers do not reach the adapters on their weights, so the model
+/// that owns them calls this from its own `set_training`.
+pub fn set_lora_training<T: Float, M: crate::Module<T> + ?Sized>(module: &mut M, training: bool) {
+    use crate::ModuleExt;
+    module.for_each_parameter_mut(|_, p| {
+        if let Some(a) = p.adapter_mut() {
+            a.set_training(training);
+        }
+    });
 }
 
 /// Folds every adapter into its weight (see [`Parameter::merge_adapter`]);

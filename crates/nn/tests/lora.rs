@@ -87,6 +87,7 @@ fn an_adapted_linear_equals_its_base_at_step_zero_and_gradchecks() {
         rank: 2,
         alpha: 4.0,
         rslora: false,
+        ..LoraConfig::default()
     };
     let names = attach_lora_where(&mut fc, cfg, &mut rng, every_weight).unwrap();
     assert_eq!(names, ["weight"]);
@@ -120,6 +121,7 @@ fn an_adapted_embedding_follows_peft_and_gradchecks() {
         rank: 3,
         alpha: 3.0,
         rslora: true,
+        ..LoraConfig::default()
     };
     attach_lora_where(&mut emb, cfg, &mut rng, every_weight).unwrap();
     let mut shapes = Vec::new();
@@ -148,6 +150,7 @@ fn merging_folds_the_scaled_product_into_the_weight() {
         rank: 2,
         alpha: 6.0,
         rslora: false,
+        ..LoraConfig::default()
     };
     attach_lora_where(&mut fc, cfg, &mut rng, every_weight).unwrap();
     stir(&mut fc);
@@ -179,6 +182,7 @@ fn a_merge_that_overflows_is_refused_and_changes_nothing() {
         rank: 1,
         alpha: 1.0,
         rslora: false,
+        ..LoraConfig::default()
     };
     attach_lora_where(&mut fc, cfg, &mut rng, every_weight).unwrap();
     let base = fc.weight.value().clone();
@@ -205,7 +209,8 @@ fn bad_ranks_and_shapes_are_refused() {
         LoraConfig {
             rank: 4,
             alpha: 8.0,
-            rslora: true
+            rslora: true,
+            ..LoraConfig::default()
         }
         .scale(),
         4.0
@@ -214,9 +219,66 @@ fn bad_ranks_and_shapes_are_refused() {
         LoraConfig {
             rank: 4,
             alpha: 8.0,
-            rslora: false
+            rslora: false,
+            ..LoraConfig::default()
         }
         .scale(),
         2.0
     );
+}
+
+#[test]
+fn lora_dropout_drops_whole_input_columns_of_the_update_in_training_only() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let (n_in, n_out) = (16, 3);
+    let mut fc = Linear::<f64>::new(n_in, n_out, true, &mut rng);
+    // x = I: output row i is column i of the effective weight, plus the bias
+    let eye = Tensor::new(
+        &[n_in, n_in],
+        (0..n_in * n_in)
+            .map(|k| if k / n_in == k % n_in { 1.0 } else { 0.0 })
+            .collect(),
+    )
+    .unwrap();
+    let base = forward(&mut fc, &eye);
+    let cfg = LoraConfig {
+        rank: 2,
+        dropout: 0.5,
+        ..LoraConfig::default()
+    };
+    attach_lora_where(&mut fc, cfg, &mut rng, every_weight).unwrap();
+    stir(&mut fc);
+    finetune_nn::lora::set_lora_training(&mut fc, false);
+    let eval = forward(&mut fc, &eye);
+    assert_ne!(eval, base, "the stirred update is not zero");
+    finetune_nn::lora::set_lora_training(&mut fc, true);
+    let train = forward(&mut fc, &eye);
+    let (mut dropped, mut kept) = (0, 0);
+    for i in 0..n_in {
+        let row = |t: &Tensor<f64>, j: usize| t.as_slice()[i * n_out + j];
+        let factors: Vec<f64> = (0..n_out)
+            .map(|j| (row(&train, j) - row(&base, j)) / (row(&eval, j) - row(&base, j)))
+            .collect();
+        // one mask per input column: every output of the column is 0× or 2× the update
+        let f0 = factors[0];
+        assert!(factors.iter().all(|f| (f - f0).abs() < 1e-9), "{factors:?}");
+        if f0.abs() < 1e-9 {
+            dropped += 1;
+        } else {
+            assert!(
+                (f0 - 2.0).abs() < 1e-9,
+                "inverted dropout scales by 1/(1-p): {f0}"
+            );
+            kept += 1;
+        }
+    }
+    assert!(
+        dropped > 0 && kept > 0,
+        "{dropped} dropped, {kept} kept of {n_in}"
+    );
+    let bad = LoraConfig {
+        dropout: 1.0,
+        ..LoraConfig::default()
+    };
+    assert!(LowRank::<f32>::new(&[3, 4], LoraLayout::Matrix, bad, &mut rng).is_err());
 }

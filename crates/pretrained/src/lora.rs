@@ -23,6 +23,9 @@ pub struct LoraSettings {
     /// Rank-stabilised scaling.
     #[serde(default)]
     pub rslora: bool,
+    /// PEFT's `lora_dropout` (a training setting, kept so a resumed run trains alike).
+    #[serde(default)]
+    pub dropout: f64,
     /// The adapted weights' full names, in definition order.
     pub targets: Vec<String>,
 }
@@ -34,6 +37,7 @@ impl LoraSettings {
             rank: self.rank,
             alpha: self.alpha,
             rslora: self.rslora,
+            dropout: self.dropout,
         }
     }
 }
@@ -89,6 +93,7 @@ impl Model {
             rank: config.rank,
             alpha: config.alpha,
             rslora: config.rslora,
+            dropout: config.dropout,
             targets: targets.clone(),
         });
         Ok(targets)

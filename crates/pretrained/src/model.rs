@@ -383,7 +383,8 @@ impl Module<f32> for Model {
 
     fn set_training(&mut self, training: bool) {
         self.training = training;
-        self.net.set_training(training)
+        self.net.set_training(training);
+        finetune_nn::lora::set_lora_training(&mut self.net, training)
     }
 
     fn describe(&self) -> String {

@@ -101,7 +101,7 @@ impl Model {
             "r": lora.rank,
             "lora_alpha": lora.alpha,
             "use_rslora": lora.rslora,
-            "lora_dropout": 0.0,
+            "lora_dropout": lora.dropout,
             "bias": "none",
             "fan_in_fan_out": false,
             "init_lora_weights": true,
@@ -151,6 +151,10 @@ impl Model {
             .filter(|a| a.is_finite() && *a > 0.0)
             .ok_or_else(|| adapter_err(dir, "`lora_alpha` must be a positive number"))?;
         let rslora = config["use_rslora"].as_bool().unwrap_or(false);
+        let dropout = config["lora_dropout"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .clamp(0.0, 0.99);
         let (spec, metadata) = match read(FINETUNE_CONFIG) {
             Ok(bytes) => {
                 let ours: Value = serde_json::from_slice(&bytes)
@@ -186,6 +190,7 @@ impl Model {
             rank,
             alpha,
             rslora,
+            dropout,
             targets,
         });
         model.restore_lora()?;

@@ -506,6 +506,7 @@ fn lora_on_lstm_and_gru_weights_gradchecks_with_lengths() {
         rank: 2,
         alpha: 4.0,
         rslora: false,
+        ..LoraConfig::default()
     };
     for kind in ["lstm", "gru"] {
         let mut rng = StdRng::seed_from_u64(21);

@@ -695,6 +695,7 @@ fn apply_peft(
             rank,
             alpha: peft.lora_alpha,
             rslora: peft.rslora,
+            dropout: peft.lora_dropout,
         };
         let targets = model.add_lora(config, &peft.lora_targets, seed)?;
         eprintln!(
