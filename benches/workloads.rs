@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | W1 | LeNet-MNIST training step, batch 64, SGD momentum 0.9, everything trainable | sample |
 //! | W2 | the same with both convolutions frozen (tape constants: no backward work) | sample |
+//! | W1-LoRA | W1's network with LoRA r = 8 on both convolutions and the first Linear, the base frozen, the last Linear trained (ours only: the LoRA step must cost at most 0.8× W1's) | sample |
 //! | W2b | the head alone on cached `[64, 9216]` features | sample |
 //! | W3 | char-LSTM training: Embedding(65,64)-LSTM(256)-Linear(256,65), batch 32 x length 64, Adam | token |
 //! | W4 | GRU classifier inference: Embedding(65,64)-GRU(128)-Linear(128,65) from the last step, batch 64 x length 32 | sequence |
@@ -122,6 +123,26 @@ fn lenet_workloads(c: &mut Criterion) {
     let mut step = Step::new(&net, OptimizerKind::sgd_momentum(), 0.01);
     group.bench_function("W1_all_trainable", |b| {
         b.iter(|| train_step(&mut net, &mut step, &x, &y))
+    });
+
+    // W1-LoRA: the same network as `--lora 8` leaves it (adapters on every
+    // weight but the head's, the base frozen): no full-size weight gradient
+    let mut adapted = lenet(&mut rng);
+    let adapters = finetune::nn::lora::attach_lora_where(
+        &mut adapted,
+        finetune::nn::lora::LoraConfig::default(),
+        &mut rng,
+        |n| n != "8.weight",
+    )
+    .expect("LoRA attaches");
+    assert_eq!(adapters.len(), 3);
+    adapted.set_trainable_where(
+        |n| !n.starts_with("8.") && !finetune::nn::lora::is_adapter_tensor(n),
+        false,
+    );
+    let mut step = Step::new(&adapted, OptimizerKind::sgd_momentum(), 0.01);
+    group.bench_function("W1_lora_r8", |b| {
+        b.iter(|| train_step(&mut adapted, &mut step, &x, &y))
     });
 
     // W2: convolutions frozen, as `--freeze '0.*' '2.*'` leaves them

@@ -11,6 +11,7 @@ mod compare_experiments;
 mod data;
 mod experiment;
 mod layers_experiment;
+mod lora_experiment;
 mod meta;
 mod results;
 mod text_experiment;
@@ -32,7 +33,7 @@ const COMMANDS: &[(&str, &str, Run)] = &[
     ),
     (
         "experiments",
-        "the published experiments (keras, budgets, layers, fashion-compare, text; all when none is named), then `results`",
+        "the published experiments (keras, budgets, layers, fashion-compare, text, lora; all when none is named), then `results`",
         experiments,
     ),
     (
@@ -43,7 +44,14 @@ const COMMANDS: &[(&str, &str, Run)] = &[
 ];
 
 /// The experiments `docs/RESULTS.md` publishes, in order.
-const PUBLISHED: [&str; 5] = ["keras", "budgets", "layers", "fashion-compare", "text"];
+const PUBLISHED: [&str; 6] = [
+    "keras",
+    "budgets",
+    "layers",
+    "fashion-compare",
+    "text",
+    "lora",
+];
 
 /// `experiments [NAME...] [options]`: each named experiment (all published
 /// ones when none is named), then `results`. `digits` and `fashion` are the
@@ -67,6 +75,7 @@ fn experiments(args: &[String]) -> anyhow::Result<ExitCode> {
             "fashion-compare" => compare_experiments::fashion(options)?,
             "layers" => layers_experiment::run(options)?,
             "text" => text_experiment::run(options)?,
+            "lora" => lora_experiment::run(options)?,
             set @ ("digits" | "fashion") => {
                 let mut rest = vec!["--only".to_string(), set.to_string()];
                 rest.extend_from_slice(options);

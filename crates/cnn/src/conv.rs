@@ -121,9 +121,24 @@ impl<T: Float> Module<T> for Conv2d<T> {
                 ),
             ));
         }
+        let options = self.config.options;
+        // LoRA on a frozen weight (no groups, so A is an ordinary convolution):
+        // conv(x, W) + conv1×1(conv(drop(x), A), s·B), no full-size gradient
+        if options.groups == 1
+            && let Some(f) = self.weight.bind_factored(tape)?
+        {
+            let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
+            let y = tape.conv2d(x, f.base, b, options)?;
+            let x = tape.dropout(x, f.dropout)?;
+            let low = tape.conv2d(x, f.a, None, options)?;
+            let (out, r) = (self.config.out_channels, tape.shape(f.a)?[0]);
+            let up = tape.reshape(f.b, &[out, r, 1, 1])?;
+            let update = tape.conv2d(low, up, None, Conv2dOptions::default())?;
+            return Ok(tape.add(y, update)?);
+        }
         let w = self.weight.bind(tape)?;
         let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
-        Ok(tape.conv2d(x, w, b, self.config.options)?)
+        Ok(tape.conv2d(x, w, b, options)?)
     }
 
     fn visit(&self, v: &mut dyn Visitor<T>) {

@@ -232,3 +232,60 @@ fn lora_on_a_conv2d_keeps_stride_padding_dilation_and_groups_and_gradchecks() {
     assert_ne!(run(&mut conv), before);
     gradcheck_module(&mut conv, &x, None, &GradcheckOptions::default()).unwrap();
 }
+
+#[test]
+fn lora_on_an_ungrouped_conv2d_applies_the_update_as_two_convolutions_exactly() {
+    use finetune_nn::lora::{LoraConfig, attach_lora_where};
+    let mut rng = StdRng::seed_from_u64(12);
+    let cfg = Conv2dConfig::new(3, 5, 3).stride(2).padding(1).dilation(2);
+    let mut frozen = Conv2d::<f64>::new(cfg, &mut rng).unwrap();
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 3.0,
+        ..LoraConfig::default()
+    };
+    attach_lora_where(&mut frozen, lora, &mut rng, |_| true).unwrap();
+    finetune_testkit::stir_adapters(&mut frozen);
+    // a trained base takes the merged path: conv(x, W + s·B·A)
+    let mut merged = Conv2d::<f64>::new(cfg, &mut rng).unwrap();
+    merged.weight = frozen.weight.clone();
+    merged.bias = frozen.bias.clone();
+    merged.weight.set_trainable(true);
+    let x = input(&[2, 3, 7, 7], 3);
+    let run = |conv: &mut Conv2d<f64>| {
+        let mut tape = Tape::new();
+        let xv = tape.constant(x.clone());
+        let y = conv.forward(&mut tape, xv).unwrap();
+        let out = tape.value(y).unwrap().clone();
+        let seed = Tensor::new(
+            out.shape(),
+            (0..out.len()).map(|i| (i % 5) as f64 - 2.0).collect(),
+        )
+        .unwrap();
+        let mut grads = tape.backward_with(y, seed).unwrap();
+        conv.collect_grads(&mut grads);
+        let mut g = Vec::new();
+        conv.for_each_parameter_mut(|n, p| {
+            if n.contains("lora") {
+                g.push(p.take_grad().unwrap());
+            }
+        });
+        (out, g)
+    };
+    let ((y1, g1), (y2, g2)) = (run(&mut frozen), run(&mut merged));
+    let close = |a: &Tensor<f64>, b: &Tensor<f64>| {
+        a.shape() == b.shape()
+            && a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .all(|(p, q)| (p - q).abs() < 1e-10)
+    };
+    assert!(close(&y1, &y2));
+    assert_eq!(g1.len(), 2);
+    assert!(g1.iter().zip(&g2).all(|(a, b)| close(a, b)));
+    assert!(
+        frozen.weight.grad().is_none(),
+        "no gradient of the frozen base"
+    );
+    gradcheck_module(&mut frozen, &x, None, &GradcheckOptions::default()).unwrap();
+}

@@ -63,7 +63,7 @@ pub use linear::Linear;
 pub use loss::{CrossEntropyLoss, MseLoss, NllLoss};
 pub use merge::{Add, Concat};
 pub use module::{EntryKind, Module, ModuleExt, StateEntry, StatsMode, Visitor, VisitorMut};
-pub use parameter::{Buffer, BufferKind, Parameter};
+pub use parameter::{Buffer, BufferKind, Factored, Parameter};
 pub use sequential::{Sequential, Source};
 pub use shape::{Flatten, Identity};
 pub use summary::{Summary, SummaryRow};

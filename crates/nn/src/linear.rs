@@ -54,6 +54,15 @@ impl<T: Float> Module<T> for Linear<T> {
                 ),
             ));
         }
+        if let Some(f) = self.weight.bind_factored(tape)? {
+            // LoRA on a frozen weight: W·x + s·B·(A·drop(x)), no full-size gradient
+            let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
+            let y = tape.linear(x, f.base, b)?;
+            let x = tape.dropout(x, f.dropout)?;
+            let low = tape.linear(x, f.a, None)?;
+            let update = tape.linear(low, f.b, None)?;
+            return Ok(tape.add(y, update)?);
+        }
         let w = self.weight.bind(tape)?;
         let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
         Ok(tape.linear(x, w, b)?)

@@ -40,12 +40,14 @@ pub struct LoraConfig {
     pub alpha: f64,
     /// Rank-stabilised scaling, `α/√r`.
     pub rslora: bool,
-    /// PEFT's `lora_dropout`: the probability of dropping an input feature
-    /// of the update while training. PEFT draws its mask per example (it
-    /// computes `B·A·drop(x)` beside `W·x`); here `ΔW` is formed once per
-    /// batch so the fused kernels run unchanged, and the mask is drawn once
-    /// per batch over `A`'s input columns — the same expectation, shared by
-    /// the batch. Embedding adapters, as in PEFT, take no dropout.
+    /// PEFT's `lora_dropout`: the probability of dropping an input of the
+    /// update while training. Linear and Conv2d layers on a frozen base
+    /// apply the update as PEFT does, `W·x + s·B·A·drop(x)`, so the mask is
+    /// PEFT's, per element of the input. Where `ΔW` is formed once per batch
+    /// instead (the recurrent weights, so the fused kernels run unchanged,
+    /// or a base that is itself trained) the mask is drawn once per batch
+    /// over `A`'s input columns — the same expectation, shared by the batch.
+    /// Embedding adapters, as in PEFT, take no dropout.
     pub dropout: f64,
 }
 
@@ -201,6 +203,24 @@ impl<T: Float> LowRank<T> {
         };
         let scaled = tape.mul_scalar(ba, T::of(self.config.scale()))?;
         tape.reshape(scaled, shape)
+    }
+
+    /// `A` (in its own shape), `s·B`, and the dropout for `A`'s input, on
+    /// the tape, for layers that apply the update as two products.
+    pub(crate) fn bind_factors(
+        &mut self,
+        tape: &mut Tape<T>,
+    ) -> std::result::Result<(Var, Var, f64), AutogradError> {
+        let a = self.a.bind(tape)?;
+        let b = self.b.bind(tape)?;
+        // scaling the small factor is cheaper than scaling the layer's output
+        let b = tape.mul_scalar(b, T::of(self.config.scale()))?;
+        let p = if self.training {
+            self.config.dropout
+        } else {
+            0.0
+        };
+        Ok((a, b, p))
     }
 
     /// `ΔW` as a plain tensor in the weight's `shape` (for merging).

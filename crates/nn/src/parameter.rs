@@ -5,6 +5,19 @@ use finetune_autograd::{AutogradError, Gradients, Tape, Var};
 use crate::lora::{LoraLayout, LowRank};
 use finetune_tensor::{Float, Tensor};
 
+/// A frozen weight and its adapter on the tape (see [`Parameter::bind_factored`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Factored {
+    /// The frozen base weight `W`.
+    pub base: Var,
+    /// `A`, in its own shape (`[r, in]`, or `[r, in, kh, kw]` for a convolution).
+    pub a: Var,
+    /// `s·B`, `[out, r]`.
+    pub b: Var,
+    /// The dropout to apply to the input of `A` (0 in evaluation).
+    pub dropout: f64,
+}
+
 /// A trainable tensor: its value, whether it is trainable, and its accumulated gradient.
 ///
 /// A frozen parameter (`trainable == false`) enters the tape as a constant,
@@ -169,6 +182,32 @@ impl<T: Float> Parameter<T> {
         let w = tape.add(base, delta)?;
         self.bound_effective = Some((tape.id(), w));
         Ok(w)
+    }
+
+    /// The adapted weight as its parts, for a layer that applies the update
+    /// as two thin products — `W·x + (s·B)·(A·x)` — instead of forming
+    /// `W + s·B·A`: then no gradient of the full weight is ever computed
+    /// (`dA` and `dB` come from the rank-`r` products), which is what makes a
+    /// LoRA step cheaper than a full one. Only for a frozen base in the
+    /// matrix layout (`None` otherwise: the layer calls [`Parameter::bind`]).
+    pub fn bind_factored(&mut self, tape: &mut Tape<T>) -> Result<Option<Factored>, AutogradError> {
+        if self.trainable {
+            return Ok(None);
+        }
+        let Some(adapter) = self.adapter.as_deref_mut() else {
+            return Ok(None);
+        };
+        if adapter.layout() != LoraLayout::Matrix {
+            return Ok(None);
+        }
+        let (a, b, dropout) = adapter.bind_factors(tape)?;
+        let base = self.bind_plain(tape);
+        Ok(Some(Factored {
+            base,
+            a,
+            b,
+            dropout,
+        }))
     }
 
     /// [`Parameter::bind`] without the adapter.

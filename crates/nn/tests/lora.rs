@@ -282,3 +282,63 @@ fn lora_dropout_drops_whole_input_columns_of_the_update_in_training_only() {
     };
     assert!(LowRank::<f32>::new(&[3, 4], LoraLayout::Matrix, bad, &mut rng).is_err());
 }
+
+/// The output and the adapters' gradients of one forward and backward.
+fn output_and_adapter_grads<M: Module<f64>>(
+    m: &mut M,
+    x: &Tensor<f64>,
+) -> (Tensor<f64>, Vec<Tensor<f64>>) {
+    let mut tape = Tape::new();
+    let xv = tape.constant(x.clone());
+    let y = m.forward(&mut tape, xv).unwrap();
+    let out = tape.value(y).unwrap().clone();
+    let seed: Vec<f64> = (0..out.len()).map(|i| (i % 3) as f64 - 1.0).collect();
+    let mut grads = tape
+        .backward_with(y, Tensor::new(out.shape(), seed).unwrap())
+        .unwrap();
+    m.collect_grads(&mut grads);
+    let mut g = Vec::new();
+    m.for_each_parameter_mut(|n, p| {
+        if finetune_nn::lora::is_adapter_tensor(n) {
+            g.push(p.take_grad().unwrap());
+        }
+    });
+    (out, g)
+}
+
+#[test]
+fn the_factored_update_on_a_frozen_linear_equals_the_merged_one() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let mut frozen = Linear::<f64>::new(7, 5, true, &mut rng);
+    let cfg = LoraConfig {
+        rank: 3,
+        alpha: 6.0,
+        ..LoraConfig::default()
+    };
+    attach_lora_where(&mut frozen, cfg, &mut rng, every_weight).unwrap();
+    stir(&mut frozen);
+    // a trained base takes the merged path, W + s·B·A formed on the tape
+    let mut merged = Linear::<f64>::new(7, 5, true, &mut rng);
+    merged.weight = frozen.weight.clone();
+    merged.bias = frozen.bias.clone();
+    merged.weight.set_trainable(true);
+    let x = Tensor::new(&[4, 7], (0..28).map(|i| (i as f64 * 0.37).sin()).collect()).unwrap();
+    let (y1, g1) = output_and_adapter_grads(&mut frozen, &x);
+    let (y2, g2) = output_and_adapter_grads(&mut merged, &x);
+    let close = |a: &Tensor<f64>, b: &Tensor<f64>| {
+        a.shape() == b.shape()
+            && a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .all(|(p, q)| (p - q).abs() < 1e-12)
+    };
+    assert!(close(&y1, &y2), "{y1:?} vs {y2:?}");
+    assert_eq!(g1.len(), 2);
+    for (a, b) in g1.iter().zip(&g2) {
+        assert!(close(a, b), "{a:?} vs {b:?}");
+    }
+    assert!(
+        frozen.weight.grad().is_none(),
+        "no gradient of the frozen base"
+    );
+}
