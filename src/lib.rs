@@ -17,5 +17,6 @@ pub use finetune_nn as nn;
 pub use finetune_pretrained as pretrained;
 pub use finetune_rnn as rnn;
 pub use finetune_tensor as tensor;
+pub use finetune_tensorboard as tensorboard;
 pub use finetune_train as train;
 pub use finetune_transfer as transfer;

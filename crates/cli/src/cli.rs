@@ -468,6 +468,13 @@ pub struct TrainArgs {
     /// Where run folders go.
     #[arg(long, default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// Write TensorBoard event files here, in Keras's layout (DIR/train, DIR/validation;
+    /// epoch_loss, epoch_accuracy, epoch_learning_rate): `tensorboard --logdir DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
+    /// With --tensorboard: a histogram of every trainable parameter after each epoch.
+    #[arg(long, requires = "tensorboard")]
+    pub tensorboard_histograms: bool,
     /// Print the final summary as one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -195,6 +195,7 @@ fn part_digits(
             quiet,
             recipe: None,
             resume: None,
+            tensorboard: None,
         },
     )?;
     say!(
@@ -244,6 +245,7 @@ fn part_digits(
             quiet,
             recipe: None,
             resume: None,
+            tensorboard: None,
         },
     )?;
 
@@ -261,6 +263,7 @@ fn part_digits(
             quiet,
             recipe: None,
             resume: None,
+            tensorboard: None,
         },
     )?;
     say!(
@@ -378,6 +381,7 @@ fn part_fashion(
             quiet,
             recipe: None,
             resume: None,
+            tensorboard: None,
         },
     )?;
 
@@ -396,6 +400,7 @@ fn part_fashion(
             quiet,
             recipe: None,
             resume: None,
+            tensorboard: None,
         },
     )?;
 
@@ -411,6 +416,7 @@ fn part_fashion(
             quiet,
             recipe: None,
             resume: None,
+            tensorboard: None,
         },
     )?;
     say!(
@@ -495,6 +501,7 @@ fn part_text(
             quiet,
             recipe: None,
             resume: None,
+            tensorboard: None,
         },
     )?;
     let mut scratch = Model::from_spec(ulmfit.spec(), seed ^ 0xFEED)?;
@@ -510,6 +517,7 @@ fn part_text(
             quiet,
             recipe: None,
             resume: None,
+            tensorboard: None,
         },
     )?;
     say!(

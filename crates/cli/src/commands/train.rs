@@ -207,6 +207,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// The run folder and output file for a run.
+/// `--tensorboard DIR [--tensorboard-histograms]`.
+fn tensorboard(t: &TrainArgs) -> Option<session::TensorBoardOptions> {
+    t.tensorboard
+        .clone()
+        .map(|dir| session::TensorBoardOptions {
+            dir,
+            histograms: t.tensorboard_histograms,
+        })
+}
+
 pub fn run_dir(t: &TrainArgs, out: &Path) -> PathBuf {
     let name = t.run_name.clone().unwrap_or_else(|| {
         out.file_stem()
@@ -343,6 +353,7 @@ pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
         quiet,
         recipe: None,
         resume: None,
+        tensorboard: tensorboard(&args.train),
     };
     session::run(&mut model, &data, config, opts)
 }
@@ -414,6 +425,7 @@ fn run_lm(
         quiet,
         recipe: None,
         resume: None,
+        tensorboard: tensorboard(train),
     };
     session::run(model, data, cfg, opts)
 }
@@ -574,6 +586,7 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
         quiet,
         recipe,
         resume,
+        tensorboard: tensorboard(&args.train),
     };
     session::run(&mut model, &data, cfg, opts)
 }
