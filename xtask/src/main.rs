@@ -7,6 +7,7 @@
 
 use std::process::ExitCode;
 
+mod bench_peers;
 mod compare_experiments;
 mod data;
 mod experiment;
@@ -21,6 +22,11 @@ type Run = fn(&[String]) -> anyhow::Result<ExitCode>;
 
 /// Every command: name, one-line help, entry point.
 const COMMANDS: &[(&str, &str, Run)] = &[
+    (
+        "bench-peers",
+        "our workloads bench beside PyTorch's, alternately, into docs/BENCHMARKS.md",
+        bench_peers::run,
+    ),
     (
         "data",
         "find the data directory, verify every file, say what to download",

@@ -1,0 +1,488 @@
+//! `cargo xtask bench-peers`: our workloads beside PyTorch's, in one sitting.
+//!
+//! The machines this project runs on are shared and noisy, so the two sides
+//! are measured alternately — ours, theirs, ours, … — for `--rounds` rounds,
+//! and compared by the medians of the rounds. Ours is `cargo bench --bench
+//! workloads` (criterion's median time per iteration, read from
+//! `target/criterion/*/new/estimates.json`); theirs is
+//! `../shared/bench/torch_peers.py` (its `RESULT {json}` lines). The machine's
+//! sgemm ceiling is numpy's 1024³ sgemm on the same threads, measured in the
+//! same sitting, and each rate is also given as a share of it (FLOPs per
+//! element from `../shared/bench/flops.py`). Writes `docs/BENCHMARKS.md`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::experiment::workspace_root;
+
+const HELP: &str = "usage: cargo xtask bench-peers [--workloads W1,W2,W2b,W3,W4,W5] [--rounds N] [--threads T] [--steps S] [--python PY] [--json]\n\n\
+Runs our workloads bench and ../shared/bench/torch_peers.py alternately, N rounds (default 3),\n\
+on T threads (default 2), and writes docs/BENCHMARKS.md. PY (default: FINETUNE_TORCH_PYTHON,\n\
+else python3) must have torch and numpy.";
+
+/// A workload: its id, our criterion benchmark (group/function), and the target ratio.
+struct Workload {
+    id: &'static str,
+    ours: &'static str,
+    target: f64,
+}
+
+const WORKLOADS: &[Workload] = &[
+    Workload {
+        id: "W1",
+        ours: "lenet/W1_all_trainable",
+        target: 1.5,
+    },
+    Workload {
+        id: "W2",
+        ours: "lenet/W2_convs_frozen",
+        target: 2.0,
+    },
+    Workload {
+        id: "W2b",
+        ours: "lenet/W2b_head_on_cached_features",
+        target: 1.2,
+    },
+    Workload {
+        id: "W3",
+        ours: "recurrent/W3_char_lstm_train_tokens",
+        target: 1.2,
+    },
+    Workload {
+        id: "W4",
+        ours: "recurrent/W4_gru_inference_sequences",
+        target: 1.5,
+    },
+    Workload {
+        id: "W5",
+        ours: "recurrent/W5_textgenrnn_classifier_train_tokens",
+        target: 1.2,
+    },
+];
+
+/// Ours only: a LoRA step on W1's network, compared with our own W1 step.
+const LORA_STEP: &str = "lenet/W1_lora_r8";
+
+struct Options {
+    workloads: Vec<&'static Workload>,
+    rounds: usize,
+    threads: usize,
+    steps: usize,
+    python: String,
+    json: bool,
+}
+
+fn parse(args: &[String]) -> Result<Option<Options>> {
+    let mut o = Options {
+        workloads: WORKLOADS.iter().collect(),
+        rounds: 3,
+        threads: 2,
+        steps: 30,
+        python: std::env::var("FINETUNE_TORCH_PYTHON").unwrap_or_else(|_| "python3".into()),
+        json: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--workloads" => {
+                let list = value()?;
+                o.workloads = list
+                    .split(',')
+                    .map(|w| {
+                        WORKLOADS
+                            .iter()
+                            .find(|k| k.id.eq_ignore_ascii_case(w.trim()))
+                            .with_context(|| {
+                                format!("unknown workload `{w}` (W1, W2, W2b, W3, W4, W5)")
+                            })
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            "--rounds" => o.rounds = value()?.parse().context("--rounds")?,
+            "--threads" => o.threads = value()?.parse().context("--threads")?,
+            "--steps" => o.steps = value()?.parse().context("--steps")?,
+            "--python" => o.python = value()?,
+            "--json" => o.json = true,
+            "-h" | "--help" => {
+                println!("{HELP}");
+                return Ok(None);
+            }
+            other => bail!("unknown option `{other}`\n\n{HELP}"),
+        }
+    }
+    if o.rounds == 0 || o.threads == 0 || o.steps == 0 {
+        bail!("--rounds, --threads and --steps must be positive");
+    }
+    Ok(Some(o))
+}
+
+pub fn run(args: &[String]) -> Result<ExitCode> {
+    let Some(o) = parse(args)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let root = workspace_root();
+    let bench_dir = root.join("../shared/bench");
+    let peers = bench_dir.join("torch_peers.py");
+    if !peers.is_file() {
+        bail!(
+            "no {} (the PyTorch side of the comparison)",
+            peers.display()
+        );
+    }
+    let versions = match python_versions(&o.python) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "bench-peers needs PyTorch and numpy in `{}`: {e}\n\n\
+                 Install them in a virtual environment outside the repository and point to it:\n\
+                 \x20   python3 -m venv ~/torch-venv\n\
+                 \x20   ~/torch-venv/bin/pip install torch numpy\n\
+                 \x20   cargo xtask bench-peers --python ~/torch-venv/bin/python\n\
+                 (or set FINETUNE_TORCH_PYTHON=~/torch-venv/bin/python)",
+                o.python
+            );
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let flops = flops_per_item(&o.python, &bench_dir.join("flops.py")).unwrap_or_default();
+    eprintln!("bench-peers: building the workloads bench");
+    let status = Command::new(env!("CARGO"))
+        .args(["bench", "--bench", "workloads", "--no-run", "--quiet"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("building the workloads bench failed");
+    }
+    let mut ours: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut theirs: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut ceilings = Vec::new();
+    for round in 1..=o.rounds {
+        eprintln!("bench-peers: round {round}/{} — ours", o.rounds);
+        for (name, rate) in our_rates(&root, &o)? {
+            ours.entry(name).or_default().push(rate);
+        }
+        eprintln!("bench-peers: round {round}/{} — PyTorch", o.rounds);
+        for (id, rate) in torch_rates(&o, &peers)? {
+            theirs.entry(id).or_default().push(rate);
+        }
+        ceilings.push(sgemm_ceiling(&o.python, o.threads)?);
+    }
+    let ceiling = median(&ceilings);
+    let mut rows = Vec::new();
+    for w in &o.workloads {
+        let (a, b) = (ours.get(w.ours), theirs.get(w.id));
+        let (Some(a), Some(b)) = (a, b) else {
+            eprintln!(
+                "bench-peers: no result for {} (ours {:?}, PyTorch {:?})",
+                w.id, a, b
+            );
+            continue;
+        };
+        let (mo, mt) = (median(a), median(b));
+        let share = |rate: f64| {
+            flops
+                .get(w.id)
+                .map(|mflop| rate * mflop * 1e6 / (ceiling * 1e9))
+        };
+        rows.push(json!({
+            "workload": w.id, "ours": mo, "pytorch": mt, "ratio": mo / mt, "target": w.target,
+            "met": mo / mt >= w.target,
+            "ours_min": lowest(a), "ours_max": highest(a), "pytorch_min": lowest(b), "pytorch_max": highest(b),
+            "ours_rounds": a, "pytorch_rounds": b,
+            "ours_share_of_sgemm": share(mo), "pytorch_share_of_sgemm": share(mt),
+        }));
+    }
+    let lora = match (ours.get(LORA_STEP), ours.get("lenet/W1_all_trainable")) {
+        (Some(l), Some(full)) => json!({
+            "lora_rate": median(l), "full_rate": median(full),
+            "step_cost_ratio": median(full) / median(l),
+        }),
+        _ => Value::Null,
+    };
+    let command = format!("cargo xtask bench-peers {}", args.join(" "));
+    let report = json!({
+        "rows": rows,
+        "lora_step": lora,
+        "machine": machine(),
+        "threads": o.threads,
+        "rounds": o.rounds,
+        "sgemm_1024_gflops": ceiling,
+        "sgemm_rounds": ceilings,
+        "versions": versions,
+        "date": crate::meta::today(),
+        "command": command.trim_end(),
+    });
+    let md = markdown(&report);
+    let path = root.join("docs/BENCHMARKS.md");
+    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{md}");
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One criterion run of every selected workload (and the LoRA step): elements per second.
+fn our_rates(root: &Path, o: &Options) -> Result<Vec<(&'static str, f64)>> {
+    let mut names: Vec<&'static str> = o.workloads.iter().map(|w| w.ours).collect();
+    if o.workloads.iter().any(|w| w.id == "W1") {
+        names.push(LORA_STEP);
+    }
+    let filter = names
+        .iter()
+        .map(|n| format!("^{n}$"))
+        .collect::<Vec<_>>()
+        .join("|");
+    let status = Command::new(env!("CARGO"))
+        .args(["bench", "--quiet", "--bench", "workloads", "--"])
+        .args(["--warm-up-time", "1", "--measurement-time", "4", "--noplot"])
+        .arg(&filter)
+        .env("RAYON_NUM_THREADS", o.threads.to_string())
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("cargo bench --bench workloads failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    names
+        .into_iter()
+        .map(|name| {
+            let dir = target.join("criterion").join(name).join("new");
+            let est: Value = read_json(&dir.join("estimates.json"))?;
+            let bench: Value = read_json(&dir.join("benchmark.json"))?;
+            let ns = est["median"]["point_estimate"]
+                .as_f64()
+                .with_context(|| format!("no median in {}", dir.display()))?;
+            let elements = bench["throughput"]["Elements"]
+                .as_f64()
+                .with_context(|| format!("no element throughput in {}", dir.display()))?;
+            Ok((name, elements / (ns * 1e-9)))
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// One run of `torch_peers.py`: workload id → rate.
+fn torch_rates(o: &Options, peers: &Path) -> Result<Vec<(&'static str, f64)>> {
+    let out = Command::new(&o.python)
+        .arg(peers)
+        .arg(o.threads.to_string())
+        .arg(o.steps.to_string())
+        .args(o.workloads.iter().map(|w| w.id))
+        .output()
+        .with_context(|| format!("running {}", o.python))?;
+    if !out.status.success() {
+        bail!(
+            "torch_peers.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut rates = Vec::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("RESULT ")) {
+        let v: Value = serde_json::from_str(line)?;
+        let Some(w) = WORKLOADS
+            .iter()
+            .find(|w| v["workload"].as_str() == Some(w.id))
+        else {
+            continue;
+        };
+        if let Some(rate) = v["rate"].as_f64() {
+            rates.push((w.id, rate));
+        }
+    }
+    Ok(rates)
+}
+
+/// `torch` and `numpy` versions, or why they cannot be imported.
+fn python_versions(python: &str) -> Result<Value> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import json, platform, torch, numpy; print(json.dumps({'python': platform.python_version(), 'torch': torch.__version__, 'numpy': numpy.__version__}))",
+        ])
+        .output()
+        .with_context(|| format!("`{python}` does not run"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("{}", err.lines().last().unwrap_or("import failed"));
+    }
+    let mut v: Value = serde_json::from_slice(&out.stdout)?;
+    let rustc = Command::new("rustc").arg("-V").output().ok();
+    v["rustc"] = json!(rustc.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()));
+    Ok(v)
+}
+
+/// MFLOP per element of each workload, from `flops.py`'s lines
+/// (`W1: 4.580 GFLOP per step, 64 items per step, 71.565 MFLOP per item`).
+fn flops_per_item(python: &str, flops: &Path) -> Result<BTreeMap<String, f64>> {
+    let out = Command::new(python).arg(flops).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (id, rest) = l.split_once(':')?;
+            let mflop = rest
+                .split(',')
+                .nth(2)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((id.trim().to_string(), mflop))
+        })
+        .collect())
+}
+
+/// numpy's 1024³ sgemm on `threads` threads, GFLOP/s (best of 10).
+fn sgemm_ceiling(python: &str, threads: usize) -> Result<f64> {
+    let t = threads.to_string();
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import numpy as np, time\n\
+             a = np.random.rand(1024, 1024).astype(np.float32); b = np.random.rand(1024, 1024).astype(np.float32)\n\
+             a @ b\n\
+             best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(10))\n\
+             print(2 * 1024**3 / best / 1e9)",
+        ])
+        .env("OPENBLAS_NUM_THREADS", &t)
+        .env("OMP_NUM_THREADS", &t)
+        .env("MKL_NUM_THREADS", &t)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "numpy sgemm failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+/// The CPU model, core count and vector extensions, from `lscpu` (or /proc/cpuinfo).
+fn machine() -> Value {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = info
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap_or_default();
+    let has = |f: &str| flags.contains(&f);
+    let simd: Vec<&str> = [
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512_bf16",
+        "amx_tile",
+    ]
+    .into_iter()
+    .filter(|f| has(f))
+    .collect();
+    json!({ "cpu": crate::meta::machine(), "simd": simd.join(" ") })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn lowest(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn highest(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// `docs/BENCHMARKS.md` from a report.
+fn markdown(r: &Value) -> String {
+    let f0 = |v: &Value| v.as_f64().map_or("–".into(), |x| format!("{x:.0}"));
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("–".into(), |x| format!("{:.0}%", 100.0 * x))
+    };
+    let mut s = String::from(
+        "# Benchmarks: finetune beside PyTorch\n\n<!-- generated by `cargo xtask bench-peers`: do not edit by hand -->\n\n",
+    );
+    s.push_str(&format!(
+        "`{}` — {} ({}); {} threads; {} rounds, ours and PyTorch alternately; {}. Versions: {}, PyTorch {}, numpy {}, Python {}.\n\n",
+        r["command"].as_str().unwrap_or("?"),
+        r["machine"]["cpu"].as_str().unwrap_or("?"),
+        r["machine"]["simd"].as_str().unwrap_or("?"),
+        r["threads"],
+        r["rounds"],
+        r["date"].as_str().unwrap_or("?"),
+        r["versions"]["rustc"].as_str().unwrap_or("rustc ?"),
+        r["versions"]["torch"].as_str().unwrap_or("?"),
+        r["versions"]["numpy"].as_str().unwrap_or("?"),
+        r["versions"]["python"].as_str().unwrap_or("?"),
+    ));
+    s.push_str(
+        "Workloads as `../shared/bench/README.md` defines them (ours: `benches/workloads.rs`, criterion's median; PyTorch: `torch_peers.py`'s median step). Rates in elements per second (samples, tokens or sequences); each cell the median of the rounds (lowest–highest); share: the rate's FLOPs (`flops.py`) over numpy's 1024³ sgemm on the same threads, measured in the same sitting.\n\n\
+         | workload | ours | PyTorch | ratio | target | ours, share of sgemm | PyTorch, share |\n|---|---|---|---|---|---|---|\n",
+    );
+    for row in r["rows"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "| {} | {} ({}–{}) | {} ({}–{}) | **{:.2}×** | ≥ {}× {} | {} | {} |\n",
+            row["workload"].as_str().unwrap_or("?"),
+            f0(&row["ours"]),
+            f0(&row["ours_min"]),
+            f0(&row["ours_max"]),
+            f0(&row["pytorch"]),
+            f0(&row["pytorch_min"]),
+            f0(&row["pytorch_max"]),
+            row["ratio"].as_f64().unwrap_or(f64::NAN),
+            row["target"],
+            if row["met"] == Value::Bool(true) {
+                "met"
+            } else {
+                "**missed**"
+            },
+            pct(&row["ours_share_of_sgemm"]),
+            pct(&row["pytorch_share_of_sgemm"]),
+        ));
+    }
+    s.push_str(&format!(
+        "\nnumpy sgemm 1024³: {} GFLOP/s (median of the rounds).\n",
+        r["sgemm_1024_gflops"]
+            .as_f64()
+            .map_or("?".into(), |x| format!("{x:.1}"))
+    ));
+    if let Some(ratio) = r["lora_step"]["step_cost_ratio"].as_f64() {
+        s.push_str(&format!(
+            "\nLoRA: a training step of W1's network with LoRA r = 8 on both convolutions and the first Linear (base frozen, last Linear trained; `W1_lora_r8`) runs at {} samples/s against {} for the full step: it costs **{ratio:.2}×** a full fine-tuning step (target ≤ 0.8×).\n",
+            f0(&r["lora_step"]["lora_rate"]),
+            f0(&r["lora_step"]["full_rate"]),
+        ));
+    }
+    s
+}
