@@ -14,6 +14,7 @@ pub use finetune_autograd as autograd;
 pub use finetune_cnn as cnn;
 pub use finetune_data as data;
 pub use finetune_nn as nn;
+pub use finetune_onnx as onnx;
 pub use finetune_pretrained as pretrained;
 pub use finetune_rnn as rnn;
 pub use finetune_tensor as tensor;

@@ -785,6 +785,18 @@ pub struct ExportArgs {
     /// merged weight is not finite.
     #[arg(long, requires = "out")]
     pub merge: bool,
+    /// What --out is: safetensors with PyTorch names (default), or an ONNX model (opset 17;
+    /// inputs `input` and, for sequence models, `lengths`; output `logits`). Default: from
+    /// --out's extension (`.onnx`), else safetensors.
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "out")]
+    pub format: Option<ExportFormat>,
+}
+
+/// `export --format` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Safetensors,
+    Onnx,
 }
 
 #[derive(Args, Debug)]

@@ -25,7 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crc32c;
-pub mod proto;
+pub use finetune_proto as proto;
 pub mod record;
 mod writer;
 

@@ -6,9 +6,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::proto::{Encoder, Field, fields};
 use crate::record::{frame, unframe};
 use crate::{Result, TensorBoardError};
+use finetune_proto::{Encoder, Field, fields};
 
 /// The version string TensorBoard expects in a file's first event.
 const FILE_VERSION: &str = "brain.Event:2";

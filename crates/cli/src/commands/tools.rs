@@ -411,6 +411,32 @@ pub fn export(args: &ExportArgs) -> Result<()> {
             "export: LoRA adapters merged into {merged} weights (PyTorch's plain module has no adapters; `--adapter DIR` writes them separately)"
         );
     }
+    let onnx = match args.format {
+        Some(f) => f == crate::cli::ExportFormat::Onnx,
+        None => out.extension().is_some_and(|e| e == "onnx"),
+    };
+    if onnx {
+        let bytes = finetune_onnx::export(&model)?;
+        finetune_files::atomic_write_bytes(out, &bytes)
+            .with_context(|| format!("writing {}", out.display()))?;
+        let s = finetune_onnx::structure(&bytes).context("reading back the ONNX model")?;
+        println!(
+            "wrote {} (ONNX, IR {}, opset {}: {} nodes, {} initializers; inputs {}; output {}{})",
+            out.display(),
+            s.ir_version,
+            s.opset,
+            s.ops.len(),
+            s.initializers.len(),
+            s.inputs.join(", "),
+            s.outputs.join(", "),
+            if merged > 0 {
+                format!("; {merged} LoRA weights merged")
+            } else {
+                String::new()
+            }
+        );
+        return Ok(());
+    }
     let native = out.extension().is_some_and(|e| e == "ckpt");
     if args.merge && native {
         model

@@ -1,15 +1,10 @@
-//! The few protobuf messages an event file needs, encoded by hand (and
-//! decoded, for tests and `read_events`). Field numbers from TensorFlow's
-//! `event.proto` and `summary.proto`:
-//!
-//! ```text
-//! Event    { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
-//! Summary  { repeated Value value = 1; }
-//! Value    { string tag = 1; float simple_value = 2; HistogramProto histo = 5; }
-//! HistogramProto { double min = 1; double max = 2; double num = 3; double sum = 4;
-//!                  double sum_squares = 5; repeated double bucket_limit = 6 [packed];
-//!                  repeated double bucket = 7 [packed]; }
-//! ```
+//! The protocol-buffer wire format, as much as finetune writes: varints,
+//! 32- and 64-bit fixed fields, length-delimited bytes and nested messages
+//! ([`Encoder`]), and a splitter that reads a message back into its fields
+//! ([`fields`]) for tests and readers. Messages are built by the crates that
+//! own them (TensorBoard's `Event`, ONNX's `ModelProto`), from their `.proto`
+//! field numbers; no code generation, no `protoc`.
+#![forbid(unsafe_code)]
 
 /// Wire types.
 const VARINT: u8 = 0;
@@ -64,6 +59,26 @@ impl Encoder {
     /// A nested message.
     pub fn message(&mut self, field: u32, m: &Encoder) {
         self.bytes(field, &m.buf);
+    }
+
+    /// An `int32`/enum field (negative values as ten-byte varints, as protobuf does).
+    pub fn int32(&mut self, field: u32, v: i32) {
+        self.int64(field, v as i64);
+    }
+
+    /// A packed `repeated float`.
+    pub fn packed_floats(&mut self, field: u32, v: &[f32]) {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.bytes(field, &bytes);
+    }
+
+    /// A packed `repeated int64`.
+    pub fn packed_int64s(&mut self, field: u32, v: &[i64]) {
+        let mut inner = Encoder::default();
+        for &x in v {
+            inner.varint(x as u64);
+        }
+        self.bytes(field, &inner.buf);
     }
 
     /// A packed `repeated double`.
