@@ -189,9 +189,7 @@ impl Float for f32 {
         csc: isize,
     ) {
         // SAFETY: forwarded contract of `gemm_raw`.
-        unsafe {
-            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-        }
+        unsafe { crate::sgemm::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
 }
 

@@ -37,6 +37,7 @@ pub mod math;
 pub mod parallel;
 pub mod pool;
 pub mod reduce;
+pub mod sgemm;
 pub mod simd;
 pub mod tensor;
 pub mod winograd;
