@@ -785,9 +785,10 @@ pub struct ExportArgs {
     /// merged weight is not finite.
     #[arg(long, requires = "out")]
     pub merge: bool,
-    /// What --out is: safetensors with PyTorch names (default), or an ONNX model (opset 17;
-    /// inputs `input` and, for sequence models, `lengths`; output `logits`). Default: from
-    /// --out's extension (`.onnx`), else safetensors.
+    /// What --out is: safetensors with PyTorch names (default), an ONNX model (opset 17;
+    /// inputs `input` and, for sequence models, `lengths`; output `logits`), or `pytorch`: a
+    /// folder with a generated nn.Module and a DistributedDataParallel training script.
+    /// Default: from --out's extension (`.onnx`), else safetensors.
     #[arg(long, value_enum, value_name = "FORMAT", requires = "out")]
     pub format: Option<ExportFormat>,
 }
@@ -797,6 +798,9 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     Safetensors,
     Onnx,
+    /// A folder: model.py (an nn.Module with the model's parameter names), model.safetensors,
+    /// spec.json, config.json, train_ddp.py (torchrun-ready DDP training) and a README.
+    Pytorch,
 }
 
 #[derive(Args, Debug)]

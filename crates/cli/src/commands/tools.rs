@@ -403,6 +403,23 @@ pub fn export(args: &ExportArgs) -> Result<()> {
     let Some(out) = &args.out else {
         return Ok(());
     };
+    if args.format == Some(crate::cli::ExportFormat::Pytorch) {
+        let merged = model.merge_lora().context("merging the LoRA adapters")?;
+        let files = finetune_bridge::export_pytorch(&model, out)
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "wrote {} in {}{} — torchrun --nproc_per_node=N {}/train_ddp.py --data DATA continues training (see its README.md)",
+            files.join(", "),
+            out.display(),
+            if merged > 0 {
+                format!(" ({merged} LoRA weights merged)")
+            } else {
+                String::new()
+            },
+            out.display()
+        );
+        return Ok(());
+    }
     check_out_path(out, &[&args.model], false, "--out")?;
     let adapted = model.metadata().lora.is_some();
     let merged = model.merge_lora().context("merging the LoRA adapters")?;
