@@ -188,8 +188,16 @@ impl Float for f32 {
         rsc: isize,
         csc: isize,
     ) {
-        // SAFETY: forwarded contract of `gemm_raw`.
-        unsafe { crate::sgemm::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+        // SAFETY (both arms): forwarded contract of `gemm_raw`.
+        if crate::sgemm::use_matrixmultiply() {
+            unsafe {
+                matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+            }
+        } else {
+            unsafe {
+                crate::sgemm::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+            }
+        }
     }
 }
 

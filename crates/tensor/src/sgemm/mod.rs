@@ -84,6 +84,14 @@ pub fn best_kernel() -> Kernel {
     *BEST.get_or_init(|| available_kernels()[0])
 }
 
+/// `FINETUNE_SGEMM=matrixmultiply` sends every f32 product to the
+/// `matrixmultiply` crate instead (read once): the A/B switch for measuring
+/// this GEMM against the one it replaced, in whole workloads.
+pub fn use_matrixmultiply() -> bool {
+    static MM: OnceLock<bool> = OnceLock::new();
+    *MM.get_or_init(|| std::env::var("FINETUNE_SGEMM").is_ok_and(|v| v == "matrixmultiply"))
+}
+
 thread_local! {
     /// Packing buffers, kept per thread so a product allocates nothing after the first.
     static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };

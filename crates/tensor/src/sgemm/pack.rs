@@ -25,6 +25,8 @@ pub(super) unsafe fn a(
     mr: usize,
     dst: *mut f32,
 ) {
+    // every kernel's MR fits the row-pointer array below
+    assert!(mr <= 16, "MR {mr} > 16");
     for (panel, r0) in (0..mc).step_by(mr).enumerate() {
         let rows = mr.min(mc - r0);
         // SAFETY: panel `panel` of dst, within the room the caller gave.
@@ -32,10 +34,15 @@ pub(super) unsafe fn a(
         // SAFETY (both arms): (r0 + r, p) is inside the block for r < rows, p < kc,
         // and out[p·mr + r] inside the panel.
         if csa == 1 {
-            for r in 0..rows {
-                let src = unsafe { a.offset((r0 + r) as isize * rsa) };
-                for p in 0..kc {
-                    unsafe { *out.add(p * mr + r) = *src.add(p) };
+            // rows contiguous: read `rows` streams side by side, write each step's MR values together
+            let mut src = [std::ptr::null::<f32>(); 16];
+            for (r, s) in src.iter_mut().enumerate().take(rows) {
+                *s = unsafe { a.offset((r0 + r) as isize * rsa) };
+            }
+            for p in 0..kc {
+                let dst = unsafe { out.add(p * mr) };
+                for (r, s) in src.iter().enumerate().take(rows) {
+                    unsafe { *dst.add(r) = *s.add(p) };
                 }
             }
         } else {
@@ -70,6 +77,8 @@ pub(super) unsafe fn b(
     nr: usize,
     dst: *mut f32,
 ) {
+    // every kernel's NR fits the column-pointer array below
+    assert!(nr <= 32, "NR {nr} > 32");
     for (panel, c0) in (0..nc).step_by(nr).enumerate() {
         let cols = nr.min(nc - c0);
         // SAFETY: panel `panel` of dst, within the room the caller gave.
@@ -89,10 +98,15 @@ pub(super) unsafe fn b(
             continue;
         }
         if rsb == 1 {
-            for j in 0..cols {
-                let src = unsafe { b.offset((c0 + j) as isize * csb) };
-                for p in 0..kc {
-                    unsafe { *out.add(p * nr + j) = *src.add(p) };
+            // B transposed (columns contiguous): `cols` streams side by side, NR values per step
+            let mut src = [std::ptr::null::<f32>(); 32];
+            for (j, s) in src.iter_mut().enumerate().take(cols) {
+                *s = unsafe { b.offset((c0 + j) as isize * csb) };
+            }
+            for p in 0..kc {
+                let dst = unsafe { out.add(p * nr) };
+                for (j, s) in src.iter().enumerate().take(cols) {
+                    unsafe { *dst.add(j) = *s.add(p) };
                 }
             }
         } else {
