@@ -184,6 +184,26 @@ impl Runner {
         Ok(())
     }
 
+    /// textgenrnn (the repository's copy) with its vocabulary, as `tg.ckpt`.
+    pub(crate) fn import_textgenrnn(&self, root: &Path) -> Result<()> {
+        let tg = root.join("data/pretrained/textgenrnn");
+        let o = Command::new(&self.bin)
+            .args(["import", "--weights"])
+            .arg(tg.join("textgenrnn_char_lstm.safetensors"))
+            .args(["--spec", "textgenrnn", "--vocab"])
+            .arg(tg.join("textgenrnn_vocab.json"))
+            .args(["--out", "tg.ckpt"])
+            .current_dir(&self.out)
+            .output()?;
+        if !o.status.success() {
+            bail!(
+                "importing textgenrnn: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// A training run: one line with its test accuracy and times.
     pub(crate) fn run(&self, label: &str, args: &[&str]) -> Result<Value> {
         let v = self.json_of(label, args)?;

@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -102,7 +102,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     };
     let x = runner(0);
     x.import_mnist_cnn(&root)?;
-    import_textgenrnn(&x, &root)?;
+    x.import_textgenrnn(&root)?;
     let command = format!("cargo xtask experiments lora --seeds {seeds} --all-seeds {all_seeds}");
     let mut results = json!({
         "meta": crate::meta::meta(&command, &format!("0..{seeds} at 100 per class, 0..{all_seeds} with all rows")),
@@ -180,26 +180,6 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         crate::meta::result_path(&root, "lora").display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// textgenrnn with its vocabulary, as `tg.ckpt`.
-fn import_textgenrnn(x: &Runner, root: &Path) -> Result<()> {
-    let tg = root.join("data/pretrained/textgenrnn");
-    let o = Command::new(&x.bin)
-        .args(["import", "--weights"])
-        .arg(tg.join("textgenrnn_char_lstm.safetensors"))
-        .args(["--spec", "textgenrnn", "--vocab"])
-        .arg(tg.join("textgenrnn_vocab.json"))
-        .args(["--out", "tg.ckpt"])
-        .current_dir(&x.out)
-        .output()?;
-    if !o.status.success() {
-        bail!(
-            "importing textgenrnn: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    Ok(())
 }
 
 fn row(target: &str, model: &str, method: &str, budget: &str, seed: u64, v: &Value) -> Value {

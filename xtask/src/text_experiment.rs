@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -81,21 +81,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         seed: seed.to_string(),
     };
     let x = runner(0);
-    let tg = root.join("data/pretrained/textgenrnn");
-    let import = Command::new(&x.bin)
-        .args(["import", "--weights"])
-        .arg(tg.join("textgenrnn_char_lstm.safetensors"))
-        .args(["--spec", "textgenrnn", "--vocab"])
-        .arg(tg.join("textgenrnn_vocab.json"))
-        .args(["--out", "tg.ckpt"])
-        .current_dir(&out)
-        .output()?;
-    if !import.status.success() {
-        bail!(
-            "importing textgenrnn: {}",
-            String::from_utf8_lossy(&import.stderr)
-        );
-    }
+    x.import_textgenrnn(&root)?;
     let previous = crate::meta::load(&root, "text").filter(|_| selected.len() < TARGETS.len());
     let mut results = previous
         .clone()

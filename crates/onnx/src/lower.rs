@@ -37,6 +37,21 @@ pub(crate) struct Graph<'a> {
     counter: usize,
 }
 
+/// `kernel_shape`, `strides` and `pads` (begin and end alike, as PyTorch
+/// pads) of a 2-D window, and `dilations` when given.
+fn window(k: [usize; 2], s: [usize; 2], pad: [usize; 2], d: Option<[usize; 2]>) -> Vec<Attr> {
+    let ints = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+    let mut a = vec![
+        Attr::Ints("kernel_shape", ints(&k)),
+        Attr::Ints("strides", ints(&s)),
+        Attr::Ints("pads", ints(&[pad[0], pad[1], pad[0], pad[1]])),
+    ];
+    if let Some(d) = d {
+        a.push(Attr::Ints("dilations", ints(&d)));
+    }
+    a
+}
+
 fn bytes_f32(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -167,56 +182,24 @@ impl<'a> Graph<'a> {
                 }
                 let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
                 let (k, s, pad, d) = (c.kernel_size.0, c.stride.0, c.padding.0, c.dilation.0);
-                same(self.op(
-                    "Conv",
-                    &ins,
-                    &[
-                        Attr::Ints("kernel_shape", vec![k[0] as i64, k[1] as i64]),
-                        Attr::Ints("strides", vec![s[0] as i64, s[1] as i64]),
-                        Attr::Ints(
-                            "pads",
-                            vec![pad[0] as i64, pad[1] as i64, pad[0] as i64, pad[1] as i64],
-                        ),
-                        Attr::Ints("dilations", vec![d[0] as i64, d[1] as i64]),
-                        Attr::Int("group", c.groups as i64),
-                    ],
-                ))
+                let mut attrs = window(k, s, pad, Some(d));
+                attrs.push(Attr::Int("group", c.groups as i64));
+                same(self.op("Conv", &ins, &attrs))
             }
             LayerKind::Maxpool2d(m) => {
                 let (k, pad, d) = (m.kernel_size.0, m.padding.0, m.dilation.0);
                 let s = m.stride.as_ref().map_or(k, |s| s.0);
-                same(self.op(
-                    "MaxPool",
-                    &[&x.name],
-                    &[
-                        Attr::Ints("kernel_shape", vec![k[0] as i64, k[1] as i64]),
-                        Attr::Ints("strides", vec![s[0] as i64, s[1] as i64]),
-                        Attr::Ints(
-                            "pads",
-                            vec![pad[0] as i64, pad[1] as i64, pad[0] as i64, pad[1] as i64],
-                        ),
-                        Attr::Ints("dilations", vec![d[0] as i64, d[1] as i64]),
-                        Attr::Int("ceil_mode", m.ceil_mode as i64),
-                    ],
-                ))
+                let mut attrs = window(k, s, pad, Some(d));
+                attrs.push(Attr::Int("ceil_mode", m.ceil_mode as i64));
+                same(self.op("MaxPool", &[&x.name], &attrs))
             }
             LayerKind::Avgpool2d(a) => {
                 let (k, pad) = (a.kernel_size.0, a.padding.0);
                 let s = a.stride.as_ref().map_or(k, |s| s.0);
-                same(self.op(
-                    "AveragePool",
-                    &[&x.name],
-                    &[
-                        Attr::Ints("kernel_shape", vec![k[0] as i64, k[1] as i64]),
-                        Attr::Ints("strides", vec![s[0] as i64, s[1] as i64]),
-                        Attr::Ints(
-                            "pads",
-                            vec![pad[0] as i64, pad[1] as i64, pad[0] as i64, pad[1] as i64],
-                        ),
-                        Attr::Int("ceil_mode", a.ceil_mode as i64),
-                        Attr::Int("count_include_pad", a.count_include_pad as i64),
-                    ],
-                ))
+                let mut attrs = window(k, s, pad, None);
+                attrs.push(Attr::Int("ceil_mode", a.ceil_mode as i64));
+                attrs.push(Attr::Int("count_include_pad", a.count_include_pad as i64));
+                same(self.op("AveragePool", &[&x.name], &attrs))
             }
             LayerKind::AdaptiveAvgPool2d { output_size } => {
                 if output_size.0 != [1, 1] {
