@@ -7,6 +7,7 @@
 //! | W1 | LeNet-MNIST training step, batch 64, SGD momentum 0.9, everything trainable | sample |
 //! | W2 | the same with both convolutions frozen (tape constants: no backward work) | sample |
 //! | W1-LoRA | W1's network with LoRA r = 8 on both convolutions and the first Linear, the base frozen, the last Linear trained (ours only: the LoRA step must cost at most 0.8× W1's) | sample |
+//! | W1-LoRA-upper | the same with adapters on the second convolution and the first Linear only (no input gradient below conv2) | sample |
 //! | W2b | the head alone on cached `[64, 9216]` features | sample |
 //! | W3 | char-LSTM training: Embedding(65,64)-LSTM(256)-Linear(256,65), batch 32 x length 64, Adam | token |
 //! | W4 | GRU classifier inference: Embedding(65,64)-GRU(128)-Linear(128,65) from the last step, batch 64 x length 32 | sequence |
@@ -143,6 +144,25 @@ fn lenet_workloads(c: &mut Criterion) {
     let mut step = Step::new(&adapted, OptimizerKind::sgd_momentum(), 0.01);
     group.bench_function("W1_lora_r8", |b| {
         b.iter(|| train_step(&mut adapted, &mut step, &x, &y))
+    });
+
+    // the same without an adapter on the first convolution: then nothing
+    // below conv2 trains, and its input gradient is never computed
+    let mut upper = lenet(&mut rng);
+    finetune::nn::lora::attach_lora_where(
+        &mut upper,
+        finetune::nn::lora::LoraConfig::default(),
+        &mut rng,
+        |n| n == "2.weight" || n == "6.weight",
+    )
+    .expect("LoRA attaches");
+    upper.set_trainable_where(
+        |n| !n.starts_with("8.") && !finetune::nn::lora::is_adapter_tensor(n),
+        false,
+    );
+    let mut step = Step::new(&upper, OptimizerKind::sgd_momentum(), 0.01);
+    group.bench_function("W1_lora_r8_conv2_fc1", |b| {
+        b.iter(|| train_step(&mut upper, &mut step, &x, &y))
     });
 
     // W2: convolutions frozen, as `--freeze '0.*' '2.*'` leaves them
