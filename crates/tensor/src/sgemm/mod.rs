@@ -24,6 +24,7 @@
 
 mod avx2;
 mod avx512;
+mod dots;
 mod pack;
 mod portable;
 
@@ -62,6 +63,16 @@ const KC: usize = 256;
 /// 192 KB, inside every current core's L2 (measured best of 96, 192 and
 /// 384 with KC 256, 384 and 512 on the AVX-512 Xeon, 2026-12-03).
 const MC: usize = 192;
+/// The shortest inner dimension [`sgemm`] computes as dot products (for
+/// shorter ones the lanes' final sums cost more than packing saves).
+const DOTS_MIN_K: usize = 256;
+
+/// Whether [`sgemm`] runs a product as dot products ([`dots`]): A's rows
+/// and Bᵀ's rows contiguous, C's columns contiguous, a long inner dimension.
+fn dots_apply(k: usize, rsa: isize, csa: isize, rsb: isize, csb: isize, csc: isize) -> bool {
+    csa == 1 && rsb == 1 && csc == 1 && rsa >= 0 && csb >= 0 && k >= DOTS_MIN_K && dots::available()
+}
+
 /// Columns of C per packed B block (a multiple of every NR).
 const NC: usize = 4096;
 
@@ -120,6 +131,24 @@ pub unsafe fn sgemm(
     rsc: isize,
     csc: isize,
 ) {
+    // A·Bᵀ with both read along k (a Linear layer's forward): dot products, no packing
+    if dots_apply(k, rsa, csa, rsb, csb, csc) {
+        // SAFETY: forwarded contract; rows of A and of Bᵀ are contiguous (csa = rsb = 1).
+        unsafe {
+            dots::gemm_nt(
+                (m, k, n),
+                alpha,
+                a,
+                rsa as usize,
+                b,
+                csb as usize,
+                beta,
+                c,
+                rsc,
+            )
+        };
+        return;
+    }
     // SAFETY: forwarded contract.
     unsafe {
         sgemm_with(

@@ -1,7 +1,7 @@
 //! Every micro-kernel against a plain triple loop, on shapes with edges in
 //! every dimension, transposed and strided operands, and each alpha/beta case.
 
-use super::{available_kernels, sgemm_with};
+use super::{available_kernels, sgemm, sgemm_with};
 
 fn data(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed
@@ -199,5 +199,69 @@ fn a_column_strided_output_and_the_degenerate_cases() {
             )
         };
         assert_eq!(c, [3.0, 6.0]);
+    }
+}
+
+#[test]
+fn the_front_door_takes_the_dot_product_path_for_a_times_b_transposed_and_matches() {
+    // k across block boundaries (1024) with a tail, m and n with edges
+    for &(m, k, n) in &[(5, 256, 7), (64, 300, 33), (4, 1030, 4), (9, 2100, 13)] {
+        for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0), (-2.0, 0.25)] {
+            let a = data(m * k, 7);
+            // Bᵀ row-major [n, k]: b[p, j] at j·k + p
+            let bt = data(n * k, 8);
+            let rsc = n + 2;
+            let init: Vec<f32> = data(m * rsc, 9)
+                .into_iter()
+                .map(|v| if beta == 0.0 { f32::NAN } else { v })
+                .collect();
+            let (mut want, mut got) = (init.clone(), init);
+            reference(
+                m,
+                k,
+                n,
+                alpha,
+                &a,
+                (k, 1),
+                &bt,
+                (1, k),
+                beta,
+                &mut want,
+                rsc,
+                1,
+            );
+            // SAFETY: every addressed element is inside the buffers.
+            unsafe {
+                sgemm(
+                    m,
+                    k,
+                    n,
+                    alpha,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    bt.as_ptr(),
+                    1,
+                    k as isize,
+                    beta,
+                    got.as_mut_ptr(),
+                    rsc as isize,
+                    1,
+                )
+            };
+            for i in 0..m {
+                for j in 0..rsc {
+                    let (w, g) = (want[i * rsc + j], got[i * rsc + j]);
+                    if j < n {
+                        assert!(
+                            (w - g).abs() <= 1e-4 * (k as f32).sqrt() * (1.0 + w.abs()),
+                            "{m}x{k}x{n} at ({i},{j}): {g} vs {w}"
+                        );
+                    } else {
+                        assert_eq!(w.to_bits(), g.to_bits(), "wrote outside C");
+                    }
+                }
+            }
+        }
     }
 }
