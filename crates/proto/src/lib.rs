@@ -4,6 +4,17 @@
 //! ([`fields`]) for tests and readers. Messages are built by the crates that
 //! own them (TensorBoard's `Event`, ONNX's `ModelProto`), from their `.proto`
 //! field numbers; no code generation, no `protoc`.
+//!
+//! ```
+//! use finetune_proto::{Encoder, Field, fields};
+//! let mut m = Encoder::default();
+//! m.bytes(1, b"epoch_loss"); // a string field
+//! m.float(2, 0.25); // a float field
+//! assert_eq!(
+//!     fields(&m.buf).unwrap(),
+//!     [Field::Bytes(1, b"epoch_loss"), Field::Fixed32(2, 0.25f32.to_le_bytes())]
+//! );
+//! ```
 #![forbid(unsafe_code)]
 
 /// Wire types.
