@@ -120,6 +120,16 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
+    /// The same binary, data and folder, with another seed.
+    pub(crate) fn with_seed(&self, seed: u64) -> Runner {
+        Runner {
+            bin: self.bin.clone(),
+            data: self.data.clone(),
+            out: self.out.clone(),
+            seed: seed.to_string(),
+        }
+    }
+
     /// Runs `finetune <args> --data-dir D --seed S --quiet --json` and parses its JSON.
     pub(crate) fn json_of(&self, label: &str, args: &[&str]) -> Result<Value> {
         let mut cmd = Command::new(&self.bin);

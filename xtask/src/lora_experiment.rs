@@ -94,13 +94,12 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let bin = build_finetune(&root)?;
     let out = root.join("runs/experiments/lora");
     std::fs::create_dir_all(&out)?;
-    let runner = |seed: u64| Runner {
-        bin: bin.clone(),
+    let x = Runner {
+        bin,
         data: data.clone(),
         out: out.clone(),
-        seed: seed.to_string(),
+        seed: "0".into(),
     };
-    let x = runner(0);
     x.import_mnist_cnn(&root)?;
     x.import_textgenrnn(&root)?;
     let command = format!("cargo xtask experiments lora --seeds {seeds} --all-seeds {all_seeds}");
@@ -132,7 +131,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     for budget in ["100", "all"] {
         let n = if budget == "all" { all_seeds } else { seeds };
         for seed in 0..n {
-            let x = runner(seed);
+            let x = x.with_seed(seed);
             for (model, ckpt, methods) in [
                 ("mnist-cnn", "mnist-cnn.ckpt", MNIST_CNN_METHODS),
                 ("bn-cnn", "bn-cnn.ckpt", BN_CNN_METHODS),
@@ -225,25 +224,14 @@ fn plot_budget(root: &Path, budget: &str, rows: &[Value]) {
     } else {
         format!("{budget} per class")
     };
-    let dir = root.join("docs/plots");
-    let stem = format!("lora-fashion-{budget}");
-    match finetune_plot::plot_series(
+    crate::meta::publish_series_svg(
+        root,
         &series,
-        &format!("Fashion-MNIST, {label}: test accuracy against trained parameters"),
-        "trained parameters (log scale)",
-        "test accuracy",
-        &dir,
-        &stem,
-    ) {
-        Ok(files) => {
-            for f in files
-                .iter()
-                .filter(|f| f.extension().is_some_and(|e| e == "png"))
-            {
-                let _ = std::fs::remove_file(f);
-            }
-            println!("plot: {}", dir.join(format!("{stem}.svg")).display())
-        }
-        Err(e) => eprintln!("no plot: {e}"),
-    }
+        (
+            &format!("Fashion-MNIST, {label}: test accuracy against trained parameters"),
+            "trained parameters (log scale)",
+            "test accuracy",
+        ),
+        &format!("lora-fashion-{budget}"),
+    );
 }

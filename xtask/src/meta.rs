@@ -65,3 +65,27 @@ pub(crate) fn load(root: &Path, name: &str) -> Option<Value> {
     let text = std::fs::read_to_string(result_path(root, name)).ok()?;
     serde_json::from_str(&text).ok()
 }
+
+/// `docs/plots/STEM.svg`: named series of points (x on a log scale), the
+/// SVG kept and the PNG `plot_series` also writes removed (PNGs of plots do
+/// not belong in the repository). A failed plot is reported, not fatal.
+pub(crate) fn publish_series_svg(
+    root: &Path,
+    series: &[(&str, &[(f64, f64)])],
+    (title, x_desc, y_desc): (&str, &str, &str),
+    stem: &str,
+) {
+    let dir = root.join("docs/plots");
+    match finetune_plot::plot_series(series, title, x_desc, y_desc, &dir, stem) {
+        Ok(files) => {
+            for f in files
+                .iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "png"))
+            {
+                let _ = std::fs::remove_file(f);
+            }
+            println!("plot: {}", dir.join(format!("{stem}.svg")).display())
+        }
+        Err(e) => eprintln!("no plot: {e}"),
+    }
+}

@@ -204,6 +204,23 @@ fn text_cell(rows: &[Value], keys: [(&str, &str); 4]) -> Option<(f64, f64, f64, 
     Some((mean, lo, hi, accs.len()))
 }
 
+/// A table's header and rule: the leading columns, then one per label
+/// budget ("100 per class", …, "all rows").
+fn budget_header(leading: &[&str], budgets: &[&str]) -> String {
+    let cells: Vec<String> = leading
+        .iter()
+        .map(|c| c.to_string())
+        .chain(budgets.iter().map(|b| {
+            if *b == "all" {
+                "all rows".to_string()
+            } else {
+                format!("{b} per class")
+            }
+        }))
+        .collect();
+    format!("| {} |\n|{}", cells.join(" | "), "---|".repeat(cells.len()))
+}
+
 /// The distinct values of `key`, in order of first appearance.
 fn distinct<'a>(rows: &'a [Value], key: &str) -> Vec<&'a str> {
     let mut seen: Vec<&str> = Vec::new();
@@ -250,21 +267,10 @@ fn lora(out: &mut String, v: Option<Value>) {
         }
         let budgets = distinct(&of_target, "budget");
         let _ = writeln!(out, "{title}\n");
-        let header: Vec<String> = budgets
-            .iter()
-            .map(|b| {
-                if *b == "all" {
-                    "all rows".into()
-                } else {
-                    format!("{b} per class")
-                }
-            })
-            .collect();
         let _ = writeln!(
             out,
-            "| model | method | trained parameters | {} |\n|---|---|---|{}",
-            header.join(" | "),
-            "---|".repeat(budgets.len())
+            "{}",
+            budget_header(&["model", "method", "trained parameters"], &budgets)
         );
         for model in distinct(&of_target, "model") {
             let of_model: Vec<Value> = of_target
@@ -373,22 +379,7 @@ fn text(out: &mut String, v: Option<Value>) {
     for target in targets {
         let _ = writeln!(out, "### {target}\n");
         text_sitting(out, &v, target);
-        let header: Vec<String> = budgets
-            .iter()
-            .map(|b| {
-                if *b == "all" {
-                    "all rows".to_string()
-                } else {
-                    format!("{b} per class")
-                }
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "| model | method | {} |\n|---|---|{}",
-            header.join(" | "),
-            "---|".repeat(budgets.len())
-        );
+        let _ = writeln!(out, "{}", budget_header(&["model", "method"], &budgets));
         let of_target: Vec<Value> = rows
             .iter()
             .filter(|r| r["target"].as_str() == Some(target))

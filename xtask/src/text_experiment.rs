@@ -74,13 +74,12 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     let bin = build_finetune(&root)?;
     let out = root.join("runs/experiments");
     std::fs::create_dir_all(&out)?;
-    let runner = |seed: u64| Runner {
-        bin: bin.clone(),
+    let x = Runner {
+        bin,
         data: data.clone(),
         out: out.clone(),
-        seed: seed.to_string(),
+        seed: "0".into(),
     };
-    let x = runner(0);
     x.import_textgenrnn(&root)?;
     let previous = crate::meta::load(&root, "text").filter(|_| selected.len() < TARGETS.len());
     let mut results = previous
@@ -171,7 +170,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     // Budget outermost, so an interrupted run has the small budgets of every target.
     for budget in budgets.split(',') {
         for seed in 0..seeds {
-            let x = runner(seed);
+            let x = x.with_seed(seed);
             for (target, data_arg, models) in targets.iter().filter(|t| selected.contains(&t.0)) {
                 for &(model, ckpt) in *models {
                     for (method, extra) in methods(model) {
@@ -306,27 +305,16 @@ fn plot_target(root: &std::path::Path, target: &str, rows: &[Value]) {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_slice()))
         .collect();
-    let dir = root.join("docs/plots");
-    match finetune_plot::plot_series(
+    crate::meta::publish_series_svg(
+        root,
         &series,
-        &format!("{target}: test accuracy against labelled texts (mean of seeds)"),
-        "labelled texts per class (log scale; all = 5000)",
-        "test accuracy",
-        &dir,
+        (
+            &format!("{target}: test accuracy against labelled texts (mean of seeds)"),
+            "labelled texts per class (log scale; all = 5000)",
+            "test accuracy",
+        ),
         &format!("text-{target}"),
-    ) {
-        Ok(files) => {
-            // keep the SVG only: PNGs of plots do not belong in the repository
-            for f in files
-                .iter()
-                .filter(|f| f.extension().is_some_and(|e| e == "png"))
-            {
-                let _ = std::fs::remove_file(f);
-            }
-            println!("plot: {}", dir.join(format!("text-{target}.svg")).display())
-        }
-        Err(e) => eprintln!("no plot: {e}"),
-    }
+    );
 }
 
 /// The `vader-source` task as a CSV folder (`train.csv`, `test.csv`, columns
