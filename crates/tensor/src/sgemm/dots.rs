@@ -130,13 +130,8 @@ mod imp {
                             // SAFETY: (i0 + r, j0 + q) is inside C.
                             unsafe {
                                 let p = c.offset((i0 + r) as isize * rsc).add(j0 + q);
-                                *p = if !first {
-                                    *p + v
-                                } else if beta == 0.0 {
-                                    v
-                                } else {
-                                    v + beta * *p
-                                };
+                                // later blocks add to what the first wrote
+                                *p = super::super::blend(v, if first { beta } else { 1.0 }, *p);
                             }
                         }
                     }

@@ -69,8 +69,22 @@ const DOTS_MIN_K: usize = 256;
 
 /// Whether [`sgemm`] runs a product as dot products ([`dots`]): A's rows
 /// and Bᵀ's rows contiguous, C's columns contiguous, a long inner dimension.
-fn dots_apply(k: usize, rsa: isize, csa: isize, rsb: isize, csb: isize, csc: isize) -> bool {
-    csa == 1 && rsb == 1 && csc == 1 && rsa >= 0 && csb >= 0 && k >= DOTS_MIN_K && dots::available()
+fn dots_apply(
+    k: usize,
+    alpha: f32,
+    (rsa, csa): (isize, isize),
+    (rsb, csb): (isize, isize),
+    csc: isize,
+) -> bool {
+    // alpha = 0 is the packed path's early exit (C = beta·C, A and B unread)
+    alpha != 0.0
+        && csa == 1
+        && rsb == 1
+        && csc == 1
+        && rsa >= 0
+        && csb >= 0
+        && k >= DOTS_MIN_K
+        && dots::available()
 }
 
 /// Columns of C per packed B block (a multiple of every NR).
@@ -132,7 +146,7 @@ pub unsafe fn sgemm(
     csc: isize,
 ) {
     // A·Bᵀ with both read along k (a Linear layer's forward): dot products, no packing
-    if dots_apply(k, rsa, csa, rsb, csb, csc) {
+    if dots_apply(k, alpha, (rsa, csa), (rsb, csb), csc) {
         // SAFETY: forwarded contract; rows of A and of Bᵀ are contiguous (csa = rsb = 1).
         unsafe {
             dots::gemm_nt(
@@ -202,12 +216,11 @@ pub unsafe fn sgemm_with(
         return;
     }
     let (mr, nr) = (kernel.mr, kernel.nr);
-    let (kc_block, mc_block) = (KC, MC);
     BUFFERS.with(|cell| {
         let mut bufs = cell.borrow_mut();
         let (abuf, bbuf) = &mut *bufs;
-        let a_len = mc_block.div_ceil(mr) * mr * kc_block;
-        let b_len = n.min(NC).div_ceil(nr) * nr * kc_block;
+        let a_len = MC.div_ceil(mr) * mr * KC;
+        let b_len = n.min(NC).div_ceil(nr) * nr * KC;
         if abuf.len() < a_len {
             abuf.resize(a_len, 0.0);
         }
@@ -216,8 +229,8 @@ pub unsafe fn sgemm_with(
         }
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
-            for pc in (0..k).step_by(kc_block) {
-                let kc = kc_block.min(k - pc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
                 // later blocks of the inner dimension add to what the first wrote
                 let beta = if pc == 0 { beta } else { 1.0 };
                 // SAFETY: B's block starts inside B (pc < k, jc < n) and
@@ -233,8 +246,8 @@ pub unsafe fn sgemm_with(
                         bbuf.as_mut_ptr(),
                     )
                 };
-                for ic in (0..m).step_by(mc_block) {
-                    let mc = mc_block.min(m - ic);
+                for ic in (0..m).step_by(MC) {
+                    let mc = MC.min(m - ic);
                     // SAFETY: as for B, with A's mc×kc block and abuf.
                     unsafe {
                         pack::a(
@@ -310,12 +323,7 @@ impl Block {
                             // SAFETY: (i, j) is inside the C block.
                             unsafe {
                                 let p = c.offset(i as isize * self.rsc + j as isize * self.csc);
-                                let v = self.alpha * tile[i * nr + j];
-                                *p = if self.beta == 0.0 {
-                                    v
-                                } else {
-                                    v + self.beta * *p
-                                };
+                                *p = blend(self.alpha * tile[i * nr + j], self.beta, *p);
                             }
                         }
                     }
@@ -372,6 +380,14 @@ pub fn matmul_with(
     Ok(())
 }
 
+/// One element of `C = alpha·A·B + beta·C`: `v` (alpha·A·B's element)
+/// plus `beta·old`, where `beta == 0` ignores `old` (NaN included), as BLAS
+/// does. The scalar form of what the vector kernels do per register.
+#[inline(always)]
+pub(super) fn blend(v: f32, beta: f32, old: f32) -> f32 {
+    if beta == 0.0 { v } else { v + beta * old }
+}
+
 /// `C = beta·C` (`beta == 0`: zeros, whatever C held).
 ///
 /// # Safety
@@ -382,7 +398,7 @@ unsafe fn scale(m: usize, n: usize, beta: f32, c: *mut f32, rsc: isize, csc: isi
             // SAFETY: (i, j) is inside C.
             unsafe {
                 let p = c.offset(i as isize * rsc + j as isize * csc);
-                *p = if beta == 0.0 { 0.0 } else { beta * *p };
+                *p = blend(0.0, beta, *p);
             }
         }
     }

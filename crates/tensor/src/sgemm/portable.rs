@@ -55,11 +55,7 @@ unsafe fn tile(
             // SAFETY: (i, j) is inside the tile.
             unsafe {
                 let p = c.offset(i as isize * rsc + j as isize);
-                *p = if beta == 0.0 {
-                    alpha * v
-                } else {
-                    alpha * v + beta * *p
-                };
+                *p = super::blend(alpha * v, beta, *p);
             }
         }
     }
