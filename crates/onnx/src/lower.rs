@@ -121,14 +121,19 @@ impl<'a> Graph<'a> {
             .ok_or_else(|| ExportError::Unsupported(format!("{layer} needs sequence lengths")))
     }
 
-    /// `[N, T]` booleans: step `t` is inside sequence `n`.
-    fn step_mask(&mut self, x: &str, layer: &str) -> Result<String> {
-        let lengths = self.lengths(layer)?;
+    /// `[T]`: 0, 1, …, T − 1 for a batch-first sequence `x` of any length.
+    fn steps(&mut self, x: &str) -> String {
         let shape = self.op("Shape", &[x], &[]);
         let one = self.init_i64("one", &[], &[1]);
         let zero = self.init_i64("zero", &[], &[0]);
         let t = self.op("Gather", &[&shape, &one], &[Attr::Int("axis", 0)]);
-        let steps = self.op("Range", &[&zero, &t, &one], &[]);
+        self.op("Range", &[&zero, &t, &one], &[])
+    }
+
+    /// `[N, T]` booleans: step `t` is inside sequence `n`.
+    fn step_mask(&mut self, x: &str, layer: &str) -> Result<String> {
+        let lengths = self.lengths(layer)?;
+        let steps = self.steps(x);
         let axis1 = self.init_i64("axes", &[1], &[1]);
         let lens = self.op("Unsqueeze", &[&lengths, &axis1], &[]);
         Ok(self.op("Less", &[&steps, &lens], &[]))
@@ -395,11 +400,8 @@ impl<'a> Graph<'a> {
         let axis1 = self.init_i64("axes", &[1], &[1]);
         let mask3 = self.op("Unsqueeze", &[&mask, &axis2], &[]); // [N, T, 1]
         // the last real step: the one where t = length - 1
-        let shape = self.op("Shape", &[&x.name], &[]);
+        let steps = self.steps(&x.name);
         let one = self.init_i64("one", &[], &[1]);
-        let zero = self.init_i64("zero", &[], &[0]);
-        let t = self.op("Gather", &[&shape, &one], &[Attr::Int("axis", 0)]);
-        let steps = self.op("Range", &[&zero, &t, &one], &[]);
         let last_step = self.op("Sub", &[&lengths, &one], &[]);
         let last_step = self.op("Unsqueeze", &[&last_step, &axis1], &[]);
         let is_last = self.op("Equal", &[&steps, &last_step], &[]);

@@ -14,7 +14,7 @@ use finetune_proto::{Encoder, Field, fields};
 const FILE_VERSION: &str = "brain.Event:2";
 
 /// A histogram as `HistogramProto` holds it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Histogram {
     pub min: f64,
     pub max: f64,
@@ -333,9 +333,7 @@ fn decode_value(b: &[u8], e: &mut Event) -> Option<()> {
 }
 
 fn decode_histogram(b: &[u8]) -> Option<Histogram> {
-    let mut h = Histogram::of(&[], 1);
-    h.bucket_limit.clear();
-    h.bucket.clear();
+    let mut h = Histogram::default();
     let doubles = |v: &[u8]| -> Vec<f64> {
         v.chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
