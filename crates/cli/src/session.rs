@@ -60,58 +60,82 @@ pub struct TensorBoardOptions {
     pub histograms: bool,
 }
 
-/// The latest epoch into TensorBoard's files: Keras's scalars, each group's
-/// learning rate by the group's name, and (if asked) a histogram of every
-/// trainable parameter.
-fn tensorboard_epoch(
-    logs: &mut finetune_tensorboard::KerasLogs,
+/// A run's TensorBoard files, written epoch by epoch.
+struct TensorBoardRun {
+    logs: finetune_tensorboard::KerasLogs,
     histograms: bool,
-    net: &Sequential<f32>,
-    t: &Trainer,
-) -> finetune_train::Result<()> {
-    let Some(r) = t.history.epochs.last() else {
-        return Ok(());
-    };
-    let names = t.groups.groups();
-    let group_lrs: Vec<(String, f64)> = r
-        .group_lrs
-        .iter()
-        .enumerate()
-        .map(|(i, &lr)| {
-            let name = names
-                .get(i)
-                .map_or_else(|| format!("group_{i}"), |g| g.name.clone());
-            (name, lr)
+    /// Epochs written so far: the checkpoint hook also runs on Ctrl-C, after
+    /// the last epoch was already written.
+    written: usize,
+}
+
+impl TensorBoardRun {
+    /// Both event files, opened before training so a bad folder fails at once.
+    fn open(o: &TensorBoardOptions) -> Result<Self> {
+        Ok(TensorBoardRun {
+            logs: finetune_tensorboard::KerasLogs::create(&o.dir)
+                .with_context(|| format!("--tensorboard {}", o.dir.display()))?,
+            histograms: o.histograms,
+            written: 0,
         })
-        .collect();
-    let tb_err = |e: finetune_tensorboard::TensorBoardError| {
-        finetune_train::TrainError::Config(format!("tensorboard: {e}"))
-    };
-    logs.epoch(&finetune_tensorboard::EpochScalars {
-        epoch: r.epoch,
-        train_loss: r.train_loss,
-        train_accuracy: r.train_accuracy,
-        val_loss: r.val_loss,
-        val_accuracy: r.val_accuracy,
-        group_lrs: &group_lrs,
-    })
-    .map_err(tb_err)?;
-    if histograms {
+    }
+
+    /// The latest epoch, if not yet written: Keras's scalars, each group's
+    /// learning rate by the group's name, and (if asked) a histogram of
+    /// every trainable parameter.
+    fn after_epoch(&mut self, net: &Sequential<f32>, t: &Trainer) -> finetune_train::Result<()> {
+        let Some(r) = t
+            .history
+            .epochs
+            .last()
+            .filter(|_| t.history.epochs.len() > self.written)
+        else {
+            return Ok(());
+        };
+        self.written = t.history.epochs.len();
+        let names = t.groups.groups();
+        let group_lrs: Vec<(String, f64)> = r
+            .group_lrs
+            .iter()
+            .enumerate()
+            .map(|(i, &lr)| {
+                let name = names
+                    .get(i)
+                    .map_or_else(|| format!("group_{i}"), |g| g.name.clone());
+                (name, lr)
+            })
+            .collect();
+        let tb_err = |e: finetune_tensorboard::TensorBoardError| {
+            finetune_train::TrainError::Config(format!("tensorboard: {e}"))
+        };
+        self.logs
+            .epoch(&finetune_tensorboard::EpochScalars {
+                epoch: r.epoch,
+                train_loss: r.train_loss,
+                train_accuracy: r.train_accuracy,
+                val_loss: r.val_loss,
+                val_accuracy: r.val_accuracy,
+                group_lrs: &group_lrs,
+            })
+            .map_err(tb_err)?;
+        if !self.histograms {
+            return Ok(());
+        }
         let mut failure = None;
+        let train = &mut self.logs.train;
         net.for_each_parameter(|name, p| {
-            if p.is_trainable() && failure.is_none() {
-                let step = r.epoch as i64;
-                if let Err(e) = logs.train.histogram(name, p.value().as_slice(), step) {
-                    failure = Some(e);
-                }
+            if p.is_trainable()
+                && failure.is_none()
+                && let Err(e) = train.histogram(name, p.value().as_slice(), r.epoch as i64)
+            {
+                failure = Some(e);
             }
         });
-        if let Some(e) = failure {
-            return Err(tb_err(e));
+        match failure {
+            Some(e) => Err(tb_err(e)),
+            None => train.flush().map_err(tb_err),
         }
-        logs.train.flush().map_err(tb_err)?;
     }
-    Ok(())
 }
 
 /// A language model's progress in words: the epoch's validation bits per
@@ -249,16 +273,11 @@ pub fn run(
     let last = opts.run_dir.join("last.ckpt");
     let run_dir = opts.run_dir.clone();
     let (lm_sample, sample_label) = (data.lm && !opts.quiet, opts.label.clone());
-    // opened before training, so a bad --tensorboard folder fails at once
-    let mut tensorboard = match &opts.tensorboard {
-        Some(tb) => Some((
-            finetune_tensorboard::KerasLogs::create(&tb.dir)
-                .with_context(|| format!("--tensorboard {}", tb.dir.display()))?,
-            tb.histograms,
-            0usize,
-        )),
-        None => None,
-    };
+    let mut tensorboard = opts
+        .tensorboard
+        .as_ref()
+        .map(TensorBoardRun::open)
+        .transpose()?;
     // after every epoch (and on Ctrl-C): the training checkpoint, and the
     // metrics so far, so that a killed run keeps its history
     let hook = Box::new(
@@ -279,12 +298,8 @@ pub fn run(
             if lm_sample {
                 lm_epoch_sample(&mut m, t, &sample_label);
             }
-            // (the hook also runs on Ctrl-C, after an epoch already logged)
-            if let Some((logs, histograms, logged)) = tensorboard.as_mut()
-                && t.history.epochs.len() > *logged
-            {
-                tensorboard_epoch(logs, *histograms, net, t)?;
-                *logged = t.history.epochs.len();
+            if let Some(tb) = tensorboard.as_mut() {
+                tb.after_epoch(net, t)?;
             }
             t.history.write(&run_dir)
         },

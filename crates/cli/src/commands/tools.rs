@@ -403,24 +403,18 @@ pub fn export(args: &ExportArgs) -> Result<()> {
     let Some(out) = &args.out else {
         return Ok(());
     };
-    if args.format == Some(crate::cli::ExportFormat::Pytorch) {
-        let merged = model.merge_lora().context("merging the LoRA adapters")?;
-        let files = finetune_bridge::export_pytorch(&model, out)
-            .with_context(|| format!("writing {}", out.display()))?;
-        println!(
-            "wrote {} in {}{} — torchrun --nproc_per_node=N {}/train_ddp.py --data DATA continues training (see its README.md)",
-            files.join(", "),
-            out.display(),
-            if merged > 0 {
-                format!(" ({merged} LoRA weights merged)")
-            } else {
-                String::new()
-            },
-            out.display()
-        );
-        return Ok(());
+    use crate::cli::ExportFormat;
+    let format = args
+        .format
+        .unwrap_or(if out.extension().is_some_and(|e| e == "onnx") {
+            ExportFormat::Onnx
+        } else {
+            ExportFormat::Safetensors
+        });
+    if format != ExportFormat::Pytorch {
+        // (the bridge writes a folder, and refuses anything else in its place)
+        check_out_path(out, &[&args.model], false, "--out")?;
     }
-    check_out_path(out, &[&args.model], false, "--out")?;
     let adapted = model.metadata().lora.is_some();
     let merged = model.merge_lora().context("merging the LoRA adapters")?;
     if adapted && !args.merge {
@@ -428,53 +422,55 @@ pub fn export(args: &ExportArgs) -> Result<()> {
             "export: LoRA adapters merged into {merged} weights (PyTorch's plain module has no adapters; `--adapter DIR` writes them separately)"
         );
     }
-    let onnx = match args.format {
-        Some(f) => f == crate::cli::ExportFormat::Onnx,
-        None => out.extension().is_some_and(|e| e == "onnx"),
+    let merged_note = if merged > 0 {
+        format!("; {merged} LoRA weights merged")
+    } else {
+        String::new()
     };
-    if onnx {
-        let bytes = finetune_onnx::export(&model)?;
-        finetune_files::atomic_write_bytes(out, &bytes)
-            .with_context(|| format!("writing {}", out.display()))?;
-        let s = finetune_onnx::structure(&bytes).context("reading back the ONNX model")?;
-        println!(
-            "wrote {} (ONNX, IR {}, opset {}: {} nodes, {} initializers; inputs {}; output {}{})",
-            out.display(),
-            s.ir_version,
-            s.opset,
-            s.ops.len(),
-            s.initializers.len(),
-            s.inputs.join(", "),
-            s.outputs.join(", "),
-            if merged > 0 {
-                format!("; {merged} LoRA weights merged")
-            } else {
-                String::new()
-            }
-        );
-        return Ok(());
-    }
-    let native = out.extension().is_some_and(|e| e == "ckpt");
-    if args.merge && native {
-        model
-            .save(out)
-            .with_context(|| format!("writing {}", out.display()))?;
-        println!("wrote {} ({merged} LoRA weights merged)", out.display());
-        return Ok(());
-    }
-    model
-        .export_safetensors(out)
-        .with_context(|| format!("writing {}", out.display()))?;
-    let n = model.state_dict().len();
-    println!(
-        "wrote {n} tensors with PyTorch names to {}{} (load with model.load_state_dict(safetensors.torch.load_file(...)))",
-        out.display(),
-        if merged > 0 {
-            format!(", {merged} LoRA weights merged")
-        } else {
-            String::new()
+    match format {
+        ExportFormat::Pytorch => {
+            let files = finetune_bridge::export_pytorch(&model, out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "wrote {} in {}{merged_note} — torchrun --nproc_per_node=N {}/train_ddp.py --data DATA continues training (see its README.md)",
+                files.join(", "),
+                out.display(),
+                out.display()
+            );
         }
-    );
+        ExportFormat::Onnx => {
+            let bytes = finetune_onnx::export(&model)?;
+            finetune_files::atomic_write_bytes(out, &bytes)
+                .with_context(|| format!("writing {}", out.display()))?;
+            let s = finetune_onnx::structure(&bytes).context("reading back the ONNX model")?;
+            println!(
+                "wrote {} (ONNX, IR {}, opset {}: {} nodes, {} initializers; inputs {}; output {}{merged_note})",
+                out.display(),
+                s.ir_version,
+                s.opset,
+                s.ops.len(),
+                s.initializers.len(),
+                s.inputs.join(", "),
+                s.outputs.join(", "),
+            );
+        }
+        ExportFormat::Safetensors if args.merge && out.extension().is_some_and(|e| e == "ckpt") => {
+            model
+                .save(out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {} ({merged} LoRA weights merged)", out.display());
+        }
+        ExportFormat::Safetensors => {
+            model
+                .export_safetensors(out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "wrote {} tensors with PyTorch names to {}{merged_note} (load with model.load_state_dict(safetensors.torch.load_file(...)))",
+                model.state_dict().len(),
+                out.display(),
+            );
+        }
+    }
     Ok(())
 }
 
