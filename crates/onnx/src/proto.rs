@@ -42,39 +42,43 @@ pub enum Attr {
 }
 
 impl Attr {
+    fn name(&self) -> &'static str {
+        match self {
+            Attr::Int(n, _)
+            | Attr::Float(n, _)
+            | Attr::Ints(n, _)
+            | Attr::Str(n, _)
+            | Attr::Strs(n, _) => n,
+        }
+    }
+
+    /// The `AttributeProto`: its name, its value's field, its `AttributeType`.
     fn encode(&self) -> Encoder {
         let mut a = Encoder::default();
-        match self {
-            Attr::Int(n, v) => {
-                a.bytes(1, n.as_bytes());
-                a.int64(3, *v);
-                a.int32(20, 2);
-            }
-            Attr::Float(n, v) => {
-                a.bytes(1, n.as_bytes());
+        a.bytes(1, self.name().as_bytes());
+        let kind = match self {
+            Attr::Float(_, v) => {
                 a.float(2, *v);
-                a.int32(20, 1);
+                1
             }
-            Attr::Ints(n, v) => {
-                a.bytes(1, n.as_bytes());
-                for &x in v {
-                    a.int64(8, x);
-                }
-                a.int32(20, 7);
+            Attr::Int(_, v) => {
+                a.int64(3, *v);
+                2
             }
-            Attr::Str(n, v) => {
-                a.bytes(1, n.as_bytes());
+            Attr::Str(_, v) => {
                 a.bytes(4, v.as_bytes());
-                a.int32(20, 3);
+                3
             }
-            Attr::Strs(n, v) => {
-                a.bytes(1, n.as_bytes());
-                for s in v {
-                    a.bytes(9, s.as_bytes());
-                }
-                a.int32(20, 8);
+            Attr::Ints(_, v) => {
+                v.iter().for_each(|&x| a.int64(8, x));
+                7
             }
-        }
+            Attr::Strs(_, v) => {
+                v.iter().for_each(|s| a.bytes(9, s.as_bytes()));
+                8
+            }
+        };
+        a.int32(20, kind);
         a
     }
 }
