@@ -406,7 +406,15 @@ unsafe fn row_tiles<T: Float>(
                     accumulate,
                 )
             };
-        if !vector_tile {
+        // A packed strip is zero-padded to 32 columns, so a narrower last
+        // strip can still run the vector tile, into a scratch tile.
+        let padded_tile = !vector_tile
+            && fast
+            && rows == mr
+            && ldb == NR
+            // SAFETY: as above; the strip holds `kc` rows of 32 values.
+            && unsafe { tile_8_padded(kc, a_t, k, b, c, r, j, cols, accumulate) };
+        if !vector_tile && !padded_tile {
             // SAFETY: rows r..r + rows, columns j..j + cols: inside C, ours.
             unsafe {
                 if rows == MR && cols == NR {
@@ -418,6 +426,60 @@ unsafe fn row_tiles<T: Float>(
         }
         r += rows;
     }
+}
+
+/// The 8-row vector tile on a strip of `B` zero-padded to 32 columns, for
+/// the last `cols < 32` columns of `C`: computed into a scratch 8 x 32 tile
+/// and copied out. Without it the few columns past the last multiple of 32
+/// (the LSTM's `[dx | dh]` of 100 + 128) run on the scalar edge loop and
+/// cost a fifth of the whole product. Returns false if the machine has no
+/// vector tile (nothing written).
+///
+/// # Safety
+/// `b` must hold `k` rows of 32 values (stride 32); rows `r0..r0 + 8`,
+/// columns `j..j + cols` of `c` must be in bounds and this thread's alone.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tile_8_padded<T: Float>(
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    c: OutPtr<'_, T>,
+    r0: usize,
+    j: usize,
+    cols: usize,
+    accumulate: bool,
+) -> bool {
+    let mut scratch = [T::zero(); 8 * NR];
+    if accumulate {
+        for (r, row) in scratch.chunks_mut(NR).enumerate() {
+            // SAFETY: the caller's contract.
+            row[..cols].copy_from_slice(unsafe { c.row(r0 + r, j, cols) });
+        }
+    }
+    // SAFETY: 8 rows of `A` (`k` values, stride `lda`) inside `a`, `k` rows
+    // of 32 values of `B` (the caller's contract), 8 x 32 of the scratch tile.
+    let done = unsafe {
+        T::tile_8_rows(
+            NR,
+            k,
+            a.as_ptr(),
+            lda,
+            b.as_ptr(),
+            NR,
+            scratch.as_mut_ptr(),
+            NR,
+            accumulate,
+        )
+    };
+    if done {
+        for (r, row) in scratch.chunks(NR).enumerate() {
+            // SAFETY: the caller's contract.
+            unsafe { c.row(r0 + r, j, cols) }.copy_from_slice(&row[..cols]);
+        }
+    }
+    done
 }
 
 /// A full portable 4 x 32 tile at row `r0`, column `j` of `C`.

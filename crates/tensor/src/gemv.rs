@@ -101,8 +101,9 @@ fn rows_serial<T: Float>(w: &[T], ldw: usize, k: usize, x: &[T], y: &mut [T], ac
 }
 
 /// A dot product in eight interleaved partial sums, which the compiler
-/// keeps in vector registers.
-fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+/// keeps in vector registers (a single running sum would be one long chain
+/// of dependent additions). Also the attention pool's per-step score.
+pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
     let (a_rest, b_rest) = (a8.remainder(), b8.remainder());

@@ -9,7 +9,10 @@
 //! Winograd's F(2×2, 3×3) in [`winograd`] for 3×3 stride-1 layers) and
 //! pooling ([`pool`]). Kernels use rayon *inside* (over a batch, over
 //! planes, over blocks of a GEMM); nothing here knows about gradients — that
-//! is the job of `finetune-autograd`.
+//! is the job of `finetune-autograd`. Memory that a training step frees and
+//! needs again is kept: [`recycle`] for the recurrent layers' saved
+//! activations, and [`alloc::KeepLarge`], the global allocator wrapper the
+//! `finetune` binary and the benches install, for every large block.
 //!
 //! Everything is generic over [`Float`] so the same code runs in `f32` for
 //! training and `f64` for gradient checks.
@@ -26,6 +29,7 @@
 //! # Ok::<(), finetune_tensor::TensorError>(())
 //! ```
 
+pub mod alloc;
 pub mod broadcast;
 pub mod conv;
 pub mod error;
@@ -36,6 +40,7 @@ pub mod gemv;
 pub mod math;
 pub mod parallel;
 pub mod pool;
+pub mod recycle;
 pub mod reduce;
 pub mod sgemm;
 pub mod simd;

@@ -27,6 +27,8 @@ pub(super) unsafe fn a(
 ) {
     // every kernel's MR fits the row-pointer array below
     assert!(mr <= 16, "MR {mr} > 16");
+    // SAFETY: the caller's contract, forwarded.
+    let transposed_done = rsa == 1 && csa != 1 && unsafe { a_transposed(mc, kc, a, csa, mr, dst) };
     for (panel, r0) in (0..mc).step_by(mr).enumerate() {
         let rows = mr.min(mc - r0);
         // SAFETY: panel `panel` of dst, within the room the caller gave.
@@ -45,7 +47,7 @@ pub(super) unsafe fn a(
                     unsafe { *dst.add(r) = *s.add(p) };
                 }
             }
-        } else {
+        } else if !(transposed_done && rows == mr) {
             for p in 0..kc {
                 let src = unsafe { a.offset(p as isize * csa + r0 as isize * rsa) };
                 for r in 0..rows {
@@ -60,6 +62,44 @@ pub(super) unsafe fn a(
             }
         }
     }
+}
+
+/// The whole panels of an A whose columns are contiguous (a transposed
+/// row-major matrix, as the weight gradient's `dzᵀ`): step `p` of a panel
+/// is one run of MR values of source row `p`. Walking panel by panel would
+/// read 32 bytes from each of `kc` rows a power-of-two stride apart, which
+/// all fall in the same few L1 sets and evict each other before the next
+/// panel reads the rest of each line; so steps go in chunks of 16 rows,
+/// every panel's runs from those rows before the next chunk. Returns false,
+/// packing nothing, for an MR without a fixed-size run copy (the first copy
+/// says so); the caller packs a partial last panel itself either way.
+///
+/// # Safety
+/// As [`a`], with a row stride of 1.
+unsafe fn a_transposed(
+    mc: usize,
+    kc: usize,
+    a: *const f32,
+    csa: isize,
+    mr: usize,
+    dst: *mut f32,
+) -> bool {
+    const CHUNK: usize = 16;
+    for p0 in (0..kc).step_by(CHUNK) {
+        let steps = CHUNK.min(kc - p0);
+        for panel in 0..mc / mr {
+            // SAFETY: rows p0..p0 + steps, columns panel·mr.. of the block, and
+            // steps p0.. of the panel, are inside the caller's buffers.
+            unsafe {
+                let src = a.offset(p0 as isize * csa + (panel * mr) as isize);
+                let out = dst.add(panel * mr * kc + p0 * mr);
+                if !copy_runs_of(mr, steps, src, csa, out) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// Packs the `kc×nc` block of B at `b` (strides `rsb`, `csb`) into `dst` as
@@ -86,14 +126,17 @@ pub(super) unsafe fn b(
         // SAFETY (all arms): (p, c0 + j) is inside the block for p < kc, j < cols,
         // and out[p·nr + j] inside the panel.
         if csb == 1 && cols == nr {
-            for p in 0..kc {
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        b.offset(p as isize * rsb + c0 as isize),
-                        out.add(p * nr),
-                        nr,
-                    )
-                };
+            let src = unsafe { b.add(c0) };
+            if !unsafe { copy_runs_of(nr, kc, src, rsb, out) } {
+                for p in 0..kc {
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            src.offset(p as isize * rsb),
+                            out.add(p * nr),
+                            nr,
+                        )
+                    };
+                }
             }
             continue;
         }
@@ -124,4 +167,47 @@ pub(super) unsafe fn b(
             }
         }
     }
+}
+
+/// Copies `kc` runs of `N` contiguous values, run `p` from `src + p·stride`
+/// to `dst + p·N`, each as one fixed-size move: with `N` known the compiler
+/// emits a vector load and store per run, where a `memcpy` call per run
+/// (or a loop over a run-time length) cost packing a fifth of a weight
+/// gradient's product (`examples/wgrad_timing`, under `perf`).
+///
+/// # Safety
+/// The `kc` source runs and the `kc·N` destination values must be valid.
+#[inline(always)]
+unsafe fn copy_runs<const N: usize>(kc: usize, src: *const f32, stride: isize, dst: *mut f32) {
+    for p in 0..kc {
+        // SAFETY: run p lies inside the source and destination (the caller's contract);
+        // unaligned reads and writes need no alignment beyond the pointers' own.
+        unsafe {
+            let run = src
+                .offset(p as isize * stride)
+                .cast::<[f32; N]>()
+                .read_unaligned();
+            dst.add(p * N).cast::<[f32; N]>().write_unaligned(run);
+        }
+    }
+}
+
+/// [`copy_runs`] for the run lengths the kernels use (their MR and NR);
+/// false, copying nothing, for any other.
+///
+/// # Safety
+/// As [`copy_runs`], with `N = n`.
+unsafe fn copy_runs_of(n: usize, kc: usize, src: *const f32, stride: isize, dst: *mut f32) -> bool {
+    // SAFETY (every arm): the caller's contract, with N = n.
+    unsafe {
+        match n {
+            4 => copy_runs::<4>(kc, src, stride, dst),
+            6 => copy_runs::<6>(kc, src, stride, dst),
+            8 => copy_runs::<8>(kc, src, stride, dst),
+            16 => copy_runs::<16>(kc, src, stride, dst),
+            32 => copy_runs::<32>(kc, src, stride, dst),
+            _ => return false,
+        }
+    }
+    true
 }
