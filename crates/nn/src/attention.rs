@@ -4,8 +4,8 @@
 //! Over `x` `[N, T, F]`: scores `s_t = x_t · w`, weights `a = softmax_t(s)`,
 //! output `Σ_t a_t x_t` `[N, F]`. With sequence lengths, the steps past a
 //! sequence's end get weight 0 (their scores are set to −∞ before the
-//! softmax). Composed of taped ops (broadcast multiply, sum, masked fill,
-//! softmax), so its gradient is theirs; `tests` check it by finite differences.
+//! softmax). One fused op on the tape ([`Tape::attention_pool`], its rule and
+//! gradient check in `finetune_autograd::ops::attention`).
 
 use finetune_autograd::{Tape, Var};
 use finetune_tensor::Float;
@@ -64,23 +64,16 @@ impl<T: Float> Module<T> for AttentionPool<T> {
                 format!("expected [N, T, {}], got {shape:?}", self.features),
             ));
         }
-        let w = self.weight.bind(tape)?;
-        let scored = tape.mul(x, w)?; // [N, T, F] * [F]
-        let mut scores = tape.sum(scored, &[2], false)?; // [N, T]
-        if let Some(lengths) = lengths {
-            if lengths.len() != n || lengths.iter().any(|&l| l == 0 || l > t) {
-                return Err(NnError::bad_input(
-                    self.describe(),
-                    format!("lengths {lengths:?} do not fit a batch of {n} sequences of {t} steps"),
-                ));
-            }
-            let mask: Vec<bool> = (0..n * t).map(|i| i % t >= lengths[i / t]).collect();
-            scores = tape.masked_fill(scores, &mask, &[n, t], T::neg_infinity())?;
+        if let Some(lengths) = lengths
+            && (lengths.len() != n || lengths.iter().any(|&l| l == 0 || l > t))
+        {
+            return Err(NnError::bad_input(
+                self.describe(),
+                format!("lengths {lengths:?} do not fit a batch of {n} sequences of {t} steps"),
+            ));
         }
-        let weights = tape.softmax(scores, 1)?; // [N, T]
-        let weights = tape.reshape(weights, &[n, t, 1])?;
-        let weighted = tape.mul(x, weights)?; // [N, T, F]
-        Ok(tape.sum(weighted, &[1], false)?) // [N, F]
+        let w = self.weight.bind(tape)?;
+        Ok(tape.attention_pool(x, w, lengths)?)
     }
 
     fn visit(&self, v: &mut dyn Visitor<T>) {

@@ -11,10 +11,12 @@
 //! | `loss.rs` | softmax, log_softmax, cross_entropy, nll_loss, mse_loss |
 //! | `conv.rs` | conv2d |
 //! | `pool.rs` | max_pool2d, avg_pool2d, adaptive_avg_pool2d |
+//! | `attention.rs` | attention_pool (textgenrnn's attention-weighted average over time, fused) |
 //! | `norm.rs` | batch_norm (fused train and running-statistics forms) |
 
 pub mod activation;
 pub mod arith;
+pub mod attention;
 pub mod conv;
 pub mod loss;
 pub mod matmul;
