@@ -12,6 +12,7 @@
 //! hidden side get different pre-activation gradients (`dgx`, `dgh`).
 
 use finetune_tensor::gemm_rows::PackedRhs;
+use finetune_tensor::recycle::Recycled;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
@@ -21,9 +22,12 @@ use crate::sequence::{
 
 /// What the backward pass needs: per step `r, z, n` and `W_hn h + b_hn`
 /// (`(T, B, 4H)`), and the hidden state each step read (`(T, B, H)`).
-pub(crate) struct GruSaved<T> {
-    gates: Vec<T>,
-    prev_h: Vec<T>,
+/// Both go back to the recycling pool when the tape is dropped: `prev_h` is
+/// written for every row at every step, `gates` for the real rows, the only
+/// ones backward reads.
+pub(crate) struct GruSaved<T: Float> {
+    gates: Recycled<T>,
+    prev_h: Recycled<T>,
 }
 
 /// Forward over the whole sequence. Returns `(T + 1, B, H)`: the outputs of
@@ -40,7 +44,10 @@ pub(crate) fn gru_forward<T: Float>(
     let w_hh_t = ForwardRhs::w_hh_t(sh, w.w_hh)?;
     let mut packed = vec![T::zero(); (steps + 1) * sl];
     let kept = if save { steps * sl } else { 0 };
-    let (mut saved_gates, mut prev_h) = (vec![T::zero(); 4 * kept], vec![T::zero(); kept]);
+    let (mut saved_gates, mut prev_h) = (
+        Recycled::for_overwrite(4 * kept),
+        Recycled::for_overwrite(kept),
+    );
     let (outputs, h_n) = packed.split_at_mut(steps * sl);
     h_n.copy_from_slice(h0);
     for_each_batch_part(

@@ -22,6 +22,7 @@
 
 use finetune_tensor::gemm_rows::PackedRhs;
 use finetune_tensor::parallel::zeros;
+use finetune_tensor::recycle::Recycled;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{
@@ -29,16 +30,18 @@ use crate::sequence::{
     for_each_batch_part, fused_weight_grads, pack_stacked, pack_w_hh, step_product, summed_bias,
 };
 
-/// What the backward pass needs from the forward pass.
-pub(crate) struct LstmSaved<T> {
+/// What the backward pass needs from the forward pass: buffers that go back
+/// to the recycling pool when the tape is dropped, for the next step to
+/// write over (each is written before it is read, see `forward_part`).
+pub(crate) struct LstmSaved<T: Float> {
     /// Activated gates `i, f, g, o` per time step: `(T, B, 4H)`.
-    gates: Vec<T>,
+    gates: Recycled<T>,
     /// Cell state after each time step: `(T, B, H)`.
-    cells: Vec<T>,
+    cells: Recycled<T>,
     /// Each step's left operand `[x_t | h_{t-1}]`: `(T, B, I+H)`.
-    xh: Vec<T>,
+    xh: Recycled<T>,
     /// Cell state each time step started from: `(T, B, H)`.
-    prev_c: Vec<T>,
+    prev_c: Recycled<T>,
 }
 
 /// Forward over the whole sequence. Returns `(T + 2, B, H)`: the outputs of
@@ -56,7 +59,12 @@ pub(crate) fn lstm_forward<T: Float>(
     let w_t = ForwardRhs::stacked_t(sh, w)?;
     let bias = summed_bias(gw, &[w.b_ih, w.b_hh]);
     let mut packed = zeros((steps + 2) * sl);
-    let kept = |width: usize| zeros(if save { steps * sh.batch * width } else { 0 });
+    // Every saved row is written at its step before anything reads it: the
+    // operand and gates (padded rows zeroed) and the cell state it started
+    // from for every row, the new cell state for the real rows, which are
+    // the only ones backward reads it for.
+    let kept =
+        |width: usize| Recycled::for_overwrite(if save { steps * sh.batch * width } else { 0 });
     let (mut gates, mut cells, mut xh, mut prev_c) =
         (kept(gw), kept(hid), kept(sh.operand_width()), kept(hid));
     let (outputs, finals) = packed.split_at_mut(steps * sl);
@@ -247,7 +255,8 @@ pub(crate) fn lstm_backward<T: Float>(
     let need_x = need[0];
     let mut dh = grad[steps * sl..(steps + 1) * sl].to_vec();
     let mut dc = grad[(steps + 1) * sl..].to_vec();
-    let mut dz = zeros(steps * sh.batch * gw);
+    // written row by row below, padded rows included (zeroed there)
+    let mut dz = Recycled::for_overwrite(steps * sh.batch * gw);
     let mut dx = zeros(if need_x {
         steps * sh.batch * sh.input
     } else {
@@ -309,7 +318,9 @@ fn backward_part<T: Float>(
         let dz_t = &mut *dz[t];
         for (i, b) in rows.clone().enumerate() {
             if !sh.real(t, b) {
-                continue; // state (and its gradient) passes through a padded step
+                // state (and its gradient) passes through a padded step
+                dz_t[i * gw..(i + 1) * gw].fill(T::zero());
+                continue;
             }
             let (r, at) = (i * hid..(i + 1) * hid, t * sl + b * hid);
             let g_at = (t * sh.batch + b) * gw;

@@ -136,6 +136,15 @@ pub struct RecurrentOutput {
     pub last: Var,
 }
 
+/// What [`Recurrent::run_layers`] gives back: the last layer's outputs at
+/// every step (if asked for), and each layer's and direction's final states.
+struct LayerRun {
+    sequence: Option<Var>,
+    h_ns: Vec<Var>,
+    c_ns: Vec<Var>,
+    last: Var,
+}
+
 /// A recurrent state carried between batches (truncated backpropagation
 /// through time): plain tensors, so it enters the next tape detached.
 #[derive(Clone, Debug)]
@@ -273,6 +282,39 @@ impl<T: Float> Recurrent<T> {
         lengths: Option<&[usize]>,
         initial: Option<(Var, Option<Var>)>,
     ) -> Result<RecurrentOutput> {
+        let run = self.run_layers(tape, x, lengths, initial, true)?;
+        let Some(output) = run.sequence else {
+            return Err(NnError::bad_input(
+                self.describe(),
+                "no sequence output (internal error)",
+            ));
+        };
+        let h_n = tape.stack(&run.h_ns, 0)?;
+        let c_n = if run.c_ns.is_empty() {
+            None
+        } else {
+            Some(tape.stack(&run.c_ns, 0)?)
+        };
+        Ok(RecurrentOutput {
+            output,
+            h_n,
+            c_n,
+            last: run.last,
+        })
+    }
+
+    /// Every layer and direction; with `keep_sequence` false (a classifier
+    /// that reads only the last step, [`OutputMode::Last`]) the last layer's
+    /// per-step outputs are never copied out of the kernel's packed result
+    /// or permuted to batch-first — megabytes a step that nothing reads.
+    fn run_layers(
+        &mut self,
+        tape: &mut Tape<T>,
+        x: Var,
+        lengths: Option<&[usize]>,
+        initial: Option<(Var, Option<Var>)>,
+        keep_sequence: bool,
+    ) -> Result<LayerRun> {
         let (steps, batch) = self.check_input(tape.shape(x)?)?;
         let lengths = self.check_lengths(lengths, steps, batch)?;
         let c = self.config;
@@ -303,6 +345,7 @@ impl<T: Float> Recurrent<T> {
         };
         let (mut h_ns, mut c_ns) = (Vec::new(), Vec::new());
         for layer in 0..c.num_layers {
+            let keep = keep_sequence || layer + 1 < c.num_layers;
             let mut outs = Vec::with_capacity(dirs);
             for dir in 0..dirs {
                 let k = layer * dirs + dir;
@@ -322,13 +365,18 @@ impl<T: Float> Recurrent<T> {
                     None
                 };
                 let packed = self.direction_op(tape, k, layer_input, h0, c0, &lengths, dir == 1)?;
-                outs.push(tape.narrow(packed, 0, 0, steps)?);
+                if keep {
+                    outs.push(tape.narrow(packed, 0, 0, steps)?);
+                }
                 let hn = tape.narrow(packed, 0, steps, 1)?;
                 h_ns.push(tape.reshape(hn, &[batch, hid])?);
                 if self.kind == CellKind::Lstm {
                     let cn = tape.narrow(packed, 0, steps + 1, 1)?;
                     c_ns.push(tape.reshape(cn, &[batch, hid])?);
                 }
+            }
+            if !keep {
+                break;
             }
             let mut out = if dirs == 2 {
                 tape.concat(&outs, 2)?
@@ -346,21 +394,15 @@ impl<T: Float> Recurrent<T> {
         } else {
             last_layer[0]
         };
-        let output = if c.batch_first {
-            tape.permute(layer_input, &[1, 0, 2])?
-        } else {
-            layer_input
+        let sequence = match (keep_sequence, c.batch_first) {
+            (false, _) => None,
+            (true, true) => Some(tape.permute(layer_input, &[1, 0, 2])?),
+            (true, false) => Some(layer_input),
         };
-        let h_n = tape.stack(&h_ns, 0)?;
-        let c_n = if c_ns.is_empty() {
-            None
-        } else {
-            Some(tape.stack(&c_ns, 0)?)
-        };
-        Ok(RecurrentOutput {
-            output,
-            h_n,
-            c_n,
+        Ok(LayerRun {
+            sequence,
+            h_ns,
+            c_ns,
             last,
         })
     }
@@ -590,10 +632,9 @@ impl<T: Float> Module<T> for Recurrent<T> {
         x: Var,
         lengths: Option<&[usize]>,
     ) -> Result<Var> {
-        let out = self.forward_full(tape, x, lengths, None)?;
         Ok(match self.output_mode {
-            OutputMode::Sequence => out.output,
-            OutputMode::Last => out.last,
+            OutputMode::Sequence => self.forward_full(tape, x, lengths, None)?.output,
+            OutputMode::Last => self.run_layers(tape, x, lengths, None, false)?.last,
         })
     }
 

@@ -677,11 +677,7 @@ pub fn clip_gradients<M: Module<f32> + ?Sized>(net: &mut M, max_norm: Option<f64
     let mut sq = 0.0f64;
     net.for_each_parameter(|_, p| {
         if let Some(g) = p.grad() {
-            sq += g
-                .as_slice()
-                .iter()
-                .map(|&v| (v as f64) * (v as f64))
-                .sum::<f64>();
+            sq += finetune_tensor::reduce::sum_squares_f64(g.as_slice());
         }
     });
     let norm = sq.sqrt();
