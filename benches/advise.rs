@@ -14,7 +14,8 @@ use finetune::transfer::advise::{AdviseSettings, advise};
 use finetune::transfer::{TaskData, silent};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 fn bench(c: &mut Criterion) {
     let spec = builtin("mnist-cnn").unwrap();

@@ -18,7 +18,8 @@ use finetune::train::{
 };
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 const EPOCHS: usize = 5;
 

@@ -15,7 +15,8 @@ use finetune::tensor::pool::Pool2dOptions;
 // allocates its output, and glibc returns large blocks to the OS and faults
 // them in again on the next step.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 struct Net {
     w: Vec<Tensor<f32>>,

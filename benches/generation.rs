@@ -10,7 +10,8 @@ use finetune::pretrained::lm::{Sampling, generate};
 use finetune::pretrained::{ImportOptions, Model, import_model_bytes, textgenrnn};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 fn textgenrnn_model() -> Model {
     let mut model = import_model_bytes(

@@ -11,7 +11,8 @@ use finetune::data::files::{Crop, ImageFolder, ImageLoadOptions, load_split};
 use finetune::data::{ImageDims, Labelled};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 const FILES: usize = 10_000;
 

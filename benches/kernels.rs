@@ -19,7 +19,8 @@ use raw_sgemm::raw_sgemm;
 // allocates its output, and glibc returns large blocks to the OS and faults
 // them in again on the next step.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed.wrapping_mul(2654435761) | 1;

@@ -29,7 +29,8 @@ mod recurrent;
 use recurrent::{CharLstmTraining, GruInference, TextgenClassifierTraining};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -5,7 +5,8 @@ use finetune::tensor::Tensor;
 use finetune::tensor::conv::{Conv2dOptions, conv2d_forward};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 fn main() {
     let reps: usize = std::env::args()

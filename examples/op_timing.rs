@@ -7,7 +7,8 @@ use finetune::tensor::gemm::{MatMut, MatRef, gemm};
 use finetune::tensor::pool::{Pool2dOptions, max_pool2d, max_pool2d_backward};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 fn t(shape: &[usize]) -> Tensor<f32> {
     let n: usize = shape.iter().product();

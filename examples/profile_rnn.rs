@@ -11,7 +11,8 @@ use rand::rngs::StdRng;
 use recurrent::{CharLstmTraining, GruInference, TextgenClassifierTraining};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

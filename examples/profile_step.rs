@@ -13,7 +13,8 @@ use rand::{Rng, SeedableRng};
 // Every op allocates its output; mimalloc keeps freed pages for reuse where
 // glibc returns large blocks to the OS and faults them in again next step.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: finetune_tensor::alloc::KeepLarge<mimalloc::MiMalloc> =
+    finetune_tensor::alloc::KeepLarge::new(mimalloc::MiMalloc);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
