@@ -1,6 +1,7 @@
 //! Runs one of the reference training steps in a loop, for profilers
 //! (`perf record`, `valgrind --tool=callgrind`): `cargo run --release --example
-//! profile_step -- W1 50` (also `W2`, and `W2b`: the head on cached features).
+//! profile_step -- W1 50` (also `W1L`: LoRA r = 8, `W2`, and `W2b`: the head on
+//! cached features).
 
 use finetune::autograd::{LossOptions, Tape};
 use finetune::cnn::{Conv2d, Conv2dConfig, MaxPool2d};
@@ -37,6 +38,20 @@ fn main() {
             .push(Linear::new(9216, 128, true, &mut rng))
             .push(ReLU)
             .push(Linear::new(128, 10, true, &mut rng));
+    }
+    if workload == "W1L" {
+        // W1 as `--lora 8` leaves it: adapters on every weight but the head's
+        finetune::nn::lora::attach_lora_where(
+            &mut net,
+            finetune::nn::lora::LoraConfig::default(),
+            &mut rng,
+            |n| n != "8.weight",
+        )
+        .unwrap();
+        net.set_trainable_where(
+            |n| !n.starts_with("8.") && !finetune::nn::lora::is_adapter_tensor(n),
+            false,
+        );
     }
     let frozen = if workload == "W2" { 6 } else { 0 };
     if frozen > 0 {

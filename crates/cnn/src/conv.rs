@@ -107,6 +107,26 @@ impl<T: Float> Conv2d<T> {
     pub fn config(&self) -> &Conv2dConfig {
         &self.config
     }
+
+    /// Whether a LoRA update on a frozen weight should be applied through
+    /// its rank-`r` factors rather than as a formed `ΔW` with a full-size
+    /// gradient. The factors' gradients cost about `2r(K + out)` per output
+    /// position (`K = in·kh·kw`), a full weight gradient `out·K`: a thin
+    /// first layer (LeNet's 1→32 3×3: `K = 9`) is cheaper merged. With LoRA
+    /// dropout the factors are always used, for PEFT's per-element mask.
+    /// Grouped convolutions are always merged (`A` is not one convolution).
+    fn low_rank_pays(&self) -> bool {
+        let Some(adapter) = self.weight.adapter() else {
+            return false;
+        };
+        let c = &self.config;
+        if c.options.groups != 1 {
+            return false;
+        }
+        let k = c.in_channels * c.kernel[0] * c.kernel[1];
+        let r = adapter.config().rank;
+        adapter.active_dropout() > 0.0 || 2 * r * (k + c.out_channels) < c.out_channels * k
+    }
 }
 
 impl<T: Float> Module<T> for Conv2d<T> {
@@ -122,12 +142,15 @@ impl<T: Float> Module<T> for Conv2d<T> {
             ));
         }
         let options = self.config.options;
-        // LoRA on a frozen weight (no groups, so A is an ordinary convolution):
-        // conv(x, W) + conv1×1(conv(drop(x), A), s·B), no full-size gradient
-        if options.groups == 1
+        if self.low_rank_pays()
             && let Some(f) = self.weight.bind_factored(tape)?
         {
             let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
+            if f.dropout == 0.0 {
+                return Ok(tape.conv2d_low_rank(x, f.base, f.a, f.b, b, options)?);
+            }
+            // PEFT's form, for its per-element dropout on A's input:
+            // conv(x, W) + conv1×1(conv(drop(x), A), s·B)
             let y = tape.conv2d(x, f.base, b, options)?;
             let x = tape.dropout(x, f.dropout)?;
             let low = tape.conv2d(x, f.a, None, options)?;

@@ -234,10 +234,17 @@ fn lora_on_a_conv2d_keeps_stride_padding_dilation_and_groups_and_gradchecks() {
 }
 
 #[test]
-fn lora_on_an_ungrouped_conv2d_applies_the_update_as_two_convolutions_exactly() {
+fn lora_on_a_frozen_conv2d_equals_the_merged_weight_by_factors_or_formed() {
+    // 3→5, K = 27: the rank-2 factors pay (fused op); 1→4, K = 9: ΔW is formed
+    let wide = Conv2dConfig::new(3, 5, 3).stride(2).padding(1).dilation(2);
+    lora_on_a_frozen_conv2d_equals_the_merged_weight(wide, 12, true);
+    let thin = Conv2dConfig::new(1, 4, 3).padding(1);
+    lora_on_a_frozen_conv2d_equals_the_merged_weight(thin, 13, false);
+}
+
+fn lora_on_a_frozen_conv2d_equals_the_merged_weight(cfg: Conv2dConfig, seed: u64, fused: bool) {
     use finetune_nn::lora::{LoraConfig, attach_lora_where};
-    let mut rng = StdRng::seed_from_u64(12);
-    let cfg = Conv2dConfig::new(3, 5, 3).stride(2).padding(1).dilation(2);
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut frozen = Conv2d::<f64>::new(cfg, &mut rng).unwrap();
     let lora = LoraConfig {
         rank: 2,
@@ -251,7 +258,7 @@ fn lora_on_an_ungrouped_conv2d_applies_the_update_as_two_convolutions_exactly() 
     merged.weight = frozen.weight.clone();
     merged.bias = frozen.bias.clone();
     merged.weight.set_trainable(true);
-    let x = input(&[2, 3, 7, 7], 3);
+    let x = input(&[2, cfg.in_channels, 7, 7], 3);
     let run = |conv: &mut Conv2d<f64>| {
         let mut tape = Tape::new();
         let xv = tape.constant(x.clone());
@@ -270,9 +277,11 @@ fn lora_on_an_ungrouped_conv2d_applies_the_update_as_two_convolutions_exactly() 
                 g.push(p.take_grad().unwrap());
             }
         });
-        (out, g)
+        let ops: Vec<&str> = tape.nodes().iter().map(|n| n.op()).collect();
+        (out, g, ops)
     };
-    let ((y1, g1), (y2, g2)) = (run(&mut frozen), run(&mut merged));
+    let ((y1, g1, ops), (y2, g2, _)) = (run(&mut frozen), run(&mut merged));
+    assert_eq!(ops.contains(&"conv2d_low_rank"), fused, "{ops:?}");
     let close = |a: &Tensor<f64>, b: &Tensor<f64>| {
         a.shape() == b.shape()
             && a.as_slice()

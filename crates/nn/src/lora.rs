@@ -167,6 +167,16 @@ impl<T: Float> LowRank<T> {
         self.config
     }
 
+    /// The dropout on `A`'s input that a forward pass applies now: the
+    /// configured one while training, 0 in evaluation.
+    pub fn active_dropout(&self) -> f64 {
+        if self.training {
+            self.config.dropout
+        } else {
+            0.0
+        }
+    }
+
     /// Its convention.
     pub fn layout(&self) -> LoraLayout {
         self.layout
@@ -215,12 +225,7 @@ impl<T: Float> LowRank<T> {
         let b = self.b.bind(tape)?;
         // scaling the small factor is cheaper than scaling the layer's output
         let b = tape.mul_scalar(b, T::of(self.config.scale()))?;
-        let p = if self.training {
-            self.config.dropout
-        } else {
-            0.0
-        };
-        Ok((a, b, p))
+        Ok((a, b, self.active_dropout()))
     }
 
     /// `ΔW` as a plain tensor in the weight's `shape` (for merging).

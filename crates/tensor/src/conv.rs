@@ -530,6 +530,99 @@ pub fn conv2d_backward<T: Float>(
     Ok(grads)
 }
 
+/// Gradients of a LoRA-adapted convolution `conv(x, W + B_s·A) + b` with
+/// respect to `x`, `A`, `B_s` and `b` (never `W`'s: see
+/// [`conv2d_low_rank_backward`]).
+#[derive(Debug, Default)]
+pub struct LowRankGrads<T: Float> {
+    pub input: Option<Tensor<T>>,
+    pub a: Option<Tensor<T>>,
+    pub bs: Option<Tensor<T>>,
+    pub bias: Option<Tensor<T>>,
+}
+
+/// Backward of `conv(x, W_eff) + b` with `W_eff = W + B_s·A` (`w_eff`
+/// formed by the caller, `a` `[r, C_in, kh, kw]`, `bs` `[C_out, r]`, one
+/// group), for `need = [input, a, bs, bias]`.
+///
+/// `dA` and `dB_s` come from the rank-`r` factors, not from the full `dW`
+/// (`out·C_in·kh·kw` per output position): with `U = conv(x, A)`,
+/// `dB_s = Σ_n dY_n·U_nᵀ` and `dA = conv_weight_grad(x, B_sᵀ·dY)`.
+/// Winograd-sized convolutions compute them in its domain in one pass with
+/// the input gradient ([`crate::winograd::backward_low_rank`]).
+pub fn conv2d_low_rank_backward<T: Float>(
+    input: &Tensor<T>,
+    w_eff: &Tensor<T>,
+    a: &Tensor<T>,
+    bs: &Tensor<T>,
+    grad_out: &Tensor<T>,
+    options: Conv2dOptions,
+    need: [bool; 4],
+) -> Result<LowRankGrads<T>> {
+    let [need_x, need_a, need_bs, need_b] = need;
+    let geo = Conv2dGeometry::new(input.shape(), w_eff.shape(), options)?;
+    let geo_a = Conv2dGeometry::new(input.shape(), a.shape(), options)?;
+    let r = geo_a.out_channels;
+    if options.groups != 1 || bs.shape() != [geo.out_channels, r] || geo_a.kernel != geo.kernel {
+        return Err(TensorError::mismatch_because(
+            "conv2d_low_rank_backward",
+            a.shape(),
+            bs.shape(),
+            "A must have the weight's kernel, B must be (C_out, r), one group",
+        ));
+    }
+    if grad_out.shape() != geo.output_shape() {
+        return Err(TensorError::mismatch_because(
+            "conv2d_low_rank_backward",
+            grad_out.shape(),
+            &geo.output_shape(),
+            "output gradient must have the output's shape",
+        ));
+    }
+    let mut grads = LowRankGrads {
+        bias: need_b.then(|| bias_grad(&geo, grad_out.as_slice())),
+        ..LowRankGrads::default()
+    };
+    if !(need_a || need_bs) {
+        grads.input =
+            conv2d_backward(input, w_eff, grad_out, options, [need_x, false, false])?.input;
+        return Ok(grads);
+    }
+    if crate::winograd::applies(&geo) && !input.is_empty() && !grad_out.is_empty() {
+        let factors = crate::winograd::LowRankFactors {
+            a: a.as_slice(),
+            bs: bs.as_slice(),
+            rank: r,
+        };
+        let (x, w, dy) = (input.as_slice(), w_eff.as_slice(), grad_out.as_slice());
+        let low = crate::winograd::backward_low_rank(&geo, x, w, dy, factors, need_x)?;
+        let (dx, da, dbs) = (low.dx, low.da, low.dbs);
+        grads.input = dx.map(|d| Tensor::new(input.shape(), d)).transpose()?;
+        grads.a = need_a.then(|| Tensor::new(a.shape(), da)).transpose()?;
+        grads.bs = need_bs.then(|| Tensor::new(bs.shape(), dbs)).transpose()?;
+        return Ok(grads);
+    }
+    grads.input = conv2d_backward(input, w_eff, grad_out, options, [need_x, false, false])?.input;
+    // U = conv(x, A); the 1×1 convolution U → B_s·U gives dU = B_sᵀ·dY and dB_s
+    let u = conv2d_forward(input, a, None, options)?;
+    let up = bs.reshape(&[geo.out_channels, r, 1, 1])?;
+    let pointwise = conv2d_backward(
+        &u,
+        &up,
+        grad_out,
+        Conv2dOptions::default(),
+        [need_a, need_bs, false],
+    )?;
+    grads.bs = pointwise
+        .weight
+        .map(|d| d.reshape(bs.shape()))
+        .transpose()?;
+    if let Some(du) = pointwise.input {
+        grads.a = conv2d_backward(input, a, &du, options, [false, true, false])?.weight;
+    }
+    Ok(grads)
+}
+
 /// Backward over a run of samples: writes `dx` (if given, sized for the
 /// run) and returns this run's partial weight gradient.
 fn sample_run_backward<T: Float>(

@@ -698,6 +698,195 @@ fn backward_run<T: Float>(
     Ok(du)
 }
 
+/// The rank-`r` factors of a LoRA update `W_eff = W + B_s·A` (`A`
+/// `[r, C_in, 3, 3]`, `B_s` `[C_out, r]`), for [`backward_low_rank`].
+#[derive(Clone, Copy, Debug)]
+pub struct LowRankFactors<'a, T> {
+    pub a: &'a [T],
+    pub bs: &'a [T],
+    pub rank: usize,
+}
+
+/// What [`backward_low_rank`] returns.
+#[derive(Debug)]
+pub struct LowRankGrads<T> {
+    /// `dX`, if it was asked for.
+    pub dx: Option<Vec<T>>,
+    /// `dA`, `[r, C_in, 3, 3]`.
+    pub da: Vec<T>,
+    /// `dB_s`, `[C_out, r]`.
+    pub dbs: Vec<T>,
+}
+
+/// `(dX, dA, dB_s)` of `conv(x, W_eff)` with `W_eff = W + B_s·A` (`w_eff`
+/// already formed), `dX` only if `need_x`; `geo` must satisfy [`applies`].
+///
+/// Why here: every step is linear, so the factors' gradients live in the
+/// same domain as the convolution's. With `V = Bᵀ x B` and `dM = A dY Aᵀ`
+/// the transforms the input and weight gradients already make, and
+/// `M_A[ξ] = U_A[ξ] · V[ξ]` the domain output of `conv(x, A)`:
+///
+/// ```text
+/// M_eff[ξ] = U_W[ξ]·V[ξ] + B_s·M_A[ξ]      (the forward, in the domain)
+/// dB_s     = Σ_ξ dM[ξ] · M_A[ξ]ᵀ
+/// dU_A[ξ]  = (B_sᵀ·dM[ξ]) · V[ξ]ᵀ          (→ dA = Gᵀ dU_A G)
+/// ```
+///
+/// So one pass over each sample transforms `x` and `dY` once each and adds
+/// four rank-`r` products to the input gradient's; computed as separate
+/// convolutions (`conv(x, A)`, a 1×1 backward, `A`'s weight gradient) the
+/// same gradients transform `x` twice more and `dU` once.
+pub fn backward_low_rank<T: Float>(
+    geo: &Conv2dGeometry,
+    x: &[T],
+    w_eff: &[T],
+    dy: &[T],
+    factors: LowRankFactors<'_, T>,
+    need_x: bool,
+) -> Result<LowRankGrads<T>> {
+    let bands = Tiles::bands::<T>(geo, BAND_BYTES);
+    let (c_n, co_n, r) = (geo.in_channels, geo.out_channels, factors.rank);
+    let geo_a = Conv2dGeometry {
+        out_channels: r,
+        ..*geo
+    };
+    let low = LowRankDomain {
+        u_a: transform_weights(&geo_a, factors.a),
+        bs_t: transpose_blocks(factors.bs, co_n, r),
+        rank: r,
+        padded: r.div_ceil(LOW_RANK_COLUMNS) * LOW_RANK_COLUMNS,
+    };
+    let u_t = transpose_blocks(&transform_weights(geo, w_eff), co_n, c_n);
+    let (du_len, dbs_len) = (POSITIONS * c_n * low.padded, co_n * r);
+    let (dx, partial) = backward_over_sample_runs(
+        geo.batch,
+        c_n * geo.height * geo.width,
+        need_x,
+        du_len + dbs_len,
+        |samples, dx| low_rank_run(geo, &bands, &u_t, &low, x, dy, samples, dx),
+    )?;
+    // un-pad and un-transpose: dU_Aᵀ[ξ] (C_in × padded) → dU_A[ξ] (r × C_in)
+    let (du_t, dbs) = partial.split_at(du_len);
+    let mut du_a = vec![T::zero(); POSITIONS * r * c_n];
+    for (xi, block) in du_t.chunks_exact(c_n * low.padded).enumerate() {
+        for (c, row) in block.chunks_exact(low.padded).enumerate() {
+            for (j, &v) in row[..r].iter().enumerate() {
+                du_a[(xi * r + j) * c_n + c] = v;
+            }
+        }
+    }
+    Ok(LowRankGrads {
+        dx,
+        da: weight_grad_from_domain(&geo_a, &du_a),
+        dbs: dbs.to_vec(),
+    })
+}
+
+/// The rank-`r` products run with `r` padded to a multiple of this many
+/// columns: the width of `gemm_rows`' narrowest vector tile, so they read
+/// `dM` and `V` in place with no packing copy (at LeNet's sizes, packing
+/// `V[ξ]ᵀ` for a general GEMM costs more than the rank-8 multiply-adds).
+const LOW_RANK_COLUMNS: usize = 16;
+
+/// The factors as [`low_rank_run`] uses them: `U_A` in the domain, `B_sᵀ`
+/// row-major, and `r` padded to [`LOW_RANK_COLUMNS`].
+struct LowRankDomain<T> {
+    u_a: Vec<T>,
+    bs_t: Vec<T>,
+    rank: usize,
+    padded: usize,
+}
+
+/// Writes the `r × t` block `src` transposed into the first `r` columns of
+/// the `t × padded` block `dst` (whose other columns stay zero).
+fn transpose_into_padded<T: Float>(src: &[T], r: usize, t: usize, dst: &mut [T], padded: usize) {
+    for (j, row) in src.chunks_exact(t).take(r).enumerate() {
+        for (p, &v) in row.iter().enumerate() {
+            dst[p * padded + j] = v;
+        }
+    }
+}
+
+/// [`backward_low_rank`] over a run of samples: writes `dx` if given and
+/// returns the run's partial `[dU_Aᵀ (r-padded), dB_s]`.
+///
+/// Which products run where: the domain holds 16 values per 2×2 block of
+/// outputs, 4× the output plane, so only the products that reduce over a
+/// 3×3 window (`M_A = U_A·V`, `dU_A = dM_A·Vᵀ`) pay there; the two 1×1 ones
+/// (`dU = B_sᵀ·dY`, `dB_s = Σ dY·Uᵀ`) run on the output plane, and the
+/// transforms carry `U` out of the domain and `dU` into it (`r` channels).
+#[allow(clippy::too_many_arguments)]
+fn low_rank_run<T: Float>(
+    geo: &Conv2dGeometry,
+    bands: &[Tiles],
+    u_t: &[T],
+    low: &LowRankDomain<T>,
+    x: &[T],
+    dy: &[T],
+    samples: Range<usize>,
+    mut dx: Option<&mut [T]>,
+) -> Result<Vec<T>> {
+    let (c_n, co_n, r, rp) = (geo.in_channels, geo.out_channels, low.rank, low.padded);
+    let geo_a = Conv2dGeometry {
+        out_channels: r,
+        ..*geo
+    };
+    let plane = geo.out_height * geo.out_width;
+    let in_len = c_n * geo.height * geo.width;
+    let out_len = co_n * plane;
+    let first = samples.start;
+    let t_max = bands[0].count();
+    let mut ws = Workspace::new(geo, &bands[0], dx.is_some());
+    // dM_A's transform needs only the output-side buffers
+    let mut ws_a = Workspace::new(
+        &Conv2dGeometry {
+            in_channels: 0,
+            ..geo_a
+        },
+        &bands[0],
+        false,
+    );
+    let mut m_a = vec![T::zero(); POSITIONS * r * t_max];
+    let mut transposed = vec![T::zero(); t_max * rp];
+    let (mut u_n, mut du_n) = (vec![T::zero(); r * plane], vec![T::zero(); r * plane]);
+    let du_len = POSITIONS * c_n * rp;
+    let mut partial = vec![T::zero(); du_len + co_n * r];
+    for n in samples {
+        let i = n - first;
+        let dy_n = &dy[n * out_len..][..out_len];
+        // dU (r × P) = B_sᵀ (r × C_out) · dY (C_out × P)
+        gemm_rows_serial(r, co_n, plane, &low.bs_t, dy_n, &mut du_n, false)?;
+        let (du_t, dbs) = partial.split_at_mut(du_len);
+        for tiles in bands {
+            let t_n = tiles.count();
+            transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
+            // M_A[ξ] (r × T) = U_A[ξ] (r × C_in) · V[ξ] (C_in × T), U = Aᵀ M_A A
+            row_products(&low.u_a, (r, c_n), &ws.v, t_n, &mut m_a)?;
+            transform_output(&geo_a, tiles, &m_a, None, &mut ws_a.scratch, &mut u_n);
+            // dU_A[ξ]ᵀ (C_in × r) += V[ξ] (C_in × T) · dM_A[ξ]ᵀ (T × r)
+            transform_grad_output(&geo_a, tiles, &du_n, &mut ws_a);
+            for xi in 0..POSITIONS {
+                let v = &ws.v[xi * c_n * t_n..][..c_n * t_n];
+                let dm_a = &ws_a.m[xi * r * t_n..][..r * t_n];
+                transpose_into_padded(dm_a, r, t_n, &mut transposed, rp);
+                let du_xi = &mut du_t[xi * c_n * rp..][..c_n * rp];
+                gemm_rows_serial(c_n, t_n, rp, v, &transposed, du_xi, true)?;
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                transform_grad_output(geo, tiles, dy_n, &mut ws);
+                row_products(u_t, (c_n, co_n), &ws.m, t_n, &mut ws.dv)?;
+                scatter_grad_input(geo, tiles, &mut ws, &mut dx[i * in_len..][..in_len]);
+            }
+        }
+        // dB_s (C_out × r) += dY (C_out × P) · Uᵀ (P × r)
+        let a = MatRef::new(dy_n, co_n, plane)?;
+        let b = MatRef::new(&u_n, r, plane)?.t();
+        let c = MatMut::new(dbs, co_n, r)?;
+        gemm_serial(T::one(), a, b, T::one(), c)?;
+    }
+    Ok(partial)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 //! | `reduce.rs` | sum, mean, max over axes, sum_all, mean_all, var |
 //! | `loss.rs` | softmax, log_softmax, cross_entropy, nll_loss, mse_loss |
 //! | `conv.rs` | conv2d |
+//! | `lora_conv.rs` | conv2d_low_rank (a LoRA-adapted convolution, fused) |
 //! | `pool.rs` | max_pool2d, avg_pool2d, adaptive_avg_pool2d |
 //! | `attention.rs` | attention_pool (textgenrnn's attention-weighted average over time, fused) |
 //! | `norm.rs` | batch_norm (fused train and running-statistics forms) |
@@ -18,6 +19,7 @@ pub mod activation;
 pub mod arith;
 pub mod attention;
 pub mod conv;
+pub mod lora_conv;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
