@@ -494,7 +494,7 @@ fn markdown(r: &Value) -> String {
         ));
         if let Some(upper) = r["lora_step"]["upper_step_cost_ratio"].as_f64() {
             s.push_str(&format!(
-                "With adapters on the second convolution and the first Linear only (`W1_lora_r8_conv2_fc1`: nothing below conv2 trains, so its input gradient is never computed): {} samples/s, **{upper:.2}×** a full step. An adapter on the first convolution needs the gradient through conv2 to reach it, which a full step computes as well; what it saves there is conv2's weight gradient, and the thin rank-8 convolutions around the frozen one cost about as much.\n",
+                "With adapters on the second convolution and the first Linear only (`W1_lora_r8_conv2_fc1`: nothing below conv2 trains, so its input gradient is never computed): {} samples/s, **{upper:.2}×** a full step. An adapter on the first convolution needs the gradient through conv2 to reach it, which a full step computes as well; what LoRA saves there is the weight gradients (conv2's comes from its rank-8 factors in Winograd's domain, conv1's ΔW is formed because its 9-wide kernel makes the factors dearer than the weight).\n",
                 f0(&r["lora_step"]["upper_rate"]),
             ));
         }
