@@ -521,19 +521,29 @@ fn scatter_grad_input<T: Float>(
 }
 
 /// `dU[ξ] (C_out × C_in) += dM[ξ] (C_out × T) · V[ξ]ᵀ (T × C_in)` for the 16 ξ
-/// of one sample (a general GEMM: `V[ξ]` is read transposed).
+/// of one sample. Each `V[ξ]` is first transposed into `vt` (`T × C_in`), so
+/// the product reads both operands in place through `gemm_rows`' tiles:
+/// a general GEMM would pack `V[ξ]ᵀ` with a strided read and `dM[ξ]` as
+/// well, 32 times per sample (measured on LeNet's conv2: the packing cost
+/// more than the multiply-adds).
 fn add_weight_products<T: Float>(
     dm: &[T],
     v: &[T],
     (co_n, c_n, t_n): (usize, usize, usize),
+    vt: &mut [T],
     du: &mut [T],
 ) -> Result<()> {
     let (dm_len, v_len, du_len) = (co_n * t_n, c_n * t_n, co_n * c_n);
+    let vt = &mut vt[..v_len];
     for xi in 0..POSITIONS {
-        let a = MatRef::new(&dm[xi * dm_len..][..dm_len], co_n, t_n)?;
-        let b = MatRef::new(&v[xi * v_len..][..v_len], c_n, t_n)?.t();
-        let c = MatMut::new(&mut du[xi * du_len..][..du_len], co_n, c_n)?;
-        gemm_serial(T::one(), a, b, T::one(), c)?;
+        for (c, row) in v[xi * v_len..][..v_len].chunks_exact(t_n).enumerate() {
+            for (t, &val) in row.iter().enumerate() {
+                vt[t * c_n + c] = val;
+            }
+        }
+        let dm_xi = &dm[xi * dm_len..][..dm_len];
+        let du_xi = &mut du[xi * du_len..][..du_len];
+        gemm_rows_serial(co_n, t_n, c_n, dm_xi, vt, du_xi, true)?;
     }
     Ok(())
 }
@@ -678,6 +688,7 @@ fn backward_run<T: Float>(
     let first = samples.start;
     let mut ws = Workspace::new(geo, &bands[0], dx.is_some());
     let mut du = vec![T::zero(); if need_w { POSITIONS * co_n * c_n } else { 0 }];
+    let mut vt = vec![T::zero(); if need_w { c_n * bands[0].count() } else { 0 }];
     for n in samples {
         let i = n - first;
         for tiles in bands {
@@ -686,7 +697,7 @@ fn backward_run<T: Float>(
             if need_w {
                 transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
                 // dU[ξ] (C_out × C_in) += dM[ξ] (C_out × T) · V[ξ]ᵀ (T × C_in)
-                add_weight_products(&ws.m, &ws.v, (co_n, c_n, t_n), &mut du)?;
+                add_weight_products(&ws.m, &ws.v, (co_n, c_n, t_n), &mut vt, &mut du)?;
             }
             if let Some(dx) = dx.as_deref_mut() {
                 // dV[ξ] (C_in × T) = U[ξ]ᵀ (C_in × C_out) · dM[ξ] (C_out × T)
