@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
 use crate::float::Float;
-use crate::gemm::{MatMut, MatRef, gemm_serial};
+use crate::gemm::{MatMut, MatRef, gemm, gemm_serial};
 use crate::tensor::Tensor;
 
 /// Stride, zero padding, dilation and groups of a convolution (PyTorch's meanings).
@@ -468,14 +468,7 @@ pub fn conv2d_backward<T: Float>(
     need: [bool; 3],
 ) -> Result<Conv2dGrads<T>> {
     let geo = Conv2dGeometry::new(input.shape(), weight.shape(), options)?;
-    if grad_out.shape() != geo.output_shape() {
-        return Err(TensorError::mismatch_because(
-            "conv2d_backward",
-            grad_out.shape(),
-            &geo.output_shape(),
-            "output gradient must have the output's shape",
-        ));
-    }
+    check_grad_out("conv2d_backward", &geo, grad_out)?;
     let [need_x, need_w, need_b] = need;
     let mut grads = Conv2dGrads {
         input: None,
@@ -541,15 +534,74 @@ pub struct LowRankGrads<T: Float> {
     pub bias: Option<Tensor<T>>,
 }
 
-/// Backward of `conv(x, W_eff) + b` with `W_eff = W + B_s·A` (`w_eff`
-/// formed by the caller, `a` `[r, C_in, kh, kw]`, `bs` `[C_out, r]`, one
-/// group), for `need = [input, a, bs, bias]`.
+/// `W + B_s·A` for a convolution weight `w` `[C_out, C_in, kh, kw]`, `a`
+/// `[r, C_in, kh, kw]` (viewed as `[r, C_in·kh·kw]`) and `bs` `[C_out, r]`:
+/// the one weight a LoRA-adapted convolution runs with (one group only).
+pub fn low_rank_weight<T: Float>(
+    w: &Tensor<T>,
+    a: &Tensor<T>,
+    bs: &Tensor<T>,
+    options: Conv2dOptions,
+) -> Result<Tensor<T>> {
+    check_low_rank(w.shape(), a.shape(), bs.shape(), options)?;
+    let (out, r) = (bs.shape()[0], bs.shape()[1]);
+    let k = w.len() / out.max(1);
+    let mut data = w.to_vec();
+    gemm(
+        T::one(),
+        MatRef::new(bs.as_slice(), out, r)?,
+        MatRef::new(a.as_slice(), r, k)?,
+        T::one(),
+        MatMut::new(&mut data, out, k)?,
+    )?;
+    Tensor::new(w.shape(), data)
+}
+
+/// The factors of a LoRA-adapted convolution fit its weight: `A` has the
+/// weight's kernel and input channels, `B_s` is `[C_out, r]`, one group.
+fn check_low_rank(w: &[usize], a: &[usize], bs: &[usize], options: Conv2dOptions) -> Result<()> {
+    let fits = match (w, a, bs) {
+        (&[out, _, _, _], &[r, ..], &[bo, br]) => {
+            a.len() == 4 && a[1..] == w[1..] && (bo, br) == (out, r)
+        }
+        _ => false,
+    };
+    if !fits || options.groups != 1 {
+        return Err(TensorError::mismatch_because(
+            "conv2d_low_rank",
+            a,
+            bs,
+            "expected W [out, C, kh, kw], A [r, C, kh, kw], B [out, r] and one group",
+        ));
+    }
+    Ok(())
+}
+
+/// `grad_out` has the shape of the convolution's output.
+fn check_grad_out<T: Float>(
+    op: &'static str,
+    geo: &Conv2dGeometry,
+    grad_out: &Tensor<T>,
+) -> Result<()> {
+    if grad_out.shape() != geo.output_shape() {
+        return Err(TensorError::mismatch_because(
+            op,
+            grad_out.shape(),
+            &geo.output_shape(),
+            "output gradient must have the output's shape",
+        ));
+    }
+    Ok(())
+}
+
+/// Backward of `conv(x, W_eff) + b` with `W_eff = W + B_s·A` (`w_eff` from
+/// [`low_rank_weight`]), for `need = [input, a, bs, bias]`.
 ///
 /// `dA` and `dB_s` come from the rank-`r` factors, not from the full `dW`
 /// (`out·C_in·kh·kw` per output position): with `U = conv(x, A)`,
 /// `dB_s = Σ_n dY_n·U_nᵀ` and `dA = conv_weight_grad(x, B_sᵀ·dY)`.
-/// Winograd-sized convolutions compute them in its domain in one pass with
-/// the input gradient ([`crate::winograd::backward_low_rank`]).
+/// Winograd-sized convolutions compute them in one pass with the input
+/// gradient ([`crate::winograd::backward_low_rank`]).
 pub fn conv2d_low_rank_backward<T: Float>(
     input: &Tensor<T>,
     w_eff: &Tensor<T>,
@@ -560,65 +612,47 @@ pub fn conv2d_low_rank_backward<T: Float>(
     need: [bool; 4],
 ) -> Result<LowRankGrads<T>> {
     let [need_x, need_a, need_bs, need_b] = need;
+    check_low_rank(w_eff.shape(), a.shape(), bs.shape(), options)?;
     let geo = Conv2dGeometry::new(input.shape(), w_eff.shape(), options)?;
-    let geo_a = Conv2dGeometry::new(input.shape(), a.shape(), options)?;
-    let r = geo_a.out_channels;
-    if options.groups != 1 || bs.shape() != [geo.out_channels, r] || geo_a.kernel != geo.kernel {
-        return Err(TensorError::mismatch_because(
-            "conv2d_low_rank_backward",
-            a.shape(),
-            bs.shape(),
-            "A must have the weight's kernel, B must be (C_out, r), one group",
-        ));
-    }
-    if grad_out.shape() != geo.output_shape() {
-        return Err(TensorError::mismatch_because(
-            "conv2d_low_rank_backward",
-            grad_out.shape(),
-            &geo.output_shape(),
-            "output gradient must have the output's shape",
-        ));
-    }
+    check_grad_out("conv2d_low_rank_backward", &geo, grad_out)?;
     let mut grads = LowRankGrads {
         bias: need_b.then(|| bias_grad(&geo, grad_out.as_slice())),
         ..LowRankGrads::default()
     };
-    if !(need_a || need_bs) {
-        grads.input =
-            conv2d_backward(input, w_eff, grad_out, options, [need_x, false, false])?.input;
-        return Ok(grads);
-    }
-    if crate::winograd::applies(&geo) && !input.is_empty() && !grad_out.is_empty() {
+    let need_factors = need_a || need_bs;
+    if need_factors && crate::winograd::applies(&geo) && !input.is_empty() && !grad_out.is_empty() {
         let factors = crate::winograd::LowRankFactors {
             a: a.as_slice(),
             bs: bs.as_slice(),
-            rank: r,
         };
         let (x, w, dy) = (input.as_slice(), w_eff.as_slice(), grad_out.as_slice());
         let low = crate::winograd::backward_low_rank(&geo, x, w, dy, factors, need_x)?;
-        let (dx, da, dbs) = (low.dx, low.da, low.dbs);
-        grads.input = dx.map(|d| Tensor::new(input.shape(), d)).transpose()?;
-        grads.a = need_a.then(|| Tensor::new(a.shape(), da)).transpose()?;
-        grads.bs = need_bs.then(|| Tensor::new(bs.shape(), dbs)).transpose()?;
+        grads.input = low.dx.map(|d| Tensor::new(input.shape(), d)).transpose()?;
+        grads.a = need_a.then(|| Tensor::new(a.shape(), low.da)).transpose()?;
+        grads.bs = need_bs
+            .then(|| Tensor::new(bs.shape(), low.dbs))
+            .transpose()?;
         return Ok(grads);
     }
     grads.input = conv2d_backward(input, w_eff, grad_out, options, [need_x, false, false])?.input;
-    // U = conv(x, A); the 1×1 convolution U → B_s·U gives dU = B_sᵀ·dY and dB_s
-    let u = conv2d_forward(input, a, None, options)?;
-    let up = bs.reshape(&[geo.out_channels, r, 1, 1])?;
-    let pointwise = conv2d_backward(
-        &u,
-        &up,
-        grad_out,
-        Conv2dOptions::default(),
-        [need_a, need_bs, false],
-    )?;
-    grads.bs = pointwise
-        .weight
-        .map(|d| d.reshape(bs.shape()))
-        .transpose()?;
-    if let Some(du) = pointwise.input {
-        grads.a = conv2d_backward(input, a, &du, options, [false, true, false])?.weight;
+    if need_factors {
+        // U = conv(x, A); the 1×1 convolution U → B_s·U gives dU = B_sᵀ·dY and dB_s
+        let u = conv2d_forward(input, a, None, options)?;
+        let up = bs.reshape(&[bs.shape()[0], bs.shape()[1], 1, 1])?;
+        let pointwise = conv2d_backward(
+            &u,
+            &up,
+            grad_out,
+            Conv2dOptions::default(),
+            [need_a, need_bs, false],
+        )?;
+        grads.bs = pointwise
+            .weight
+            .map(|d| d.reshape(bs.shape()))
+            .transpose()?;
+        if let Some(du) = pointwise.input {
+            grads.a = conv2d_backward(input, a, &du, options, [false, true, false])?.weight;
+        }
     }
     Ok(grads)
 }

@@ -715,7 +715,6 @@ fn backward_run<T: Float>(
 pub struct LowRankFactors<'a, T> {
     pub a: &'a [T],
     pub bs: &'a [T],
-    pub rank: usize,
 }
 
 /// What [`backward_low_rank`] returns.
@@ -739,14 +738,15 @@ pub struct LowRankGrads<T> {
 ///
 /// ```text
 /// M_eff[ξ] = U_W[ξ]·V[ξ] + B_s·M_A[ξ]      (the forward, in the domain)
-/// dB_s     = Σ_ξ dM[ξ] · M_A[ξ]ᵀ
+/// dB_s     = Σ_ξ dM[ξ] · M_A[ξ]ᵀ           (= Σ dY·Uᵀ over the output plane)
 /// dU_A[ξ]  = (B_sᵀ·dM[ξ]) · V[ξ]ᵀ          (→ dA = Gᵀ dU_A G)
 /// ```
 ///
-/// So one pass over each sample transforms `x` and `dY` once each and adds
-/// four rank-`r` products to the input gradient's; computed as separate
-/// convolutions (`conv(x, A)`, a 1×1 backward, `A`'s weight gradient) the
-/// same gradients transform `x` twice more and `dU` once.
+/// So one pass over each sample transforms `x` once and adds four rank-`r`
+/// products to the input gradient's; computed as separate convolutions
+/// (`conv(x, A)`, a 1×1 backward, `A`'s weight gradient) the same gradients
+/// transform `x` twice more. See [`low_rank_run`] for which products run in
+/// the domain and which on the plane.
 pub fn backward_low_rank<T: Float>(
     geo: &Conv2dGeometry,
     x: &[T],
@@ -756,7 +756,8 @@ pub fn backward_low_rank<T: Float>(
     need_x: bool,
 ) -> Result<LowRankGrads<T>> {
     let bands = Tiles::bands::<T>(geo, BAND_BYTES);
-    let (c_n, co_n, r) = (geo.in_channels, geo.out_channels, factors.rank);
+    let (c_n, co_n) = (geo.in_channels, geo.out_channels);
+    let r = factors.bs.len() / co_n.max(1);
     let geo_a = Conv2dGeometry {
         out_channels: r,
         ..*geo
@@ -765,10 +766,9 @@ pub fn backward_low_rank<T: Float>(
         u_a: transform_weights(&geo_a, factors.a),
         bs_t: transpose_blocks(factors.bs, co_n, r),
         rank: r,
-        padded: r.div_ceil(LOW_RANK_COLUMNS) * LOW_RANK_COLUMNS,
     };
     let u_t = transpose_blocks(&transform_weights(geo, w_eff), co_n, c_n);
-    let (du_len, dbs_len) = (POSITIONS * c_n * low.padded, co_n * r);
+    let (du_len, dbs_len) = (POSITIONS * r * c_n, co_n * r);
     let (dx, partial) = backward_over_sample_runs(
         geo.batch,
         c_n * geo.height * geo.width,
@@ -776,50 +776,24 @@ pub fn backward_low_rank<T: Float>(
         du_len + dbs_len,
         |samples, dx| low_rank_run(geo, &bands, &u_t, &low, x, dy, samples, dx),
     )?;
-    // un-pad and un-transpose: dU_Aᵀ[ξ] (C_in × padded) → dU_A[ξ] (r × C_in)
-    let (du_t, dbs) = partial.split_at(du_len);
-    let mut du_a = vec![T::zero(); POSITIONS * r * c_n];
-    for (xi, block) in du_t.chunks_exact(c_n * low.padded).enumerate() {
-        for (c, row) in block.chunks_exact(low.padded).enumerate() {
-            for (j, &v) in row[..r].iter().enumerate() {
-                du_a[(xi * r + j) * c_n + c] = v;
-            }
-        }
-    }
+    let (du_a, dbs) = partial.split_at(du_len);
     Ok(LowRankGrads {
         dx,
-        da: weight_grad_from_domain(&geo_a, &du_a),
+        da: weight_grad_from_domain(&geo_a, du_a),
         dbs: dbs.to_vec(),
     })
 }
 
-/// The rank-`r` products run with `r` padded to a multiple of this many
-/// columns: the width of `gemm_rows`' narrowest vector tile, so they read
-/// `dM` and `V` in place with no packing copy (at LeNet's sizes, packing
-/// `V[ξ]ᵀ` for a general GEMM costs more than the rank-8 multiply-adds).
-const LOW_RANK_COLUMNS: usize = 16;
-
-/// The factors as [`low_rank_run`] uses them: `U_A` in the domain, `B_sᵀ`
-/// row-major, and `r` padded to [`LOW_RANK_COLUMNS`].
+/// The factors as [`low_rank_run`] uses them: `U_A` in the domain and
+/// `B_sᵀ` row-major.
 struct LowRankDomain<T> {
     u_a: Vec<T>,
     bs_t: Vec<T>,
     rank: usize,
-    padded: usize,
-}
-
-/// Writes the `r × t` block `src` transposed into the first `r` columns of
-/// the `t × padded` block `dst` (whose other columns stay zero).
-fn transpose_into_padded<T: Float>(src: &[T], r: usize, t: usize, dst: &mut [T], padded: usize) {
-    for (j, row) in src.chunks_exact(t).take(r).enumerate() {
-        for (p, &v) in row.iter().enumerate() {
-            dst[p * padded + j] = v;
-        }
-    }
 }
 
 /// [`backward_low_rank`] over a run of samples: writes `dx` if given and
-/// returns the run's partial `[dU_Aᵀ (r-padded), dB_s]`.
+/// returns the run's partial `[dU_A, dB_s]`.
 ///
 /// Which products run where: the domain holds 16 values per 2×2 block of
 /// outputs, 4× the output plane, so only the products that reduce over a
@@ -837,7 +811,7 @@ fn low_rank_run<T: Float>(
     samples: Range<usize>,
     mut dx: Option<&mut [T]>,
 ) -> Result<Vec<T>> {
-    let (c_n, co_n, r, rp) = (geo.in_channels, geo.out_channels, low.rank, low.padded);
+    let (c_n, co_n, r) = (geo.in_channels, geo.out_channels, low.rank);
     let geo_a = Conv2dGeometry {
         out_channels: r,
         ..*geo
@@ -858,31 +832,25 @@ fn low_rank_run<T: Float>(
         false,
     );
     let mut m_a = vec![T::zero(); POSITIONS * r * t_max];
-    let mut transposed = vec![T::zero(); t_max * rp];
+    let mut vt = vec![T::zero(); c_n * t_max];
     let (mut u_n, mut du_n) = (vec![T::zero(); r * plane], vec![T::zero(); r * plane]);
-    let du_len = POSITIONS * c_n * rp;
+    let du_len = POSITIONS * r * c_n;
     let mut partial = vec![T::zero(); du_len + co_n * r];
     for n in samples {
         let i = n - first;
         let dy_n = &dy[n * out_len..][..out_len];
         // dU (r × P) = B_sᵀ (r × C_out) · dY (C_out × P)
         gemm_rows_serial(r, co_n, plane, &low.bs_t, dy_n, &mut du_n, false)?;
-        let (du_t, dbs) = partial.split_at_mut(du_len);
+        let (du_a, dbs) = partial.split_at_mut(du_len);
         for tiles in bands {
             let t_n = tiles.count();
             transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
             // M_A[ξ] (r × T) = U_A[ξ] (r × C_in) · V[ξ] (C_in × T), U = Aᵀ M_A A
             row_products(&low.u_a, (r, c_n), &ws.v, t_n, &mut m_a)?;
             transform_output(&geo_a, tiles, &m_a, None, &mut ws_a.scratch, &mut u_n);
-            // dU_A[ξ]ᵀ (C_in × r) += V[ξ] (C_in × T) · dM_A[ξ]ᵀ (T × r)
+            // dU_A[ξ] (r × C_in) += dM_A[ξ] (r × T) · V[ξ]ᵀ (T × C_in)
             transform_grad_output(&geo_a, tiles, &du_n, &mut ws_a);
-            for xi in 0..POSITIONS {
-                let v = &ws.v[xi * c_n * t_n..][..c_n * t_n];
-                let dm_a = &ws_a.m[xi * r * t_n..][..r * t_n];
-                transpose_into_padded(dm_a, r, t_n, &mut transposed, rp);
-                let du_xi = &mut du_t[xi * c_n * rp..][..c_n * rp];
-                gemm_rows_serial(c_n, t_n, rp, v, &transposed, du_xi, true)?;
-            }
+            add_weight_products(&ws_a.m, &ws.v, (r, c_n, t_n), &mut vt, du_a)?;
             if let Some(dx) = dx.as_deref_mut() {
                 transform_grad_output(geo, tiles, dy_n, &mut ws);
                 row_products(u_t, (c_n, co_n), &ws.m, t_n, &mut ws.dv)?;

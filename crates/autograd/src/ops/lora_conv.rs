@@ -22,19 +22,18 @@
 //! both `r/out` of a full one, and never the full `∂W` a trained base needs.
 //! Only without LoRA dropout: a dropped input of `A` is not a weight.
 
+use finetune_tensor::Float;
 use finetune_tensor::conv::{
-    Conv2dOptions, conv2d_backward, conv2d_forward, conv2d_low_rank_backward,
+    Conv2dOptions, conv2d_backward, conv2d_forward, conv2d_low_rank_backward, low_rank_weight,
 };
-use finetune_tensor::gemm::{MatMut, MatRef, gemm};
-use finetune_tensor::{Float, Tensor, TensorError};
 
 use crate::error::Result;
 use crate::tape::{Tape, Var};
 
 impl<T: Float> Tape<T> {
-    /// `conv2d(x, base + bs·A, bias)` with `A` `[r, C/g·kh·kw]`-shaped as a
-    /// convolution kernel `[r, C, kh, kw]` and `bs` `[out, r]`; see the module
-    /// doc for the gradient. `groups` must be 1.
+    /// `conv2d(x, base + bs·A, bias)` with `base` `[out, C, kh, kw]`, `A`
+    /// `[r, C, kh, kw]` (a convolution kernel, `[r, C·kh·kw]` in the product)
+    /// and `bs` `[out, r]`; see the module doc for the gradient. One group only.
     pub fn conv2d_low_rank(
         &mut self,
         x: Var,
@@ -45,7 +44,7 @@ impl<T: Float> Tape<T> {
         options: Conv2dOptions,
     ) -> Result<Var> {
         let (wv, av, bsv) = (self.value(base)?, self.value(a)?, self.value(bs)?);
-        let effective = effective_weight(wv, av, bsv, options)?;
+        let effective = low_rank_weight(wv, av, bsv, options)?;
         let b = bias.map(|b| self.value(b)).transpose()?;
         let y = conv2d_forward(self.value(x)?, &effective, b, options)?;
         let inputs: Vec<Var> = [x, base, a, bs].into_iter().chain(bias).collect();
@@ -77,39 +76,11 @@ impl<T: Float> Tape<T> {
     }
 }
 
-/// `W + B_s·A`, shapes checked.
-fn effective_weight<T: Float>(
-    w: &Tensor<T>,
-    a: &Tensor<T>,
-    bs: &Tensor<T>,
-    options: Conv2dOptions,
-) -> Result<Tensor<T>> {
-    let bad = |reason: &str| {
-        TensorError::mismatch_because("conv2d_low_rank", w.shape(), a.shape(), reason)
-    };
-    let (&[out, c, kh, kw], &[r, ac, akh, akw], &[bo, br]) = (w.shape(), a.shape(), bs.shape())
-    else {
-        return Err(bad("expected W [out, C, kh, kw], A [r, C, kh, kw] and B [out, r]").into());
-    };
-    if options.groups != 1 || (ac, akh, akw) != (c, kh, kw) || (bo, br) != (out, r) {
-        return Err(bad("A must have W's kernel, B must be [out, r], and groups must be 1").into());
-    }
-    let k = c * kh * kw;
-    let mut data = w.to_vec();
-    gemm(
-        T::one(),
-        MatRef::new(bs.as_slice(), out, r)?,
-        MatRef::new(a.as_slice(), r, k)?,
-        T::one(),
-        MatMut::new(&mut data, out, k)?,
-    )?;
-    Ok(Tensor::from_parts(w.shape(), data)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gradcheck::{GradcheckOptions, gradcheck};
+    use finetune_tensor::Tensor;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
