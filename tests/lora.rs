@@ -152,6 +152,24 @@ fn lora_trains_exports_peft_files_merges_exactly_and_imports_back() {
         !adapter.contains_key("base_model.model.features.0.weight"),
         "the frozen base is not in the adapter"
     );
+    // the reloaded checkpoint froze what the run froze: the adapted layers'
+    // biases stay out of the adapter, and an adapted module is never in
+    // modules_to_save
+    assert!(
+        !adapter.contains_key("base_model.model.features.0.bias"),
+        "{:?}",
+        adapter.keys()
+    );
+    assert_eq!(
+        config["modules_to_save"],
+        serde_json::json!(["classifier.2"])
+    );
+    assert_eq!(config["bias"], "none");
+    let inspected_trainable = |m: &str| {
+        let (out, _) = ok(&["inspect", m, "--json"], &dir);
+        peft_line(json(&out)["trainable"].as_str().unwrap()).0
+    };
+    assert_eq!(inspected_trainable("l.ckpt"), trainable);
 
     // merged = base + (α/r)·B·A, and the base file is untouched
     let base_before = std::fs::read(base_weights()).unwrap();
@@ -233,6 +251,7 @@ fn lora_trains_exports_peft_files_merges_exactly_and_imports_back() {
         json(&out)["accuracy"].as_f64().unwrap()
     };
     assert_eq!(acc("back.ckpt"), acc("l.ckpt"));
+    assert_eq!(inspected_trainable("back.ckpt"), trainable);
 
     // the flags' own errors
     let err = fails(
@@ -270,5 +289,21 @@ fn bitfit_and_head_only_train_just_what_they_name() {
         peft_line(&err).0 as usize,
         32 + 64 + 128 + 1_290 + adapters,
         "{err}"
+    );
+    // the trained biases of adapted layers are PEFT's bias = "lora_only",
+    // and they reload trainable
+    ok(&["export", "--model", "lb.ckpt", "--adapter", "lb"], &dir);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("lb/adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["bias"], "lora_only", "{config}");
+    assert_eq!(
+        config["modules_to_save"],
+        serde_json::json!(["classifier.2"])
+    );
+    let (out, _) = ok(&["inspect", "lb.ckpt", "--json"], &dir);
+    assert_eq!(
+        peft_line(json(&out)["trainable"].as_str().unwrap()).0 as usize,
+        32 + 64 + 128 + 1_290 + adapters
     );
 }

@@ -149,8 +149,10 @@ pub(crate) fn in_file(e: Error, file: &str) -> Error {
 impl Model {
     /// The checkpoint container of this model, with `training` extras if given.
     pub fn to_container(&self, training: Option<&TrainingState>) -> Result<Container> {
+        let mut metadata = self.metadata.clone();
+        metadata.lora = self.lora_settings_to_save();
         let stored = StoredMetadata {
-            model: self.metadata.clone(),
+            model: metadata,
             training_state: training.map(|t| t.json.clone()),
         };
         let metadata_json = serde_json::to_string(&stored).map_err(|e| Error::Checkpoint {

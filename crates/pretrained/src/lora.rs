@@ -28,6 +28,12 @@ pub struct LoraSettings {
     pub dropout: f64,
     /// The adapted weights' full names, in definition order.
     pub targets: Vec<String>,
+    /// The parameters besides the adapters that were trainable when the
+    /// model was saved (the head, `--train bias` biases, ...), so a reloaded
+    /// adapted model freezes exactly what the run froze. `None` in
+    /// checkpoints written before it was recorded: the layers' defaults stand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable: Option<Vec<String>>,
 }
 
 impl LoraSettings {
@@ -95,6 +101,7 @@ impl Model {
             rslora: config.rslora,
             dropout: config.dropout,
             targets: targets.clone(),
+            trainable: None,
         });
         Ok(targets)
     }
@@ -125,7 +132,29 @@ impl Model {
                 ),
             }));
         }
+        if let Some(trainable) = &settings.trainable {
+            self.net_mut().for_each_parameter_mut(|name, p| {
+                p.set_trainable(
+                    finetune_nn::lora::is_adapter_tensor(name)
+                        || trainable.iter().any(|t| t == name),
+                );
+            });
+        }
         Ok(())
+    }
+
+    /// The adapter settings as they are saved: with the parameters trainable
+    /// right now recorded, so the saved model reloads with the same freeze.
+    pub(crate) fn lora_settings_to_save(&self) -> Option<LoraSettings> {
+        let mut settings = self.metadata().lora.clone()?;
+        let mut trainable = Vec::new();
+        self.net().for_each_parameter(|name, p| {
+            if p.is_trainable() && !finetune_nn::lora::is_adapter_tensor(name) {
+                trainable.push(name.to_string());
+            }
+        });
+        settings.trainable = Some(trainable);
+        Some(settings)
     }
 
     /// Folds every adapter into its weight (`W ← W + s·B·A`), leaving a plain

@@ -61,6 +61,45 @@ fn adapted_weight(key: &str) -> Option<String> {
     })
 }
 
+/// The module of a tensor name (`features.0.bias` → `features.0`).
+fn module_of(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(m, _)| m)
+}
+
+/// PEFT's `modules_to_save` and `bias` for an adapter: a module is saved
+/// whole when it trained a weight outside the adapters (the head) or keeps
+/// running statistics; a trained bias elsewhere is PEFT's `bias` setting —
+/// `"lora_only"` when every such bias sits in an adapted module, `"all"`
+/// otherwise. An adapted module is never in `modules_to_save` (PEFT would wrap
+/// it twice).
+fn peft_saved_modules<'a>(
+    trainable: &'a BTreeSet<String>,
+    buffers: &'a BTreeSet<String>,
+    targets: &BTreeSet<&str>,
+) -> (BTreeSet<&'a str>, &'static str) {
+    let is_bias = |n: &str| n.rsplit('.').next().is_some_and(|l| l.starts_with("bias"));
+    let modules: BTreeSet<&str> = trainable
+        .iter()
+        .filter(|n| !is_bias(n))
+        .chain(buffers)
+        .map(|n| module_of(n))
+        .filter(|m| !targets.contains(m))
+        .collect();
+    let loose_biases: Vec<&str> = trainable
+        .iter()
+        .filter(|n| is_bias(n) && !modules.contains(module_of(n)))
+        .map(|n| module_of(n))
+        .collect();
+    let bias = if loose_biases.is_empty() {
+        "none"
+    } else if loose_biases.iter().all(|m| targets.contains(m)) {
+        "lora_only"
+    } else {
+        "all"
+    };
+    (modules, bias)
+}
+
 impl Model {
     /// Writes the adapters, the head and the BatchNorm statistics in PEFT's
     /// layout to `dir` (created if missing); returns the keys written.
@@ -89,11 +128,8 @@ impl Model {
             .filter(|(n, _)| is_adapter_tensor(n) || trainable.contains(n) || buffers.contains(n))
             .map(|(n, t)| (format!("{PEFT_PREFIX}{n}"), t))
             .collect();
-        let modules_to_save: BTreeSet<&str> = trainable
-            .iter()
-            .chain(&buffers)
-            .map(|n| n.rsplit_once('.').map_or(n.as_str(), |(m, _)| m))
-            .collect();
+        let targets: BTreeSet<&str> = lora.targets.iter().map(|t| module_of(t)).collect();
+        let (modules_to_save, bias) = peft_saved_modules(&trainable, &buffers, &targets);
         let config = json!({
             "peft_type": "LORA",
             "task_type": null,
@@ -102,7 +138,7 @@ impl Model {
             "lora_alpha": lora.alpha,
             "use_rslora": lora.rslora,
             "lora_dropout": lora.dropout,
-            "bias": "none",
+            "bias": bias,
             "fan_in_fan_out": false,
             "init_lora_weights": true,
             "inference_mode": true,
@@ -192,6 +228,15 @@ impl Model {
             rslora,
             dropout,
             targets,
+            // PEFT's rule: what the adapter file holds is what was trained
+            // (buffers in the list are no parameters, so they change nothing).
+            trainable: Some(
+                saved
+                    .iter()
+                    .filter(|(n, _)| !is_adapter_tensor(n))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            ),
         });
         model.restore_lora()?;
         let from_adapter: BTreeSet<String> = saved.iter().map(|(n, _)| n.clone()).collect();
