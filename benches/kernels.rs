@@ -59,11 +59,11 @@ fn bench_gemm(c: &mut Criterion) {
                 })
             },
         );
-        for kernel in finetune::tensor::sgemm::available_kernels() {
+        for kernel in finetune::tensor::gemm::sgemm::available_kernels() {
             let id = format!("own_{}_1thread", kernel.name.replace([' ', '+'], "_"));
             group.bench_with_input(BenchmarkId::new(id, n), &n, |bch, &n| {
                 bch.iter(|| {
-                    finetune::tensor::sgemm::matmul_with(kernel, (n, n, n), &a, &b, &mut out)
+                    finetune::tensor::gemm::sgemm::matmul_with(kernel, (n, n, n), &a, &b, &mut out)
                         .unwrap()
                 })
             });

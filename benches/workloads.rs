@@ -13,6 +13,9 @@
 //! | W4 | GRU classifier inference: Embedding(65,64)-GRU(128)-Linear(128,65) from the last step, batch 64 x length 32 | sequence |
 //! | W5 | textgenrnn-shaped classifier fine-tune: Embedding(465,100)-LSTM(128)-LSTM(128), concat (356), attention pooling, Linear(356,2), everything trainable, batch 32 x length 64, Adam | token |
 //!
+//! Besides them, `gemm/sgemm_1024` is our f32 GEMM at 1024³ (throughput in
+//! FLOPs), which `cargo xtask bench-peers` sets beside numpy's in the same sitting.
+//!
 //! `cargo bench --bench workloads` (throughput in elements/s). Threads: rayon's
 //! default (all cores) unless `RAYON_NUM_THREADS` is set.
 
@@ -201,5 +204,26 @@ fn recurrent_workloads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lenet_workloads, recurrent_workloads);
+/// Our f32 GEMM at 1024³ on rayon's threads: the machine's ceiling as we reach it.
+fn gemm_ceiling(c: &mut Criterion) {
+    use finetune::tensor::gemm::{MatMut, MatRef, gemm};
+    const N: usize = 1024;
+    let mut rng = StdRng::seed_from_u64(7);
+    let a: Vec<f32> = (0..N * N).map(|_| rng.random::<f32>() - 0.5).collect();
+    let b: Vec<f32> = (0..N * N).map(|_| rng.random::<f32>() - 0.5).collect();
+    let mut out = vec![0.0f32; N * N];
+    let mut group = c.benchmark_group("gemm");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements((2 * N * N * N) as u64));
+    group.bench_function("sgemm_1024", |bch| {
+        bch.iter(|| {
+            let (am, bm) = (MatRef::new(&a, N, N), MatRef::new(&b, N, N));
+            let cm = MatMut::new(&mut out, N, N);
+            gemm(1.0, am.expect("a"), bm.expect("b"), 0.0, cm.expect("c")).expect("gemm")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lenet_workloads, recurrent_workloads, gemm_ceiling);
 criterion_main!(benches);

@@ -4,7 +4,7 @@
 //! `cargo run --release --example rows_timing`.
 
 use finetune::tensor::gemm::{MatMut, MatRef, gemm};
-use finetune::tensor::gemm_rows::{PackedRhs, gemm_rows, gemm_rows_packed};
+use finetune::tensor::gemm::{PackedRhs, gemm_rows, gemm_rows_packed};
 
 fn gflops(flop: f64, f: impl FnMut()) -> f64 {
     let mut f = f;

@@ -69,6 +69,8 @@ const WORKLOADS: &[Workload] = &[
 const LORA_STEP: &str = "lenet/W1_lora_r8";
 /// The same with adapters on conv2 and fc1 only (no input gradient below conv2).
 const LORA_UPPER: &str = "lenet/W1_lora_r8_conv2_fc1";
+/// Our f32 GEMM at 1024³ (its "elements" are FLOPs), set beside numpy's.
+const OUR_SGEMM: &str = "gemm/sgemm_1024";
 
 struct Options {
     workloads: Vec<&'static Workload>,
@@ -225,6 +227,8 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "rounds": o.rounds,
         "sgemm_1024_gflops": ceiling,
         "sgemm_rounds": ceilings,
+        "ours_sgemm_1024_gflops": ours.get(OUR_SGEMM).map(|r| median(r) / 1e9),
+        "ours_sgemm_rounds": ours.get(OUR_SGEMM).map(|r| r.iter().map(|x| x / 1e9).collect::<Vec<_>>()),
         "versions": versions,
         "date": crate::meta::today(),
         "command": command.trim_end(),
@@ -248,6 +252,7 @@ fn our_rates(root: &Path, o: &Options) -> Result<Vec<(&'static str, f64)>> {
         names.push(LORA_STEP);
         names.push(LORA_UPPER);
     }
+    names.push(OUR_SGEMM);
     let filter = names
         .iter()
         .map(|n| format!("^{n}$"))
@@ -480,11 +485,18 @@ fn markdown(r: &Value) -> String {
             pct(&row["pytorch_share_of_sgemm"]),
         ));
     }
+    let gflops = |v: &Value| v.as_f64().map_or("?".into(), |x| format!("{x:.1}"));
     s.push_str(&format!(
-        "\nnumpy sgemm 1024³: {} GFLOP/s (median of the rounds).\n",
-        r["sgemm_1024_gflops"]
-            .as_f64()
-            .map_or("?".into(), |x| format!("{x:.1}"))
+        "\nsgemm 1024³ on the same threads: numpy {} GFLOP/s (its best of 10 calls, median of the rounds), ours {} (`gemm/sgemm_1024`, criterion's median, median of the rounds){}.\n",
+        gflops(&r["sgemm_1024_gflops"]),
+        gflops(&r["ours_sgemm_1024_gflops"]),
+        match (
+            r["ours_sgemm_1024_gflops"].as_f64(),
+            r["sgemm_1024_gflops"].as_f64()
+        ) {
+            (Some(a), Some(b)) => format!(": **{:.2}×** numpy's", a / b),
+            _ => String::new(),
+        }
     ));
     if let Some(ratio) = r["lora_step"]["step_cost_ratio"].as_f64() {
         s.push_str(&format!(

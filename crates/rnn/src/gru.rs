@@ -11,7 +11,7 @@
 //! Because `r` multiplies the hidden-side part of `n`, the input side and the
 //! hidden side get different pre-activation gradients (`dgx`, `dgh`).
 
-use finetune_tensor::gemm_rows::PackedRhs;
+use finetune_tensor::gemm::PackedRhs;
 use finetune_tensor::recycle::Recycled;
 use finetune_tensor::{Float, Result, Tensor};
 

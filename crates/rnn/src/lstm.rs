@@ -20,7 +20,7 @@
 //! training step ran at 26.6k tokens/s with it and 31.8k with this, medians
 //! measured side by side with `examples/profile_rnn.rs`.)
 
-use finetune_tensor::gemm_rows::PackedRhs;
+use finetune_tensor::gemm::PackedRhs;
 use finetune_tensor::parallel::zeros;
 use finetune_tensor::recycle::Recycled;
 use finetune_tensor::{Float, Result, Tensor};

@@ -1,7 +1,7 @@
 //! The plain (Elman) RNN sequence kernel — PyTorch's `nn.RNN`:
 //! `h' = act(x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh)` with `act` tanh or ReLU.
 
-use finetune_tensor::gemm_rows::PackedRhs;
+use finetune_tensor::gemm::PackedRhs;
 use finetune_tensor::{Float, Result, Tensor};
 
 use crate::sequence::{

@@ -19,9 +19,9 @@
 
 use std::ops::Range;
 
+use finetune_tensor::gemm::dot_rows;
 use finetune_tensor::gemm::{MatMut, MatRef, gemm};
-use finetune_tensor::gemm_rows::{PackedRhs, gemm_rows_packed, gemm_rows_packed_parallel};
-use finetune_tensor::gemv::dot_rows;
+use finetune_tensor::gemm::{PackedRhs, gemm_rows_packed, gemm_rows_packed_parallel};
 use finetune_tensor::{Float, Result, Tensor, TensorError};
 
 /// Sizes and masking of one direction of one layer.
@@ -160,7 +160,7 @@ pub(crate) enum ForwardRhs<'a, T> {
     Packed(PackedRhs<T>),
     /// The weights in PyTorch's layout, read in place: each gate is the dot
     /// product of the operand with one contiguous weight row
-    /// ([`finetune_tensor::gemv`]). For one sequence at a time — a language
+    /// ([`finetune_tensor::gemm::dot_rows`]). For one sequence at a time — a language
     /// model generating text — where packing the weights for every forward
     /// pass costs as much as the products, and an 8-row tile runs 1 row.
     /// Each block covers the next `width` columns of the operand

@@ -72,7 +72,7 @@ pub trait Float:
         false
     }
 
-    /// The matrix–vector product of [`crate::gemv::dot_rows`] with explicit
+    /// The matrix–vector product of [`crate::gemm::dot_rows`] with explicit
     /// vector instructions, if this machine and element type have them
     /// (`f32` with AVX-512, or AVX2 and FMA); `false` (doing nothing) means
     /// the caller uses the portable loop.
@@ -189,13 +189,15 @@ impl Float for f32 {
         csc: isize,
     ) {
         // SAFETY (both arms): forwarded contract of `gemm_raw`.
-        if crate::sgemm::use_matrixmultiply() {
+        if crate::gemm::sgemm::use_matrixmultiply() {
             unsafe {
                 matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
             }
         } else {
             unsafe {
-                crate::sgemm::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+                crate::gemm::sgemm::sgemm(
+                    m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc,
+                )
             }
         }
     }

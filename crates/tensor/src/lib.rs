@@ -3,10 +3,11 @@
 //! The numeric floor of `finetune`: an n-dimensional [`Tensor`] stored in an
 //! `ndarray` buffer, and the kernels every layer is built from —
 //! elementwise maps with broadcasting ([`broadcast`]), reductions and softmax
-//! ([`reduce`]), matrix multiply ([`gemm`], and [`gemm_rows`] for a few rows
-//! against a reused right-hand side, [`gemv`] for one row against a weight
-//! read in place), convolution ([`conv`]: im2col + GEMM, or
-//! Winograd's F(2×2, 3×3) in [`winograd`] for 3×3 stride-1 layers) and
+//! ([`reduce`]), matrix products ([`gemm`]: the general product on strided
+//! views, [`gemm::gemm_rows`] for a few rows against a reused right-hand side,
+//! [`gemm::dot_rows`] for one row against a weight read in place, all on our
+//! own f32 kernel [`gemm::sgemm`]), convolution ([`conv`]: im2col + GEMM, or
+//! Winograd's F(2×2, 3×3) in [`conv::winograd`] for 3×3 stride-1 layers) and
 //! pooling ([`pool`]). Kernels use rayon *inside* (over a batch, over
 //! planes, over blocks of a GEMM); nothing here knows about gradients — that
 //! is the job of `finetune-autograd`. Memory that a training step frees and
@@ -35,17 +36,13 @@ pub mod conv;
 pub mod error;
 pub mod float;
 pub mod gemm;
-pub mod gemm_rows;
-pub mod gemv;
 pub mod math;
 pub mod parallel;
 pub mod pool;
 pub mod recycle;
 pub mod reduce;
-pub mod sgemm;
 pub mod simd;
 pub mod tensor;
-pub mod winograd;
 
 pub use error::{Result, TensorError};
 pub use float::Float;

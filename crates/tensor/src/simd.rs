@@ -163,7 +163,7 @@ unsafe fn tile_avx2<const R: usize, const W: usize>(
 }
 
 /// `y[j] (+)= dot(W row j, x)` for `n` rows of `k` values `ldw` apart: the
-/// matrix–vector product of [`crate::gemv`]. Eight rows at a time, each
+/// matrix–vector product of [`crate::gemm::gemv`]. Eight rows at a time, each
 /// with its own vector sum (eight independent fused multiply-add chains, one
 /// load of `x` shared by all), reduced horizontally at the end; the last
 /// `k % 16` (AVX-512, masked loads) or `k % 8` (AVX2, scalar) values and the

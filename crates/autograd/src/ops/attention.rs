@@ -28,7 +28,7 @@
 
 use rayon::prelude::*;
 
-use finetune_tensor::gemv::dot;
+use finetune_tensor::gemm::dot;
 use finetune_tensor::{Float, Tensor, TensorError};
 
 use crate::error::Result;

@@ -18,8 +18,8 @@
 //! Packing reads the operands through their strides, so a transposed operand
 //! (`Aᵀ·B` for a weight gradient, `A·Bᵀ` for a linear layer) costs no copy
 //! beyond the packing every product does anyway. The micro-kernel is chosen
-//! once, at run time, from what the CPU has: AVX-512 ([`avx512`], 8×32),
-//! AVX2 with FMA ([`avx2`], 6×16), or the portable one ([`portable`], 4×8)
+//! once, at run time, from what the CPU has: AVX-512 (`avx512.rs`, 8×32),
+//! AVX2 with FMA (`avx2.rs`, 6×16), or the portable one (`portable.rs`, 4×8)
 //! that any target compiles.
 
 mod avx2;

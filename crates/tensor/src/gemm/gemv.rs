@@ -2,7 +2,7 @@
 //! layout `(out, in)`, each output the dot product of `x` with one
 //! contiguous row of `W`.
 //!
-//! Why a separate kernel: a general GEMM, or [`crate::gemm_rows`], first
+//! Why a separate kernel: a general GEMM, or [`gemm_rows`](crate::gemm::gemm_rows), first
 //! copies the weight into panels that suit many rows of `x`. With one row —
 //! a language model generating text one character at a time, a single
 //! prediction — that copy costs as much as the product itself, and the

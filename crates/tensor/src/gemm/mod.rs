@@ -1,13 +1,31 @@
-//! General matrix multiply: `C = alpha * A * B + beta * C`.
+//! Matrix products: the one front door for every product in the crate.
 //!
-//! The inner kernel is `matrixmultiply` (packed, cache-blocked, with AVX/FMA
-//! micro-kernels chosen at run time), called single-threaded. Parallelism is
-//! ours: a large product is cut into one block of columns (or rows) of `C` per
-//! rayon thread, so it composes with the rest of the rayon-parallel kernels
-//! instead of fighting a second thread pool.
+//! | call | shape it is for | file |
+//! |---|---|---|
+//! | [`gemm`], [`gemm_serial`] | `C = α·A·B + β·C` on strided views (a transposed operand is a view, never a copy) | `mod.rs` |
+//! | [`gemm_rows`], [`gemm_rows_serial`], [`gemm_rows_packed`] | a *few* rows against a large row-major `B` reused call after call (a recurrent step) | `rows.rs` |
+//! | [`dot_rows`], [`dot`] | one row against a weight in PyTorch's `(out, in)` layout, read in place | `gemv.rs` |
+//! | [`sgemm`] | the f32 kernel under `gemm`: BLIS-style packing and blocking, micro-kernels chosen at run time | `sgemm/` |
 //!
-//! Operands are strided views, so a transposed operand costs nothing: pass
-//! `a.t()` instead of materialising the transpose.
+//! [`gemm`] routes by itself: one row against a row-contiguous `B` goes to
+//! [`dot_rows`] (packing all of `W` for one row costs as much as the
+//! product); everything else goes to `Float::gemm_raw` — our [`sgemm`] for
+//! `f32`, `matrixmultiply` for `f64` — single-threaded per block. Parallelism
+//! is ours: a large product is cut into one block of columns (or rows) of `C`
+//! per rayon thread, or split along `k` when the output is small and the
+//! inner dimension long, so it composes with the rest of the rayon-parallel
+//! kernels instead of fighting a second thread pool. The calls go one way:
+//! `mod.rs` → `gemv.rs` / `Float::gemm_raw` → `sgemm/`; `rows.rs` and
+//! `gemv.rs` call nothing here.
+
+pub mod gemv;
+mod rows;
+pub mod sgemm;
+
+pub use gemv::{dot, dot_rows};
+pub use rows::{
+    PackedRhs, gemm_rows, gemm_rows_packed, gemm_rows_packed_parallel, gemm_rows_serial,
+};
 
 use rayon::prelude::*;
 
@@ -308,7 +326,7 @@ pub fn gemm_serial<T: Float>(
 /// One row of `A` against a `B` whose columns are contiguous — `x · Wᵀ`
 /// with `W` in PyTorch's `(out, in)` layout, a linear layer applied to a
 /// single example — as dot products over the rows of `W` read in place
-/// ([`crate::gemv`]), instead of packing all of `W` for one row. Returns
+/// ([`gemv`]), instead of packing all of `W` for one row. Returns
 /// `c` back (`Some`) when the product is not of that shape.
 fn one_row_against_rows<'c, T: Float>(
     alpha: T,
@@ -327,11 +345,11 @@ fn one_row_against_rows<'c, T: Float>(
     // `y = x·Wᵀ` and `y += x·Wᵀ` (a bias already in `c`) write in place;
     // other scalings go through one temporary row
     if alpha == T::one() && (beta == T::zero() || beta == T::one()) {
-        crate::gemv::dot_rows(b.data, ldw, n, k, x, out, beta == T::one())?;
+        dot_rows(b.data, ldw, n, k, x, out, beta == T::one())?;
         return Ok(None);
     }
     let mut dots = vec![T::zero(); n];
-    crate::gemv::dot_rows(b.data, ldw, n, k, x, &mut dots, false)?;
+    dot_rows(b.data, ldw, n, k, x, &mut dots, false)?;
     for (o, &d) in out.iter_mut().zip(&dots) {
         *o = if beta == T::zero() {
             alpha * d

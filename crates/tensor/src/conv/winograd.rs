@@ -37,11 +37,12 @@
 
 use std::ops::Range;
 
-use crate::conv::{Conv2dGeometry, backward_over_sample_runs, forward_over_sample_runs};
+use super::geometry::Conv2dGeometry;
+use super::runs::{Grads, backward_over_sample_runs, forward_over_sample_runs};
 use crate::error::Result;
 use crate::float::Float;
+use crate::gemm::gemm_rows_serial;
 use crate::gemm::{MatMut, MatRef, gemm_serial};
-use crate::gemm_rows::gemm_rows_serial;
 
 /// Positions of the 4×4 transformed domain.
 const POSITIONS: usize = 16;
@@ -589,9 +590,6 @@ fn transpose_blocks<T: Float>(u: &[T], rows: usize, cols: usize) -> Vec<T> {
     ut
 }
 
-/// The input and weight gradients, each present if it was asked for.
-type Grads<T> = (Option<Vec<T>>, Option<Vec<T>>);
-
 /// Forward: `(N, C_in, H, W) -> (N, C_out, H_out, W_out)`; `geo` must satisfy [`applies`].
 pub fn forward<T: Float>(
     geo: &Conv2dGeometry,
@@ -745,7 +743,7 @@ pub struct LowRankGrads<T> {
 /// So one pass over each sample transforms `x` once and adds four rank-`r`
 /// products to the input gradient's; computed as separate convolutions
 /// (`conv(x, A)`, a 1×1 backward, `A`'s weight gradient) the same gradients
-/// transform `x` twice more. See [`low_rank_run`] for which products run in
+/// transform `x` twice more. See `low_rank_run` for which products run in
 /// the domain and which on the plane.
 pub fn backward_low_rank<T: Float>(
     geo: &Conv2dGeometry,
