@@ -70,6 +70,25 @@ pub fn sum_squares_f64(values: &[f32]) -> f64 {
     sums.iter().sum()
 }
 
+/// The sum of `values` in sixteen interleaved partial sums, then their sum
+/// and the remainder's. Why: `iter().sum()` is one chain of dependent
+/// additions the compiler may not reorder, a few cycles each — the bias
+/// gradient of one LeNet convolution (2.4 million values) took about a tenth
+/// of the training step that way. Independent lanes vectorise. The order is
+/// fixed by the slice alone, so the result never depends on threads.
+pub fn sum_lanes<T: Float>(values: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut acc = [T::zero(); LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail: T = chunks.remainder().iter().copied().sum();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    acc.iter().copied().sum::<T>() + tail
+}
+
 /// Sum along one axis.
 pub fn sum_axis<T: Float>(x: &Tensor<T>, axis: usize, keepdim: bool) -> Tensor<T> {
     let (outer, n, inner) = split_at_axis(x.shape(), axis);
@@ -209,6 +228,17 @@ mod tests {
                 one.install(|| sum_squares_f64(&v)).to_bits(),
                 ours.to_bits()
             );
+        }
+    }
+
+    #[test]
+    fn lane_sums_match_the_plain_sum() {
+        for len in [0usize, 1, 15, 16, 17, 100, 1000] {
+            let v: Vec<f64> = (0..len)
+                .map(|i| ((i * 37 % 101) as f64) * 0.25 - 9.0)
+                .collect();
+            let plain: f64 = v.iter().sum();
+            assert!((sum_lanes(&v) - plain).abs() < 1e-9, "{len}");
         }
     }
 

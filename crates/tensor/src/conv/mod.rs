@@ -240,15 +240,22 @@ pub fn conv2d_low_rank_backward<T: Float>(
     Ok(grads)
 }
 
+/// `db[c] = Σ_n Σ_plane dY[n, c]`: one task per output channel (so the result
+/// is the same on any number of threads), each plane summed in vector lanes.
 fn bias_grad<T: Float>(geo: &Conv2dGeometry, dy: &[T]) -> Tensor<T> {
-    let p = geo.out_plane();
-    let mut db = vec![T::zero(); geo.out_channels];
-    for sample in dy.chunks(geo.out_channels * p.max(1)) {
-        for (d, plane) in db.iter_mut().zip(sample.chunks(p.max(1))) {
-            *d += plane.iter().copied().sum::<T>();
-        }
-    }
-    Tensor::from_vec_unchecked(&[geo.out_channels], db)
+    use rayon::prelude::*;
+    let (p, co) = (geo.out_plane(), geo.out_channels);
+    let channel = |c: usize| -> T {
+        (0..geo.batch)
+            .map(|n| crate::reduce::sum_lanes(&dy[(n * co + c) * p..(n * co + c + 1) * p]))
+            .sum()
+    };
+    let db: Vec<T> = if dy.len() >= crate::parallel::PARALLEL_THRESHOLD {
+        (0..co).into_par_iter().map(channel).collect()
+    } else {
+        (0..co).map(channel).collect()
+    };
+    Tensor::from_vec_unchecked(&[co], db)
 }
 
 #[cfg(test)]
