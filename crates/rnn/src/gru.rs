@@ -42,7 +42,7 @@ pub(crate) fn gru_forward<T: Float>(
     let (steps, hid, sl) = (sh.steps, sh.hidden, sh.state_len());
     let xg = input_projection(sh, x, w.w_ih, &[w.b_ih])?;
     let w_hh_t = ForwardRhs::w_hh_t(sh, w.w_hh)?;
-    let mut packed = vec![T::zero(); (steps + 1) * sl];
+    let mut packed = finetune_tensor::parallel::zeros((steps + 1) * sl);
     let kept = if save { steps * sl } else { 0 };
     let (mut saved_gates, mut prev_h) = (
         Recycled::for_overwrite(4 * kept),

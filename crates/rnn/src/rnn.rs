@@ -35,7 +35,7 @@ pub(crate) fn rnn_forward<T: Float>(
     let (steps, hid, sl) = (sh.steps, sh.hidden, sh.state_len());
     let mut z = input_projection(sh, x, w.w_ih, &[w.b_ih, w.b_hh])?;
     let w_hh_t = ForwardRhs::w_hh_t(sh, w.w_hh)?;
-    let mut packed = vec![T::zero(); (steps + 1) * sl];
+    let mut packed = finetune_tensor::parallel::zeros((steps + 1) * sl);
     let mut prev_h = vec![T::zero(); if save { steps * sl } else { 0 }];
     let (outputs, h_n) = packed.split_at_mut(steps * sl);
     h_n.copy_from_slice(h0);

@@ -20,7 +20,7 @@
 use std::ops::Range;
 
 use finetune_tensor::gemm::dot_rows;
-use finetune_tensor::gemm::{MatMut, MatRef, gemm};
+use finetune_tensor::gemm::{MatMut, MatRef, gemm, gemm_new};
 use finetune_tensor::gemm::{PackedRhs, gemm_rows_packed, gemm_rows_packed_parallel};
 use finetune_tensor::{Float, Result, Tensor, TensorError};
 
@@ -119,18 +119,11 @@ pub(crate) fn input_projection<T: Float>(
 ) -> Result<Vec<T>> {
     let (rows, gw) = (sh.steps * sh.batch, sh.gate_width());
     let row_bias = summed_bias(gw, bias);
-    let mut out = Vec::with_capacity(rows * gw);
-    for _ in 0..rows {
-        out.extend_from_slice(&row_bias);
-    }
-    gemm(
-        T::one(),
+    gemm_new(
         MatRef::new(x, rows, sh.input)?,
         MatRef::new(w_ih, gw, sh.input)?.t(),
-        T::one(),
-        MatMut::new(&mut out, rows, gw)?,
-    )?;
-    Ok(out)
+        Some(&row_bias),
+    )
 }
 
 /// `[W_ih | W_hh]ᵀ` packed for the forward step of a kernel whose input and

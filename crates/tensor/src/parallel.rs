@@ -108,6 +108,44 @@ pub fn chunks_new<T: Copy + Send + Sync>(
     v
 }
 
+/// A new `rows × row.len()` row-major matrix built in blocks of
+/// `rows_per_chunk` rows in parallel: each block's rows start as copies of
+/// `row`, then `work(first_row, block)` runs on it in the same task, while it
+/// is in cache — for products that start from a broadcast bias (a serial
+/// fill of every row first showed in the recurrent layers' profiles).
+pub fn rows_new<T: Copy + Send + Sync>(
+    rows: usize,
+    row: &[T],
+    rows_per_chunk: usize,
+    work: impl Fn(usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    let (n, per) = (row.len(), rows_per_chunk.max(1));
+    let mut v: Vec<T> = Vec::with_capacity(rows * n);
+    if rows == 0 || n == 0 {
+        return v;
+    }
+    let body = |(i, c): (usize, &mut [std::mem::MaybeUninit<T>])| {
+        for cells in c.chunks_mut(n) {
+            for (slot, &value) in cells.iter_mut().zip(row) {
+                slot.write(value);
+            }
+        }
+        // SAFETY: every element of `c` was written just above (each of its
+        // `n`-long rows from `row`; `c`'s length is a multiple of `n`).
+        let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+        work(i * per, c);
+    };
+    let spare = &mut v.spare_capacity_mut()[..rows * n];
+    if rows * n >= PARALLEL_THRESHOLD {
+        spare.par_chunks_mut(per * n).enumerate().for_each(body);
+    } else {
+        spare.chunks_mut(per * n).enumerate().for_each(body);
+    }
+    // SAFETY: the chunks cover 0..rows·n and each was fully initialised by `body`.
+    unsafe { v.set_len(rows * n) };
+    v
+}
+
 /// Runs `f` on every element in place.
 pub fn for_each_mut<T: Send + Sync>(data: &mut [T], f: impl Fn(&mut T) + Sync + Send) {
     if data.len() < PARALLEL_THRESHOLD {

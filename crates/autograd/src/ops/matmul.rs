@@ -2,7 +2,7 @@
 //! fused `linear` layer op. Transposes in the gradient rules are strided
 //! views handed to the GEMM, never copies.
 
-use finetune_tensor::gemm::{MatMut, MatRef, gemm, gemm_serial};
+use finetune_tensor::gemm::{MatMut, MatRef, gemm, gemm_new, gemm_serial};
 use finetune_tensor::{Float, Tensor, TensorError};
 use rayon::prelude::*;
 
@@ -199,29 +199,26 @@ impl<T: Float> Tape<T> {
     pub fn linear(&mut self, x: Var, weight: Var, bias: Option<Var>) -> Result<Var> {
         let (xv, wv) = (self.value(x)?, self.value(weight)?);
         let (rows, fan_in, fan_out) = linear_dims(xv.shape(), wv.shape())?;
-        let mut out = vec![T::zero(); rows * fan_out];
-        if let Some(b) = bias {
-            let bv = self.value(b)?;
-            if bv.shape() != [fan_out] {
-                return Err(TensorError::mismatch_because(
-                    "linear",
-                    wv.shape(),
-                    bv.shape(),
-                    "bias must be (out_features)",
-                )
-                .into());
+        let bias_row = match bias {
+            Some(b) => {
+                let bv = self.value(b)?;
+                if bv.shape() != [fan_out] {
+                    return Err(TensorError::mismatch_because(
+                        "linear",
+                        wv.shape(),
+                        bv.shape(),
+                        "bias must be (out_features)",
+                    )
+                    .into());
+                }
+                Some(bv.as_slice())
             }
-            for row in out.chunks_mut(fan_out.max(1)) {
-                row.copy_from_slice(bv.as_slice());
-            }
-        }
-        let beta = if bias.is_some() { T::one() } else { T::zero() };
-        gemm(
-            T::one(),
+            None => None,
+        };
+        let out = gemm_new(
             MatRef::new(xv.as_slice(), rows, fan_in)?,
             MatRef::new(wv.as_slice(), fan_out, fan_in)?.t(),
-            beta,
-            MatMut::new(&mut out, rows, fan_out)?,
+            bias_row,
         )?;
         let mut shape = xv.shape().to_vec();
         *shape.last_mut().expect("linear_dims checked rank >= 1") = fan_out;

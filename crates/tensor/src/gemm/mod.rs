@@ -3,6 +3,7 @@
 //! | call | shape it is for | file |
 //! |---|---|---|
 //! | [`gemm`], [`gemm_serial`] | `C = α·A·B + β·C` on strided views (a transposed operand is a view, never a copy) | `mod.rs` |
+//! | [`gemm_new`] | `A·B` plus a bias row, into a new matrix built block by block | `mod.rs` |
 //! | [`gemm_rows`], [`gemm_rows_serial`], [`gemm_rows_packed`] | a *few* rows against a large row-major `B` reused call after call (a recurrent step) | `rows.rs` |
 //! | [`dot_rows`], [`dot`] | one row against a weight in PyTorch's `(out, in)` layout, read in place | `gemv.rs` |
 //! | [`sgemm`] | the f32 kernel under `gemm`: BLIS-style packing and blocking, micro-kernels chosen at run time | `sgemm/` |
@@ -226,6 +227,64 @@ pub fn gemm<T: Float>(
         }
     });
     Ok(())
+}
+
+/// `A·B + 1·rowᵀ` (`row` added to every row of the product; `None`: nothing
+/// added) as a new row-major matrix. Large products are split into one block
+/// of rows per rayon thread, each block initialised and multiplied by the
+/// same task while it is in cache — instead of a serial fill of the bias
+/// followed by a parallel product. Small ones run as [`gemm`].
+pub fn gemm_new<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, row: Option<&[T]>) -> Result<Vec<T>> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if a.cols != b.rows || row.is_some_and(|r| r.len() != n) {
+        return Err(TensorError::mismatch_because(
+            "gemm_new",
+            &[a.rows, a.cols],
+            &[b.rows, b.cols],
+            format!("with a row of {} values", row.map_or(n, <[T]>::len)),
+        ));
+    }
+    let len = m.checked_mul(n).ok_or_else(|| {
+        TensorError::invalid_argument("gemm_new", format!("a {m}x{n} product is too large"))
+    })?;
+    let zeros;
+    let row = match row {
+        Some(r) => r,
+        None => {
+            zeros = vec![T::zero(); n];
+            &zeros
+        }
+    };
+    let threads = rayon::current_num_threads();
+    let beta = T::one();
+    if threads <= 1 || m < 16 * threads || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS
+    {
+        let mut out = Vec::with_capacity(len);
+        for _ in 0..m {
+            out.extend_from_slice(row);
+        }
+        gemm(T::one(), a, b, beta, MatMut::new(&mut out, m, n)?)?;
+        return Ok(out);
+    }
+    // whole 8-row tiles per block, one block per thread
+    let per = m.div_ceil(threads).div_ceil(8) * 8;
+    let failure = std::sync::Mutex::new(None);
+    let out = crate::parallel::rows_new(m, row, per, |r0, block| {
+        let rows = block.len() / n;
+        let part = MatRef {
+            data: &a.data[r0 * a.row_stride..],
+            rows,
+            ..a
+        };
+        let run = MatMut::new(block, rows, n).and_then(|c| gemm_serial(T::one(), part, b, beta, c));
+        if let Err(e) = run {
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+    });
+    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Splits the inner dimension over threads: each computes `A[:, ks] B[ks, :]`
@@ -495,6 +554,56 @@ pub(crate) mod tests {
                 .fold(0.0, f64::max);
             assert!(err < 1e-10, "{m}x{k}x{n}: {err}");
         }
+    }
+
+    #[test]
+    fn gemm_new_adds_the_row_and_matches_gemm_on_any_thread_count() {
+        for &(m, k, n) in &[(3, 5, 7), (70, 65, 90), (2048, 64, 96), (130, 40, 1)] {
+            // A stored transposed, as `x·Wᵀ` reads a weight
+            let at = data(m * k, 5);
+            let a = MatRef::strided(&at, m, k, 1, m).unwrap();
+            let b = data(k * n, 6);
+            let row = data(n, 7);
+            let mut want = vec![0.0; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] =
+                        row[j] + (0..k).map(|p| at[p * m + i] * b[p * n + j]).sum::<f64>();
+                }
+            }
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool
+                    .install(|| gemm_new(a, MatRef::new(&b, k, n).unwrap(), Some(&row)))
+                    .unwrap();
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-10, "{m}x{k}x{n} on {threads}: {err}");
+                let plain = pool
+                    .install(|| gemm_new(a, MatRef::new(&b, k, n).unwrap(), None))
+                    .unwrap();
+                let err = plain
+                    .iter()
+                    .zip(&want)
+                    .enumerate()
+                    .map(|(i, (x, y))| (x - (y - row[i % n])).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-10, "{m}x{k}x{n} without a row: {err}");
+            }
+        }
+        let a = data(6, 1);
+        let err = gemm_new(
+            MatRef::new(&a, 2, 3).unwrap(),
+            MatRef::new(&a, 3, 2).unwrap(),
+            Some(&[1.0]),
+        );
+        assert!(err.is_err());
     }
 
     #[test]
