@@ -232,25 +232,11 @@ impl<T: Float> Tape<T> {
             let gm = MatRef::new(g.as_slice(), rows, fan_out)?;
             let mut grads = vec![None; ctx.inputs.len()];
             if ctx.needs_grad[0] {
-                let mut dx = vec![T::zero(); xv.len()];
-                gemm(
-                    T::one(),
-                    gm,
-                    MatRef::new(wv.as_slice(), fan_out, fan_in)?,
-                    T::zero(),
-                    MatMut::new(&mut dx, rows, fan_in)?,
-                )?;
+                let dx = gemm_new(gm, MatRef::new(wv.as_slice(), fan_out, fan_in)?, None)?;
                 grads[0] = Some(Tensor::from_parts(xv.shape(), dx)?);
             }
             if ctx.needs_grad[1] {
-                let mut dw = vec![T::zero(); wv.len()];
-                gemm(
-                    T::one(),
-                    gm.t(),
-                    MatRef::new(xv.as_slice(), rows, fan_in)?,
-                    T::zero(),
-                    MatMut::new(&mut dw, fan_out, fan_in)?,
-                )?;
+                let dw = gemm_new(gm.t(), MatRef::new(xv.as_slice(), rows, fan_in)?, None)?;
                 grads[1] = Some(Tensor::from_parts(wv.shape(), dw)?);
             }
             if ctx.inputs.len() == 3 && ctx.needs_grad[2] {

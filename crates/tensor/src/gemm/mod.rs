@@ -160,33 +160,61 @@ pub fn gemm<T: Float>(
         return Ok(());
     };
     let threads = rayon::current_num_threads();
-    if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
-        // SAFETY: dimensions and bounds checked above.
-        unsafe {
-            gemm_unchecked(
-                alpha,
-                &a,
-                &b,
-                beta,
-                c.data.as_mut_ptr(),
-                c.row_stride,
-                0,
-                0,
-                m,
-                n,
-            )
-        };
-        return Ok(());
-    }
-    if k >= 4 * m.max(n) && m * n <= SPLIT_K_MAX_OUTPUT {
+    if splits_k(m, k, n, threads) {
         return gemm_split_k(alpha, &a, &b, beta, c, threads);
+    }
+    // SAFETY: dimensions and bounds checked above; `c` is the m×n output.
+    unsafe {
+        gemm_blocks(
+            alpha,
+            &a,
+            &b,
+            beta,
+            c.data.as_mut_ptr(),
+            c.row_stride,
+            threads,
+        )
+    };
+    Ok(())
+}
+
+/// Whether a product runs split along `k` (see [`gemm_split_k`]).
+fn splits_k(m: usize, k: usize, n: usize, threads: usize) -> bool {
+    threads > 1
+        && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS
+        && k >= 4 * m.max(n)
+        && m * n <= SPLIT_K_MAX_OUTPUT
+}
+
+/// `C = alpha·A·B + beta·C` on the calling thread for small products, else
+/// in one block of columns (or rows) of C per thread. At `beta == 0` C is
+/// only written, never read.
+///
+/// # Safety
+/// `A` and `B` are checked views with `A.cols == B.rows`; `c` addresses an
+/// `A.rows × B.cols` matrix with rows `rsc` apart, valid for writing (and for
+/// reading when `beta != 0`), that nothing else accesses meanwhile.
+unsafe fn gemm_blocks<T: Float>(
+    alpha: T,
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    beta: T,
+    c: *mut T,
+    rsc: usize,
+    threads: usize,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+        // SAFETY: the caller's contract.
+        unsafe { gemm_unchecked(alpha, a, b, beta, c, rsc, 0, 0, m, n) };
+        return;
     }
     let split_cols = n >= m;
     let len = if split_cols { n } else { m };
     let parts = threads.min(len.div_ceil(16)).max(1);
     // Blocks are multiples of 16 so every thread's kernel runs on full panels.
     let block = len.div_ceil(parts).div_ceil(16) * 16;
-    let c_ptr = SendPtr(c.data.as_mut_ptr());
+    let c_ptr = SendPtr(c);
     (0..parts).into_par_iter().for_each(|p| {
         let start = p * block;
         if start >= len {
@@ -195,38 +223,15 @@ pub fn gemm<T: Float>(
         let end = (start + block).min(len);
         let ptr = c_ptr;
         // SAFETY: each part writes a disjoint block of rows or columns of C,
-        // and all bounds were checked by `check_dims`.
+        // inside the matrix the caller vouched for.
         unsafe {
             if split_cols {
-                gemm_unchecked(
-                    alpha,
-                    &a,
-                    &b,
-                    beta,
-                    ptr.0,
-                    c.row_stride,
-                    0,
-                    start,
-                    m,
-                    end - start,
-                )
+                gemm_unchecked(alpha, a, b, beta, ptr.0, rsc, 0, start, m, end - start)
             } else {
-                gemm_unchecked(
-                    alpha,
-                    &a,
-                    &b,
-                    beta,
-                    ptr.0,
-                    c.row_stride,
-                    start,
-                    0,
-                    end - start,
-                    n,
-                )
+                gemm_unchecked(alpha, a, b, beta, ptr.0, rsc, start, 0, end - start, n)
             }
         }
     });
-    Ok(())
 }
 
 /// `A·B + 1·rowᵀ` (`row` added to every row of the product; `None`: nothing
@@ -247,6 +252,22 @@ pub fn gemm_new<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, row: Option<&[T]>)
     let len = m.checked_mul(n).ok_or_else(|| {
         TensorError::invalid_argument("gemm_new", format!("a {m}x{n} product is too large"))
     })?;
+    let threads = rayon::current_num_threads();
+    // (one row goes to `gemm`'s dot products, split-k to its partial sums)
+    if row.is_none() && m > 1 && !splits_k(m, k, n, threads) {
+        let mut out: Vec<T> = Vec::with_capacity(len);
+        // SAFETY: `a`, `b` are checked views that fit (`a.cols == b.rows`);
+        // the m×n output, rows n apart, is the vector's spare capacity, which
+        // nothing else sees. At beta = 0 every element of it is written and
+        // none read (our sgemm stores without reading C; matrixmultiply
+        // documents that C need not be initialised; k = 0 writes zeros), so
+        // all `len` elements are initialised when `set_len` runs.
+        unsafe {
+            gemm_blocks(T::one(), &a, &b, T::zero(), out.as_mut_ptr(), n, threads);
+            out.set_len(len);
+        }
+        return Ok(out);
+    }
     let zeros;
     let row = match row {
         Some(r) => r,
@@ -255,7 +276,6 @@ pub fn gemm_new<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, row: Option<&[T]>)
             &zeros
         }
     };
-    let threads = rayon::current_num_threads();
     let beta = T::one();
     if threads <= 1 || m < 16 * threads || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS
     {
@@ -596,6 +616,24 @@ pub(crate) mod tests {
                     .fold(0.0, f64::max);
                 assert!(err < 1e-10, "{m}x{k}x{n} without a row: {err}");
             }
+        }
+        // f32 runs our sgemm, which must write every element of the new
+        // matrix without reading it (edge tiles in both dimensions)
+        let (m, k, n) = (203, 77, 45);
+        let a: Vec<f32> = data(m * k, 8).iter().map(|&v| v as f32).collect();
+        let b: Vec<f32> = data(k * n, 9).iter().map(|&v| v as f32).collect();
+        let mut want = vec![f32::NAN; m * n];
+        let (am, bm) = (
+            MatRef::new(&a, m, k).unwrap(),
+            MatRef::new(&b, k, n).unwrap(),
+        );
+        gemm(1.0, am, bm, 0.0, MatMut::new(&mut want, m, n).unwrap()).unwrap();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            assert_eq!(pool.install(|| gemm_new(am, bm, None)).unwrap(), want);
         }
         let a = data(6, 1);
         let err = gemm_new(

@@ -131,7 +131,7 @@ mod imp {
                             unsafe {
                                 let p = c.offset((i0 + r) as isize * rsc).add(j0 + q);
                                 // later blocks add to what the first wrote
-                                *p = super::super::blend(v, if first { beta } else { 1.0 }, *p);
+                                super::super::store(p, v, if first { beta } else { 1.0 });
                             }
                         }
                     }

@@ -323,7 +323,7 @@ impl Block {
                             // SAFETY: (i, j) is inside the C block.
                             unsafe {
                                 let p = c.offset(i as isize * self.rsc + j as isize * self.csc);
-                                *p = blend(self.alpha * tile[i * nr + j], self.beta, *p);
+                                store(p, self.alpha * tile[i * nr + j], self.beta);
                             }
                         }
                     }
@@ -380,12 +380,23 @@ pub fn matmul_with(
     Ok(())
 }
 
-/// One element of `C = alpha·A·B + beta·C`: `v` (alpha·A·B's element)
-/// plus `beta·old`, where `beta == 0` ignores `old` (NaN included), as BLAS
-/// does. The scalar form of what the vector kernels do per register.
+/// One element of `C = alpha·A·B + beta·C`: `*p = v + beta·*p`, where `v`
+/// is alpha·A·B's element and `beta == 0` never reads `*p` (NaN ignored, as
+/// BLAS does, and C may be memory never written). The scalar form of what
+/// the vector kernels do per register.
+///
+/// # Safety
+/// `p` is valid for writing, and for reading when `beta != 0`.
 #[inline(always)]
-pub(super) fn blend(v: f32, beta: f32, old: f32) -> f32 {
-    if beta == 0.0 { v } else { v + beta * old }
+pub(super) unsafe fn store(p: *mut f32, v: f32, beta: f32) {
+    // SAFETY: the caller's contract; `*p` is read only when beta != 0.
+    unsafe {
+        if beta == 0.0 {
+            p.write(v);
+        } else {
+            p.write(v + beta * p.read());
+        }
+    }
 }
 
 /// `C = beta·C` (`beta == 0`: zeros, whatever C held).
@@ -398,7 +409,7 @@ unsafe fn scale(m: usize, n: usize, beta: f32, c: *mut f32, rsc: isize, csc: isi
             // SAFETY: (i, j) is inside C.
             unsafe {
                 let p = c.offset(i as isize * rsc + j as isize * csc);
-                *p = blend(0.0, beta, *p);
+                store(p, 0.0, beta);
             }
         }
     }

@@ -55,7 +55,7 @@ unsafe fn tile(
             // SAFETY: (i, j) is inside the tile.
             unsafe {
                 let p = c.offset(i as isize * rsc + j as isize);
-                *p = super::blend(alpha * v, beta, *p);
+                super::store(p, alpha * v, beta);
             }
         }
     }
