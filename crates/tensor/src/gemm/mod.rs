@@ -277,7 +277,12 @@ pub fn gemm_new<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, row: Option<&[T]>)
         }
     };
     let beta = T::one();
-    if threads <= 1 || m < 16 * threads || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS
+    // blocks of rows only where each thread gets whole tiles and the product
+    // would not rather be split along k (a long k read once, not per block)
+    if threads <= 1
+        || m < 16 * threads
+        || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS
+        || splits_k(m, k, n, threads)
     {
         let mut out = Vec::with_capacity(len);
         for _ in 0..m {
