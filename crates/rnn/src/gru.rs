@@ -109,7 +109,7 @@ fn forward_part<T: Float>(
             };
             cell_forward(
                 &xg[x_at..x_at + gw],
-                &gh[i * gw..(i + 1) * gw],
+                &mut gh[i * gw..(i + 1) * gw],
                 &mut h[r.clone()],
                 &mut out[t][r],
                 keep_i,
@@ -121,51 +121,47 @@ fn forward_part<T: Float>(
 }
 
 /// One sample's gates at one step, from the input side `xg` and hidden side
-/// `gh` (`W_h· h + b_h`); `h` and `out` get the new state; `keep` (empty when
-/// nothing is saved) gets `r, z, n` and the hidden part of `n`. Sliced to
-/// `hid` and branch-free inside, so the loop vectorises.
+/// `gh` (`W_h· h + b_h`, this step's scratch, overwritten); `h` and `out` get
+/// the new state; `keep` (empty when nothing is saved) gets `r, z, n` and the
+/// hidden part of `n`. The activations run over whole gate slices
+/// ([`Float::sigmoid_in_place`]); the loops are sliced to `hid` and
+/// branch-free, so they vectorise.
 // Out of line on purpose: inlined into the step loop, LLVM lost track of
 // the slices being disjoint and left this loop scalar (3x slower, seen in
 // `perf annotate`); as a function its `&mut` arguments are known not to alias.
 #[inline(never)]
 fn cell_forward<T: Float>(
     xg: &[T],
-    gh: &[T],
+    gh: &mut [T],
     h: &mut [T],
     out: &mut [T],
     keep: &mut [T],
     hid: usize,
 ) {
-    let (xr, xz, xn) = (&xg[..hid], &xg[hid..2 * hid], &xg[2 * hid..3 * hid]);
-    let (hr, hz, hn) = (&gh[..hid], &gh[hid..2 * hid], &gh[2 * hid..3 * hid]);
-    let (h, out) = (&mut h[..hid], &mut out[..hid]);
-    let one = T::one();
-    if keep.is_empty() {
-        for j in 0..hid {
-            let r = (xr[j] + hr[j]).sigmoid();
-            let z = (xz[j] + hz[j]).sigmoid();
-            let n = (xn[j] + r * hn[j]).tanh_fast();
-            let new = (one - z) * n + z * h[j];
-            h[j] = new;
-            out[j] = new;
-        }
-        return;
+    let (xrz, xn) = (&xg[..2 * hid], &xg[2 * hid..3 * hid]);
+    let (rz, hn) = gh[..3 * hid].split_at_mut(2 * hid);
+    if !keep.is_empty() {
+        keep[3 * hid..4 * hid].copy_from_slice(hn);
     }
-    let (kr, rest) = keep.split_at_mut(hid);
-    let (kz, rest) = rest.split_at_mut(hid);
-    let (kn, kh) = rest.split_at_mut(hid);
-    let (kz, kn, kh) = (&mut kz[..hid], &mut kn[..hid], &mut kh[..hid]);
+    for (g, &x) in rz.iter_mut().zip(xrz) {
+        *g += x;
+    }
+    T::sigmoid_in_place(rz);
+    let (r, z) = rz.split_at(hid);
+    let (r, z, hn) = (&r[..hid], &z[..hid], &mut hn[..hid]);
     for j in 0..hid {
-        let r = (xr[j] + hr[j]).sigmoid();
-        let z = (xz[j] + hz[j]).sigmoid();
-        let n = (xn[j] + r * hn[j]).tanh_fast();
-        let new = (one - z) * n + z * h[j];
-        kr[j] = r;
-        kz[j] = z;
-        kn[j] = n;
-        kh[j] = hn[j];
+        hn[j] = xn[j] + r[j] * hn[j];
+    }
+    T::tanh_in_place(hn);
+    let (n, h, out) = (&hn[..hid], &mut h[..hid], &mut out[..hid]);
+    let one = T::one();
+    for j in 0..hid {
+        let new = (one - z[j]) * n[j] + z[j] * h[j];
         h[j] = new;
         out[j] = new;
+    }
+    if !keep.is_empty() {
+        keep[..3 * hid].copy_from_slice(&gh[..3 * hid]);
     }
 }
 

@@ -43,6 +43,21 @@ pub trait Float:
     /// Hyperbolic tangent; vectorisable for `f32` (see [`crate::math`]).
     fn tanh_fast(self) -> Self;
 
+    /// `x ← σ(x)` over a slice: [`Float::sigmoid`] element by element, or
+    /// (for `f32` where the CPU has them) [`crate::activations`]' 16-wide kernels.
+    fn sigmoid_in_place(xs: &mut [Self]) {
+        for x in xs {
+            *x = x.sigmoid();
+        }
+    }
+
+    /// `x ← tanh(x)` over a slice, as [`Float::sigmoid_in_place`].
+    fn tanh_in_place(xs: &mut [Self]) {
+        for x in xs {
+            *x = x.tanh_fast();
+        }
+    }
+
     /// An 8-row register tile of `C (+)= A · B` with explicit vector
     /// instructions, `cols` (32, or 16 at the right edge of a product whose
     /// width is 16 more than a multiple of 32) columns wide, if this machine
@@ -166,6 +181,12 @@ impl Float for f32 {
     #[inline(always)]
     fn tanh_fast(self) -> Self {
         crate::math::tanh_f32(self)
+    }
+    fn sigmoid_in_place(xs: &mut [Self]) {
+        crate::activations::sigmoid_in_place(xs);
+    }
+    fn tanh_in_place(xs: &mut [Self]) {
+        crate::activations::tanh_in_place(xs);
     }
     #[inline(always)]
     fn select(cond: bool, a: Self, b: Self) -> Self {

@@ -30,6 +30,7 @@
 //! # Ok::<(), finetune_tensor::TensorError>(())
 //! ```
 
+pub mod activations;
 pub mod alloc;
 pub mod broadcast;
 pub mod conv;
