@@ -185,10 +185,10 @@ fn cell_forward<T: Float>(
         h[j] = cn;
     }
     T::tanh_in_place(h);
-    for j in 0..hid {
-        h[j] *= zo[j];
-        out[j] = h[j];
+    for (hj, &o) in h.iter_mut().zip(zo) {
+        *hj *= o;
     }
+    out.copy_from_slice(h);
 }
 /// One sample's backward at one step: from `dh` (carried) + `dout` and the
 /// carried `dc` to the pre-activation gradients `dz`; `dc` becomes the
