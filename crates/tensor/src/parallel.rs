@@ -146,6 +146,44 @@ pub fn rows_new<T: Copy + Send + Sync>(
     v
 }
 
+/// A new `Vec` of `len` elements written chunk by chunk in parallel by
+/// `work(i, chunk)`, which gets each chunk unwritten (never zeroed: for
+/// kernels that write every output value anyway) and says whether it wrote
+/// all of it. `None` if any chunk was not written.
+///
+/// # Safety
+/// `work` returns `true` only after writing every element of its chunk.
+pub(crate) unsafe fn chunks_written<T: Copy + Send + Sync>(
+    len: usize,
+    chunk: usize,
+    work: impl Fn(usize, &mut [std::mem::MaybeUninit<T>]) -> bool + Sync + Send,
+) -> Option<Vec<T>> {
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    if len == 0 {
+        return Some(v);
+    }
+    let chunk = chunk.max(1);
+    let spare = &mut v.spare_capacity_mut()[..len];
+    let all = if len >= PARALLEL_THRESHOLD {
+        spare
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .map(|(i, c)| work(i, c))
+            .reduce(|| true, |a, b| a & b)
+    } else {
+        spare
+            .chunks_mut(chunk)
+            .enumerate()
+            .fold(true, |ok, (i, c)| work(i, c) & ok)
+    };
+    if !all {
+        return None;
+    }
+    // SAFETY: the chunks cover 0..len and `work` vouched for writing each.
+    unsafe { v.set_len(len) };
+    Some(v)
+}
+
 /// Runs `f` on every element in place.
 pub fn for_each_mut<T: Send + Sync>(data: &mut [T], f: impl Fn(&mut T) + Sync + Send) {
     if data.len() < PARALLEL_THRESHOLD {

@@ -22,7 +22,7 @@ fn samples_per_task(batch: usize) -> usize {
 /// A new per-sample output (`per_sample` values per sample) built by one task
 /// per contiguous run of samples: each task's chunk is first set row by row
 /// (rows of `row` values; `row_value(r)` for the chunk's row `r`), then
-/// `run(samples, chunk)` fills it. Shared by the im2col and Winograd forwards;
+/// `run(samples, chunk)` fills it (the im2col forward, which accumulates onto the bias);
 /// the first error a run returns is the result.
 pub(crate) fn forward_over_sample_runs<T: Float>(
     batch: usize,
@@ -49,6 +49,43 @@ pub(crate) fn forward_over_sample_runs<T: Float>(
     match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(out),
+    }
+}
+
+/// As [`forward_over_sample_runs`], for runs that write every value of
+/// their chunk themselves: the chunks are handed over unwritten, never zeroed.
+///
+/// # Safety
+/// When `run` returns `Ok`, it must have written every element of its chunk.
+pub(crate) unsafe fn forward_over_sample_runs_written<T: Float>(
+    batch: usize,
+    per_sample: usize,
+    run: impl Fn(Range<usize>, &mut [std::mem::MaybeUninit<T>]) -> Result<()> + Sync + Send,
+) -> Result<Vec<T>> {
+    let per_task = samples_per_task(batch);
+    let failure = std::sync::Mutex::new(None);
+    let work = |task: usize, chunk: &mut [std::mem::MaybeUninit<T>]| {
+        let first = task * per_task;
+        let samples = first..first + chunk.len() / per_sample.max(1);
+        match run(samples, chunk) {
+            Ok(()) => true,
+            Err(e) => {
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                false
+            }
+        }
+    };
+    // SAFETY: a chunk is reported written only when `run` returned Ok,
+    // which by this function's contract wrote all of it.
+    let out =
+        unsafe { crate::parallel::chunks_written(batch * per_sample, per_task * per_sample, work) };
+    match (failure.into_inner().unwrap_or_else(|p| p.into_inner()), out) {
+        (Some(e), _) => Err(e),
+        (None, Some(out)) => Ok(out),
+        (None, None) => Err(crate::error::TensorError::invalid_argument(
+            "conv2d",
+            "a run of samples left its output unwritten",
+        )),
     }
 }
 
