@@ -31,7 +31,8 @@ pub fn avx2_fma_available() -> bool {
 
 /// `C[8 x cols] (+)= A[8 x k] · B[k x cols]` for `cols` 32 or 16. With
 /// AVX-512 (32 columns): sixteen 512-bit accumulators, per `k` two loads of
-/// `B` and eight broadcasts of `A` feeding sixteen fused multiply-adds. With
+/// `B` and eight broadcasts of `A` feeding sixteen fused multiply-adds (16
+/// columns: eight accumulators, one load of `B`). With
 /// AVX2+FMA (sixteen 256-bit registers, so a whole 8x32 tile would spill):
 /// rows 0-5 as 6x16 tiles of twelve accumulators (enough independent sums to
 /// cover the multiply-add latency on both FMA units), rows 6-7 as one 2-row
@@ -55,9 +56,15 @@ pub unsafe fn tile_8_rows_f32(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if cols == 32 && avx512_available() {
+        if (cols == 32 || cols == 16) && avx512_available() {
             // SAFETY: AVX-512F is present; pointer contract forwarded.
-            unsafe { tile_8x32_avx512(k, a, lda, b, ldb, c, ldc, accumulate) };
+            unsafe {
+                if cols == 32 {
+                    tile_8x16w_avx512::<2>(k, a, lda, b, ldb, c, ldc, accumulate)
+                } else {
+                    tile_8x16w_avx512::<1>(k, a, lda, b, ldb, c, ldc, accumulate)
+                }
+            };
             return true;
         }
         if (cols == 32 || cols == 16) && avx2_fma_available() {
@@ -81,10 +88,13 @@ pub unsafe fn tile_8_rows_f32(
     false
 }
 
+/// `C[8 x 16W] (+)= A[8 x k] · B[k x 16W]` with `8·W` 512-bit accumulators
+/// (W = 2: the 32-column tile; W = 1: the 16-column edge, whose eight
+/// independent sums still cover the multiply-add latency on both units).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_8x32_avx512(
+unsafe fn tile_8x16w_avx512<const W: usize>(
     k: usize,
     a: *const f32,
     lda: usize,
@@ -97,25 +107,27 @@ unsafe fn tile_8x32_avx512(
     use std::arch::x86_64::*;
     // SAFETY (whole body): every offset stays inside the rows the caller vouched for.
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+        let mut acc = [[_mm512_setzero_ps(); W]; 8];
         if accumulate {
             for (r, row) in acc.iter_mut().enumerate() {
-                row[0] = _mm512_loadu_ps(c.add(r * ldc));
-                row[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
+                for (w, v) in row.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(c.add(r * ldc + 16 * w));
+                }
             }
         }
         for p in 0..k {
-            let b0 = _mm512_loadu_ps(b.add(p * ldb));
-            let b1 = _mm512_loadu_ps(b.add(p * ldb + 16));
+            let bv: [__m512; W] = std::array::from_fn(|w| _mm512_loadu_ps(b.add(p * ldb + 16 * w)));
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = _mm512_set1_ps(*a.add(r * lda + p));
-                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+                for (v, &bw) in row.iter_mut().zip(&bv) {
+                    *v = _mm512_fmadd_ps(av, bw, *v);
+                }
             }
         }
         for (r, row) in acc.iter().enumerate() {
-            _mm512_storeu_ps(c.add(r * ldc), row[0]);
-            _mm512_storeu_ps(c.add(r * ldc + 16), row[1]);
+            for (w, v) in row.iter().enumerate() {
+                _mm512_storeu_ps(c.add(r * ldc + 16 * w), *v);
+            }
         }
     }
 }
