@@ -151,7 +151,7 @@ impl Float for f32 {
         accumulate: bool,
     ) -> bool {
         // SAFETY: forwarded contract.
-        unsafe { crate::simd::tile_8_rows_f32(cols, k, a, lda, b, ldb, c, ldc, accumulate) }
+        unsafe { crate::gemm::rows::tile_8_rows_f32(cols, k, a, lda, b, ldb, c, ldc, accumulate) }
     }
     unsafe fn dot_rows_raw(
         n: usize,
@@ -163,7 +163,7 @@ impl Float for f32 {
         accumulate: bool,
     ) -> bool {
         // SAFETY: forwarded contract.
-        unsafe { crate::simd::dot_rows_f32(n, k, w, ldw, x, y, accumulate) }
+        unsafe { crate::gemm::gemv::dot_rows_f32(n, k, w, ldw, x, y, accumulate) }
     }
     fn of(v: f64) -> Self {
         v as f32

@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | [`gemm`], [`gemm_serial`] | `C = α·A·B + β·C` on strided views (a transposed operand is a view, never a copy) | `mod.rs` |
 //! | [`gemm_new`] | `A·B` plus a bias row, into a new matrix built block by block | `mod.rs` |
-//! | [`gemm_rows`], [`gemm_rows_serial`], [`gemm_rows_packed`] | a *few* rows against a large row-major `B` reused call after call (a recurrent step) | `rows.rs` |
-//! | [`dot_rows`], [`dot`] | one row against a weight in PyTorch's `(out, in)` layout, read in place | `gemv.rs` |
+//! | [`gemm_rows`], [`gemm_rows_serial`], [`gemm_rows_packed`] | a *few* rows against a large row-major `B` reused call after call (a recurrent step) | `rows/` (its register tiles in `tile_avx512.rs`, `tile_avx2.rs`) |
+//! | [`dot_rows`], [`dot`] | one row against a weight in PyTorch's `(out, in)` layout, read in place | `gemv/` (`dot_avx512.rs`, `dot_avx2.rs`) |
 //! | [`sgemm`] | the f32 kernel under `gemm`: BLIS-style packing and blocking, micro-kernels chosen at run time | `sgemm/` |
 //!
 //! [`gemm`] routes by itself: one row against a row-contiguous `B` goes to
@@ -16,11 +16,11 @@
 //! per rayon thread, or split along `k` when the output is small and the
 //! inner dimension long, so it composes with the rest of the rayon-parallel
 //! kernels instead of fighting a second thread pool. The calls go one way:
-//! `mod.rs` → `gemv.rs` / `Float::gemm_raw` → `sgemm/`; `rows.rs` and
-//! `gemv.rs` call nothing here.
+//! `mod.rs` → `gemv/` / `Float::gemm_raw` → `sgemm/`; `rows/` and `gemv/`
+//! call nothing here but their own kernels (through `Float`).
 
 pub mod gemv;
-mod rows;
+pub(crate) mod rows;
 pub mod sgemm;
 
 pub use gemv::{dot, dot_rows};

@@ -10,6 +10,9 @@
 //! multiply-adds on full vector registers. Columns are split over rayon
 //! threads so each thread streams only its part of `B`.
 
+mod tile_avx2;
+mod tile_avx512;
+
 use rayon::prelude::*;
 
 use crate::error::{Result, TensorError};
@@ -554,6 +557,65 @@ unsafe fn tile_edge<T: Float>(
             }
         }
     }
+}
+
+/// `C[8 x cols] (+)= A[8 x k] · B[k x cols]` for `cols` 32 or 16. With
+/// AVX-512 (32 columns): sixteen 512-bit accumulators, per `k` two loads of
+/// `B` and eight broadcasts of `A` feeding sixteen fused multiply-adds (16
+/// columns: eight accumulators, one load of `B`). With
+/// AVX2+FMA (sixteen 256-bit registers, so a whole 8x32 tile would spill):
+/// rows 0-5 as 6x16 tiles of twelve accumulators (enough independent sums to
+/// cover the multiply-add latency on both FMA units), rows 6-7 as one 2-row
+/// tile. Every kernel adds in the same order as the portable code (one fused
+/// multiply-add per `k`, in order), so results are identical. Returns `false`
+/// (doing nothing) for other widths or without either instruction set.
+///
+/// # Safety
+/// The pointers must address the rows described (see `Float::tile_8_rows`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn tile_8_rows_f32(
+    cols: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if (cols == 32 || cols == 16) && crate::simd::avx512_available() {
+            // SAFETY: AVX-512F is present; pointer contract forwarded.
+            unsafe {
+                if cols == 32 {
+                    tile_avx512::tile::<2>(k, a, lda, b, ldb, c, ldc, accumulate)
+                } else {
+                    tile_avx512::tile::<1>(k, a, lda, b, ldb, c, ldc, accumulate)
+                }
+            };
+            return true;
+        }
+        if (cols == 32 || cols == 16) && crate::simd::avx2_fma_available() {
+            let (a6, c6) = (a.wrapping_add(6 * lda), c.wrapping_add(6 * ldc));
+            // SAFETY: AVX2 and FMA are present; rows 0-5 in 16-column parts
+            // and rows 6-7 whole tile the 8 x cols block the caller vouched for.
+            unsafe {
+                tile_avx2::tile::<6, 2>(k, a, lda, b, ldb, c, ldc, accumulate);
+                if cols == 32 {
+                    let (b16, c16) = (b.add(16), c.add(16));
+                    tile_avx2::tile::<6, 2>(k, a, lda, b16, ldb, c16, ldc, accumulate);
+                    tile_avx2::tile::<2, 4>(k, a6, lda, b, ldb, c6, ldc, accumulate);
+                } else {
+                    tile_avx2::tile::<2, 2>(k, a6, lda, b, ldb, c6, ldc, accumulate);
+                }
+            }
+            return true;
+        }
+    }
+    let _ = (cols, k, a, lda, b, ldb, c, ldc, accumulate);
+    false
 }
 
 #[cfg(test)]
