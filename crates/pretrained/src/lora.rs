@@ -50,8 +50,16 @@ impl LoraSettings {
 
 /// The module a parameter belongs to: its name without the last part
 /// (`lstm1.weight_ih_l0` → `lstm1`, `features.0.weight` → `features.0`).
-fn module_of(name: &str) -> &str {
+pub(crate) fn module_of(name: &str) -> &str {
     name.rsplit_once('.').map_or("", |(m, _)| m)
+}
+
+/// Whether a parameter is a bias (`fc.bias`, `lstm1.bias_ih_l0`): BitFit's
+/// parameters, and PEFT's `bias` setting.
+pub(crate) fn is_bias(name: &str) -> bool {
+    name.rsplit('.')
+        .next()
+        .is_some_and(|last| last.starts_with("bias"))
 }
 
 impl Model {
@@ -147,14 +155,20 @@ impl Model {
     /// right now recorded, so the saved model reloads with the same freeze.
     pub(crate) fn lora_settings_to_save(&self) -> Option<LoraSettings> {
         let mut settings = self.metadata().lora.clone()?;
+        settings.trainable = Some(self.trained_besides_adapters());
+        Some(settings)
+    }
+
+    /// The trainable parameters that are not LoRA adapters (the head,
+    /// `--train bias` biases, ...), in model order.
+    pub(crate) fn trained_besides_adapters(&self) -> Vec<String> {
         let mut trainable = Vec::new();
         self.net().for_each_parameter(|name, p| {
             if p.is_trainable() && !finetune_nn::lora::is_adapter_tensor(name) {
                 trainable.push(name.to_string());
             }
         });
-        settings.trainable = Some(trainable);
-        Some(settings)
+        trainable
     }
 
     /// Folds every adapter into its weight (`W ← W + s·B·A`), leaving a plain
@@ -228,10 +242,9 @@ impl Model {
             .collect();
         let mut trainable = 0;
         self.net_mut().for_each_parameter_mut(|name, p| {
-            let last = name.rsplit('.').next().unwrap_or(name);
             let keep = finetune_nn::lora::is_adapter_tensor(name)
                 || kinds.iter().any(|k| match k {
-                    TrainOnly::Bias => last.starts_with("bias"),
+                    TrainOnly::Bias => is_bias(name),
                     TrainOnly::Norm => norms.contains(module_of(name)),
                     TrainOnly::Head => in_head(name),
                 });

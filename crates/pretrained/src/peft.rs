@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::checkpoint::model_tensors;
 use crate::error::{Error, Result};
-use crate::lora::LoraSettings;
+use crate::lora::{LoraSettings, is_bias, module_of};
 use crate::model::{Model, ModelMetadata};
 use crate::safetensors::{parse_safetensors, write_safetensors};
 use crate::spec::ModelSpec;
@@ -61,11 +61,6 @@ fn adapted_weight(key: &str) -> Option<String> {
     })
 }
 
-/// The module of a tensor name (`features.0.bias` → `features.0`).
-fn module_of(name: &str) -> &str {
-    name.rsplit_once('.').map_or(name, |(m, _)| m)
-}
-
 /// PEFT's `modules_to_save` and `bias` for an adapter: a module is saved
 /// whole when it trained a weight outside the adapters (the head) or keeps
 /// running statistics; a trained bias elsewhere is PEFT's `bias` setting —
@@ -77,7 +72,6 @@ fn peft_saved_modules<'a>(
     buffers: &'a BTreeSet<String>,
     targets: &BTreeSet<&str>,
 ) -> (BTreeSet<&'a str>, &'static str) {
-    let is_bias = |n: &str| n.rsplit('.').next().is_some_and(|l| l.starts_with("bias"));
     let modules: BTreeSet<&str> = trainable
         .iter()
         .filter(|n| !is_bias(n))
@@ -110,12 +104,7 @@ impl Model {
                 "the model has no LoRA adapters (train it with --lora)",
             ));
         };
-        let mut trainable = BTreeSet::new();
-        self.net().for_each_parameter(|n, p| {
-            if p.is_trainable() && !is_adapter_tensor(n) {
-                trainable.insert(n.to_string());
-            }
-        });
+        let trainable: BTreeSet<String> = self.trained_besides_adapters().into_iter().collect();
         let buffers: BTreeSet<String> = self
             .net()
             .state_dict()

@@ -74,35 +74,24 @@ mod avx512 {
     /// `e^x` for `x <= 0` (the callers pass `-|x|`): [`crate::math::exp_f32`]'s
     /// reduction and polynomial; `2^n` by `vscalefps`, exact; below the
     /// smallest normal result, zero, as there.
-    #[allow(clippy::excessive_precision)] // Cephes' coefficients, digit for digit, as in `math`
     #[target_feature(enable = "avx512f")]
     fn exp_nonpositive(x: __m512) -> __m512 {
-        const LOG2E: f32 = std::f32::consts::LOG2_E;
-        const LN2_HI: f32 = 0.693_359_4;
-        const LN2_LO: f32 = -2.121_944_4e-4;
-        const MAGIC: f32 = 12_582_912.0;
-        const LOWEST: f32 = -87.336_55;
-        // max(LOWEST, x) returns x when x is NaN (its second operand)
-        let xc = _mm512_max_ps(splat(LOWEST), x);
+        use crate::math::{EXP_LOWEST, EXP_POLY, LN2_HI, LN2_LO, LOG2E, MAGIC};
+        // max(EXP_LOWEST, x) returns x when x is NaN (its second operand)
+        let xc = _mm512_max_ps(splat(EXP_LOWEST), x);
         let n = _mm512_sub_ps(
             _mm512_fmadd_ps(xc, splat(LOG2E), splat(MAGIC)),
             splat(MAGIC),
         );
         let r = _mm512_fnmadd_ps(n, splat(LN2_HI), xc);
         let r = _mm512_fnmadd_ps(n, splat(LN2_LO), r);
-        let mut p = splat(1.987_569_1e-4);
-        for c in [
-            1.398_2e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            1.666_666_5e-1,
-            5.000_000_1e-1,
-        ] {
+        let mut p = splat(EXP_POLY[0]);
+        for &c in &EXP_POLY[1..] {
             p = _mm512_fmadd_ps(p, r, splat(c));
         }
         let y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), splat(1.0));
         let e = _mm512_scalef_ps(y, n);
-        let under = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, splat(LOWEST));
+        let under = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, splat(EXP_LOWEST));
         _mm512_mask_mov_ps(e, under, _mm512_setzero_ps())
     }
 
@@ -132,11 +121,12 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     fn tanh16(x: __m512) -> __m512 {
+        use crate::math::{TANH_POLY, TANH_SMALL};
         let (a, sign) = abs_and_sign(x);
         // near zero: x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835
         let x2 = _mm512_mul_ps(x, x);
-        let mut p = splat(62.0 / 2835.0);
-        for c in [-17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0, 1.0] {
+        let mut p = splat(TANH_POLY[0]);
+        for &c in &TANH_POLY[1..] {
             p = _mm512_fmadd_ps(p, x2, splat(c));
         }
         let small = _mm512_mul_ps(x, p);
@@ -145,7 +135,7 @@ mod avx512 {
         let large = _mm512_mul_ps(_mm512_sub_ps(splat(1.0), e), q);
         let large = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(large), sign));
         // NaN compares false, so it takes `small`, which is NaN
-        let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, splat(0.25));
+        let big = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(a, splat(TANH_SMALL));
         _mm512_mask_mov_ps(small, big, large)
     }
 

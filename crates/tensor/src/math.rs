@@ -11,30 +11,43 @@
 
 #![allow(clippy::excessive_precision)] // the published Cephes coefficients, digit for digit
 
+/// `log2(e)`, and `ln 2` in a high part exact in few bits and the rest: the
+/// range reduction `r = x − n·ln 2` without cancellation (Cephes).
+pub(crate) const LOG2E: f32 = std::f32::consts::LOG2_E;
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
+/// Adding 1.5·2²³ rounds to an integer in the low mantissa bits: `n` as a
+/// float and, in the bits of `t`, as an integer — no `round()` and no
+/// float-to-int conversion, which cost 3x the whole function in the loop.
+pub(crate) const MAGIC: f32 = 12_582_912.0;
+/// The arguments below and above which `e^x` is 0 and +inf in `f32`.
+pub(crate) const EXP_LOWEST: f32 = -87.336_55;
+pub(crate) const EXP_HIGHEST: f32 = 88.722_83;
+/// Cephes' polynomial for `e^r − 1 − r` over `r²`, highest power first
+/// (Horner from the first).
+pub(crate) const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_2e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    5.000_000_1e-1,
+];
+/// `tanh` near zero: `x·P(x²)` with `P` the odd Taylor series to `x⁹`,
+/// highest power first; used below [`TANH_SMALL`].
+pub(crate) const TANH_POLY: [f32; 5] = [62.0 / 2835.0, -17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0, 1.0];
+/// Below this `|x|`, `tanh` takes the polynomial (where `1 − e^{−2x}` would cancel).
+pub(crate) const TANH_SMALL: f32 = 0.25;
+
 /// `e^x` for `f32`, saturating to 0 and +inf outside the representable range.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5·2²³ rounds to an integer in the low mantissa bits: `n` as a
-    // float and, in the bits of `t`, as an integer — no `round()` and no
-    // float-to-int conversion, which cost 3x the whole function in the loop.
-    const MAGIC: f32 = 12_582_912.0;
-    let xc = x.clamp(-87.336_55, 88.722_83);
+    let xc = x.clamp(EXP_LOWEST, EXP_HIGHEST);
     let t = fma(xc, LOG2E, MAGIC);
     let n = t - MAGIC;
     let r = fma(-n, LN2_LO, fma(-n, LN2_HI, xc));
     let r2 = r * r;
-    let p = [
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        5.000_000_1e-1,
-    ]
-    .iter()
-    .fold(1.987_569_1e-4, |p, &c| fma(p, r, c));
+    let p = EXP_POLY[1..].iter().fold(EXP_POLY[0], |p, &c| fma(p, r, c));
     let y = fma(p, r2, r) + 1.0;
     // 2^n in two halves, so that n = 128 (just below overflow) and n = -126
     // (the smallest normal) both stay representable; integer shifts, no casts
@@ -44,8 +57,8 @@ pub fn exp_f32(x: f32) -> f32 {
     let s2 = f32::from_bits(((n2 + 127) as u32) << 23);
     let out = y * s1 * s2;
     // saturate with bit masks, not branches, so loops over this vectorise
-    let over = 0u32.wrapping_sub((x > 88.722_83) as u32);
-    let under = 0u32.wrapping_sub((x < -87.336_55) as u32);
+    let over = 0u32.wrapping_sub((x > EXP_HIGHEST) as u32);
+    let under = 0u32.wrapping_sub((x < EXP_LOWEST) as u32);
     f32::from_bits(((out.to_bits() & !over) | (f32::INFINITY.to_bits() & over)) & !under)
 }
 
@@ -73,14 +86,14 @@ pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     // near zero: x - x^3/3 + 2x^5/15 - 17x^7/315 + 62x^9/2835
     let x2 = x * x;
-    let poly = [-17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0, 1.0]
+    let poly = TANH_POLY[1..]
         .iter()
-        .fold(62.0 / 2835.0, |p, &c| fma(p, x2, c));
+        .fold(TANH_POLY[0], |p, &c| fma(p, x2, c));
     let small = x * poly;
     let e = exp_f32(-2.0 * a);
     let large = ((1.0 - e) / (1.0 + e)).copysign(x);
     // choose with a bit mask (both sides are computed anyway) so it vectorises
-    let m = 0u32.wrapping_sub((a < 0.25) as u32);
+    let m = 0u32.wrapping_sub((a < TANH_SMALL) as u32);
     f32::from_bits((small.to_bits() & m) | (large.to_bits() & !m))
 }
 

@@ -81,31 +81,18 @@ pub fn chunks_new<T: Copy + Send + Sync>(
     row_value: impl Fn(usize, usize) -> T + Sync + Send,
     work: impl Fn(usize, &mut [T]) + Sync + Send,
 ) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(len);
-    if len == 0 || chunk == 0 {
-        return v;
+    if chunk == 0 {
+        return Vec::new();
     }
     let row = row.max(1);
-    let body = |(i, c): (usize, &mut [std::mem::MaybeUninit<T>])| {
-        for (r, cells) in c.chunks_mut(row).enumerate() {
-            let value = row_value(i, r);
-            for slot in cells {
-                slot.write(value);
-            }
-        }
-        // SAFETY: every element of `c` was written just above.
-        let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
-        work(i, c);
+    // SAFETY: `init_rows` writes every element of the chunk before `work` sees it.
+    let built = unsafe {
+        chunks_written(len, chunk, |i, c| {
+            work(i, init_rows(c, row, |r| row_value(i, r)));
+            true
+        })
     };
-    let spare = &mut v.spare_capacity_mut()[..len];
-    if len >= PARALLEL_THRESHOLD {
-        spare.par_chunks_mut(chunk).enumerate().for_each(body);
-    } else {
-        spare.chunks_mut(chunk).enumerate().for_each(body);
-    }
-    // SAFETY: the chunks cover 0..len and each was fully initialised by `body`.
-    unsafe { v.set_len(len) };
-    v
+    built.unwrap_or_default()
 }
 
 /// A new `rows × row.len()` row-major matrix built in blocks of
@@ -120,36 +107,55 @@ pub fn rows_new<T: Copy + Send + Sync>(
     work: impl Fn(usize, &mut [T]) + Sync + Send,
 ) -> Vec<T> {
     let (n, per) = (row.len(), rows_per_chunk.max(1));
-    let mut v: Vec<T> = Vec::with_capacity(rows * n);
-    if rows == 0 || n == 0 {
-        return v;
+    if n == 0 {
+        return Vec::new();
     }
-    let body = |(i, c): (usize, &mut [std::mem::MaybeUninit<T>])| {
-        for cells in c.chunks_mut(n) {
-            for (slot, &value) in cells.iter_mut().zip(row) {
-                slot.write(value);
-            }
-        }
-        // SAFETY: every element of `c` was written just above (each of its
-        // `n`-long rows from `row`; `c`'s length is a multiple of `n`).
-        let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
-        work(i * per, c);
+    // SAFETY: `init_copies` writes every element of the block before `work` sees it.
+    let built = unsafe {
+        chunks_written(rows * n, per * n, |i, c| {
+            work(i * per, init_copies(c, row));
+            true
+        })
     };
-    let spare = &mut v.spare_capacity_mut()[..rows * n];
-    if rows * n >= PARALLEL_THRESHOLD {
-        spare.par_chunks_mut(per * n).enumerate().for_each(body);
-    } else {
-        spare.chunks_mut(per * n).enumerate().for_each(body);
+    built.unwrap_or_default()
+}
+
+/// Writes `value(r)` into every element of row `r` (rows of `width`) of `c`,
+/// and gives `c` back as initialised.
+fn init_rows<T: Copy>(
+    c: &mut [std::mem::MaybeUninit<T>],
+    width: usize,
+    value: impl Fn(usize) -> T,
+) -> &mut [T] {
+    for (r, cells) in c.chunks_mut(width.max(1)).enumerate() {
+        let v = value(r);
+        for slot in cells {
+            slot.write(v);
+        }
     }
-    // SAFETY: the chunks cover 0..rows·n and each was fully initialised by `body`.
-    unsafe { v.set_len(rows * n) };
-    v
+    // SAFETY: every element of `c` was written just above.
+    unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) }
+}
+
+/// Writes `pattern` (not empty) over and over into `c`, the last copy cut
+/// short where `c` ends, and gives `c` back as initialised.
+fn init_copies<'c, T: Copy>(c: &'c mut [std::mem::MaybeUninit<T>], pattern: &[T]) -> &'c mut [T] {
+    assert!(!pattern.is_empty(), "a pattern to copy");
+    for cells in c.chunks_mut(pattern.len()) {
+        for (slot, &v) in cells.iter_mut().zip(pattern) {
+            slot.write(v);
+        }
+    }
+    // SAFETY: every piece of `c` is at most one pattern long, so the zip
+    // above wrote each of its elements.
+    unsafe { &mut *(c as *mut [std::mem::MaybeUninit<T>] as *mut [T]) }
 }
 
 /// A new `Vec` of `len` elements written chunk by chunk in parallel by
 /// `work(i, chunk)`, which gets each chunk unwritten (never zeroed: for
 /// kernels that write every output value anyway) and says whether it wrote
-/// all of it. `None` if any chunk was not written.
+/// all of it. `None` if any chunk was not written. The one place here that
+/// hands out unwritten memory; [`chunks_new`] and [`rows_new`] fill it first.
 ///
 /// # Safety
 /// `work` returns `true` only after writing every element of its chunk.
@@ -182,6 +188,33 @@ pub(crate) unsafe fn chunks_written<T: Copy + Send + Sync>(
     // SAFETY: the chunks cover 0..len and `work` vouched for writing each.
     unsafe { v.set_len(len) };
     Some(v)
+}
+
+/// The first error any of a set of parallel tasks reported (later ones are
+/// dropped): what tasks that cannot return a `Result` through rayon keep.
+pub(crate) struct FirstError<E>(std::sync::Mutex<Option<E>>);
+
+impl<E> FirstError<E> {
+    pub(crate) fn new() -> Self {
+        FirstError(std::sync::Mutex::new(None))
+    }
+
+    /// Keeps `r`'s error if it is the first; whether `r` was `Ok`.
+    pub(crate) fn keep(&self, r: Result<(), E>) -> bool {
+        let Err(e) = r else { return true };
+        // a poisoned lock (a panic while it was held) still holds the slot
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+        false
+    }
+
+    /// `value`, unless a task failed.
+    pub(crate) fn or<T>(self, value: T) -> Result<T, E> {
+        match self.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
 }
 
 /// Runs `f` on every element in place.

@@ -38,30 +38,15 @@ pub fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Vec<usize> 
 
 /// `Σ v²` of `f32` values, accumulated in `f64` — a gradient's squared L2
 /// norm, which the trainer takes every step for clipping and its report.
-/// Blocks of 4096 values are summed in parallel, each in eight interleaved
-/// partial sums (one long chain of dependent additions ran a 1.2-million
+/// Blocks of 4096 values are summed in parallel, each in interleaved partial
+/// sums ([`sum_lanes_of`]) (one long chain of dependent additions ran a 1.2-million
 /// parameter head's norm at a quarter of its backward's time), and the block
 /// sums are added in block order: the same result whatever the number of
 /// threads.
 pub fn sum_squares_f64(values: &[f32]) -> f64 {
     use rayon::prelude::*;
     const BLOCK: usize = 4096;
-    const LANES: usize = 8;
-    let block_sum = |block: &[f32]| -> f64 {
-        let mut acc = [0.0f64; LANES];
-        let chunks = block.chunks_exact(LANES);
-        let tail: f64 = chunks
-            .remainder()
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum();
-        for chunk in chunks {
-            for (a, &v) in acc.iter_mut().zip(chunk) {
-                *a += f64::from(v) * f64::from(v);
-            }
-        }
-        acc.iter().sum::<f64>() + tail
-    };
+    let block_sum = |block: &[f32]| sum_lanes_of(block, |v| f64::from(v) * f64::from(v));
     let sums: Vec<f64> = if values.len() >= crate::parallel::PARALLEL_THRESHOLD {
         values.par_chunks(BLOCK).map(block_sum).collect()
     } else {
@@ -77,13 +62,19 @@ pub fn sum_squares_f64(values: &[f32]) -> f64 {
 /// of the training step that way. Independent lanes vectorise. The order is
 /// fixed by the slice alone, so the result never depends on threads.
 pub fn sum_lanes<T: Float>(values: &[T]) -> T {
+    sum_lanes_of(values, |v| v)
+}
+
+/// [`sum_lanes`] of `f(v)` for every value (squares in `f64` for the
+/// gradient norm).
+pub fn sum_lanes_of<A: Copy, T: Float>(values: &[A], f: impl Fn(A) -> T) -> T {
     const LANES: usize = 16;
     let mut acc = [T::zero(); LANES];
     let chunks = values.chunks_exact(LANES);
-    let tail: T = chunks.remainder().iter().copied().sum();
+    let tail: T = chunks.remainder().iter().map(|&v| f(v)).sum();
     for chunk in chunks {
         for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v;
+            *a += f(v);
         }
     }
     acc.iter().copied().sum::<T>() + tail

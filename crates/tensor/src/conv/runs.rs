@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::float::Float;
+use crate::parallel::FirstError;
 
 /// The input and weight gradients of a backward pass, each only if asked for.
 pub(super) type Grads<T> = (Option<Vec<T>>, Option<Vec<T>>);
@@ -22,8 +23,8 @@ fn samples_per_task(batch: usize) -> usize {
 /// A new per-sample output (`per_sample` values per sample) built by one task
 /// per contiguous run of samples: each task's chunk is first set row by row
 /// (rows of `row` values; `row_value(r)` for the chunk's row `r`), then
-/// `run(samples, chunk)` fills it (the im2col forward, which accumulates onto the bias);
-/// the first error a run returns is the result.
+/// `run(samples, chunk)` fills it (the im2col forward, which accumulates onto
+/// the bias); the first error a run returns is the result.
 pub(crate) fn forward_over_sample_runs<T: Float>(
     batch: usize,
     per_sample: usize,
@@ -32,24 +33,20 @@ pub(crate) fn forward_over_sample_runs<T: Float>(
     run: impl Fn(Range<usize>, &mut [T]) -> Result<()> + Sync + Send,
 ) -> Result<Vec<T>> {
     let per_task = samples_per_task(batch);
-    let failure = std::sync::Mutex::new(None);
+    let failure = FirstError::new();
     let out = crate::parallel::chunks_new(
         batch * per_sample,
         per_task * per_sample,
         row.max(1),
         |_, r| row_value(r),
         |task, chunk| {
-            let first = task * per_task;
-            let samples = first..first + chunk.len() / per_sample.max(1);
-            if let Err(e) = run(samples, chunk) {
-                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            }
+            failure.keep(run(
+                task_samples(task, per_task, per_sample, chunk.len()),
+                chunk,
+            ));
         },
     );
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    failure.or(out)
 }
 
 /// As [`forward_over_sample_runs`], for runs that write every value of
@@ -63,30 +60,25 @@ pub(crate) unsafe fn forward_over_sample_runs_written<T: Float>(
     run: impl Fn(Range<usize>, &mut [std::mem::MaybeUninit<T>]) -> Result<()> + Sync + Send,
 ) -> Result<Vec<T>> {
     let per_task = samples_per_task(batch);
-    let failure = std::sync::Mutex::new(None);
+    let failure = FirstError::new();
     let work = |task: usize, chunk: &mut [std::mem::MaybeUninit<T>]| {
-        let first = task * per_task;
-        let samples = first..first + chunk.len() / per_sample.max(1);
-        match run(samples, chunk) {
-            Ok(()) => true,
-            Err(e) => {
-                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                false
-            }
-        }
+        failure.keep(run(
+            task_samples(task, per_task, per_sample, chunk.len()),
+            chunk,
+        ))
     };
     // SAFETY: a chunk is reported written only when `run` returned Ok,
     // which by this function's contract wrote all of it.
     let out =
         unsafe { crate::parallel::chunks_written(batch * per_sample, per_task * per_sample, work) };
-    match (failure.into_inner().unwrap_or_else(|p| p.into_inner()), out) {
-        (Some(e), _) => Err(e),
-        (None, Some(out)) => Ok(out),
-        (None, None) => Err(crate::error::TensorError::invalid_argument(
-            "conv2d",
-            "a run of samples left its output unwritten",
-        )),
-    }
+    // (a chunk goes unwritten only when its run failed, which `failure` holds)
+    failure.or(out.unwrap_or_default())
+}
+
+/// The samples task `task` covers, from its chunk's length.
+fn task_samples(task: usize, per_task: usize, per_sample: usize, chunk: usize) -> Range<usize> {
+    let first = task * per_task;
+    first..first + chunk / per_sample.max(1)
 }
 
 /// The backward pass over contiguous runs of samples, one per task:

@@ -253,62 +253,55 @@ pub fn gemm_new<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, row: Option<&[T]>)
         TensorError::invalid_argument("gemm_new", format!("a {m}x{n} product is too large"))
     })?;
     let threads = rayon::current_num_threads();
-    // (one row goes to `gemm`'s dot products, split-k to its partial sums)
-    if row.is_none() && m > 1 && !splits_k(m, k, n, threads) {
-        let mut out: Vec<T> = Vec::with_capacity(len);
-        // SAFETY: `a`, `b` are checked views that fit (`a.cols == b.rows`);
-        // the m×n output, rows n apart, is the vector's spare capacity, which
-        // nothing else sees. At beta = 0 every element of it is written and
-        // none read (our sgemm stores without reading C; matrixmultiply
-        // documents that C need not be initialised; k = 0 writes zeros), so
-        // all `len` elements are initialised when `set_len` runs.
-        unsafe {
-            gemm_blocks(T::one(), &a, &b, T::zero(), out.as_mut_ptr(), n, threads);
-            out.set_len(len);
+    let split_k = splits_k(m, k, n, threads);
+    match row {
+        // (one row goes to `gemm`'s dot products, split-k to its partial sums)
+        None if m > 1 && !split_k => {
+            let mut out: Vec<T> = Vec::with_capacity(len);
+            // SAFETY: `a`, `b` are checked views that fit (`a.cols == b.rows`);
+            // the m×n output, rows n apart, is the vector's spare capacity,
+            // which nothing else sees. At beta = 0 every element of it is
+            // written and none read (our sgemm stores without reading C;
+            // matrixmultiply documents that C need not be initialised; k = 0
+            // writes zeros), so all `len` elements are initialised when
+            // `set_len` runs.
+            unsafe {
+                gemm_blocks(T::one(), &a, &b, T::zero(), out.as_mut_ptr(), n, threads);
+                out.set_len(len);
+            }
+            Ok(out)
         }
-        return Ok(out);
-    }
-    let zeros;
-    let row = match row {
-        Some(r) => r,
-        None => {
-            zeros = vec![T::zero(); n];
-            &zeros
+        // blocks of rows where each thread gets whole 8-row tiles and the
+        // product would not rather be split along k (a long k read once)
+        Some(row)
+            if !split_k
+                && m >= 16 * threads
+                && threads > 1
+                && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS =>
+        {
+            let per = m.div_ceil(threads).div_ceil(8) * 8;
+            let failure = crate::parallel::FirstError::new();
+            let out = crate::parallel::rows_new(m, row, per, |r0, block| {
+                let rows = block.len() / n;
+                // rows r0.. of the checked view `a` lie inside it
+                let part = MatRef {
+                    data: &a.data[r0 * a.row_stride..],
+                    rows,
+                    ..a
+                };
+                let c = MatMut::new(block, rows, n);
+                failure.keep(c.and_then(|c| gemm_serial(T::one(), part, b, T::one(), c)));
+            });
+            failure.or(out)
         }
-    };
-    let beta = T::one();
-    // blocks of rows only where each thread gets whole tiles and the product
-    // would not rather be split along k (a long k read once, not per block)
-    if threads <= 1
-        || m < 16 * threads
-        || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS
-        || splits_k(m, k, n, threads)
-    {
-        let mut out = Vec::with_capacity(len);
-        for _ in 0..m {
-            out.extend_from_slice(row);
+        _ => {
+            let (mut out, beta) = match row {
+                Some(r) => (r.repeat(m), T::one()),
+                None => (vec![T::zero(); len], T::zero()),
+            };
+            gemm(T::one(), a, b, beta, MatMut::new(&mut out, m, n)?)?;
+            Ok(out)
         }
-        gemm(T::one(), a, b, beta, MatMut::new(&mut out, m, n)?)?;
-        return Ok(out);
-    }
-    // whole 8-row tiles per block, one block per thread
-    let per = m.div_ceil(threads).div_ceil(8) * 8;
-    let failure = std::sync::Mutex::new(None);
-    let out = crate::parallel::rows_new(m, row, per, |r0, block| {
-        let rows = block.len() / n;
-        let part = MatRef {
-            data: &a.data[r0 * a.row_stride..],
-            rows,
-            ..a
-        };
-        let run = MatMut::new(block, rows, n).and_then(|c| gemm_serial(T::one(), part, b, beta, c));
-        if let Err(e) = run {
-            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-        }
-    });
-    match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(out),
     }
 }
 
