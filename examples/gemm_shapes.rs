@@ -8,7 +8,13 @@ mod raw_sgemm;
 use raw_sgemm::raw_sgemm;
 
 fn main() {
-    let shapes: [(&str, usize, usize, usize, bool, bool); 9] = [
+    let shapes: [(&str, usize, usize, usize, bool, bool); 15] = [
+        ("nt k256 x[64x256] WT", 64, 256, 128, false, true),
+        ("nt k512", 64, 512, 128, false, true),
+        ("nt k1024", 64, 1024, 128, false, true),
+        ("nt k2048", 64, 2048, 128, false, true),
+        ("nt k4608", 64, 4608, 128, false, true),
+        ("nt h[32x256] Whh[1024x256]", 32, 256, 1024, false, true),
         ("square 256", 256, 256, 256, false, false),
         ("square 512", 512, 512, 512, false, false),
         ("square 1024", 1024, 1024, 1024, false, false),
@@ -54,7 +60,12 @@ fn main() {
             true,
         ),
     ];
+    // an optional argument keeps only the shapes whose name contains it
+    let only = std::env::args().nth(1).unwrap_or_default();
     for (name, m, k, n, ta, tb) in shapes {
+        if !name.contains(&only) {
+            continue;
+        }
         let a = vec![0.5f32; m * k];
         let b = vec![0.25f32; k * n];
         let mut c = vec![0.0f32; m * n];

@@ -77,6 +77,7 @@ fn main() {
     let mut opt = Optimizer::new(OptimizerKind::sgd_momentum());
     let t0 = std::time::Instant::now();
     let mut times = Vec::with_capacity(steps);
+    let mut parts: Vec<[f64; 4]> = Vec::new();
     for _ in 0..steps {
         let ts = std::time::Instant::now();
         let mut tape = Tape::new();
@@ -93,13 +94,27 @@ fn main() {
         let loss = tape
             .cross_entropy(logits, &y, &LossOptions::default())
             .unwrap();
+        let t_f = ts.elapsed().as_secs_f64();
         let mut grads = tape.backward(loss).unwrap();
+        let t_b = ts.elapsed().as_secs_f64();
         drop(tape);
         net.zero_grad();
         net.collect_grads(&mut grads);
+        let t_c = ts.elapsed().as_secs_f64();
         opt.step(&mut net, |n| groups.group_of(n), &hyper).unwrap();
         times.push(ts.elapsed().as_secs_f64());
+        parts.push([t_f, t_b - t_f, t_c - t_b, ts.elapsed().as_secs_f64() - t_c]);
     }
+    // where a step's time goes, part by part (medians; they need not add up)
+    for (q, part) in ["forward", "backward", "collect", "update"]
+        .iter()
+        .enumerate()
+    {
+        let mut v: Vec<f64> = parts.iter().map(|p| p[q]).collect();
+        v.sort_by(f64::total_cmp);
+        print!("{part} {:.3} ms  ", v[v.len() / 2] * 1e3);
+    }
+    println!();
     times.sort_by(f64::total_cmp);
     let (min, med) = (times[0], times[times.len() / 2]);
     println!(

@@ -25,6 +25,7 @@
 mod avx2;
 mod avx512;
 mod dots;
+mod interleave;
 mod pack;
 mod portable;
 
@@ -63,9 +64,13 @@ const KC: usize = 256;
 /// 192 KB, inside every current core's L2 (measured best of 96, 192 and
 /// 384 with KC 256, 384 and 512 on the AVX-512 Xeon, 2026-12-03).
 const MC: usize = 192;
-/// The shortest inner dimension [`sgemm`] computes as dot products (for
-/// shorter ones the lanes' final sums cost more than packing saves).
-const DOTS_MIN_K: usize = 256;
+/// The inner dimensions [`sgemm`] computes as dot products: for shorter
+/// ones the lanes' final sums cost more than packing saves; for longer ones
+/// the packed path, with [`interleave`]'s in-register transposes, is faster
+/// (`examples/gemm_shapes nt`, one thread, 64×k by k×128: dot products 111–125
+/// GFLOP/s at k = 256 and 512 but 79–95 from 1024 up, packed 121–126 there;
+/// 2026-12-04, AVX-512 Xeon).
+const DOTS_K: std::ops::Range<usize> = 256..1024;
 
 /// Whether [`sgemm`] runs a product as dot products ([`dots`]): A's rows
 /// and Bᵀ's rows contiguous, C's columns contiguous, a long inner dimension.
@@ -83,7 +88,7 @@ fn dots_apply(
         && csc == 1
         && rsa >= 0
         && csb >= 0
-        && k >= DOTS_MIN_K
+        && DOTS_K.contains(&k)
         && dots::available()
 }
 

@@ -10,6 +10,8 @@
 //! unit stride, whichever that is, so a transposed operand packs as fast as
 //! a plain one.
 
+use super::interleave::interleave;
+
 /// Packs the `mc×kc` block of A at `a` (strides `rsa`, `csa`) into `dst` as
 /// `⌈mc/mr⌉` panels of `mr×kc`.
 ///
@@ -37,6 +39,12 @@ pub(super) unsafe fn a(
         // and out[p·mr + r] inside the panel.
         if csa == 1 {
             // rows contiguous: read `rows` streams side by side, write each step's MR values together
+            let start = unsafe { a.offset(r0 as isize * rsa) };
+            if rsa >= 0 && unsafe { interleave_streams(rows, kc, start, rsa as usize, out, mr) } {
+                // SAFETY: the panel's kc·mr values are inside dst.
+                unsafe { zero_tail(kc, rows, mr, out) };
+                continue;
+            }
             let mut src = [std::ptr::null::<f32>(); 16];
             for (r, s) in src.iter_mut().enumerate().take(rows) {
                 *s = unsafe { a.offset((r0 + r) as isize * rsa) };
@@ -55,12 +63,8 @@ pub(super) unsafe fn a(
                 }
             }
         }
-        for p in 0..kc {
-            for r in rows..mr {
-                // SAFETY: inside the panel.
-                unsafe { *out.add(p * mr + r) = 0.0 };
-            }
-        }
+        // SAFETY: the panel's kc·mr values are inside dst.
+        unsafe { zero_tail(kc, rows, mr, out) };
     }
 }
 
@@ -142,6 +146,12 @@ pub(super) unsafe fn b(
         }
         if rsb == 1 {
             // B transposed (columns contiguous): `cols` streams side by side, NR values per step
+            let start = unsafe { b.offset(c0 as isize * csb) };
+            if csb >= 0 && unsafe { interleave_streams(cols, kc, start, csb as usize, out, nr) } {
+                // SAFETY: the panel's kc·nr values are inside dst.
+                unsafe { zero_tail(kc, cols, nr, out) };
+                continue;
+            }
             let mut src = [std::ptr::null::<f32>(); 32];
             for (j, s) in src.iter_mut().enumerate().take(cols) {
                 *s = unsafe { b.offset((c0 + j) as isize * csb) };
@@ -160,13 +170,53 @@ pub(super) unsafe fn b(
                 }
             }
         }
-        for p in 0..kc {
-            for j in cols..nr {
-                // SAFETY: inside the panel.
-                unsafe { *out.add(p * nr + j) = 0.0 };
-            }
+        // SAFETY: the panel's kc·nr values are inside dst.
+        unsafe { zero_tail(kc, cols, nr, out) };
+    }
+}
+
+/// Zeroes values `used..width` of each of a panel's `kc` runs (rows or
+/// columns past the block's edge), so the micro-kernel runs whole tiles.
+///
+/// # Safety
+/// `out` must be valid for `kc·width` writes.
+unsafe fn zero_tail(kc: usize, used: usize, width: usize, out: *mut f32) {
+    if used >= width {
+        return;
+    }
+    for p in 0..kc {
+        for j in used..width {
+            // SAFETY: value j < width of run p < kc.
+            unsafe { *out.add(p * width + j) = 0.0 };
         }
     }
+}
+
+/// `rows` streams `ld` apart interleaved into runs `stride` apart, eight
+/// streams at a time ([`interleave`]): `out[p·stride + r] = src[r·ld + p]`.
+/// False, writing nothing, where the CPU has no vector transpose.
+///
+/// # Safety
+/// As [`interleave`], for any `rows ≤ stride`.
+unsafe fn interleave_streams(
+    rows: usize,
+    kc: usize,
+    src: *const f32,
+    ld: usize,
+    out: *mut f32,
+    stride: usize,
+) -> bool {
+    for g in (0..rows).step_by(8) {
+        let group = 8.min(rows - g);
+        // SAFETY: streams g..g + group of the caller's, into lanes g.. of each run.
+        let done = unsafe { interleave(group, kc, src.add(g * ld), ld, out.add(g), stride) };
+        if !done {
+            // only the first group can fail (the CPU check); nothing was written
+            debug_assert_eq!(g, 0);
+            return false;
+        }
+    }
+    true
 }
 
 /// Copies `kc` runs of `N` contiguous values, run `p` from `src + p·stride`

@@ -203,8 +203,9 @@ fn a_column_strided_output_and_the_degenerate_cases() {
 }
 
 #[test]
-fn the_front_door_takes_the_dot_product_path_for_a_times_b_transposed_and_matches() {
-    // k across block boundaries (1024) with a tail, m and n with edges
+fn a_times_b_transposed_matches_on_the_dot_product_and_the_packed_path() {
+    // k of 256 and 300 runs as dot products, 1030 and 2100 packed (through
+    // the interleaving transposes); m and n with edges
     for &(m, k, n) in &[(5, 256, 7), (64, 300, 33), (4, 1030, 4), (9, 2100, 13)] {
         for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0), (-2.0, 0.25)] {
             let a = data(m * k, 7);
