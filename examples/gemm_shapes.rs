@@ -8,7 +8,31 @@ mod raw_sgemm;
 use raw_sgemm::raw_sgemm;
 
 fn main() {
-    let shapes: [(&str, usize, usize, usize, bool, bool); 15] = [
+    let shapes: [(&str, usize, usize, usize, bool, bool); 18] = [
+        (
+            "lstm dW dzT[1024x2048] xh[2048x320]",
+            1024,
+            2048,
+            320,
+            true,
+            false,
+        ),
+        (
+            "lm head fwd h[2048x256] WT[256x65]",
+            2048,
+            256,
+            65,
+            false,
+            true,
+        ),
+        (
+            "lm head dW dyT[65x2048] h[2048x256]",
+            65,
+            2048,
+            256,
+            true,
+            false,
+        ),
         ("nt k256 x[64x256] WT", 64, 256, 128, false, true),
         ("nt k512", 64, 512, 128, false, true),
         ("nt k1024", 64, 1024, 128, false, true),

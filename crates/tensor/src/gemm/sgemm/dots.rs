@@ -18,8 +18,9 @@
 //! held in L1 (16 KB) while the X rows' block streams from L2; each
 //! accumulator is summed across its lanes once per block. AVX-512 only;
 //! elsewhere the packed GEMM runs. [`super::sgemm`] sends it inner
-//! dimensions of 256 to 1023 only: beyond, the X rows' blocks outgrow what
-//! L2 streams at the FMA rate and packing (transposes in registers) wins.
+//! dimensions of 256 to 1023, and an X of at most 512 KB, only: beyond, the
+//! X rows' blocks outgrow what L2 streams at the FMA rate and packing
+//! (transposes in registers) wins.
 
 /// Values of `k` per block: four W rows of it are 16 KB, a third of L1.
 const KB: usize = 1024;

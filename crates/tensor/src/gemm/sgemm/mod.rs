@@ -71,11 +71,16 @@ const MC: usize = 192;
 /// GFLOP/s at k = 256 and 512 but 79–95 from 1024 up, packed 121–126 there;
 /// 2026-12-04, AVX-512 Xeon).
 const DOTS_K: std::ops::Range<usize> = 256..1024;
+/// The most values of A the dot products take: each group of four Bᵀ rows
+/// streams all of A's rows again, from L2 only while A fits there (512 KB).
+/// A language model's head, 2048×256 by 256×65, ran at 57–65 GFLOP/s as dot
+/// products and 106–109 packed (`examples/gemm_shapes "lm head"`).
+const DOTS_MAX_A: usize = 128 * 1024;
 
 /// Whether [`sgemm`] runs a product as dot products ([`dots`]): A's rows
 /// and Bᵀ's rows contiguous, C's columns contiguous, a long inner dimension.
 fn dots_apply(
-    k: usize,
+    (m, k): (usize, usize),
     alpha: f32,
     (rsa, csa): (isize, isize),
     (rsb, csb): (isize, isize),
@@ -89,6 +94,7 @@ fn dots_apply(
         && rsa >= 0
         && csb >= 0
         && DOTS_K.contains(&k)
+        && m.saturating_mul(k) <= DOTS_MAX_A
         && dots::available()
 }
 
@@ -151,7 +157,7 @@ pub unsafe fn sgemm(
     csc: isize,
 ) {
     // A·Bᵀ with both read along k (a Linear layer's forward): dot products, no packing
-    if dots_apply(k, alpha, (rsa, csa), (rsb, csb), csc) {
+    if dots_apply((m, k), alpha, (rsa, csa), (rsb, csb), csc) {
         // SAFETY: forwarded contract; rows of A and of Bᵀ are contiguous (csa = rsb = 1).
         unsafe {
             dots::gemm_nt(
