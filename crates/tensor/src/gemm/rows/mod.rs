@@ -238,23 +238,29 @@ impl<T: Float> PackedRhs<T> {
     /// sequence, before the first step). `value` must accept every
     /// `p < k`, `j < n`.
     pub fn from_fn(k: usize, n: usize, value: impl Fn(usize, usize) -> T + Sync) -> Self {
-        use rayon::prelude::*;
         let strips = n.div_ceil(NR);
-        let mut data = crate::parallel::zeros(strips * k * NR);
-        let pack_strip = |(s, strip): (usize, &mut [T])| {
+        // each strip written once, by one task, straight into the new memory
+        // (a zero-fill first was a second parallel pass, and a thread hand-off)
+        let pack_strip = |s: usize, strip: &mut [std::mem::MaybeUninit<T>]| {
             let cols = NR.min(n - s * NR);
             for (p, row) in strip.chunks_mut(NR).enumerate() {
-                for (c, v) in row[..cols].iter_mut().enumerate() {
-                    *v = value(p, s * NR + c);
+                for (c, slot) in row.iter_mut().enumerate() {
+                    slot.write(if c < cols {
+                        value(p, s * NR + c)
+                    } else {
+                        T::zero()
+                    });
                 }
             }
+            true
         };
-        if k > 0 && data.len() >= crate::parallel::PARALLEL_THRESHOLD {
-            data.par_chunks_mut(k * NR).enumerate().for_each(pack_strip);
-        } else if k > 0 {
-            data.chunks_mut(k * NR).enumerate().for_each(pack_strip);
+        // SAFETY: every strip is `k` whole rows of NR values, each written above.
+        let data = unsafe { crate::parallel::chunks_written(strips * k * NR, k * NR, pack_strip) };
+        PackedRhs {
+            k,
+            n,
+            data: data.unwrap_or_default(),
         }
-        PackedRhs { k, n, data }
     }
 
     /// Rows of `B` (the inner dimension of the product).
