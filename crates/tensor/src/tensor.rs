@@ -125,6 +125,31 @@ impl<T: Float> Tensor<T> {
         self.data.into_owned()
     }
 
+    /// Entries `start..start + len` of the first axis, sharing this tensor's
+    /// buffer — no copy. Why: a recurrent layer's per-step outputs are the
+    /// leading block of its packed result (outputs, then the final states),
+    /// a megabyte or more a layer that a copy only moved. The view stays
+    /// row-major and contiguous; writing to it copies first, as for any
+    /// shared tensor.
+    pub fn narrow_leading(&self, start: usize, len: usize) -> Result<Self> {
+        let rows = self.shape().first().copied().unwrap_or(0);
+        if self.ndim() == 0 || start.checked_add(len).is_none_or(|end| end > rows) {
+            return Err(TensorError::invalid_argument(
+                "narrow_leading",
+                format!(
+                    "range {start}..{} is outside the first axis of {:?}",
+                    start.saturating_add(len),
+                    self.shape()
+                ),
+            ));
+        }
+        let data = self
+            .data
+            .clone()
+            .slice_axis_move(ndarray::Axis(0), ndarray::Slice::from(start..start + len));
+        Ok(Tensor { data })
+    }
+
     /// The elements as a new `Vec`.
     pub fn to_vec(&self) -> Vec<T> {
         self.as_slice().to_vec()
@@ -376,6 +401,25 @@ mod tests {
         b.as_mut_slice()[0] = 1.0;
         assert_eq!(a.as_slice()[0], 0.0);
         assert_eq!(b.as_slice()[0], 1.0);
+    }
+
+    #[test]
+    fn a_leading_narrow_shares_the_buffer_and_reads_like_a_copy() {
+        let t = Tensor::<f32>::new(&[4, 2, 3], (0..24).map(|v| v as f32).collect()).unwrap();
+        let mid = t.narrow_leading(1, 2).unwrap();
+        assert_eq!(mid.shape(), &[2, 2, 3]);
+        assert_eq!(mid.as_slice(), &t.as_slice()[6..18]);
+        assert!(!t.is_unique(), "shared, not copied");
+        // writing to the view leaves the original alone
+        let mut w = mid.clone();
+        w.as_mut_slice()[0] = -1.0;
+        assert_eq!(t.as_slice()[6], 6.0);
+        assert_eq!(mid.as_slice()[0], 6.0);
+        assert_eq!(w.as_slice()[..2], [-1.0, 7.0]);
+        assert_eq!(t.narrow_leading(4, 0).unwrap().len(), 0);
+        assert!(t.narrow_leading(3, 2).is_err());
+        assert!(t.narrow_leading(usize::MAX, 2).is_err());
+        assert!(Tensor::<f32>::scalar(1.0).narrow_leading(0, 0).is_err());
     }
 
     #[test]

@@ -359,6 +359,10 @@ pub fn narrow_value<T: Float>(
             ),
         ));
     }
+    if axis == 0 {
+        // a leading block: shared, not copied
+        return x.narrow_leading(start, len);
+    }
     let src = x.as_slice();
     let mut out = Vec::with_capacity(outer * len * inner);
     for o in 0..outer {
