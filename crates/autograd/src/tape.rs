@@ -66,14 +66,14 @@ pub type InputGrads<T> = Vec<Option<Tensor<T>>>;
 /// let y = tape.record("triple", &[x], value, |ctx| Ok(vec![Some(ctx.grad_output.map(|g| 3.0 * g))]));
 /// # Ok::<(), finetune_autograd::AutogradError>(())
 /// ```
-pub trait Backward<T: Float> {
+pub trait Backward<T: Float>: Send {
     /// Computes the input gradients.
     fn backward(&self, ctx: &BackwardContext<'_, T>) -> Result<InputGrads<T>>;
 }
 
 impl<T: Float, F> Backward<T> for F
 where
-    F: Fn(&BackwardContext<'_, T>) -> Result<InputGrads<T>>,
+    F: Fn(&BackwardContext<'_, T>) -> Result<InputGrads<T>> + Send,
 {
     fn backward(&self, ctx: &BackwardContext<'_, T>) -> Result<InputGrads<T>> {
         self(ctx)
@@ -258,7 +258,7 @@ impl<T: Float> Tape<T> {
         backward: F,
     ) -> Var
     where
-        F: Fn(&BackwardContext<'_, T>) -> Result<InputGrads<T>> + 'static,
+        F: Fn(&BackwardContext<'_, T>) -> Result<InputGrads<T>> + Send + 'static,
     {
         self.record_rule(op, inputs, value, backward)
     }
@@ -432,6 +432,13 @@ impl<T: Float> fmt::Display for Tape<T> {
         Ok(())
     }
 }
+
+// A tape moves to rayon's pool with the forward pass or training step that
+// records it (`Sequential::forward_range`, `finetune_train::step`).
+const _: () = {
+    fn send<S: Send>() {}
+    let _ = send::<Tape<f32>>;
+};
 
 #[cfg(test)]
 mod tests {

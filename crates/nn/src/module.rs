@@ -56,7 +56,7 @@ pub trait VisitorMut<T: Float> {
 }
 
 /// A layer or a container of layers.
-pub trait Module<T: Float = f32> {
+pub trait Module<T: Float = f32>: Send {
     /// Records the forward pass on `tape`.
     fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> Result<Var>;
 

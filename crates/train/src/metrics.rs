@@ -135,33 +135,38 @@ pub fn evaluate(
     let end = net.len();
     for batch in source.batches(batch_size, None, 0)? {
         let batch = batch?;
-        let mut tape = Tape::new();
-        tape.set_grad_enabled(false);
-        let x = tape.constant(batch.inputs);
-        let mut logits = net.forward_range(&mut tape, x, batch.lengths.as_deref(), start, end)?;
-        let mut shape = tape.shape(logits)?.to_vec();
-        // a language model predicts every position: `[N, T, C]` against N·T targets
-        if let [n, t, c] = shape[..]
-            && n.checked_mul(t) == Some(batch.targets.len())
-        {
-            logits = tape.reshape(logits, &[n * t, c])?;
-            shape = vec![n * t, c];
-        }
-        if shape.len() != 2 || shape[1] != classes {
-            return Err(TrainError::Config(format!(
-                "the model outputs {shape:?} but the data has {classes} classes"
-            )));
-        }
-        let loss = tape.cross_entropy(logits, &batch.targets, &LossOptions::default())?;
-        let loss = tape.value(loss)?.item()? as f64;
-        tally.add(
-            tape.value(logits)?.as_slice(),
-            classes,
-            &batch.targets,
-            loss,
-            top_k,
-            Some(&mut confusion),
-        );
+        // on a pool thread, as a training step runs (see `step::step`)
+        rayon::scope(|_| -> Result<()> {
+            let mut tape = Tape::new();
+            tape.set_grad_enabled(false);
+            let x = tape.constant(batch.inputs);
+            let mut logits =
+                net.forward_range(&mut tape, x, batch.lengths.as_deref(), start, end)?;
+            let mut shape = tape.shape(logits)?.to_vec();
+            // a language model predicts every position: `[N, T, C]` against N·T targets
+            if let [n, t, c] = shape[..]
+                && n.checked_mul(t) == Some(batch.targets.len())
+            {
+                logits = tape.reshape(logits, &[n * t, c])?;
+                shape = vec![n * t, c];
+            }
+            if shape.len() != 2 || shape[1] != classes {
+                return Err(TrainError::Config(format!(
+                    "the model outputs {shape:?} but the data has {classes} classes"
+                )));
+            }
+            let loss = tape.cross_entropy(logits, &batch.targets, &LossOptions::default())?;
+            let loss = tape.value(loss)?.item()? as f64;
+            tally.add(
+                tape.value(logits)?.as_slice(),
+                classes,
+                &batch.targets,
+                loss,
+                top_k,
+                Some(&mut confusion),
+            );
+            Ok(())
+        })?;
     }
     let per_class_accuracy = confusion
         .iter()

@@ -59,6 +59,25 @@ pub fn step(
     options: &StepOptions,
     tally: Option<(&mut Tally, usize)>,
 ) -> Result<StepStats> {
+    // The step runs on a thread of rayon's pool: called from outside it (the
+    // main thread of a training loop or a bench), every parallel kernel of the
+    // step would be injected into the pool and the caller would sleep until a
+    // woken worker finished it — two context switches per kernel, ~100 a
+    // step of W5 (`perf stat -e context-switches`). From inside, the calling
+    // thread takes its share and the other worker steals the rest.
+    rayon::scope(|_| step_on_pool(net, batch, optimizer, groups, hyper, options, tally))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step_on_pool(
+    net: &mut Sequential<f32>,
+    batch: Batch,
+    optimizer: &mut Optimizer,
+    groups: &ParamGroups,
+    hyper: &[GroupHyper],
+    options: &StepOptions,
+    tally: Option<(&mut Tally, usize)>,
+) -> Result<StepStats> {
     let examples = batch.targets.len();
     let mut tape = Tape::with_seed(options.seed);
     let x = tape.constant(batch.inputs);
