@@ -133,12 +133,11 @@ pub(crate) fn pack_stacked_t<T: Float>(
     sh: &SeqShape,
     w: &SeqWeights<'_, T>,
 ) -> Result<PackedRhs<T>> {
-    let at = stacked(sh, w)?;
-    Ok(PackedRhs::from_fn(
-        sh.operand_width(),
+    check_stacked(sh, w)?;
+    PackedRhs::from_transposed_parts(
         sh.gate_width(),
-        |p, j| at(j, p),
-    ))
+        &[(w.w_ih, sh.input), (w.w_hh, sh.hidden)],
+    )
 }
 
 /// Batches up to this size run their forward steps as dot products over the
@@ -167,7 +166,7 @@ impl<'a, T: Float> ForwardRhs<'a, T> {
         if sh.batch > ROWS_MAX_BATCH {
             return Ok(ForwardRhs::Packed(pack_stacked_t(sh, w)?));
         }
-        let _checked = stacked(sh, w)?; // the size check
+        check_stacked(sh, w)?;
         Ok(ForwardRhs::Rows(vec![
             (w.w_ih, sh.input),
             (w.w_hh, sh.hidden),
@@ -224,16 +223,15 @@ impl<'a, T: Float> ForwardRhs<'a, T> {
 /// `[W_ih | W_hh]` packed for that kernel's backward step
 /// `[dx_t | dh_{t-1}] = dz_t · [W_ih | W_hh]`: `(G·H, I+H)`.
 pub(crate) fn pack_stacked<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Result<PackedRhs<T>> {
-    let at = stacked(sh, w)?;
-    Ok(PackedRhs::from_fn(sh.gate_width(), sh.operand_width(), at))
+    check_stacked(sh, w)?;
+    PackedRhs::from_row_parts(
+        sh.gate_width(),
+        &[(w.w_ih, sh.input), (w.w_hh, sh.hidden)],
+    )
 }
 
-/// Element `(r, c)` of `[W_ih | W_hh]` (`(G·H, I+H)`), once both weights are
-/// checked to hold their `(G·H, I)` and `(G·H, H)` values.
-fn stacked<'a, T: Float>(
-    sh: &SeqShape,
-    w: &'a SeqWeights<'a, T>,
-) -> Result<impl Fn(usize, usize) -> T + Sync + 'a> {
+/// Both weights must hold their `(G·H, I)` and `(G·H, H)` values exactly.
+fn check_stacked<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Result<()> {
     let (gw, inp, hid) = (sh.gate_width(), sh.input, sh.hidden);
     if w.w_ih.len() != gw * inp || w.w_hh.len() != gw * hid {
         return Err(TensorError::invalid_argument(
@@ -245,14 +243,7 @@ fn stacked<'a, T: Float>(
             ),
         ));
     }
-    let (w_ih, w_hh) = (w.w_ih, w.w_hh);
-    Ok(move |r: usize, c: usize| {
-        if c < inp {
-            w_ih[r * inp + c]
-        } else {
-            w_hh[r * hid + c - inp]
-        }
-    })
+    Ok(())
 }
 
 /// `W_hhᵀ` packed for the forward step `gates += h · W_hhᵀ` — `(H, G·H)`,

@@ -42,6 +42,22 @@ pub fn tanh_in_place(xs: &mut [f32]) {
     }
 }
 
+/// `x ← eˣ` for every element, all of them `≤ 0` or NaN: a softmax's
+/// exponentials once the row is shifted by its maximum, and a
+/// log-probability's. (Larger values are not rejected, but only
+/// non-positive ones are promised the accuracy of the tests.)
+pub fn exp_nonpositive_in_place(xs: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx512_available() {
+        // SAFETY: the CPU has AVX-512F (checked just above).
+        unsafe { avx512::exp(xs) };
+        return;
+    }
+    for x in xs {
+        *x = crate::math::exp_f32(*x);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -152,6 +168,13 @@ mod avx512 {
     pub(super) unsafe fn tanh(xs: &mut [f32]) {
         map16(xs, |v| tanh16(v));
     }
+
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn exp(xs: &mut [f32]) {
+        map16(xs, |v| exp_nonpositive(v));
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +212,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn slice_exp_is_accurate_on_non_positive_values_with_any_tail() {
+        let xs: Vec<f32> = grid().into_iter().filter(|&x| x <= 0.0).collect();
+        for len in [xs.len(), xs.len() - 1, 17, 15, 1] {
+            let mut e = xs[..len].to_vec();
+            exp_nonpositive_in_place(&mut e);
+            for (&x, &ev) in xs.iter().zip(&e) {
+                let want = (x as f64).exp();
+                // below the smallest normal result, zero (as `math::exp_f32`)
+                let tiny = if want < f32::MIN_POSITIVE as f64 {
+                    want
+                } else {
+                    0.0
+                };
+                assert!(
+                    (ev as f64 - want).abs() <= 1e-6 * want + tiny,
+                    "exp({x}) = {ev}, want {want}"
+                );
+            }
+        }
+        let mut v = [f32::NAN, f32::NEG_INFINITY, -0.0];
+        exp_nonpositive_in_place(&mut v);
+        assert!(v[0].is_nan());
+        assert_eq!(&v[1..], &[0.0, 1.0]);
     }
 
     #[test]

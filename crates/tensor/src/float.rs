@@ -58,6 +58,15 @@ pub trait Float:
         }
     }
 
+    /// `x ← eˣ` over a slice of values `≤ 0` (a softmax row shifted by its
+    /// maximum, or log-probabilities), as [`Float::sigmoid_in_place`]:
+    /// [`crate::activations::exp_nonpositive_in_place`] for `f32`.
+    fn exp_nonpositive_in_place(xs: &mut [Self]) {
+        for x in xs {
+            *x = x.exp();
+        }
+    }
+
     /// An 8-row register tile of `C (+)= A · B` with explicit vector
     /// instructions, `cols` (32, or 16 at the right edge of a product whose
     /// width is 16 more than a multiple of 32) columns wide, if this machine
@@ -103,6 +112,25 @@ pub trait Float:
         _x: *const Self,
         _y: *mut Self,
         _accumulate: bool,
+    ) -> bool {
+        false
+    }
+
+    /// `out[p·stride + r] = src[r·ld + p]` for `r < rows` (at most 8),
+    /// `p < steps`, by in-register transposes, if this machine and element
+    /// type have them (`f32` with AVX); `false` (writing nothing) means the
+    /// caller copies element by element.
+    ///
+    /// # Safety
+    /// Every `src + r·ld + p` must be readable and `out + p·stride + r`
+    /// writable, the two not overlapping.
+    unsafe fn interleave_raw(
+        _rows: usize,
+        _steps: usize,
+        _src: *const Self,
+        _ld: usize,
+        _out: *mut Self,
+        _stride: usize,
     ) -> bool {
         false
     }
@@ -153,6 +181,17 @@ impl Float for f32 {
         // SAFETY: forwarded contract.
         unsafe { crate::gemm::rows::tile_8_rows_f32(cols, k, a, lda, b, ldb, c, ldc, accumulate) }
     }
+    unsafe fn interleave_raw(
+        rows: usize,
+        steps: usize,
+        src: *const f32,
+        ld: usize,
+        out: *mut f32,
+        stride: usize,
+    ) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { crate::gemm::sgemm::interleave_f32(rows, steps, src, ld, out, stride) }
+    }
     unsafe fn dot_rows_raw(
         n: usize,
         k: usize,
@@ -184,6 +223,9 @@ impl Float for f32 {
     }
     fn sigmoid_in_place(xs: &mut [Self]) {
         crate::activations::sigmoid_in_place(xs);
+    }
+    fn exp_nonpositive_in_place(xs: &mut [Self]) {
+        crate::activations::exp_nonpositive_in_place(xs);
     }
     fn tanh_in_place(xs: &mut [Self]) {
         crate::activations::tanh_in_place(xs);

@@ -25,7 +25,7 @@
 /// # Safety
 /// For `r < rows`, `p < steps`, `src + r·ld + p` must be readable and
 /// `out + p·stride + r` writable, the two not overlapping.
-pub(super) unsafe fn interleave(
+pub(crate) unsafe fn interleave(
     rows: usize,
     steps: usize,
     src: *const f32,

@@ -26,6 +26,7 @@ mod avx2;
 mod avx512;
 mod dots;
 mod interleave;
+pub(crate) use interleave::interleave as interleave_f32;
 mod pack;
 mod portable;
 
