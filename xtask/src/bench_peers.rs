@@ -9,6 +9,20 @@
 //! sgemm ceiling is numpy's 1024³ sgemm on the same threads, measured in the
 //! same sitting, and each rate is also given as a share of it (FLOPs per
 //! element from `../shared/bench/flops.py`). Writes `docs/BENCHMARKS.md`.
+//!
+//! Each sitting is also kept in `docs/BENCHMARKS.json`, one report per
+//! machine, instruction set and thread count: a new sitting replaces the
+//! last one of its kind and the page shows the others below it, so the
+//! figures from the project's other kinds of CPU stay beside today's.
+//!
+//! `--isa avx2` (or `portable`, `avx512`) caps both sides' vector
+//! instructions, to measure what a CPU without AVX-512 would run on this
+//! one: ours is built for `x86-64-v3` (or baseline `x86-64`) in its own
+//! target directory and run with `FINETUNE_SIMD`; PyTorch gets
+//! `ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA` and `MKL_ENABLE_INSTRUCTIONS`;
+//! numpy's OpenBLAS `OPENBLAS_CORETYPE`. Without it OpenBLAS picks its own
+//! kernels (an `OPENBLAS_CORETYPE` in the environment is removed for the
+//! ceiling, which would otherwise measure whatever core it names).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,10 +33,12 @@ use serde_json::{Value, json};
 
 use crate::experiment::workspace_root;
 
-const HELP: &str = "usage: cargo xtask bench-peers [--workloads W1,W2,W2b,W3,W4,W5] [--rounds N] [--threads T] [--steps S] [--python PY] [--json]\n\n\
+const HELP: &str = "usage: cargo xtask bench-peers [--workloads W1,W2,W2b,W3,W4,W5] [--rounds N] [--threads T] [--steps S] [--isa avx512|avx2|portable] [--python PY] [--json]\n\n\
 Runs our workloads bench and ../shared/bench/torch_peers.py alternately, N rounds (default 3),\n\
-on T threads (default 2), and writes docs/BENCHMARKS.md. PY (default: FINETUNE_TORCH_PYTHON,\n\
-else python3) must have torch and numpy.";
+on T threads (default 2), and writes docs/BENCHMARKS.md (and docs/BENCHMARKS.json, which keeps\n\
+the last sitting of every machine, ISA and thread count). --isa caps both sides' vector\n\
+instructions (default: all the CPU has). PY (default: FINETUNE_TORCH_PYTHON, else python3)\n\
+must have torch and numpy.";
 
 /// A workload: its id, our criterion benchmark (group/function), and the target ratio.
 struct Workload {
@@ -77,8 +93,83 @@ struct Options {
     rounds: usize,
     threads: usize,
     steps: usize,
+    isa: Isa,
     python: String,
     json: bool,
+}
+
+/// `--isa`: the vector instructions both sides may use.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Isa {
+    /// Whatever the CPU has (ours built for `native`).
+    Native,
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    fn parse(name: &str) -> Result<Isa> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "native" => Isa::Native,
+            "avx512" => Isa::Avx512,
+            "avx2" => Isa::Avx2,
+            "portable" => Isa::Portable,
+            other => bail!("unknown --isa `{other}` (avx512, avx2, portable or native)"),
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Isa::Native => "native",
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+
+    /// Our build's `-C target-cpu` (None: the workspace's own `native`) and
+    /// `FINETUNE_SIMD`.
+    fn ours(self) -> (Option<&'static str>, Option<&'static str>) {
+        match self {
+            Isa::Native => (None, None),
+            Isa::Avx512 => (None, Some("avx512")),
+            Isa::Avx2 => (Some("x86-64-v3"), Some("avx2")),
+            Isa::Portable => (Some("x86-64"), Some("portable")),
+        }
+    }
+
+    /// PyTorch's caps: ATen's kernels, oneDNN's and MKL's.
+    fn torch_env(self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            Isa::Native => vec![],
+            Isa::Avx512 => vec![
+                ("ATEN_CPU_CAPABILITY", "avx512"),
+                ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE"),
+                ("MKL_ENABLE_INSTRUCTIONS", "AVX512"),
+            ],
+            Isa::Avx2 => vec![
+                ("ATEN_CPU_CAPABILITY", "avx2"),
+                ("ONEDNN_MAX_CPU_ISA", "AVX2"),
+                ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
+            ],
+            Isa::Portable => vec![
+                ("ATEN_CPU_CAPABILITY", "default"),
+                ("ONEDNN_MAX_CPU_ISA", "SSE41"),
+                ("MKL_ENABLE_INSTRUCTIONS", "SSE4_2"),
+            ],
+        }
+    }
+
+    /// OpenBLAS's core for numpy's ceiling (None: its own choice).
+    fn openblas_core(self) -> Option<&'static str> {
+        match self {
+            Isa::Native => None,
+            Isa::Avx512 => Some("SkylakeX"),
+            Isa::Avx2 => Some("Haswell"),
+            Isa::Portable => Some("Prescott"),
+        }
+    }
 }
 
 fn parse(args: &[String]) -> Result<Option<Options>> {
@@ -87,6 +178,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
         rounds: 3,
         threads: 2,
         steps: 30,
+        isa: Isa::Native,
         python: std::env::var("FINETUNE_TORCH_PYTHON").unwrap_or_else(|_| "python3".into()),
         json: false,
     };
@@ -115,6 +207,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             "--rounds" => o.rounds = value()?.parse().context("--rounds")?,
             "--threads" => o.threads = value()?.parse().context("--threads")?,
             "--steps" => o.steps = value()?.parse().context("--steps")?,
+            "--isa" => o.isa = Isa::parse(&value()?)?,
             "--python" => o.python = value()?,
             "--json" => o.json = true,
             "-h" | "--help" => {
@@ -160,9 +253,8 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
     };
     let flops = flops_per_item(&o.python, &bench_dir.join("flops.py")).unwrap_or_default();
     eprintln!("bench-peers: building the workloads bench");
-    let status = Command::new(env!("CARGO"))
-        .args(["bench", "--bench", "workloads", "--no-run", "--quiet"])
-        .current_dir(&root)
+    let status = cargo_bench(&root, &o)
+        .args(["--no-run", "--quiet"])
         .status()?;
     if !status.success() {
         bail!("building the workloads bench failed");
@@ -179,7 +271,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         for (id, rate) in torch_rates(&o, &peers)? {
             theirs.entry(id).or_default().push(rate);
         }
-        ceilings.push(sgemm_ceiling(&o.python, o.threads)?);
+        ceilings.push(sgemm_ceiling(&o.python, o.threads, o.isa)?);
     }
     let ceiling = median(&ceilings);
     let mut rows = Vec::new();
@@ -223,6 +315,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "rows": rows,
         "lora_step": lora,
         "machine": machine(),
+        "isa": o.isa.name(),
         "threads": o.threads,
         "rounds": o.rounds,
         "sgemm_1024_gflops": ceiling,
@@ -233,9 +326,17 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "date": crate::meta::today(),
         "command": command.trim_end(),
     });
-    let md = markdown(&report);
+    let history = root.join("docs/BENCHMARKS.json");
+    let sittings = with_earlier_sittings(&history, &report);
     let path = root.join("docs/BENCHMARKS.md");
-    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    let md = page(&sittings);
+    for (file, bytes) in [
+        (&history, serde_json::to_string_pretty(&sittings)? + "\n"),
+        (&path, md.clone()),
+    ] {
+        finetune_files::atomic_write_bytes(file, bytes.as_bytes())
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -258,20 +359,17 @@ fn our_rates(root: &Path, o: &Options) -> Result<Vec<(&'static str, f64)>> {
         .map(|n| format!("^{n}$"))
         .collect::<Vec<_>>()
         .join("|");
-    let status = Command::new(env!("CARGO"))
-        .args(["bench", "--quiet", "--bench", "workloads", "--"])
+    let status = cargo_bench(root, o)
+        .args(["--quiet", "--"])
         .args(["--warm-up-time", "1", "--measurement-time", "4", "--noplot"])
         .arg(&filter)
         .env("RAYON_NUM_THREADS", o.threads.to_string())
-        .current_dir(root)
         .stdout(Stdio::null())
         .status()?;
     if !status.success() {
         bail!("cargo bench --bench workloads failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = target_dir(root, o.isa);
     names
         .into_iter()
         .map(|name| {
@@ -289,6 +387,37 @@ fn our_rates(root: &Path, o: &Options) -> Result<Vec<(&'static str, f64)>> {
         .collect()
 }
 
+/// The target directory our bench builds into: the usual one, or one of its
+/// own for a capped ISA (its flags differ, so it must not overwrite the
+/// native build).
+fn target_dir(root: &Path, isa: Isa) -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    match isa.ours().0 {
+        None => base,
+        Some(_) => base.join(format!("isa-{}", isa.name())),
+    }
+}
+
+/// `cargo bench --bench workloads`, built and run for `o.isa`.
+fn cargo_bench(root: &Path, o: &Options) -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["bench", "--bench", "workloads"])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target_dir(root, o.isa));
+    let (cpu, simd) = o.isa.ours();
+    if let Some(cpu) = cpu {
+        // replaces the workspace's `-C target-cpu=native` (.cargo/config.toml)
+        cmd.env("RUSTFLAGS", format!("-C target-cpu={cpu}"));
+    }
+    match simd {
+        Some(cap) => cmd.env("FINETUNE_SIMD", cap),
+        None => cmd.env_remove("FINETUNE_SIMD"),
+    };
+    cmd
+}
+
 fn read_json(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -302,6 +431,7 @@ fn torch_rates(o: &Options, peers: &Path) -> Result<Vec<(&'static str, f64)>> {
         .arg(o.threads.to_string())
         .arg(o.steps.to_string())
         .args(o.workloads.iter().map(|w| w.id))
+        .envs(o.isa.torch_env())
         .output()
         .with_context(|| format!("running {}", o.python))?;
     if !out.status.success() {
@@ -368,9 +498,14 @@ fn flops_per_item(python: &str, flops: &Path) -> Result<BTreeMap<String, f64>> {
 }
 
 /// numpy's 1024³ sgemm on `threads` threads, GFLOP/s (best of 10).
-fn sgemm_ceiling(python: &str, threads: usize) -> Result<f64> {
+fn sgemm_ceiling(python: &str, threads: usize, isa: Isa) -> Result<f64> {
     let t = threads.to_string();
-    let out = Command::new(python)
+    let mut cmd = Command::new(python);
+    match isa.openblas_core() {
+        Some(core) => cmd.env("OPENBLAS_CORETYPE", core),
+        None => cmd.env_remove("OPENBLAS_CORETYPE"),
+    };
+    let out = cmd
         .args([
             "-c",
             "import numpy as np, time\n\
@@ -392,9 +527,44 @@ fn sgemm_ceiling(python: &str, threads: usize) -> Result<f64> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
-/// The CPU model, core count and vector extensions, from `lscpu` (or /proc/cpuinfo).
+/// `report` first, then the sittings kept in `history` (a JSON array of
+/// reports) that ran on another machine, ISA or thread count: one per kind,
+/// newest first. An unreadable history is started afresh.
+fn with_earlier_sittings(history: &Path, report: &Value) -> Vec<Value> {
+    let kind = |r: &Value| {
+        (
+            r["machine"].clone(),
+            r["isa"].as_str().unwrap_or("native").to_string(),
+            r["threads"].clone(),
+        )
+    };
+    let earlier: Vec<Value> = std::fs::read_to_string(history)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<Value>>(&t).ok())
+        .unwrap_or_default();
+    let mut sittings = vec![report.clone()];
+    for r in earlier {
+        if !sittings.iter().any(|s| kind(s) == kind(&r)) {
+            sittings.push(r);
+        }
+    }
+    sittings
+}
+
+/// The CPU model, family and model numbers, core count and vector
+/// extensions, from /proc/cpuinfo.
 fn machine() -> Value {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let family = match (field("cpu family"), field("model")) {
+        (Some(f), Some(m)) => format!("family {f} model {m}"),
+        _ => String::new(),
+    };
     let flags: Vec<&str> = info
         .lines()
         .find(|l| l.starts_with("flags"))
@@ -413,7 +583,19 @@ fn machine() -> Value {
     .into_iter()
     .filter(|f| has(f))
     .collect();
-    json!({ "cpu": crate::meta::machine(), "simd": simd.join(" ") })
+    json!({ "cpu": crate::meta::machine(), "family": family, "simd": simd.join(" ") })
+}
+
+/// What `--isa` meant for both sides, in words.
+fn isa_text(isa: &str) -> String {
+    match isa {
+        "native" => {
+            "all the CPU has (ours built for `native`; OpenBLAS's own choice of kernels)".into()
+        }
+        other => format!(
+            "capped at {other} (`--isa {other}`: ours built for it and run with `FINETUNE_SIMD={other}`, PyTorch with ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA and MKL_ENABLE_INSTRUCTIONS, numpy with OPENBLAS_CORETYPE)"
+        ),
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -437,21 +619,50 @@ fn highest(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
-/// `docs/BENCHMARKS.md` from a report.
-fn markdown(r: &Value) -> String {
+/// `docs/BENCHMARKS.md`: the newest sitting, then the last one of every
+/// other kind kept in the history.
+fn page(sittings: &[Value]) -> String {
+    let mut s = String::from(
+        "# Benchmarks: finetune beside PyTorch\n\n<!-- generated by `cargo xtask bench-peers` (from docs/BENCHMARKS.json): do not edit by hand -->\n\n",
+    );
+    let Some((newest, earlier)) = sittings.split_first() else {
+        return s;
+    };
+    s.push_str(&sitting(newest));
+    if !earlier.is_empty() {
+        s.push_str("\n## The last sitting on each other machine, ISA or thread count\n\nSpeed compares only within one sitting on one machine: these are not comparable with the table above, only with their own PyTorch column.\n");
+    }
+    for r in earlier {
+        s.push_str(&format!(
+            "\n### {}, {} threads, {}\n\n",
+            r["machine"]["cpu"].as_str().unwrap_or("?"),
+            r["threads"],
+            r["date"].as_str().unwrap_or("?"),
+        ));
+        s.push_str(&sitting(r));
+    }
+    s
+}
+
+/// One sitting's section: its command and machine, the table, the ceiling and LoRA.
+fn sitting(r: &Value) -> String {
     let f0 = |v: &Value| v.as_f64().map_or("–".into(), |x| format!("{x:.0}"));
     let pct = |v: &Value| {
         v.as_f64()
             .map_or("–".into(), |x| format!("{:.0}%", 100.0 * x))
     };
-    let mut s = String::from(
-        "# Benchmarks: finetune beside PyTorch\n\n<!-- generated by `cargo xtask bench-peers`: do not edit by hand -->\n\n",
-    );
+    let mut s = String::new();
+    if let Some(note) = r["note"].as_str() {
+        s.push_str(&format!("{note}\n\n"));
+    }
+    let family = r["machine"]["family"].as_str().unwrap_or("");
     s.push_str(&format!(
-        "`{}` — {} ({}); {} threads; {} rounds, ours and PyTorch alternately; {}. Versions: {}, PyTorch {}, numpy {}, Python {}.\n\n",
+        "`{}` — {}{} ({}); vector instructions: {}; {} threads; {} rounds, ours and PyTorch alternately; {}. Versions: {}, PyTorch {}, numpy {}, Python {}.\n\n",
         r["command"].as_str().unwrap_or("?"),
         r["machine"]["cpu"].as_str().unwrap_or("?"),
+        if family.is_empty() { String::new() } else { format!(", {family}") },
         r["machine"]["simd"].as_str().unwrap_or("?"),
+        isa_text(r["isa"].as_str().unwrap_or("native")),
         r["threads"],
         r["rounds"],
         r["date"].as_str().unwrap_or("?"),

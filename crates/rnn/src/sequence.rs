@@ -134,10 +134,7 @@ pub(crate) fn pack_stacked_t<T: Float>(
     w: &SeqWeights<'_, T>,
 ) -> Result<PackedRhs<T>> {
     check_stacked(sh, w)?;
-    PackedRhs::from_transposed_parts(
-        sh.gate_width(),
-        &[(w.w_ih, sh.input), (w.w_hh, sh.hidden)],
-    )
+    PackedRhs::from_transposed_parts(sh.gate_width(), &[(w.w_ih, sh.input), (w.w_hh, sh.hidden)])
 }
 
 /// Batches up to this size run their forward steps as dot products over the
@@ -224,10 +221,7 @@ impl<'a, T: Float> ForwardRhs<'a, T> {
 /// `[dx_t | dh_{t-1}] = dz_t · [W_ih | W_hh]`: `(G·H, I+H)`.
 pub(crate) fn pack_stacked<T: Float>(sh: &SeqShape, w: &SeqWeights<'_, T>) -> Result<PackedRhs<T>> {
     check_stacked(sh, w)?;
-    PackedRhs::from_row_parts(
-        sh.gate_width(),
-        &[(w.w_ih, sh.input), (w.w_hh, sh.hidden)],
-    )
+    PackedRhs::from_row_parts(sh.gate_width(), &[(w.w_ih, sh.input), (w.w_hh, sh.hidden)])
 }
 
 /// Both weights must hold their `(G·H, I)` and `(G·H, H)` values exactly.
