@@ -33,11 +33,11 @@ use serde_json::{Value, json};
 
 use crate::experiment::workspace_root;
 
-const HELP: &str = "usage: cargo xtask bench-peers [--workloads W1,W2,W2b,W3,W4,W5] [--rounds N] [--threads T] [--steps S] [--isa avx512|avx2|portable] [--python PY] [--json]\n\n\
+const HELP: &str = "usage: cargo xtask bench-peers [--workloads W1,W2,W2b,W3,W4,W5] [--rounds N] [--threads T] [--steps S] [--isa avx512|avx2|portable] [--python PY] [--json] [--render]\n\n\
 Runs our workloads bench and ../shared/bench/torch_peers.py alternately, N rounds (default 3),\n\
 on T threads (default 2), and writes docs/BENCHMARKS.md (and docs/BENCHMARKS.json, which keeps\n\
 the last sitting of every machine, ISA and thread count). --isa caps both sides' vector\n\
-instructions (default: all the CPU has). PY (default: FINETUNE_TORCH_PYTHON, else python3)\n\
+instructions (default: all the CPU has). --render only rewrites docs/BENCHMARKS.md from the JSON. PY (default: FINETUNE_TORCH_PYTHON, else python3)\n\
 must have torch and numpy.";
 
 /// A workload: its id, our criterion benchmark (group/function), and the target ratio.
@@ -96,6 +96,8 @@ struct Options {
     isa: Isa,
     python: String,
     json: bool,
+    /// Only rewrite docs/BENCHMARKS.md from docs/BENCHMARKS.json.
+    render: bool,
 }
 
 /// `--isa`: the vector instructions both sides may use.
@@ -179,6 +181,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
         threads: 2,
         steps: 30,
         isa: Isa::Native,
+        render: false,
         python: std::env::var("FINETUNE_TORCH_PYTHON").unwrap_or_else(|_| "python3".into()),
         json: false,
     };
@@ -210,6 +213,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             "--isa" => o.isa = Isa::parse(&value()?)?,
             "--python" => o.python = value()?,
             "--json" => o.json = true,
+            "--render" => o.render = true,
             "-h" | "--help" => {
                 println!("{HELP}");
                 return Ok(None);
@@ -228,6 +232,18 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let root = workspace_root();
+    if o.render {
+        let history = root.join("docs/BENCHMARKS.json");
+        let text = std::fs::read_to_string(&history)
+            .with_context(|| format!("reading {}", history.display()))?;
+        let sittings: Vec<Value> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a list of sittings", history.display()))?;
+        let path = root.join("docs/BENCHMARKS.md");
+        finetune_files::atomic_write_bytes(&path, page(&sittings).as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {} from {}", path.display(), history.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let bench_dir = root.join("../shared/bench");
     let peers = bench_dir.join("torch_peers.py");
     if !peers.is_file() {
@@ -634,8 +650,10 @@ fn page(sittings: &[Value]) -> String {
     }
     for r in earlier {
         s.push_str(&format!(
-            "\n### {}, {} threads, {}\n\n",
+            "\n### {} ({}), ISA {}, {} threads, {}\n\n",
             r["machine"]["cpu"].as_str().unwrap_or("?"),
+            r["machine"]["family"].as_str().unwrap_or("?"),
+            r["isa"].as_str().unwrap_or("native"),
             r["threads"],
             r["date"].as_str().unwrap_or("?"),
         ));
