@@ -263,6 +263,43 @@ fn chunked(
         .for_each(|(((p, g), a), b)| f(p, g, a, b));
 }
 
+/// SGD with momentum (PyTorch's `torch.optim.SGD`), its two switches as
+/// constants: with `first_step` and `nesterov` tested inside the loop, the
+/// compiler left it scalar in some builds (W2b's 1.2M-parameter update took
+/// 1.7 ms instead of 0.4 built for `x86-64-v3`, `perf annotate`).
+#[derive(Clone, Copy)]
+struct Momentum {
+    lr: f32,
+    wd: f32,
+    momentum: f32,
+    damp: f32,
+}
+
+impl Momentum {
+    /// `buf ← d` on the first step (`momentum·buf + damp·d` after), then
+    /// `p ← p − lr·(d + momentum·buf)` (Nesterov) or `p − lr·buf`,
+    /// with `d = g + wd·p`.
+    #[inline(always)]
+    fn apply<const FIRST: bool, const NESTEROV: bool>(
+        self,
+        p: &mut [f32],
+        g: &[f32],
+        buf: &mut [f32],
+    ) {
+        let Momentum {
+            lr,
+            wd,
+            momentum,
+            damp,
+        } = self;
+        for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
+            let d = g + wd * *p;
+            *b = if FIRST { d } else { momentum * *b + damp * d };
+            *p -= lr * if NESTEROV { d + momentum * *b } else { *b };
+        }
+    }
+}
+
 /// One parameter's update, as PyTorch's single-tensor implementations, in
 /// `f32` like PyTorch (and so that the loops vectorise).
 fn update(
@@ -296,15 +333,18 @@ fn update(
             }
             let first_step = s.first.is_none();
             let buf = s.first.get_or_insert_with(|| vec![0.0; n]);
-            chunked(p, g, buf, &mut [], |p, g, buf, _| {
-                for ((p, &g), b) in p.iter_mut().zip(g).zip(buf.iter_mut()) {
-                    let d = g + wd * *p;
-                    *b = if first_step {
-                        d
-                    } else {
-                        momentum * *b + damp * d
-                    };
-                    *p -= lr * if nesterov { d + momentum * *b } else { *b };
+            let rule = Momentum {
+                lr,
+                wd,
+                momentum,
+                damp,
+            };
+            chunked(p, g, buf, &mut [], move |p, g, buf, _| {
+                match (first_step, nesterov) {
+                    (true, true) => rule.apply::<true, true>(p, g, buf),
+                    (true, false) => rule.apply::<true, false>(p, g, buf),
+                    (false, true) => rule.apply::<false, true>(p, g, buf),
+                    (false, false) => rule.apply::<false, false>(p, g, buf),
                 }
             });
         }
