@@ -170,7 +170,7 @@ pub fn max_pool2d<T: Float>(
     // value is then written by its plane's task
     let mut out: Vec<T> = crate::parallel::zeros(geo.planes * ho * wo);
     let mut arg: Vec<u32> = crate::parallel::zeros(out.len());
-    let simple = o.padding == [0, 0] && o.dilation == [1, 1];
+    let simple = o.padding == [0, 0] && o.dilation == [1, 1] && windows_inside(&geo, o);
     par_planes(&mut out, ho * wo, &mut arg, |p, out_p, arg_p| {
         let plane = &src[p * h * w..(p + 1) * h * w];
         if simple && o.kernel == [2, 2] && o.stride == [2, 2] {
@@ -182,6 +182,61 @@ pub fn max_pool2d<T: Float>(
         }
     });
     Ok((Tensor::new(&geo.output_shape(x.shape()), out)?, arg))
+}
+
+/// [`max_pool2d`]'s values alone, for a forward pass that will never go
+/// backward (a frozen backbone, evaluation): the argmax indices are neither
+/// computed nor stored — for 2x2 windows, half of the pool's writes and most
+/// of its arithmetic (W2's frozen pool, 64 x 64 planes of 24 x 24 a step, was
+/// an eighth of the step). Same values, taken in the same order, as
+/// [`max_pool2d`].
+pub fn max_pool2d_values<T: Float>(x: &Tensor<T>, options: Pool2dOptions) -> Result<Tensor<T>> {
+    let o = options;
+    let geo = Pool2dGeometry::new("max_pool2d", x.shape(), options)?;
+    let two_by_two = o.kernel == [2, 2] && o.stride == [2, 2];
+    if !(two_by_two && o.padding == [0, 0] && o.dilation == [1, 1] && windows_inside(&geo, o)) {
+        return Ok(max_pool2d(x, options)?.0);
+    }
+    let (h, w, ho, wo) = (geo.height, geo.width, geo.out_height, geo.out_width);
+    let src = x.as_slice();
+    let mut out: Vec<T> = crate::parallel::zeros(geo.planes * ho * wo);
+    let plane = |(p, out_p): (usize, &mut [T])| {
+        max_plane_2x2_values(&src[p * h * w..(p + 1) * h * w], w, ho, wo, out_p);
+    };
+    let plane_out = (ho * wo).max(1);
+    if out.len() >= PARALLEL_THRESHOLD / 4 {
+        out.par_chunks_mut(plane_out).enumerate().for_each(plane);
+    } else {
+        out.chunks_mut(plane_out).enumerate().for_each(plane);
+    }
+    Tensor::new(&geo.output_shape(x.shape()), out)
+}
+
+/// [`max_plane_2x2`] without the indices.
+fn max_plane_2x2_values<T: Float>(plane: &[T], w: usize, ho: usize, wo: usize, out: &mut [T]) {
+    for (oy, out_row) in out.chunks_exact_mut(wo).enumerate().take(ho) {
+        let y0 = 2 * oy * w;
+        let (r0, r1) = (&plane[y0..y0 + 2 * wo], &plane[y0 + w..y0 + w + 2 * wo]);
+        for ((o, top), bottom) in out_row
+            .iter_mut()
+            .zip(r0.chunks_exact(2))
+            .zip(r1.chunks_exact(2))
+        {
+            // PyTorch's order: a, b, c, d, each taken if larger or NaN
+            let (a, b, c, d) = (top[0], top[1], bottom[0], bottom[1]);
+            let m = T::select(beats(b, a), b, a);
+            let m = T::select(beats(c, m), c, m);
+            *o = T::select(beats(d, m), d, m);
+        }
+    }
+}
+
+/// Whether every window of an unpadded, undilated pool lies inside the
+/// plane — not so in `ceil_mode`, whose last window may overhang the edge
+/// (the fast kernels read whole windows; they once read past a 5x7 plane).
+fn windows_inside(geo: &Pool2dGeometry, o: Pool2dOptions) -> bool {
+    let last = |outs: usize, axis: usize| (outs.max(1) - 1) * o.stride[axis] + o.kernel[axis];
+    last(geo.out_height, 0) <= geo.height && last(geo.out_width, 1) <= geo.width
 }
 
 /// `a` replaces the current best `b`: PyTorch's rule `a > b || isnan(a)`,
@@ -569,6 +624,96 @@ mod tests {
         let dx = max_pool2d_backward(&[1, 1, 4, 4], &Tensor::ones(&[1, 1, 2, 2]), &arg).unwrap();
         assert_eq!(dx.as_slice().iter().sum::<f64>(), 4.0);
         assert_eq!(dx.as_slice()[5], 1.0);
+    }
+
+    /// Every window's first maximum in scan order (a NaN wins), windows
+    /// clipped to the plane: the definition the kernels must match.
+    fn naive_max(x: &Tensor<f32>, o: Pool2dOptions) -> (Vec<f32>, Vec<u32>) {
+        let g = Pool2dGeometry::new("t", x.shape(), o).unwrap();
+        let (h, w) = (g.height, g.width);
+        let (mut vals, mut args) = (Vec::new(), Vec::new());
+        for p in 0..g.planes {
+            let plane = &x.as_slice()[p * h * w..(p + 1) * h * w];
+            for oy in 0..g.out_height {
+                for ox in 0..g.out_width {
+                    let mut best: Option<(f32, usize)> = None;
+                    for ky in 0..o.kernel[0] {
+                        for kx in 0..o.kernel[1] {
+                            let iy = (oy * o.stride[0] + ky * o.dilation[0]) as isize
+                                - o.padding[0] as isize;
+                            let ix = (ox * o.stride[1] + kx * o.dilation[1]) as isize
+                                - o.padding[1] as isize;
+                            if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                                continue;
+                            }
+                            let i = iy as usize * w + ix as usize;
+                            let v = plane[i];
+                            if best.is_none_or(|(b, _)| v > b || v.is_nan()) {
+                                best = Some((v, i));
+                            }
+                        }
+                    }
+                    let (v, i) = best.unwrap();
+                    vals.push(v);
+                    args.push(i as u32);
+                }
+            }
+        }
+        (vals, args)
+    }
+
+    #[test]
+    fn max_pool_kernels_and_values_only_match_the_definition() {
+        let specials = [f32::NAN, 0.0, -0.0, 1.0, 1.0, -3.0, f32::INFINITY];
+        for (shape, o) in [
+            ([3, 2, 24, 24], Pool2dOptions::square(2)),
+            ([2, 3, 7, 5], Pool2dOptions::square(2)),
+            (
+                [2, 3, 5, 7],
+                Pool2dOptions {
+                    ceil_mode: true,
+                    ..Pool2dOptions::square(2)
+                },
+            ),
+            (
+                [1, 2, 8, 9],
+                Pool2dOptions {
+                    ceil_mode: true,
+                    ..Pool2dOptions::square(3)
+                },
+            ),
+            (
+                [1, 2, 9, 9],
+                Pool2dOptions {
+                    kernel: [3, 2],
+                    stride: [2, 1],
+                    padding: [1, 0],
+                    dilation: [1, 2],
+                    ceil_mode: false,
+                },
+            ),
+        ] {
+            let n: usize = shape.iter().product();
+            let data = (0..n)
+                .map(|i| match i % 11 {
+                    0..=6 => specials[(i / 11) % specials.len()],
+                    k => ((i * 7919) % 23) as f32 - 11.0 + k as f32,
+                })
+                .collect();
+            let x = Tensor::new(&shape, data).unwrap();
+            let (want, want_arg) = naive_max(&x, o);
+            let (y, arg) = max_pool2d(&x, o).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(y.as_slice()), bits(&want), "{shape:?} {o:?}");
+            assert_eq!(arg, want_arg, "{shape:?} {o:?}");
+            let values = max_pool2d_values(&x, o).unwrap();
+            assert_eq!(values.shape(), y.shape());
+            assert_eq!(
+                bits(values.as_slice()),
+                bits(&want),
+                "values only, {shape:?} {o:?}"
+            );
+        }
     }
 
     #[test]

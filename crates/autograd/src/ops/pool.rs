@@ -3,7 +3,7 @@
 use finetune_tensor::Float;
 use finetune_tensor::pool::{
     Pool2dOptions, adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
-    avg_pool2d_backward, max_pool2d, max_pool2d_backward,
+    avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_values,
 };
 
 use crate::error::Result;
@@ -11,7 +11,18 @@ use crate::tape::{Tape, Var};
 
 impl<T: Float> Tape<T> {
     /// Max pooling over `(N, C, H, W)`. Gradient: routed to each window's maximum.
+    /// Without a gradient to route (a frozen input, `no_grad`), only the
+    /// values are computed.
     pub fn max_pool2d(&mut self, x: Var, options: Pool2dOptions) -> Result<Var> {
+        if !self.needs_grad(&[x]) {
+            let y = max_pool2d_values(self.value(x)?, options)?;
+            return Ok(self.record("max_pool2d", &[x], y, |_| {
+                Err(crate::error::AutogradError::invalid(
+                    "max_pool2d",
+                    "backward through a pool recorded without gradients",
+                ))
+            }));
+        }
         let (y, argmax) = max_pool2d(self.value(x)?, options)?;
         Ok(self.record("max_pool2d", &[x], y, move |ctx| {
             Ok(vec![Some(max_pool2d_backward(
