@@ -232,12 +232,12 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let root = workspace_root();
+    let history = root.join("docs/BENCHMARKS.json");
+    // read before measuring: a history that cannot be read stops the run
+    // now, not after minutes of measurement (nor is it silently replaced)
+    let earlier = read_history(&history)?;
     if o.render {
-        let history = root.join("docs/BENCHMARKS.json");
-        let text = std::fs::read_to_string(&history)
-            .with_context(|| format!("reading {}", history.display()))?;
-        let sittings: Vec<Value> = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a list of sittings", history.display()))?;
+        let sittings = earlier;
         let path = root.join("docs/BENCHMARKS.md");
         finetune_files::atomic_write_bytes(&path, page(&sittings).as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
@@ -342,8 +342,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         "date": crate::meta::today(),
         "command": command.trim_end(),
     });
-    let history = root.join("docs/BENCHMARKS.json");
-    let sittings = with_earlier_sittings(&history, &report);
+    let sittings = with_earlier_sittings(earlier, &report);
     let path = root.join("docs/BENCHMARKS.md");
     let md = page(&sittings);
     for (file, bytes) in [
@@ -543,10 +542,25 @@ fn sgemm_ceiling(python: &str, threads: usize, isa: Isa) -> Result<f64> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
 }
 
-/// `report` first, then the sittings kept in `history` (a JSON array of
-/// reports) that ran on another machine, ISA or thread count: one per kind,
-/// newest first. An unreadable history is started afresh.
-fn with_earlier_sittings(history: &Path, report: &Value) -> Vec<Value> {
+/// The sittings kept in `history` (a JSON array of reports, newest first);
+/// none if there is no such file yet.
+fn read_history(history: &Path) -> Result<Vec<Value>> {
+    let text = match std::fs::read_to_string(history) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", history.display())),
+    };
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a list of sittings (move it aside to start a new history)",
+            history.display()
+        )
+    })
+}
+
+/// `report` first, then those `earlier` sittings that ran on another
+/// machine, ISA or thread count: one per kind, newest first.
+fn with_earlier_sittings(earlier: Vec<Value>, report: &Value) -> Vec<Value> {
     let kind = |r: &Value| {
         (
             r["machine"].clone(),
@@ -554,10 +568,6 @@ fn with_earlier_sittings(history: &Path, report: &Value) -> Vec<Value> {
             r["threads"].clone(),
         )
     };
-    let earlier: Vec<Value> = std::fs::read_to_string(history)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Vec<Value>>(&t).ok())
-        .unwrap_or_default();
     let mut sittings = vec![report.clone()];
     for r in earlier {
         if !sittings.iter().any(|s| kind(s) == kind(&r)) {
@@ -741,4 +751,65 @@ fn sitting(r: &Value) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sitting(cpu: &str, isa: &str, threads: u64, w3: f64) -> Value {
+        json!({
+            "machine": {"cpu": cpu, "family": "family 1 model 2", "simd": "avx2 fma"},
+            "isa": isa, "threads": threads, "date": "2026-12-04", "rounds": 1,
+            "command": "cargo xtask bench-peers",
+            "rows": [{"workload": "W3", "ours": w3, "pytorch": 100.0, "ratio": w3 / 100.0,
+                      "target": 1.2, "met": w3 >= 120.0}],
+        })
+    }
+
+    #[test]
+    fn a_sitting_replaces_only_the_last_one_of_its_kind() {
+        let earlier = vec![
+            sitting("A", "native", 2, 110.0),
+            sitting("A", "avx2", 2, 90.0),
+            sitting("B", "native", 2, 130.0),
+            sitting("A", "native", 1, 70.0),
+        ];
+        let all = with_earlier_sittings(earlier, &sitting("A", "native", 2, 125.0));
+        let w3: Vec<f64> = all
+            .iter()
+            .map(|s| s["rows"][0]["ours"].as_f64().unwrap())
+            .collect();
+        assert_eq!(w3, [125.0, 90.0, 130.0, 70.0]);
+        let md = page(&all);
+        assert!(md.contains("| W3 | 125 "), "{md}");
+        assert!(
+            md.contains("### B (family 1 model 2), ISA native, 2 threads"),
+            "{md}"
+        );
+        assert!(md.contains("ISA avx2"), "{md}");
+        assert_eq!(md.matches("**missed**").count(), 2, "{md}");
+    }
+
+    #[test]
+    fn an_unreadable_history_is_an_error_and_a_missing_one_is_empty() {
+        let dir = std::env::temp_dir().join(format!("bench-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("BENCHMARKS.json");
+        assert!(read_history(&path).unwrap().is_empty());
+        std::fs::write(&path, "{ not a list").unwrap();
+        let e = read_history(&path).unwrap_err();
+        assert!(format!("{e:#}").contains("move it aside"), "{e:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn isa_names_parse_and_unknown_ones_are_refused() {
+        for isa in [Isa::Native, Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            assert_eq!(Isa::parse(isa.name()).unwrap(), isa);
+        }
+        assert!(Isa::parse("sse9").is_err());
+        assert_eq!(Isa::Avx2.ours(), (Some("x86-64-v3"), Some("avx2")));
+        assert_eq!(Isa::Native.openblas_core(), None);
+    }
 }
