@@ -293,6 +293,69 @@ fn conv2d_configurations() {
             inputs.push(rand(&[ws[0]], seed + 2));
         }
         check(|t, v| t.conv2d(v[0], v[1], v.get(2).copied(), o), &inputs);
+        check(
+            |t, v| t.conv2d_relu(v[0], v[1], v.get(2).copied(), o),
+            &inputs,
+        );
+    }
+}
+
+/// `conv2d_relu` is `conv2d` then `relu`, bit for bit, forward and backward,
+/// on the im2col path and on Winograd's (3x3, stride 1, 8+ channels).
+#[test]
+fn fused_conv_relu_matches_conv_then_relu_exactly() {
+    let cases: Vec<([usize; 4], [usize; 4], Conv2dOptions)> = vec![
+        ([2, 3, 9, 7], [4, 3, 3, 3], Conv2dOptions::default()),
+        (
+            [2, 2, 8, 8],
+            [3, 2, 5, 3],
+            Conv2dOptions {
+                stride: [2, 1],
+                padding: [1, 1],
+                ..Default::default()
+            },
+        ),
+        ([3, 16, 12, 12], [24, 16, 3, 3], Conv2dOptions::default()),
+    ];
+    for (i, (xs, ws, o)) in cases.into_iter().enumerate() {
+        let to32 = |t: Tensor<f64>| {
+            Tensor::new(t.shape(), t.as_slice().iter().map(|&v| v as f32).collect()).unwrap()
+        };
+        let seed = 90 + 3 * i as u64;
+        let (x, w, b) = (
+            to32(rand(&xs, seed)),
+            to32(rand(&ws, seed + 1)),
+            to32(rand(&[ws[0]], seed + 2)),
+        );
+        let run = |fused: bool| {
+            let mut t = Tape::<f32>::new();
+            let (xv, wv, bv) = (t.leaf(x.clone()), t.leaf(w.clone()), t.leaf(b.clone()));
+            let y = if fused {
+                t.conv2d_relu(xv, wv, Some(bv), o).unwrap()
+            } else {
+                let c = t.conv2d(xv, wv, Some(bv), o).unwrap();
+                t.relu(c).unwrap()
+            };
+            // a loss whose gradient differs element by element
+            let shape = t.shape(y).unwrap().to_vec();
+            let weights = to32(rand(&shape, seed + 7));
+            let k = t.constant(weights);
+            let prod = t.mul(y, k).unwrap();
+            let axes: Vec<usize> = (0..shape.len()).collect();
+            let loss = t.sum(prod, &axes, false).unwrap();
+            let g = t.backward(loss).unwrap();
+            let bits =
+                |v: &Tensor<f32>| v.as_slice().iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let y_bits = bits(t.value(y).unwrap());
+            let grads: Vec<Vec<u32>> = [xv, wv, bv]
+                .iter()
+                .map(|&v| bits(g.get(v).unwrap()))
+                .collect();
+            (y_bits, grads)
+        };
+        let (fused, apart) = (run(true), run(false));
+        assert!(fused.0.contains(&0) && fused.0.iter().any(|&b| b != 0));
+        assert_eq!(fused, apart, "case {i}");
     }
 }
 

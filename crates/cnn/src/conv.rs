@@ -2,7 +2,7 @@
 
 use finetune_autograd::{Tape, Var};
 use finetune_nn::init::{fan_in_bound, uniform};
-use finetune_nn::{Module, NnError, Parameter, Result, Visitor, VisitorMut};
+use finetune_nn::{FusedActivation, Module, NnError, Parameter, Result, Visitor, VisitorMut};
 use finetune_tensor::Float;
 use finetune_tensor::conv::Conv2dOptions;
 use rand::Rng;
@@ -129,8 +129,9 @@ impl<T: Float> Conv2d<T> {
     }
 }
 
-impl<T: Float> Module<T> for Conv2d<T> {
-    fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> Result<Var> {
+impl<T: Float> Conv2d<T> {
+    /// The input must be `(N, C_in, H, W)`.
+    fn check_input(&self, tape: &Tape<T>, x: Var) -> Result<()> {
         let shape = tape.shape(x)?;
         if shape.len() != 4 || shape[1] != self.config.in_channels {
             return Err(NnError::bad_input(
@@ -141,6 +142,33 @@ impl<T: Float> Module<T> for Conv2d<T> {
                 ),
             ));
         }
+        Ok(())
+    }
+}
+
+impl<T: Float> Module<T> for Conv2d<T> {
+    /// Conv2d then ReLU as `Tape::conv2d_relu`, for the plain weight (a
+    /// low-rank adapter's factored forward runs apart from the ReLU).
+    fn forward_fused(
+        &mut self,
+        tape: &mut Tape<T>,
+        x: Var,
+        activation: FusedActivation,
+    ) -> Option<Result<Var>> {
+        let FusedActivation::Relu = activation;
+        if self.low_rank_pays() {
+            return None;
+        }
+        Some((|| {
+            self.check_input(tape, x)?;
+            let w = self.weight.bind(tape)?;
+            let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
+            Ok(tape.conv2d_relu(x, w, b, self.config.options)?)
+        })())
+    }
+
+    fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> Result<Var> {
+        self.check_input(tape, x)?;
         let options = self.config.options;
         if self.low_rank_pays()
             && let Some(f) = self.weight.bind_factored(tape)?

@@ -298,3 +298,69 @@ fn lora_on_a_frozen_conv2d_equals_the_merged_weight(cfg: Conv2dConfig, seed: u64
     );
     gradcheck_module(&mut frozen, &x, None, &GradcheckOptions::default()).unwrap();
 }
+
+/// A Sequential chain runs Conv2d + ReLU as one fused op; split at the
+/// boundary between them it runs them apart: the same output and the same
+/// parameter gradients, bit for bit.
+#[test]
+fn a_chain_fuses_conv_and_relu_without_changing_anything() {
+    let net = |seed| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        Sequential::<f32>::new()
+            .push(Conv2d::new(Conv2dConfig::new(2, 8, 3), &mut rng).unwrap())
+            .push(ReLU)
+            .push(Conv2d::new(Conv2dConfig::new(8, 8, 3), &mut rng).unwrap())
+            .push(ReLU)
+            .push(Flatten::default())
+    };
+    let x: Tensor<f32> = Tensor::new(
+        &[3, 2, 9, 9],
+        (0..486)
+            .map(|i| ((i * 37) % 19) as f32 / 9.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    let run = |split: bool| {
+        let mut net = net(7);
+        let mut tape = Tape::new();
+        let xv = tape.constant(x.clone());
+        let y = if split {
+            // every pair cut apart: ranges [0,1), [1,3), [3,5)
+            let a = net.forward_range(&mut tape, xv, None, 0, 1).unwrap();
+            let b = net.forward_range(&mut tape, a, None, 1, 3).unwrap();
+            net.forward_range(&mut tape, b, None, 3, 5).unwrap()
+        } else {
+            net.forward_range(&mut tape, xv, None, 0, 5).unwrap()
+        };
+        let fused_ops = tape
+            .nodes()
+            .iter()
+            .filter(|n| n.op() == "conv2d_relu")
+            .count();
+        let values: Vec<u32> = tape
+            .value(y)
+            .unwrap()
+            .as_slice()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let loss = tape
+            .cross_entropy(y, &[0, 3, 5], &LossOptions::default())
+            .unwrap();
+        let mut grads = tape.backward(loss).unwrap();
+        net.collect_grads(&mut grads);
+        let mut g = Vec::new();
+        net.for_each_parameter_mut(|name, p| {
+            let bits: Option<Vec<u32>> = p
+                .grad()
+                .map(|t| t.as_slice().iter().map(|v| v.to_bits()).collect());
+            g.push((name.to_string(), bits));
+        });
+        (fused_ops, values, g)
+    };
+    let (fused, apart) = (run(false), run(true));
+    assert_eq!((fused.0, apart.0), (2, 0), "two fused pairs, then none");
+    assert_eq!(fused.1, apart.1, "outputs");
+    assert_eq!(fused.2, apart.2, "parameter gradients");
+    assert!(fused.2.iter().all(|(_, g)| g.is_some()));
+}

@@ -4,7 +4,7 @@ use finetune_autograd::{GeluApproximation, Tape, Var};
 use finetune_tensor::Float;
 
 use crate::error::Result;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::{FusedActivation, Module, Visitor, VisitorMut};
 
 /// Implements `Module` for a parameter-free layer from its forward body.
 macro_rules! stateless_layer {
@@ -28,7 +28,20 @@ pub(crate) use stateless_layer;
 /// `max(x, 0)`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReLU;
-stateless_layer!(ReLU, |_s, tape, x| tape.relu(x), |_d| "ReLU".into());
+
+impl<T: Float> Module<T> for ReLU {
+    fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> Result<Var> {
+        Ok(tape.relu(x)?)
+    }
+    fn visit(&self, _: &mut dyn Visitor<T>) {}
+    fn visit_mut(&mut self, _: &mut dyn VisitorMut<T>) {}
+    fn describe(&self) -> String {
+        "ReLU".into()
+    }
+    fn fusable_activation(&self) -> Option<FusedActivation> {
+        Some(FusedActivation::Relu)
+    }
+}
 
 /// `tanh(x)`.
 #[derive(Clone, Copy, Debug, Default)]

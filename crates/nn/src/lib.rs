@@ -62,7 +62,9 @@ pub use gradcheck::gradcheck_module;
 pub use linear::Linear;
 pub use loss::{CrossEntropyLoss, MseLoss, NllLoss};
 pub use merge::{Add, Concat};
-pub use module::{EntryKind, Module, ModuleExt, StateEntry, StatsMode, Visitor, VisitorMut};
+pub use module::{
+    EntryKind, FusedActivation, Module, ModuleExt, StateEntry, StatsMode, Visitor, VisitorMut,
+};
 pub use parameter::{Buffer, BufferKind, Factored, Parameter};
 pub use sequential::{Sequential, Source};
 pub use shape::{Flatten, Identity};

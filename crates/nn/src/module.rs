@@ -112,6 +112,33 @@ pub trait Module<T: Float = f32>: Send {
     fn deterministic(&self) -> bool {
         true
     }
+
+    /// The elementwise activation this layer is, if a preceding layer can
+    /// fuse it into its own output ([`Module::forward_fused`]): `ReLU`.
+    fn fusable_activation(&self) -> Option<FusedActivation> {
+        None
+    }
+
+    /// This layer's forward with `activation` applied to its output as one
+    /// op, when it has such a fused form (a convolution followed by a ReLU:
+    /// `Tape::conv2d_relu`); `None` to have the two run apart. A
+    /// [`crate::Sequential`] chain asks for it at each such pair.
+    fn forward_fused(
+        &mut self,
+        tape: &mut Tape<T>,
+        x: Var,
+        activation: FusedActivation,
+    ) -> Option<Result<Var>> {
+        let _ = (tape, x, activation);
+        None
+    }
+}
+
+/// An activation a layer can apply to its own output as it writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FusedActivation {
+    /// `max(x, 0)`.
+    Relu,
 }
 
 /// The dotted path of the module currently being visited.

@@ -204,8 +204,20 @@ impl<T: Float> Sequential<T> {
         let end = end.min(self.layers.len());
         if !self.is_graph() {
             let mut h = x;
-            for (_, layer) in self.layers.iter_mut().take(end).skip(start) {
-                h = layer.forward_seq(tape, h, lengths)?;
+            let mut i = start;
+            while i < end {
+                // a layer and the activation after it as one op, where the
+                // layer has such a form (Conv2d + ReLU), both inside the range
+                let next = self.layers.get(i + 1).filter(|_| i + 1 < end);
+                if let Some(activation) = next.and_then(|(_, l)| l.fusable_activation())
+                    && let Some(fused) = self.layers[i].1.forward_fused(tape, h, activation)
+                {
+                    h = fused?;
+                    i += 2;
+                    continue;
+                }
+                h = self.layers[i].1.forward_seq(tape, h, lengths)?;
+                i += 1;
             }
             return Ok(h);
         }

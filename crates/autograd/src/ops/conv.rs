@@ -3,7 +3,9 @@
 //! rule that asks them only for the gradients some input needs.
 
 use finetune_tensor::Float;
-use finetune_tensor::conv::{Conv2dOptions, conv2d_backward, conv2d_forward};
+use finetune_tensor::conv::{
+    Conv2dOptions, Epilogue, conv2d_backward, conv2d_forward, conv2d_forward_with,
+};
 
 use crate::error::Result;
 use crate::tape::{Tape, Var};
@@ -31,6 +33,48 @@ impl<T: Float> Tape<T> {
                 ctx.inputs[0],
                 ctx.inputs[1],
                 ctx.grad_output,
+                options,
+                [ctx.needs_grad[0], ctx.needs_grad[1], need_bias],
+            )?;
+            let mut grads = vec![g.input, g.weight];
+            if ctx.inputs.len() == 3 {
+                grads.push(g.bias);
+            }
+            Ok(grads)
+        }))
+    }
+
+    /// `relu(conv2d(x, weight, bias))` as one op: the rectification is fused
+    /// into the convolution's output (each sample while it is in cache), and
+    /// no separate ReLU output is stored. Values and gradients are those of
+    /// [`Tape::conv2d`] followed by [`Tape::relu`], bit for bit (tested): the
+    /// gradient is masked where the output is not positive, then goes through
+    /// the convolution's rule.
+    pub fn conv2d_relu(
+        &mut self,
+        x: Var,
+        weight: Var,
+        bias: Option<Var>,
+        options: Conv2dOptions,
+    ) -> Result<Var> {
+        let b = bias.map(|b| self.value(b)).transpose()?;
+        let y = conv2d_forward_with(
+            self.value(x)?,
+            self.value(weight)?,
+            b,
+            options,
+            Epilogue::Relu,
+        )?;
+        let inputs: Vec<Var> = [x, weight].into_iter().chain(bias).collect();
+        Ok(self.record("conv2d_relu", &inputs, y, move |ctx| {
+            let masked = super::zip2(ctx.grad_output, ctx.output, |g, y| {
+                if y > T::zero() { g } else { T::zero() }
+            });
+            let need_bias = ctx.needs_grad.get(2).copied().unwrap_or(false);
+            let g = conv2d_backward(
+                ctx.inputs[0],
+                ctx.inputs[1],
+                &masked,
                 options,
                 [ctx.needs_grad[0], ctx.needs_grad[1], need_bias],
             )?;

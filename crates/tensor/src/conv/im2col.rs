@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use super::geometry::Conv2dGeometry;
+use super::geometry::{Conv2dGeometry, Epilogue};
 use super::runs::{Grads, backward_over_sample_runs, forward_over_sample_runs};
 use crate::error::Result;
 use crate::float::Float;
@@ -121,6 +121,7 @@ pub(super) fn forward<T: Float>(
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
+    epilogue: Epilogue,
 ) -> Result<Vec<T>> {
     let geo = *geo;
     let out_per_sample = geo.out_channels * geo.out_plane();
@@ -140,6 +141,7 @@ pub(super) fn forward<T: Float>(
             for (n, out_n) in samples.zip(out_chunk.chunks_mut(out_per_sample)) {
                 let x_n = &x[n * in_per_sample..(n + 1) * in_per_sample];
                 forward_sample(&geo, x_n, w, &mut cols, out_n)?;
+                epilogue.apply(out_n);
             }
             Ok(())
         },

@@ -20,7 +20,7 @@ mod im2col;
 mod runs;
 pub mod winograd;
 
-pub use geometry::{Conv2dGeometry, Conv2dOptions};
+pub use geometry::{Conv2dGeometry, Conv2dOptions, Epilogue};
 pub use im2col::{col2im, im2col};
 
 use crate::error::{Result, TensorError};
@@ -34,6 +34,17 @@ pub fn conv2d_forward<T: Float>(
     weight: &Tensor<T>,
     bias: Option<&Tensor<T>>,
     options: Conv2dOptions,
+) -> Result<Tensor<T>> {
+    conv2d_forward_with(input, weight, bias, options, Epilogue::None)
+}
+
+/// [`conv2d_forward`] with an [`Epilogue`] fused into the output's writing.
+pub fn conv2d_forward_with<T: Float>(
+    input: &Tensor<T>,
+    weight: &Tensor<T>,
+    bias: Option<&Tensor<T>>,
+    options: Conv2dOptions,
+    epilogue: Epilogue,
 ) -> Result<Tensor<T>> {
     let geo = Conv2dGeometry::new(input.shape(), weight.shape(), options)?;
     if let Some(b) = bias
@@ -52,9 +63,9 @@ pub fn conv2d_forward<T: Float>(
     let (x, w) = (input.as_slice(), weight.as_slice());
     let bias = bias.map(|b| b.as_slice());
     let out = if winograd::applies(&geo) {
-        winograd::forward(&geo, x, w, bias)?
+        winograd::forward(&geo, x, w, bias, epilogue)?
     } else {
-        im2col::forward(&geo, x, w, bias)?
+        im2col::forward(&geo, x, w, bias, epilogue)?
     };
     Tensor::new(&geo.output_shape(), out)
 }

@@ -37,7 +37,7 @@
 
 use std::ops::Range;
 
-use super::geometry::Conv2dGeometry;
+use super::geometry::{Conv2dGeometry, Epilogue};
 use super::runs::{Grads, backward_over_sample_runs, forward_over_sample_runs_written};
 use crate::error::Result;
 use crate::float::Float;
@@ -615,8 +615,9 @@ pub fn forward<T: Float>(
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
+    epilogue: Epilogue,
 ) -> Result<Vec<T>> {
-    forward_in_bands(geo, x, w, bias, BAND_BYTES)
+    forward_in_bands(geo, x, w, bias, epilogue, BAND_BYTES)
 }
 
 fn forward_in_bands<T: Float>(
@@ -624,6 +625,7 @@ fn forward_in_bands<T: Float>(
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
+    epilogue: Epilogue,
     band_bytes: usize,
 ) -> Result<Vec<T>> {
     let bands = Tiles::bands::<T>(geo, band_bytes);
@@ -640,6 +642,12 @@ fn forward_in_bands<T: Float>(
                 transform_input(geo, tiles, &x[n * in_len..][..in_len], &mut ws);
                 row_products(&u, (co_n, c_n), &ws.v, tiles.count(), &mut ws.m)?;
                 transform_output(geo, tiles, &ws.m, bias, &mut ws.scratch, out_n);
+            }
+            if epilogue != Epilogue::None {
+                // SAFETY: the bands above wrote every value of `out_n` (as
+                // argued at the end of this function), so it is initialised.
+                let done = unsafe { &mut *(out_n as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+                epilogue.apply(done);
             }
         }
         Ok(())
@@ -961,7 +969,7 @@ mod tests {
             let x = seq(geo.batch * geo.in_channels * geo.height * geo.width, 0.1, 1);
             let w = seq(geo.out_channels * geo.in_channels * 9, 0.05, 2);
             let b = seq(geo.out_channels, 0.3, 3);
-            let got = forward(&geo, &x, &w, Some(&b)).unwrap();
+            let got = forward(&geo, &x, &w, Some(&b), Epilogue::None).unwrap();
             assert!(max_diff(&got, &direct(&geo, &x, &w, &b)) < 1e-12, "{geo:?}");
         }
     }
@@ -1017,7 +1025,7 @@ mod tests {
         let x = seq(geo.batch * geo.in_channels * geo.height * geo.width, 0.1, 7);
         let w = seq(geo.out_channels * geo.in_channels * 9, 0.05, 8);
         let b = seq(geo.out_channels, 0.3, 9);
-        let got = forward_in_bands(&geo, &x, &w, Some(&b), budget).unwrap();
+        let got = forward_in_bands(&geo, &x, &w, Some(&b), Epilogue::None, budget).unwrap();
         assert!(max_diff(&got, &direct(&geo, &x, &w, &b)) < 1e-10);
         let dy = seq(got.len(), 0.2, 10);
         let (dx, dw) = backward_in_bands(&geo, &x, &w, &dy, [true, true], budget).unwrap();
