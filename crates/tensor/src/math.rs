@@ -80,6 +80,18 @@ pub fn sigmoid_f32(x: f32) -> f32 {
     1.0 / (1.0 + exp_f32(-x))
 }
 
+/// `max(v, 0)` with NaN kept as NaN, as PyTorch's `relu` (`clamp_min(0)`):
+/// shared by the convolution's fused epilogue and `Tape::relu` so the two
+/// cannot differ.
+#[inline(always)]
+pub fn relu<T: crate::float::Float>(v: T) -> T {
+    if v > T::zero() || v.is_nan() {
+        v
+    } else {
+        T::zero()
+    }
+}
+
 /// `tanh(x)` for `f32`.
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
@@ -100,6 +112,15 @@ pub fn tanh_f32(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relu_keeps_nan_like_pytorch() {
+        assert!(relu(f32::NAN).is_nan() && relu(f64::NAN).is_nan());
+        assert_eq!(relu(-2.5f32), 0.0);
+        assert_eq!(relu(3.0f64), 3.0);
+        assert_eq!(relu(f32::NEG_INFINITY), 0.0);
+        assert_eq!(relu(f32::INFINITY), f32::INFINITY);
+    }
 
     fn grid() -> impl Iterator<Item = f32> {
         (-40_000..=40_000)

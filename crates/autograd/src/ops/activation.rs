@@ -38,11 +38,10 @@ impl<T: Float> Tape<T> {
         }))
     }
 
-    /// `max(x, 0)`. dy/dx = 1 where y > 0, else 0.
+    /// `max(x, 0)`, NaN kept as NaN (PyTorch's `clamp_min(0)`). dy/dx = 1
+    /// where y > 0, else 0 (so 0 at a NaN, as in PyTorch's backward).
     pub fn relu(&mut self, x: Var) -> Result<Var> {
-        let y = self
-            .value(x)?
-            .map(|v| if v > T::zero() { v } else { T::zero() });
+        let y = self.value(x)?.map(finetune_tensor::math::relu);
         Ok(self.record("relu", &[x], y, |ctx| {
             Ok(vec![Some(zip2(ctx.grad_output, ctx.output, |g, y| {
                 if y > T::zero() { g } else { T::zero() }

@@ -168,7 +168,7 @@ pub enum Epilogue {
     /// The output as it is.
     #[default]
     None,
-    /// `max(y, 0)`, exactly as `Tape::relu` computes it.
+    /// [`crate::math::relu`], exactly as `Tape::relu` computes it.
     Relu,
 }
 
@@ -177,7 +177,7 @@ impl Epilogue {
     pub(crate) fn apply<T: Float>(self, out: &mut [T]) {
         if self == Epilogue::Relu {
             for v in out {
-                *v = if *v > T::zero() { *v } else { T::zero() };
+                *v = crate::math::relu(*v);
             }
         }
     }
