@@ -144,6 +144,13 @@ impl<T: Float> Conv2d<T> {
         }
         Ok(())
     }
+
+    /// The plain weight and the bias, bound on the tape.
+    fn bind_plain(&mut self, tape: &mut Tape<T>) -> Result<(Var, Option<Var>)> {
+        let w = self.weight.bind(tape)?;
+        let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
+        Ok((w, b))
+    }
 }
 
 impl<T: Float> Module<T> for Conv2d<T> {
@@ -161,8 +168,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
         }
         Some((|| {
             self.check_input(tape, x)?;
-            let w = self.weight.bind(tape)?;
-            let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
+            let (w, b) = self.bind_plain(tape)?;
             Ok(tape.conv2d_relu(x, w, b, self.config.options)?)
         })())
     }
@@ -187,8 +193,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
             let update = tape.conv2d(low, up, None, Conv2dOptions::default())?;
             return Ok(tape.add(y, update)?);
         }
-        let w = self.weight.bind(tape)?;
-        let b = self.bias.as_mut().map(|b| b.bind(tape)).transpose()?;
+        let (w, b) = self.bind_plain(tape)?;
         Ok(tape.conv2d(x, w, b, options)?)
     }
 

@@ -185,12 +185,10 @@ impl<T: Float> Sequential<T> {
         start: usize,
         end: usize,
     ) -> Result<Var> {
-        // On a thread of rayon's pool: from outside it, each parallel kernel
-        // would be injected into the pool while the caller slept until a
-        // woken worker finished it (two context switches per kernel); from
-        // inside, the caller takes its share. Already on the pool (a training
-        // step, a nested Sequential), this is a plain call.
-        rayon::scope(|_| self.forward_range_on_pool(tape, x, lengths, start, end))
+        // already on the pool (a training step, a nested Sequential), a plain call
+        finetune_tensor::parallel::on_pool(|| {
+            self.forward_range_on_pool(tape, x, lengths, start, end)
+        })
     }
 
     fn forward_range_on_pool(

@@ -170,10 +170,10 @@ pub fn max_pool2d<T: Float>(
     // value is then written by its plane's task
     let mut out: Vec<T> = crate::parallel::zeros(geo.planes * ho * wo);
     let mut arg: Vec<u32> = crate::parallel::zeros(out.len());
-    let simple = o.padding == [0, 0] && o.dilation == [1, 1] && windows_inside(&geo, o);
+    let simple = unpadded_inside(&geo, o);
     par_planes(&mut out, ho * wo, &mut arg, |p, out_p, arg_p| {
         let plane = &src[p * h * w..(p + 1) * h * w];
-        if simple && o.kernel == [2, 2] && o.stride == [2, 2] {
+        if simple && is_2x2(o) {
             max_plane_2x2(plane, w, ho, wo, out_p, arg_p);
         } else if simple {
             max_plane_unpadded(plane, w, o, ho, wo, out_p, arg_p);
@@ -191,24 +191,17 @@ pub fn max_pool2d<T: Float>(
 /// an eighth of the step). Same values, taken in the same order, as
 /// [`max_pool2d`].
 pub fn max_pool2d_values<T: Float>(x: &Tensor<T>, options: Pool2dOptions) -> Result<Tensor<T>> {
-    let o = options;
     let geo = Pool2dGeometry::new("max_pool2d", x.shape(), options)?;
-    let two_by_two = o.kernel == [2, 2] && o.stride == [2, 2];
-    if !(two_by_two && o.padding == [0, 0] && o.dilation == [1, 1] && windows_inside(&geo, o)) {
+    if !(is_2x2(options) && unpadded_inside(&geo, options)) {
         return Ok(max_pool2d(x, options)?.0);
     }
     let (h, w, ho, wo) = (geo.height, geo.width, geo.out_height, geo.out_width);
     let src = x.as_slice();
     let mut out: Vec<T> = crate::parallel::zeros(geo.planes * ho * wo);
-    let plane = |(p, out_p): (usize, &mut [T])| {
+    let mut unused: Vec<()> = vec![(); out.len()];
+    par_planes(&mut out, ho * wo, &mut unused, |p, out_p, _| {
         max_plane_2x2_values(&src[p * h * w..(p + 1) * h * w], w, ho, wo, out_p);
-    };
-    let plane_out = (ho * wo).max(1);
-    if out.len() >= PARALLEL_THRESHOLD / 4 {
-        out.par_chunks_mut(plane_out).enumerate().for_each(plane);
-    } else {
-        out.chunks_mut(plane_out).enumerate().for_each(plane);
-    }
+    });
     Tensor::new(&geo.output_shape(x.shape()), out)
 }
 
@@ -231,12 +224,21 @@ fn max_plane_2x2_values<T: Float>(plane: &[T], w: usize, ho: usize, wo: usize, o
     }
 }
 
-/// Whether every window of an unpadded, undilated pool lies inside the
-/// plane — not so in `ceil_mode`, whose last window may overhang the edge
-/// (the fast kernels read whole windows; they once read past a 5x7 plane).
-fn windows_inside(geo: &Pool2dGeometry, o: Pool2dOptions) -> bool {
+/// 2x2 windows at stride 2, the most common pooling of all.
+fn is_2x2(o: Pool2dOptions) -> bool {
+    o.kernel == [2, 2] && o.stride == [2, 2]
+}
+
+/// Whether the pool is unpadded and undilated with every window inside the
+/// plane — not so in `ceil_mode`, whose last window may overhang the edge:
+/// what the fast kernels, which read whole windows, need (they once read
+/// past a 5x7 plane).
+fn unpadded_inside(geo: &Pool2dGeometry, o: Pool2dOptions) -> bool {
     let last = |outs: usize, axis: usize| (outs.max(1) - 1) * o.stride[axis] + o.kernel[axis];
-    last(geo.out_height, 0) <= geo.height && last(geo.out_width, 1) <= geo.width
+    o.padding == [0, 0]
+        && o.dilation == [1, 1]
+        && last(geo.out_height, 0) <= geo.height
+        && last(geo.out_width, 1) <= geo.width
 }
 
 /// `a` replaces the current best `b`: PyTorch's rule `a > b || isnan(a)`,

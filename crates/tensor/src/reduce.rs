@@ -158,8 +158,6 @@ pub fn log_softmax<T: Float>(x: &Tensor<T>, axis: usize) -> Tensor<T> {
 }
 
 fn softmax_like<T: Float>(x: &Tensor<T>, axis: usize, log: bool) -> Tensor<T> {
-    use crate::parallel::PARALLEL_THRESHOLD;
-    use rayon::prelude::*;
     let (outer, n, inner) = split_at_axis(x.shape(), axis);
     let src = x.as_slice();
     let mut out = vec![T::zero(); src.len()];
@@ -168,17 +166,9 @@ fn softmax_like<T: Float>(x: &Tensor<T>, axis: usize, log: bool) -> Tensor<T> {
     }
     if inner == 1 {
         // contiguous rows (the class axis of a loss): in parallel when large
-        let row = |(o, s): (&mut [T], &[T])| softmax_row(s, o, log);
-        if src.len() >= PARALLEL_THRESHOLD {
-            // blocks of rows per task: a task per row of a vocabulary's 65
-            // values cost more in scheduling than in work
-            const ROWS: usize = 64;
-            out.par_chunks_mut(n * ROWS)
-                .zip(src.par_chunks(n * ROWS))
-                .for_each(|(o, s)| o.chunks_mut(n).zip(s.chunks(n)).for_each(row));
-        } else {
-            out.chunks_mut(n).zip(src.chunks(n)).for_each(row);
-        }
+        crate::parallel::for_each_chunk_mut(&mut out, n, |i, o| {
+            softmax_row(&src[i * n..(i + 1) * n], o, log)
+        });
         return Tensor::from_vec_unchecked(x.shape(), out);
     }
     let (mut column, mut result) = (vec![T::zero(); n], vec![T::zero(); n]);

@@ -135,8 +135,8 @@ pub fn evaluate(
     let end = net.len();
     for batch in source.batches(batch_size, None, 0)? {
         let batch = batch?;
-        // on a pool thread, as a training step runs (see `step::step`)
-        rayon::scope(|_| -> Result<()> {
+        // on a pool thread, as a training step runs
+        finetune_tensor::parallel::on_pool(|| -> Result<()> {
             let mut tape = Tape::new();
             tape.set_grad_enabled(false);
             let x = tape.constant(batch.inputs);

@@ -59,13 +59,9 @@ pub fn step(
     options: &StepOptions,
     tally: Option<(&mut Tally, usize)>,
 ) -> Result<StepStats> {
-    // The step runs on a thread of rayon's pool: called from outside it (the
-    // main thread of a training loop or a bench), every parallel kernel of the
-    // step would be injected into the pool and the caller would sleep until a
-    // woken worker finished it — two context switches per kernel, ~100 a
-    // step of W5 (`perf stat -e context-switches`). From inside, the calling
-    // thread takes its share and the other worker steals the rest.
-    rayon::scope(|_| step_on_pool(net, batch, optimizer, groups, hyper, options, tally))
+    finetune_tensor::parallel::on_pool(|| {
+        step_on_pool(net, batch, optimizer, groups, hyper, options, tally)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -17,6 +17,12 @@ pub enum GeluApproximation {
     Tanh,
 }
 
+/// ReLU's gradient from its output: `g` where `y > 0`, else 0 (also the
+/// mask of the fused `conv2d_relu`).
+pub(crate) fn relu_backward<T: Float>(g: &Tensor<T>, y: &Tensor<T>) -> Tensor<T> {
+    zip2(g, y, |g, y| if y > T::zero() { g } else { T::zero() })
+}
+
 impl<T: Float> Tape<T> {
     /// Hyperbolic tangent. dy/dx = 1 - y².
     pub fn tanh(&mut self, x: Var) -> Result<Var> {
@@ -43,9 +49,7 @@ impl<T: Float> Tape<T> {
     pub fn relu(&mut self, x: Var) -> Result<Var> {
         let y = self.value(x)?.map(finetune_tensor::math::relu);
         Ok(self.record("relu", &[x], y, |ctx| {
-            Ok(vec![Some(zip2(ctx.grad_output, ctx.output, |g, y| {
-                if y > T::zero() { g } else { T::zero() }
-            }))])
+            Ok(vec![Some(relu_backward(ctx.grad_output, ctx.output))])
         }))
     }
 

@@ -2,13 +2,35 @@
 //! backward pass) live in `finetune_tensor::conv`; this file is the gradient
 //! rule that asks them only for the gradients some input needs.
 
-use finetune_tensor::Float;
 use finetune_tensor::conv::{
     Conv2dOptions, Epilogue, conv2d_backward, conv2d_forward, conv2d_forward_with,
 };
+use finetune_tensor::{Float, Tensor};
 
 use crate::error::Result;
-use crate::tape::{Tape, Var};
+use crate::tape::{BackwardContext, InputGrads, Tape, Var};
+
+/// The convolution's gradient rule for an output gradient `grad_out`: only
+/// the gradients some input needs, in the inputs' order `[x, weight, bias]`.
+fn conv_grads<T: Float>(
+    ctx: &BackwardContext<'_, T>,
+    grad_out: &Tensor<T>,
+    options: Conv2dOptions,
+) -> Result<InputGrads<T>> {
+    let need_bias = ctx.needs_grad.get(2).copied().unwrap_or(false);
+    let g = conv2d_backward(
+        ctx.inputs[0],
+        ctx.inputs[1],
+        grad_out,
+        options,
+        [ctx.needs_grad[0], ctx.needs_grad[1], need_bias],
+    )?;
+    let mut grads = vec![g.input, g.weight];
+    if ctx.inputs.len() == 3 {
+        grads.push(g.bias);
+    }
+    Ok(grads)
+}
 
 impl<T: Float> Tape<T> {
     /// Convolution with PyTorch's layouts: `x (N, C_in, H, W)`,
@@ -28,19 +50,7 @@ impl<T: Float> Tape<T> {
         let y = conv2d_forward(self.value(x)?, self.value(weight)?, b, options)?;
         let inputs: Vec<Var> = [x, weight].into_iter().chain(bias).collect();
         Ok(self.record("conv2d", &inputs, y, move |ctx| {
-            let need_bias = ctx.needs_grad.get(2).copied().unwrap_or(false);
-            let g = conv2d_backward(
-                ctx.inputs[0],
-                ctx.inputs[1],
-                ctx.grad_output,
-                options,
-                [ctx.needs_grad[0], ctx.needs_grad[1], need_bias],
-            )?;
-            let mut grads = vec![g.input, g.weight];
-            if ctx.inputs.len() == 3 {
-                grads.push(g.bias);
-            }
-            Ok(grads)
+            conv_grads(ctx, ctx.grad_output, options)
         }))
     }
 
@@ -67,22 +77,8 @@ impl<T: Float> Tape<T> {
         )?;
         let inputs: Vec<Var> = [x, weight].into_iter().chain(bias).collect();
         Ok(self.record("conv2d_relu", &inputs, y, move |ctx| {
-            let masked = super::zip2(ctx.grad_output, ctx.output, |g, y| {
-                if y > T::zero() { g } else { T::zero() }
-            });
-            let need_bias = ctx.needs_grad.get(2).copied().unwrap_or(false);
-            let g = conv2d_backward(
-                ctx.inputs[0],
-                ctx.inputs[1],
-                &masked,
-                options,
-                [ctx.needs_grad[0], ctx.needs_grad[1], need_bias],
-            )?;
-            let mut grads = vec![g.input, g.weight];
-            if ctx.inputs.len() == 3 {
-                grads.push(g.bias);
-            }
-            Ok(grads)
+            let masked = super::activation::relu_backward(ctx.grad_output, ctx.output);
+            conv_grads(ctx, &masked, options)
         }))
     }
 }

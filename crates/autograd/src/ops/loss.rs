@@ -112,7 +112,6 @@ impl<T: Float> Tape<T> {
             .collect();
         let y = plan.reduce(&per_example)?;
         Ok(self.record("cross_entropy", &[logits], y, move |ctx| {
-            use rayon::prelude::*;
             let mut dz = vec![T::zero(); plan.n * c];
             // one row of `dz = coef · (softmax · Σt − t)` for the smoothed target `t`
             let row_grad = |(i, d): (usize, &mut [T])| {
@@ -138,21 +137,8 @@ impl<T: Float> Tape<T> {
                 }
             };
             // rows are independent: a language model's (tokens × vocabulary)
-            // is worth splitting over threads, in blocks of rows (a task per
-            // row of 65 values cost more in scheduling than in work)
-            const ROWS: usize = 64;
-            if dz.len() >= finetune_tensor::parallel::PARALLEL_THRESHOLD {
-                dz.par_chunks_mut(c * ROWS)
-                    .enumerate()
-                    .for_each(|(b, block)| {
-                        block
-                            .chunks_mut(c)
-                            .enumerate()
-                            .for_each(|(i, d)| row_grad((b * ROWS + i, d)))
-                    });
-            } else {
-                dz.chunks_mut(c.max(1)).enumerate().for_each(row_grad);
-            }
+            // is worth splitting over threads
+            finetune_tensor::parallel::for_each_chunk_mut(&mut dz, c, |i, d| row_grad((i, d)));
             Ok(vec![Some(Tensor::from_parts(ctx.inputs[0].shape(), dz)?)])
         }))
     }

@@ -240,13 +240,13 @@ impl<T: Float> PackedRhs<T> {
                     }
                     at += w;
                 }
-                row[cols..].iter_mut().for_each(|v| {
-                    v.write(T::zero());
-                });
             }
+            zero_padding(strip, cols);
             true
         };
-        Ok(Self::from_strips(k, n, pack_strip))
+        // SAFETY: every row's columns 0..cols come from the parts (which
+        // cover 0..n side by side), the rest from `zero_padding`.
+        Ok(unsafe { Self::from_strips(k, n, pack_strip) })
     }
 
     /// Packs `B = Wᵀ` from a row-major `w` of `n x k` — the recurrent
@@ -289,22 +289,19 @@ impl<T: Float> PackedRhs<T> {
                 }
                 p0 += kp;
             }
-            for row in strip.chunks_mut(NR) {
-                row[cols..].iter_mut().for_each(|v| {
-                    v.write(T::zero());
-                });
-            }
+            zero_padding(strip, cols);
             true
         };
-        Ok(Self::from_strips(k, n, pack_strip))
+        // SAFETY: lanes 0..cols of every row come from the parts (whose
+        // rows cover 0..k), by transposes or element by element; the rest
+        // from `zero_padding`.
+        Ok(unsafe { Self::from_strips(k, n, pack_strip) })
     }
 
-    /// Packs the `k x n` matrix whose element `(p, j)` is `value(p, j)`:
-    /// for a `B` assembled from parts, such as the LSTM's `[W_ih | W_hh]`,
-    /// with no assembled copy in between. Strips are packed in parallel
-    /// when `B` is large (packing is on the critical path of every
-    /// sequence, before the first step). `value` must accept every
-    /// `p < k`, `j < n`.
+    /// Packs the `k x n` matrix whose element `(p, j)` is `value(p, j)`,
+    /// for a `B` no other packer reads in place (and the definition the
+    /// others are tested against). Strips are packed in parallel when `B`
+    /// is large. `value` must accept every `p < k`, `j < n`.
     pub fn from_fn(k: usize, n: usize, value: impl Fn(usize, usize) -> T + Sync) -> Self {
         let pack_strip = |s: usize, strip: &mut [std::mem::MaybeUninit<T>]| {
             let cols = NR.min(n - s * NR);
@@ -319,20 +316,24 @@ impl<T: Float> PackedRhs<T> {
             }
             true
         };
-        Self::from_strips(k, n, pack_strip)
+        // SAFETY: every value of every row is written above.
+        unsafe { Self::from_strips(k, n, pack_strip) }
     }
 
     /// A `k x n` pack whose strip `s` (`k` rows of NR values) is written by
     /// `pack_strip(s, strip)`, which must write all of it. Each strip is
     /// written once, by one task, straight into the new memory (a zero-fill
     /// first was a second parallel pass, and a thread hand-off).
-    fn from_strips(
+    ///
+    /// # Safety
+    /// `pack_strip` must return true only after writing every value of its strip.
+    unsafe fn from_strips(
         k: usize,
         n: usize,
         pack_strip: impl Fn(usize, &mut [std::mem::MaybeUninit<T>]) -> bool + Sync + Send,
     ) -> Self {
         let strips = n.div_ceil(NR);
-        // SAFETY: every caller's `pack_strip` writes its whole strip.
+        // SAFETY: `pack_strip` writes its whole strip (this function's contract).
         let data = unsafe { crate::parallel::chunks_written(strips * k * NR, k * NR, pack_strip) };
         PackedRhs {
             k,
@@ -363,6 +364,15 @@ fn checked_parts<T>(parts: &[(&[T], usize)], len: usize, side: &str) -> Result<u
         })?;
     }
     Ok(total)
+}
+
+/// Zeroes lanes `cols..NR` of every row of a strip (past `B`'s last column).
+fn zero_padding<T: Float>(strip: &mut [std::mem::MaybeUninit<T>], cols: usize) {
+    for row in strip.chunks_mut(NR) {
+        for v in &mut row[cols..] {
+            v.write(T::zero());
+        }
+    }
 }
 
 /// Writes `src` into `dst` (of the same length) — a `copy_from_slice` into
