@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
 shift || true
-targets=${*:-spec pth checkpoint safetensors idx}
+targets=${*:-spec pth checkpoint safetensors idx adapter}
 for t in $targets; do
     mkdir -p "corpus/$t"
     log="fuzz-$t.log"

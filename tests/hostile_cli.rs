@@ -419,8 +419,10 @@ fn ctrl_c_saves_the_run_and_prints_a_resume_command_that_works() {
     assert!(sent.success());
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    // interrupted, not failed: its own exit code, and no "error:"
+    assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted"), "{err}");
+    assert!(!err.contains("error:"), "{err}");
     assert!(dir.join("runs/m/last.ckpt").is_file());
     let command = err
         .lines()

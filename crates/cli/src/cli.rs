@@ -756,6 +756,10 @@ pub struct ImportArgs {
     /// The file uses Keras names and layouts (detected when its tensors have Keras names such as `lstm1.recurrent_kernel`).
     #[arg(long)]
     pub keras: bool,
+    /// Accept NaN, infinite and absurdly large values (above 1e12) in the
+    /// weights or adapter file; refused by default, with the tensor named.
+    #[arg(long)]
+    pub allow_non_finite: bool,
     /// A character vocabulary to store with the model: a finetune vocabulary, or
     /// textgenrnn's `{"char": id}` JSON (ids from 1, 0 padding, `<s>` the start token).
     #[arg(long, value_name = "JSON")]

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
 use finetune_data::{
     CharVocab, DataSource, ImageDataset, Labelled, Normalization, SequenceLayout, SplitOptions,
-    TextDataset, Unknown,
+    TextDataset,
 };
 use finetune_pretrained::Model;
 use finetune_train::{BatchSource, ImageSource, SequenceSource};
@@ -96,10 +96,33 @@ pub fn note_missing_vocab(model: &Model, label: &str) {
     }
 }
 
-/// Unknown characters below this share of a text data set pass silently
-/// (a rare letter missing from a small training subset); above it the user
-/// is told, because the model then sees mostly `unk`.
-const UNKNOWN_NOTE_SHARE: f64 = 0.05;
+/// Tells how many characters of `texts` (`name`) the model's vocabulary
+/// lacks, and how they are read (`unk`, or dropped by a vocabulary without
+/// one), with the most frequent; silent when there are none.
+pub fn note_unknown_chars<'t>(
+    vocab: &CharVocab,
+    texts: impl IntoIterator<Item = &'t str>,
+    name: &str,
+) {
+    let (unknown, total, top) = unknown_chars(vocab, texts, 8);
+    if unknown == 0 {
+        return;
+    }
+    eprintln!(
+        "note: {unknown} of the {total} characters of {name} ({:.2}%) are not in the model's vocabulary of {} ids and are {}; most frequent: {}",
+        100.0 * unknown as f64 / total.max(1) as f64,
+        vocab.len(),
+        if vocab.unk().is_some() {
+            "read as `unk`"
+        } else {
+            "dropped (the vocabulary has no `unk` id)"
+        },
+        top.iter()
+            .map(|c| format!("{c:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
 
 /// How many characters of `texts` `vocab` lacks: `(unknown, total, the most
 /// frequent unknown characters, at most `examples` of them)`.
@@ -438,18 +461,7 @@ pub(crate) fn texts(
         Some(v) => {
             let all = [&train, &val, &test];
             let texts = all.iter().flat_map(|d| d.texts()).map(String::as_str);
-            let (unknown, total, top) = unknown_chars(&v, texts, 8);
-            if unknown as f64 > UNKNOWN_NOTE_SHARE * total as f64 {
-                eprintln!(
-                    "note: {:.1}% of the characters of {name} ({unknown} of {total}) are not in the model's vocabulary of {} ids and read as `unk`; most frequent: {}",
-                    100.0 * unknown as f64 / total as f64,
-                    v.len(),
-                    top.iter()
-                        .map(|c| format!("{c:?}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
-            }
+            note_unknown_chars(&v, texts, &name);
             v
         }
         None => train.build_vocab()?,
@@ -463,13 +475,10 @@ pub(crate) fn texts(
             vocab.len()
         );
     }
-    // a vocabulary without an `unk` id (one imported with a model) can still
-    // encode texts whose characters it all knows; others fail, naming the example
-    let unknown = if vocab.unk().is_some() {
-        Unknown::UseUnk
-    } else {
-        Unknown::Error
-    };
+    // `unk` where the vocabulary has one (fine-tuning gives an imported
+    // vocabulary one first), else unknown characters are dropped: no text
+    // is refused for a character
+    let unknown = vocab.lenient();
     if args.max_len == 0 {
         bail!("--max-len must be at least 1");
     }

@@ -5,6 +5,24 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// The exit code of a run stopped by Ctrl-C (128 + SIGINT, as a shell
+/// reports it): distinct from a failure's 1 and bad usage's 2.
+pub const INTERRUPTED_EXIT_CODE: u8 = 130;
+
+/// A run that stopped because the user asked it to, after saving: not an
+/// error, so it is printed as it is (no `error:`) and exits with
+/// [`INTERRUPTED_EXIT_CODE`].
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// The flag the trainer polls after each batch.
 pub fn flag() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -21,7 +39,7 @@ pub fn flag() -> Arc<AtomicBool> {
                     "\ninterrupted: finishing this batch and saving (Ctrl-C again to quit now)"
                 );
             } else {
-                std::process::exit(130);
+                std::process::exit(i32::from(INTERRUPTED_EXIT_CODE));
             }
         });
         flag

@@ -48,7 +48,8 @@ pub fn main() -> ExitCode {
 }
 
 /// Parses `args` (the first is the program name) and runs the command,
-/// returning the exit code: 0, 1 for a failure, 2 for bad usage.
+/// returning the exit code: 0, 1 for a failure, 2 for bad usage, 130 for a
+/// run interrupted by Ctrl-C (saved, with the command that resumes it).
 pub fn run_from<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
@@ -68,6 +69,10 @@ where
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(stop) = e.downcast_ref::<interrupt::Interrupted>() {
+                eprintln!("{stop}");
+                return ExitCode::from(interrupt::INTERRUPTED_EXIT_CODE);
+            }
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }

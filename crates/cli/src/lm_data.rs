@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use finetune_data::files::{DataPath, TableColumns, read_corpus, read_table};
 use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
-use finetune_data::{CharCorpus, CharVocab, Labelled, Specials, SplitOptions, Unknown};
+use finetune_data::{CharCorpus, CharVocab, Labelled, Specials, SplitOptions};
 use finetune_train::LmSource;
 
 use crate::cli::{DataArgs, DataChoice, DataName, LmArgs};
@@ -99,11 +99,9 @@ pub fn prepare_lm(args: &DataArgs, lm: &LmArgs, vocab: Option<CharVocab>) -> Res
         Some(v) => v,
         None => corpus_vocab(train_text, lm.min_count).context("building the vocabulary")?,
     };
-    let unknown = if vocab.unk().is_some() {
-        Unknown::UseUnk
-    } else {
-        Unknown::Error
-    };
+    // `unk` where the vocabulary has one (fine-tuning gives it one), else
+    // unknown characters are dropped: no text is refused for a character
+    let unknown = vocab.lenient();
     let encode = |t: &str, what: &str| CharCorpus::new(t, what, vocab.clone(), unknown);
     let train = encode(train_text, "the training text")?;
     let (val, test) = encode(held, "the held-out text")?

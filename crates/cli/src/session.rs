@@ -322,14 +322,15 @@ pub fn run(
     .with_context(|| format!("training {}", opts.label))?;
     if report.interrupted {
         // the checkpoint hook has just saved last.ckpt and the metrics
-        anyhow::bail!(
+        return Err(crate::interrupt::Interrupted(format!(
             "{}: interrupted after batch {} of epoch {}; the state is saved in {}. Resume with:\n  {}",
             opts.label,
             trainer.progress.batches_done,
             trainer.progress.epoch + 1,
             last.display(),
             crate::interrupt::resume_command(&last)
-        );
+        ))
+        .into());
     }
     if let Some(d) = &report.diverged {
         return Err(diverged(model, &trainer, d, &opts));

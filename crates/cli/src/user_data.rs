@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use finetune_data::files::images::{FolderSplit, LoadedImages};
-use finetune_data::files::table::{TableRows, label_names, to_dataset};
+use finetune_data::files::table::{TableRows, classes_of, to_dataset};
 use finetune_data::files::{
     Crop, DataPath, ImageFolder, ImageLoadOptions, TableColumns, TableFiles, load_split, read_table,
 };
@@ -56,6 +56,21 @@ pub fn decode_bar(files: usize, what: &str) -> ProgressBar {
     bar
 }
 
+/// `e` with a hint to use `--skip-bad`, unless its message already has one.
+pub fn with_skip_hint(e: finetune_data::DataError, hint: &str) -> anyhow::Error {
+    use finetune_data::DataError as E;
+    let message = e.to_string();
+    let skippable = matches!(
+        e,
+        E::BadFile { .. } | E::File(_) | E::BadLine { .. } | E::Utf8 { .. }
+    );
+    if !skippable || message.contains("--skip-bad") {
+        anyhow::Error::new(e)
+    } else {
+        anyhow::anyhow!("{message} ({hint})")
+    }
+}
+
 fn load(
     split: &FolderSplit,
     folder: &ImageFolder,
@@ -65,7 +80,7 @@ fn load(
     let loaded = load_split(split, &folder.classes, opts, &|done| {
         bar.set_position(done as u64)
     })
-    .map_err(|e| anyhow::anyhow!("{e} (skip files that do not decode with --skip-bad)"))
+    .map_err(|e| with_skip_hint(e, "skip files that do not decode with --skip-bad"))
     .with_context(|| {
         format!(
             "reading the {} images of {}",
@@ -156,20 +171,39 @@ fn carve_test<D: Labelled>(all: D, fraction: f64, path: &Path) -> Result<(D, D)>
             path.display()
         );
     }
+    // the split is stratified: a class gives round(n·fraction) examples, so
+    // classes of fewer than 1/(2·fraction) examples give none
+    let counts = finetune_data::split::class_counts(all.labels(), all.class_names().len());
+    let too_small = counts
+        .iter()
+        .filter(|&&n| ((n as f64) * fraction).round() == 0.0)
+        .count();
+    let total = all.len();
     let parts = all.split(&SplitOptions::new(0.0, fraction, TEST_SPLIT_SEED))?;
+    let why_short = || {
+        format!(
+            "the test split is drawn within each class, and {too_small} of the {} classes have too few examples to give one at this fraction",
+            counts.len()
+        )
+    };
     if parts.test.is_empty() {
         bail!(
-            "{}: --test-fraction {fraction} of {} examples leaves no test example; give more examples or a larger fraction",
+            "{}: --test-fraction {fraction} of {total} examples leaves no test example: {}; give more examples per class, a larger fraction, or a test split (a test/ folder or test.csv)",
             path.display(),
-            parts.train.len()
+            why_short()
         );
     }
+    let share = parts.test.len() as f64 / total.max(1) as f64;
+    let short = if (share - fraction).abs() > 0.02 && too_small > 0 {
+        format!(" (not the {:.0}% asked: {})", 100.0 * fraction, why_short())
+    } else {
+        String::new()
+    };
     eprintln!(
-        "note: {} has no test split (no test/ folder or test table): {} of its {} examples ({:.0}%, --test-fraction) are held out as the test split, with a fixed seed so that every run and `eval` test on the same ones",
+        "note: {} has no test split (no test/ folder or test table): {} of its {total} examples ({:.1}%, --test-fraction {fraction}){short} are held out as the test split, with a fixed seed so that every run and `eval` test on the same ones",
         path.display(),
         parts.test.len(),
-        parts.test.len() + parts.train.len(),
-        100.0 * fraction
+        100.0 * share,
     );
     Ok((parts.train, parts.test))
 }
@@ -202,7 +236,7 @@ fn table(
 ) -> Result<Prepared> {
     let columns = columns(args);
     let train_rows = read(&files.train, &columns, args.skip_bad)?;
-    let classes = label_names(&train_rows.labels);
+    let classes = classes_of(&train_rows)?;
     if classes.len() < 2 {
         bail!(
             "{}: every row has the label `{}`; a classifier needs at least two classes",

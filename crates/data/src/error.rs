@@ -23,6 +23,29 @@ pub enum DataError {
         source: std::io::Error,
     },
 
+    /// A file named to be read was refused before reading: not a regular
+    /// file, larger than the cap for its kind, or it would block.
+    #[error(transparent)]
+    File(#[from] finetune_files::FileError),
+
+    /// A folder of a data set is reached a second time (a symbolic link to
+    /// an ancestor, or into another class): reported, never followed.
+    #[error(
+        "{}: leads back to {}, a folder already read (a symbolic link cycle, or a second route into the data set): its images would be read twice or under another class; remove the link",
+        dir.display(), first.display()
+    )]
+    Cycle { dir: PathBuf, first: PathBuf },
+
+    /// A table's label column has too many distinct values to be a task.
+    #[error(
+        "{file}: the label column holds {classes} distinct labels, {why}: is it the right column (--label-column)?"
+    )]
+    TooManyClasses {
+        file: String,
+        classes: usize,
+        why: String,
+    },
+
     /// A gzip stream is corrupt or ends early.
     #[error("{file}: corrupt or truncated gzip data (after {offset} decompressed bytes): {source}")]
     Gzip {

@@ -270,12 +270,18 @@ impl Labelled for ImageDataset {
     }
 }
 
-/// Reads a whole file, naming it on failure.
+/// The largest data file read whole (an IDX set, a CSV of digits, a
+/// vocabulary): full MNIST's largest file is 47 MB uncompressed.
+pub const MAX_DATA_FILE_BYTES: u64 = 2 << 30;
+
+/// Reads a whole data file, naming it on failure; it must be a regular file
+/// of at most [`MAX_DATA_FILE_BYTES`] (see [`finetune_files::read_capped`]).
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(finetune_files::read_capped(
+        path,
+        MAX_DATA_FILE_BYTES,
+        "a data file",
+    )?)
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub fn check_writable_target(path: &Path) -> Result<()> {
 }
 
 #[cfg(unix)]
-fn special_kind(t: &fs::FileType) -> &'static str {
+pub(crate) fn special_kind(t: &fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if t.is_char_device() || t.is_block_device() {
         "a device"
@@ -63,7 +63,7 @@ fn special_kind(t: &fs::FileType) -> &'static str {
 }
 
 #[cfg(not(unix))]
-fn special_kind(_t: &fs::FileType) -> &'static str {
+pub(crate) fn special_kind(_t: &fs::FileType) -> &'static str {
     "not a file"
 }
 

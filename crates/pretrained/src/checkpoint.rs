@@ -73,7 +73,12 @@ pub(crate) fn model_tensors(model: &Model) -> NamedTensors {
 /// Sets matched tensors into the model, converting dtypes: floats to f32
 /// (F64 rounds, F16/BF16 widen); integer counters to f32. Every tensor is
 /// converted and checked before the model changes, so on error it is untouched.
-pub(crate) fn apply_tensors(model: &mut Model, tensors: NamedTensors, file: &str) -> Result<()> {
+pub(crate) fn apply_tensors(
+    model: &mut Model,
+    tensors: NamedTensors,
+    file: &str,
+    values: ValueCheck,
+) -> Result<()> {
     let kinds: HashMap<String, EntryKind> = model
         .net
         .state_dict()
@@ -90,6 +95,7 @@ pub(crate) fn apply_tensors(model: &mut Model, tensors: NamedTensors, file: &str
         let kind = kinds
             .get(&name)
             .ok_or_else(|| tensor_err("the model has no such parameter or buffer".into()))?;
+        let values_check = values;
         let values: Vec<f32> = match (kind, raw.dtype().is_float()) {
             (_, true) => raw.to_f32().map_err(|e| tensor_err(e.to_string()))?,
             (EntryKind::Buffer(BufferKind::Count), false) => raw
@@ -105,6 +111,10 @@ pub(crate) fn apply_tensors(model: &mut Model, tensors: NamedTensors, file: &str
                 )));
             }
         };
+        let is_count = matches!(kind, EntryKind::Buffer(BufferKind::Count));
+        if values_check == ValueCheck::FiniteAndSane && !is_count {
+            check_values(&values).map_err(tensor_err)?;
+        }
         let tensor = Tensor::new(raw.shape(), values).map_err(|e| tensor_err(e.to_string()))?;
         converted.push((name, tensor));
     }
@@ -121,6 +131,42 @@ pub(crate) fn apply_tensors(model: &mut Model, tensors: NamedTensors, file: &str
     Ok(())
 }
 
+/// Whether imported values are checked before they are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueCheck {
+    /// Every float must be finite and at most [`MAX_ABS_WEIGHT`] in
+    /// magnitude: a NaN or an absurd value in an imported file is refused
+    /// with the tensor named, instead of surfacing as `loss NaN` later.
+    FiniteAndSane,
+    /// Values as they are (a checkpoint of a run that diverged must still
+    /// load for `inspect`; `import --allow-non-finite`).
+    AsIs,
+}
+
+/// The largest magnitude an imported weight may have: trained weights and
+/// BatchNorm statistics are orders of magnitude smaller; beyond this, one
+/// product in a forward pass overflows `f32`.
+pub const MAX_ABS_WEIGHT: f32 = 1e12;
+
+/// Why `values` cannot be imported: the first non-finite or absurd value.
+pub(crate) fn check_values(values: &[f32]) -> std::result::Result<(), String> {
+    match values
+        .iter()
+        .position(|v| !v.is_finite() || v.abs() > MAX_ABS_WEIGHT)
+    {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "value {} at flat index {i} is {} (refused on import; allow it with --allow-non-finite)",
+            values[i],
+            if values[i].is_finite() {
+                "absurdly large (above 1e12 in magnitude)"
+            } else {
+                "not finite"
+            }
+        )),
+    }
+}
+
 /// Matches `tensors` to the model strictly and applies them; a mismatch is
 /// [`Error::WeightsMismatch`] naming `file`.
 pub(crate) fn load_strict(
@@ -130,7 +176,7 @@ pub(crate) fn load_strict(
 ) -> Result<LoadReport> {
     let plan = match_tensors(&model.expected_tensors(), tensors, &LoadOptions::strict())
         .map_err(|e| in_file(e, file))?;
-    apply_tensors(model, plan.tensors, file)?;
+    apply_tensors(model, plan.tensors, file, ValueCheck::AsIs)?;
     Ok(plan.report)
 }
 

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use finetune_data::files::{Crop, DecodedImage};
-use finetune_data::{Batcher, ImageDims, SequenceLayout, TextDataset, Unknown};
+use finetune_data::{Batcher, ImageDims, SequenceLayout, TextDataset};
 use finetune_tensor::Tensor;
 
 use crate::error::{Error, Result};
@@ -119,11 +119,9 @@ pub fn classify_texts(
             "the checkpoint has no vocabulary, so texts cannot become the ids it was trained on (fine-tune it with finetune, which stores one)",
         )
     })?;
-    let unknown = if vocab.unk().is_some() {
-        Unknown::UseUnk
-    } else {
-        Unknown::Error
-    };
+    // `unk` where the vocabulary has one, else unknown characters are
+    // dropped: a text is never refused for a character (the caller counts them)
+    let unknown = vocab.lenient();
     let classes = class_names(model);
     let data = TextDataset::new(texts.to_vec(), vec![0; texts.len()], classes.clone())
         .and_then(|d| d.encode(&vocab, unknown))

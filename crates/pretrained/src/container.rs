@@ -284,7 +284,7 @@ pub fn write_container(path: impl AsRef<Path>, container: &Container) -> Result<
 /// Reads and fully validates a container file.
 pub fn read_container(path: impl AsRef<Path>) -> Result<Container> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), "read", e))?;
+    let bytes = finetune_files::read_capped(path, crate::MAX_WEIGHTS_FILE_BYTES, "a checkpoint")?;
     Container::from_bytes(&bytes, &path.display().to_string())
 }
 

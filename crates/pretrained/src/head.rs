@@ -20,6 +20,8 @@ use finetune_nn::{Linear, Module, ModuleExt};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use finetune_data::CharVocab;
+
 use crate::error::{Error, Result};
 use crate::model::{Model, build_layer};
 use crate::spec::{LayerKind, LayerSpec, ModelSpec};
@@ -559,17 +561,34 @@ impl Model {
     /// language model's per-id output layer (weights and bias). Every other
     /// tensor is kept. Returns how many ids were added.
     pub fn extend_vocab(&mut self, chars: &[char], seed: u64) -> Result<usize> {
+        self.grow_vocab(|v| v.extended(chars.iter().copied()), seed)
+    }
+
+    /// Gives a stored vocabulary without an `unk` id (textgenrnn's) one, as
+    /// a new id whose embedding row is the mean row: characters the model
+    /// never saw are then read as `unk` instead of refused. Returns whether
+    /// an id was added.
+    pub fn ensure_unk(&mut self, seed: u64) -> Result<bool> {
+        Ok(self.grow_vocab(|v| v.with_unk(), seed)? > 0)
+    }
+
+    /// Replaces the stored vocabulary by `grow` of it (which keeps every id
+    /// and may append some), growing the embedding (and a language model's
+    /// output layer) by the mean row per new id.
+    fn grow_vocab(
+        &mut self,
+        grow: impl FnOnce(&CharVocab) -> finetune_data::Result<CharVocab>,
+        seed: u64,
+    ) -> Result<usize> {
         let vocab = self
             .metadata
             .vocab
             .clone()
             .ok_or_else(|| self.surgery_err("no stored vocabulary to extend"))?;
-        let extended = vocab
-            .extended(chars.iter().copied())
-            .map_err(|e| Error::Data {
-                context: "extending the vocabulary".into(),
-                source: Box::new(e),
-            })?;
+        let extended = grow(&vocab).map_err(|e| Error::Data {
+            context: "extending the vocabulary".into(),
+            source: Box::new(e),
+        })?;
         let added = extended.len() - vocab.len();
         if added == 0 {
             return Ok(0);

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::checkpoint::{apply_tensors, in_file, model_tensors};
+use crate::checkpoint::{ValueCheck, apply_tensors, in_file, model_tensors};
 use crate::error::{Error, Result};
 use crate::keras::keras_to_pytorch;
 use crate::model::{Model, ModelMetadata};
@@ -60,6 +60,9 @@ pub struct ImportOptions {
     pub keras: bool,
     /// Seed for building the model (the values of tensors declared new).
     pub seed: u64,
+    /// Accept NaN, infinite and absurdly large values (refused by default,
+    /// with the tensor named: see [`crate::checkpoint::ValueCheck`]).
+    pub allow_non_finite: bool,
 }
 
 impl ImportOptions {
@@ -123,7 +126,6 @@ pub struct Imported {
 /// Reads every tensor of a weights file (format from `format`, see [`WeightFormat::Auto`]).
 pub fn read_weights(path: impl AsRef<Path>, format: WeightFormat) -> Result<NamedTensors> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), "read", e))?;
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -133,6 +135,7 @@ pub fn read_weights(path: impl AsRef<Path>, format: WeightFormat) -> Result<Name
         (WeightFormat::Auto, Some("pth" | "pt" | "bin")) => WeightFormat::Pth,
         (f, _) => f,
     };
+    let bytes = finetune_files::read_capped(path, crate::MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
     read_weights_bytes(&bytes, &path.display().to_string(), format)
 }
 
@@ -208,7 +211,12 @@ impl Model {
         };
         let plan = match_tensors(&self.expected_tensors(), tensors, &options.load)
             .map_err(|e| in_file(e, label))?;
-        apply_tensors(self, plan.tensors, label)?;
+        let values = if options.allow_non_finite {
+            ValueCheck::AsIs
+        } else {
+            ValueCheck::FiniteAndSane
+        };
+        apply_tensors(self, plan.tensors, label, values)?;
         Ok(plan.report)
     }
 
@@ -244,7 +252,8 @@ impl Model {
     pub fn import_exported(path: impl AsRef<Path>) -> Result<Model> {
         let path = path.as_ref();
         let label = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(&label, "read", e))?;
+        let bytes =
+            finetune_files::read_capped(path, crate::MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
         let file = parse_safetensors(&bytes, &label)?;
         let meta = file.metadata.unwrap_or_default();
         let spec_json = meta

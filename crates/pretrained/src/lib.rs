@@ -124,6 +124,12 @@ pub mod safetensors;
 pub mod spec;
 
 pub use atomic::atomic_write;
+
+/// The largest weights file, checkpoint or adapter file read: 8 GiB (twice
+/// the default parameter limit's 4 GiB of `f32`, room for `f64` files).
+/// Every such file is read through [`finetune_files::read_capped`]: a
+/// regular file only, opened without blocking.
+pub const MAX_WEIGHTS_FILE_BYTES: u64 = 8 << 30;
 pub use builtin::{
     BUILTINS, CharLmOptions, CharRnnOptions, TEXTGENRNN_CONTEXT, TEXTGENRNN_VOCAB, bn_cnn, builtin,
     builtin_names, char_gru, char_lm, char_lstm, lenet, mnist_cnn, resnet_mini, textgenrnn,

@@ -86,6 +86,7 @@ impl Model {
                     .any(|p| glob_match(p, name) || glob_match(p, module_of(name)))
             }
         };
+        self.check_lora_size(config, &select)?;
         let mut rng = StdRng::seed_from_u64(seed ^ 0x10_4A);
         let targets = attach_lora_where(self.net_mut(), config, &mut rng, select)
             .map_err(|e| self.lora_err(e))?;
@@ -120,11 +121,11 @@ impl Model {
         let Some(settings) = self.metadata().lora.clone() else {
             return Ok(());
         };
+        let is_target = |n: &str| settings.targets.iter().any(|t| t == n);
+        self.check_lora_size(settings.config(), &is_target)?;
         let mut rng = StdRng::seed_from_u64(0);
-        let found = attach_lora_where(self.net_mut(), settings.config(), &mut rng, |n| {
-            settings.targets.iter().any(|t| t == n)
-        })
-        .map_err(|e| self.lora_err(e))?;
+        let found = attach_lora_where(self.net_mut(), settings.config(), &mut rng, is_target)
+            .map_err(|e| self.lora_err(e))?;
         if found.len() != settings.targets.len() {
             let missing: Vec<&str> = settings
                 .targets
@@ -149,6 +150,99 @@ impl Model {
             });
         }
         Ok(())
+    }
+
+    /// Refuses adapters whose sizes the rank makes unreasonable, before any
+    /// is allocated: `config` must be valid (r ≥ 1, α finite and positive,
+    /// dropout in [0, 1)); `r` may not exceed the largest rank any selected
+    /// weight can use (`min(out, fan_in)` of a `[out, fan_in]` weight — a
+    /// larger `r` adds nothing but memory); and every factor, and the model
+    /// with all of them, must be within the current [`Limits`], counted with
+    /// checked arithmetic.
+    fn check_lora_size(&self, config: LoraConfig, select: &dyn Fn(&str) -> bool) -> Result<()> {
+        let bad = |reason: String| {
+            self.lora_err(finetune_nn::NnError::BadConfig {
+                layer: "LoRA".into(),
+                reason,
+            })
+        };
+        let r = config.rank;
+        if r == 0 {
+            return Err(bad("the rank r must be at least 1".into()));
+        }
+        if !(config.alpha.is_finite() && config.alpha > 0.0) {
+            return Err(bad(format!(
+                "alpha must be a positive finite number, got {}",
+                config.alpha
+            )));
+        }
+        if !(config.dropout.is_finite() && (0.0..1.0).contains(&config.dropout)) {
+            return Err(bad(format!(
+                "the dropout must be in [0, 1), got {}",
+                config.dropout
+            )));
+        }
+        let limits = crate::spec::Limits::current();
+        let (total, _) = self.net().parameter_count();
+        let mut total = total as u64;
+        let mut largest: Option<(usize, String, Vec<usize>)> = None;
+        let mut over = None;
+        let r64 = r as u64;
+        self.net().for_each_parameter(|name, p| {
+            let Some(layout) = p.lora_layout() else {
+                return;
+            };
+            if finetune_nn::lora::is_adapter_tensor(name) || !select(name) {
+                return;
+            }
+            let shape = p.value().shape();
+            // the two factors' other dimensions: out and fan_in ([V, D] for an embedding)
+            let (rows, cols): (u64, u64) = match (layout, shape) {
+                (finetune_nn::lora::LoraLayout::Embedding, &[v, d]) => (d as u64, v as u64),
+                (_, [out, rest @ ..]) => (*out as u64, rest.iter().map(|&d| d as u64).product()),
+                _ => return,
+            };
+            let rank_cap = rows.min(cols) as usize;
+            if largest.as_ref().is_none_or(|(c, ..)| rank_cap > *c) {
+                largest = Some((rank_cap, name.to_string(), shape.to_vec()));
+            }
+            if over.is_some() {
+                return;
+            }
+            let a = r64.checked_mul(cols);
+            let b = r64.checked_mul(rows);
+            let fits = |n: Option<u64>| n.filter(|&n| n <= limits.max_tensor_elements);
+            match (fits(a), fits(b)) {
+                (Some(a), Some(b)) => {
+                    match total.checked_add(a).and_then(|t| t.checked_add(b)) {
+                        Some(t) if t <= limits.max_params => total = t,
+                        _ => {
+                            over = Some(format!(
+                                "rank {r} would give the model more than {} parameters with its adapters (at `{name}`; raise the limit with --max-params)",
+                                limits.max_params
+                            ))
+                        }
+                    }
+                }
+                _ => {
+                    over = Some(format!(
+                        "rank {r} would give `{name}` {shape:?} an adapter factor of more than {} elements",
+                        limits.max_tensor_elements
+                    ))
+                }
+            }
+        });
+        if let Some((cap, name, shape)) = largest
+            && r > cap
+        {
+            return Err(bad(format!(
+                "rank {r} is more than any adapted weight can use: B·A of an [out, fan_in] weight has rank at most min(out, fan_in), and the largest among the targets is {cap} (`{name}` {shape:?})"
+            )));
+        }
+        match over {
+            Some(reason) => Err(bad(reason)),
+            None => Ok(()),
+        }
     }
 
     /// The adapter settings as they are saved: with the parameters trainable
@@ -194,7 +288,7 @@ impl Model {
 
     fn lora_err(&self, source: finetune_nn::NnError) -> Error {
         Error::Nn {
-            context: format!("model `{}`: LoRA", self.spec().name),
+            context: format!("model `{}`", self.spec().name),
             source,
         }
     }

@@ -18,11 +18,11 @@ use finetune_nn::lora::is_adapter_tensor;
 use finetune_nn::{EntryKind, ModuleExt};
 use serde_json::{Value, json};
 
-use crate::checkpoint::model_tensors;
+use crate::checkpoint::{ValueCheck, check_values, model_tensors};
 use crate::error::{Error, Result};
 use crate::lora::{LoraSettings, is_bias, module_of};
 use crate::model::{Model, ModelMetadata};
-use crate::safetensors::{parse_safetensors, write_safetensors};
+use crate::safetensors::{parse_safetensors, safetensors_to_bytes};
 use crate::spec::ModelSpec;
 
 /// PEFT's prefix on every key of an adapter file.
@@ -94,6 +94,17 @@ fn peft_saved_modules<'a>(
     (modules, bias)
 }
 
+/// The files of an adapter folder, as bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct AdapterFiles<'a> {
+    /// `adapter_config.json`.
+    pub config: &'a [u8],
+    /// `finetune_config.json`, if the folder has one.
+    pub ours: Option<&'a [u8]>,
+    /// `adapter_model.safetensors`.
+    pub tensors: &'a [u8],
+}
+
 impl Model {
     /// Writes the adapters, the head and the BatchNorm statistics in PEFT's
     /// layout to `dir` (created if missing); returns the keys written.
@@ -112,11 +123,24 @@ impl Model {
             .filter(|e| matches!(e.kind, EntryKind::Buffer(_)))
             .map(|e| e.name)
             .collect();
-        let tensors: Vec<_> = model_tensors(self)
+        let all = model_tensors(self);
+        let conv_b: BTreeSet<String> = all
+            .iter()
+            .filter(|(n, t)| n.ends_with(".lora_A.weight") && t.shape().len() == 4)
+            .map(|(n, _)| n.replace(".lora_A.weight", ".lora_B.weight"))
+            .collect();
+        let tensors: Vec<_> = all
             .into_iter()
             .filter(|(n, _)| is_adapter_tensor(n) || trainable.contains(n) || buffers.contains(n))
-            .map(|(n, t)| (format!("{PEFT_PREFIX}{n}"), t))
-            .collect();
+            .map(|(n, t)| {
+                // PEFT's B of a convolution is itself a 1×1 convolution
+                let t = match (conv_b.contains(&n), t.shape()) {
+                    (true, &[out, r]) => t.reshaped(&[out, r, 1, 1])?,
+                    _ => t,
+                };
+                Ok((format!("{PEFT_PREFIX}{n}"), t))
+            })
+            .collect::<Result<_>>()?;
         let targets: BTreeSet<&str> = lora.targets.iter().map(|t| module_of(t)).collect();
         let (modules_to_save, bias) = peft_saved_modules(&trainable, &buffers, &targets);
         let config = json!({
@@ -138,12 +162,29 @@ impl Model {
             "spec": serde_json::from_str::<Value>(&self.spec().to_json()).unwrap_or(Value::Null),
             "metadata": self.metadata(),
         });
+        // every file is made and every target checked before the first is
+        // written: a refused target leaves the folder as it was
+        let files = [
+            (ADAPTER_FILE, safetensors_to_bytes(&tensors, None)?),
+            (
+                ADAPTER_CONFIG,
+                serde_json::to_string_pretty(&config)
+                    .unwrap_or_default()
+                    .into_bytes(),
+            ),
+            (
+                FINETUNE_CONFIG,
+                serde_json::to_string_pretty(&ours)
+                    .unwrap_or_default()
+                    .into_bytes(),
+            ),
+        ];
+        for (name, _) in &files {
+            finetune_files::check_writable_target(&dir.join(name))?;
+        }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), "create", e))?;
-        write_safetensors(dir.join(ADAPTER_FILE), &tensors, None)?;
-        for (name, value) in [(ADAPTER_CONFIG, &config), (FINETUNE_CONFIG, &ours)] {
-            let path = dir.join(name);
-            let text = serde_json::to_string_pretty(value).unwrap_or_default();
-            crate::atomic::atomic_write(&path, |w| w.write_all(text.as_bytes()))?;
+        for (name, bytes) in &files {
+            crate::atomic::atomic_write(dir.join(name), |w| w.write_all(bytes))?;
         }
         Ok(tensors.into_iter().map(|(n, _)| n).collect())
     }
@@ -154,11 +195,43 @@ impl Model {
     /// statistics from `dir`'s adapter file. Every tensor must be accounted
     /// for exactly once.
     pub fn with_adapter(base: &Model, dir: &Path) -> Result<Model> {
+        Model::with_adapter_checked(base, dir, ValueCheck::FiniteAndSane)
+    }
+
+    /// [`Model::with_adapter`], with the adapter file's values checked as
+    /// `values` says (`import --adapter --allow-non-finite` takes them as they are).
+    pub fn with_adapter_checked(base: &Model, dir: &Path, values: ValueCheck) -> Result<Model> {
         let read = |name: &str| -> Result<Vec<u8>> {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| Error::io(path.display(), "read", e))
+            let (cap, what) = if name == ADAPTER_FILE {
+                (crate::MAX_WEIGHTS_FILE_BYTES, "an adapter file")
+            } else {
+                (crate::spec::MAX_SPEC_BYTES as u64, "an adapter config")
+            };
+            Ok(finetune_files::read_capped(&path, cap, what)?)
         };
-        let config: Value = serde_json::from_slice(&read(ADAPTER_CONFIG)?)
+        let config = read(ADAPTER_CONFIG)?;
+        // finetune_config.json is ours and optional: an adapter PEFT saved has none
+        let has_ours = std::fs::symlink_metadata(dir.join(FINETUNE_CONFIG)).is_ok();
+        let ours = has_ours.then(|| read(FINETUNE_CONFIG)).transpose()?;
+        let tensors = read(ADAPTER_FILE)?;
+        let files = AdapterFiles {
+            config: &config,
+            ours: ours.as_deref(),
+            tensors: &tensors,
+        };
+        Model::with_adapter_bytes(base, &files, dir, values)
+    }
+
+    /// [`Model::with_adapter_checked`] on the folder's files already read
+    /// (`dir` names the folder in errors): what the fuzz target drives.
+    pub fn with_adapter_bytes(
+        base: &Model,
+        files: &AdapterFiles<'_>,
+        dir: &Path,
+        values: ValueCheck,
+    ) -> Result<Model> {
+        let config: Value = serde_json::from_slice(files.config)
             .map_err(|e| adapter_err(dir, format!("{ADAPTER_CONFIG} is not JSON: {e}")))?;
         if config["peft_type"].as_str() != Some("LORA") {
             return Err(adapter_err(
@@ -170,19 +243,40 @@ impl Model {
             .as_u64()
             .and_then(|r| usize::try_from(r).ok())
             .filter(|&r| r > 0)
-            .ok_or_else(|| adapter_err(dir, "`r` must be a positive integer"))?;
+            .ok_or_else(|| {
+                adapter_err(
+                    dir,
+                    format!("`r` must be a positive integer, got {}", config["r"]),
+                )
+            })?;
         let alpha = config["lora_alpha"]
             .as_f64()
             .filter(|a| a.is_finite() && *a > 0.0)
-            .ok_or_else(|| adapter_err(dir, "`lora_alpha` must be a positive number"))?;
+            .ok_or_else(|| {
+                adapter_err(
+                    dir,
+                    format!(
+                        "`lora_alpha` must be a positive number, got {}",
+                        config["lora_alpha"]
+                    ),
+                )
+            })?;
         let rslora = config["use_rslora"].as_bool().unwrap_or(false);
-        let dropout = config["lora_dropout"]
-            .as_f64()
-            .unwrap_or(0.0)
-            .clamp(0.0, 0.99);
-        let (spec, metadata) = match read(FINETUNE_CONFIG) {
-            Ok(bytes) => {
-                let ours: Value = serde_json::from_slice(&bytes)
+        let dropout = match &config["lora_dropout"] {
+            Value::Null => 0.0,
+            v => v
+                .as_f64()
+                .filter(|p| (0.0..1.0).contains(p))
+                .ok_or_else(|| {
+                    adapter_err(
+                        dir,
+                        format!("`lora_dropout` must be a number in [0, 1), got {v}"),
+                    )
+                })?,
+        };
+        let (spec, metadata) = match files.ours {
+            Some(bytes) => {
+                let ours: Value = serde_json::from_slice(bytes)
                     .map_err(|e| adapter_err(dir, format!("{FINETUNE_CONFIG} is not JSON: {e}")))?;
                 let spec =
                     ModelSpec::from_json_labeled(&ours["spec"].to_string(), FINETUNE_CONFIG)?;
@@ -191,10 +285,10 @@ impl Model {
                 (spec, meta)
             }
             // a PEFT adapter made elsewhere: the base's own architecture
-            Err(_) => (base.spec().clone(), base.metadata().clone()),
+            None => (base.spec().clone(), base.metadata().clone()),
         };
         let label = dir.join(ADAPTER_FILE).display().to_string();
-        let file = parse_safetensors(&read(ADAPTER_FILE)?, &label)?;
+        let file = parse_safetensors(files.tensors, &label)?;
         let mut saved = Vec::new();
         for (key, raw) in file.tensors {
             let Some(name) = key.strip_prefix(PEFT_PREFIX) else {
@@ -203,7 +297,28 @@ impl Model {
                     format!("key `{key}` lacks PEFT's `{PEFT_PREFIX}` prefix"),
                 ));
             };
-            saved.push((name.to_string(), raw.to_tensor_named(&key)?));
+            let tensor = raw.to_tensor_named(&key)?;
+            // PEFT writes a convolution's B as a 1×1 convolution [out, r, 1, 1]
+            let tensor = match tensor.shape() {
+                &[out, r, 1, 1] if name.ends_with(".lora_B.weight") => {
+                    tensor.reshape(&[out, r]).map_err(|e| Error::ModelTensor {
+                        file: label.clone(),
+                        tensor: key.clone(),
+                        reason: e.to_string(),
+                    })?
+                }
+                _ => tensor,
+            };
+            if values == ValueCheck::FiniteAndSane
+                && let Err(reason) = check_values(tensor.as_slice())
+            {
+                return Err(Error::ModelTensor {
+                    file: label.clone(),
+                    tensor: key,
+                    reason,
+                });
+            }
+            saved.push((name.to_string(), tensor));
         }
         let targets: Vec<String> = saved
             .iter()

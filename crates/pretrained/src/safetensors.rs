@@ -123,7 +123,7 @@ impl<'de> Deserialize<'de> for StringMap {
 /// Reads and validates a safetensors file.
 pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Safetensors> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), "read", e))?;
+    let bytes = finetune_files::read_capped(path, crate::MAX_WEIGHTS_FILE_BYTES, "a weights file")?;
     parse_safetensors(&bytes, &path.display().to_string())
 }
 

@@ -18,6 +18,16 @@ pub enum Monitor {
     ValAccuracy,
 }
 
+impl std::fmt::Display for Monitor {
+    /// The name users see (as the `--monitor` flag spells it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Monitor::ValLoss => "validation loss",
+            Monitor::ValAccuracy => "validation accuracy",
+        })
+    }
+}
+
 impl Monitor {
     /// Whether `value` improves on `best` by more than `min_delta`.
     pub fn improves(self, value: f64, best: f64, min_delta: f64) -> bool {

@@ -582,7 +582,7 @@ impl Trainer {
             {
                 self.progress.stopped_early = true;
                 let msg = format!(
-                    "early stopping after epoch {}: {:?} has not improved by more than {} for {} epochs (best {:.4} at epoch {})",
+                    "early stopping after epoch {}: {} has not improved by more than {} for {} epochs (best {:.4} at epoch {})",
                     r.epoch,
                     self.config.monitor,
                     es.min_delta,
@@ -641,7 +641,7 @@ impl Trainer {
             self.note("restored the weights from before training (no epoch improved on them)");
         } else if !last_is_best {
             let msg = format!(
-                "restored the weights of epoch {} (best {:?})",
+                "restored the weights of epoch {} (best {})",
                 self.progress.best_epoch.unwrap_or(0),
                 self.config.monitor
             );

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use finetune_data::CharVocab;
 use finetune_nn::ModuleExt;
+use finetune_pretrained::checkpoint::ValueCheck;
 use finetune_pretrained::{
     DType, ImportOptions, Model, RawTensor, has_keras_names, import_tensors, read_container,
     read_pth, read_safetensors, read_weights, write_safetensors,
@@ -283,7 +284,7 @@ fn lengths_before_padding(ids: &[i64], t: usize, pad: i64) -> Result<Option<Vec<
 /// `finetune import`.
 pub fn import(args: &ImportArgs) -> Result<()> {
     if let (Some(dir), Some(base)) = (&args.adapter, &args.from) {
-        return import_adapter(dir, base, &args.out);
+        return import_adapter(dir, base, &args.out, args.allow_non_finite);
     }
     let (Some(weights), Some(spec)) = (&args.weights, &args.spec) else {
         bail!("import needs --weights and --spec (or --adapter DIR --from BASE)");
@@ -292,10 +293,15 @@ pub fn import(args: &ImportArgs) -> Result<()> {
 }
 
 /// `finetune import --adapter DIR --from BASE --out M`.
-fn import_adapter(dir: &Path, base: &Path, out: &Path) -> Result<()> {
+fn import_adapter(dir: &Path, base: &Path, out: &Path, allow_non_finite: bool) -> Result<()> {
     check_out_path(out, &[base], false, "--out")?;
     let base_model = model_args::load(base)?;
-    let model = Model::with_adapter(&base_model, dir).with_context(|| {
+    let values = if allow_non_finite {
+        ValueCheck::AsIs
+    } else {
+        ValueCheck::FiniteAndSane
+    };
+    let model = Model::with_adapter_checked(&base_model, dir, values).with_context(|| {
         format!(
             "applying the adapter {} to {}",
             dir.display(),
@@ -337,6 +343,7 @@ fn import_weights(args: &ImportArgs, weights: &Path, spec: &str) -> Result<()> {
     let tensors = read_weights(weights, opts.format).with_context(importing)?;
     let keras = args.keras || has_keras_names(&tensors);
     opts = opts.new_tensors(args.new.iter().cloned()).keras(keras);
+    opts.allow_non_finite = args.allow_non_finite;
     let label = weights.display().to_string();
     let imported = import_tensors(&spec, tensors, &label, &opts).with_context(importing)?;
     let mut model = imported.model;
@@ -372,10 +379,12 @@ fn import_weights(args: &ImportArgs, weights: &Path, spec: &str) -> Result<()> {
     Ok(())
 }
 
+/// The largest vocabulary file read (textgenrnn's is a few kilobytes).
+const MAX_VOCAB_BYTES: u64 = 64 << 20;
+
 /// A vocabulary file: finetune's own JSON, or textgenrnn's `{"char": id}` map.
 fn read_vocab(path: &std::path::Path) -> Result<CharVocab> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = finetune_files::read_capped_string(path, MAX_VOCAB_BYTES, "a vocabulary")?;
     let label = path.display().to_string();
     CharVocab::from_json(&text, &label)
         .or_else(|_| CharVocab::from_textgenrnn_json(&text, &label))
@@ -699,8 +708,9 @@ const MAX_NAME_COLUMN: usize = 80;
 fn file_head(path: &std::path::Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut head = Vec::with_capacity(16);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(16).read_to_end(&mut head))
+    finetune_files::open_regular(path)?
+        .take(16)
+        .read_to_end(&mut head)
         .with_context(|| format!("reading {}", path.display()))?;
     Ok(head)
 }

@@ -462,6 +462,24 @@ fn extend_vocab(model: &mut Model, args: &FinetuneArgs, label: &str) -> Result<(
     Ok(())
 }
 
+/// A stored vocabulary without an `unk` id (textgenrnn's) gets one before
+/// fine-tuning, so the target's characters the model never saw are read as
+/// `unk` rather than refused or dropped.
+fn ensure_unk(model: &mut Model, seed: u64, label: &str) -> Result<()> {
+    if model
+        .metadata()
+        .vocab
+        .as_ref()
+        .is_some_and(|v| v.unk().is_none())
+        && model.ensure_unk(seed)?
+    {
+        eprintln!(
+            "{label}: the vocabulary had no `unk` id: added one (its embedding row the mean row), so characters it lacks are read as `unk`"
+        );
+    }
+    Ok(())
+}
+
 /// `finetune finetune --task lm`: a language model adapted to the data's
 /// text (ULMFiT's second stage), with its own vocabulary.
 fn finetune_lm(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
@@ -490,6 +508,7 @@ fn finetune_lm(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     if args.extend_vocab {
         extend_vocab(&mut model, args, "fine-tune lm")?;
     }
+    ensure_unk(&mut model, args.train.seed, "fine-tune lm")?;
     let vocab = model.metadata().vocab.clone().unwrap_or(vocab);
     let data = prepare_lm(&args.data, &args.lm, Some(vocab))?;
     let source = model.metadata().source_task.clone();
@@ -530,6 +549,9 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     };
     if args.extend_vocab && resume.is_none() {
         extend_vocab(&mut model, args, label)?;
+    }
+    if resume.is_none() {
+        ensure_unk(&mut model, args.train.seed, label)?;
     }
     let mut needs = ModelNeeds::of(&model);
     needs.shift = args.train.augment_shift;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use finetune_data::files::{DataPath, TableColumns, decode_file, survey};
 use finetune_pretrained::classify::{Prediction, classify_images, classify_texts, image_dims};
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
     let s = survey(&path, &found, &columns, args.skip_bad, &|n| {
         bar.set_position(n as u64)
     })
-    .map_err(|e| anyhow::anyhow!("{e} (list such files instead with --skip-bad)"))?;
+    .map_err(|e| crate::user_data::with_skip_hint(e, "list such files instead with --skip-bad"))?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -86,7 +86,7 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
                 .join(", ")
         };
         println!(
-            "  train mean [{}]  std [{}]  (pixels in [0, 1]; a spec's \"normalize\": {{\"mean\": [{}], \"std\": [{}]}})",
+            "  train mean [{}]  std [{}]  (pixels in [0, 1], each image weighing the same, as training sees them resized; a spec's \"normalize\": {{\"mean\": [{}], \"std\": [{}]}})",
             f(&s.mean),
             f(&s.std),
             f(&s.mean),
@@ -151,6 +151,9 @@ pub fn predict_readable(args: &PredictArgs) -> Result<()> {
             texts.extend(lines_of(file)?);
         }
         let inputs: Vec<String> = texts.iter().map(|(_, t)| t.clone()).collect();
+        if let Some(vocab) = &model.metadata().vocab {
+            crate::data::note_unknown_chars(vocab, inputs.iter().map(String::as_str), "the input");
+        }
         let predictions = classify_texts(&mut model, &inputs, args.top_k)?;
         rows.extend(texts.into_iter().map(|(v, _)| v).zip(predictions));
     } else {
@@ -182,9 +185,12 @@ pub fn predict_readable(args: &PredictArgs) -> Result<()> {
     print_predictions(&rows, args.json)
 }
 
+/// The largest text file `predict --input` reads (one input per line).
+const MAX_TEXT_INPUT_BYTES: u64 = 256 << 20;
+
 /// The non-empty lines of a text file, one input each.
 fn lines_of(file: &Path) -> Result<Vec<(Value, String)>> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let bytes = finetune_files::read_capped(file, MAX_TEXT_INPUT_BYTES, "a text input file")?;
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "{}: invalid UTF-8 at byte offset {} (text files hold one input per line)",

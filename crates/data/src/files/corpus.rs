@@ -57,19 +57,11 @@ pub fn read_corpus(files: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
     let mut total = 0u64;
     let mut out = Vec::with_capacity(files.len());
     for file in files {
-        let io = |source| DataError::Io {
-            path: file.clone(),
-            source,
-        };
-        total = total.saturating_add(std::fs::metadata(file).map_err(io)?.len());
-        if total > MAX_CORPUS_BYTES {
-            return Err(DataError::TooLarge {
-                file: file.display().to_string(),
-                claimed: u128::from(total),
-                limit: MAX_CORPUS_BYTES,
-            });
-        }
-        let bytes = std::fs::read(file).map_err(io)?;
+        // the cap is what is left of the corpus's budget, counted in bytes
+        // actually read (a size from stat can lie: procfs says 0)
+        let left = MAX_CORPUS_BYTES.saturating_sub(total);
+        let bytes = finetune_files::read_capped(file, left, "a text corpus (all files together)")?;
+        total = total.saturating_add(bytes.len() as u64);
         let text = String::from_utf8(bytes).map_err(|e| DataError::Utf8 {
             file: file.display().to_string(),
             offset: e.utf8_error().valid_up_to(),

@@ -23,6 +23,8 @@ use crate::image::{ImageDataset, ImageDims};
 pub const MAX_SIDE: u32 = 16_384;
 /// The most memory one image's decoding may reserve.
 pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+/// The largest image file read (compressed bytes, before decoding).
+pub const MAX_IMAGE_FILE_BYTES: u64 = 256 << 20;
 /// Subfolders followed below a class folder (as `ImageFolder`, which walks
 /// them), so a symlink loop cannot recurse forever.
 const MAX_DEPTH: usize = 8;
@@ -106,13 +108,15 @@ impl ImageFolder {
                 reason: "no class folders (expected one folder per class, holding its images; or train/, valid/ and test/ folders of class folders)".into(),
             });
         }
-        let train = split_files("train", &train_dir, &classes, true)?;
+        let mut seen = Visited::default();
+        seen.enter(root)?;
+        let train = split_files("train", &train_dir, &classes, true, &mut seen)?;
         let (valid, test) = if named {
             let valid = sub(&["valid", "val", "validation"])
-                .map(|d| split_files("valid", &d, &classes, false))
+                .map(|d| split_files("valid", &d, &classes, false, &mut seen))
                 .transpose()?;
             let test = sub(&["test"])
-                .map(|d| split_files("test", &d, &classes, false))
+                .map(|d| split_files("test", &d, &classes, false, &mut seen))
                 .transpose()?;
             (valid, test)
         } else {
@@ -186,7 +190,11 @@ fn split_files(
     dir: &Path,
     classes: &[String],
     is_train: bool,
+    seen: &mut Visited,
 ) -> Result<FolderSplit> {
+    if dir != seen.root.as_path() {
+        seen.enter(dir)?;
+    }
     let present = class_folders(dir)?;
     if let Some(extra) = present.iter().find(|c| !classes.contains(c)) {
         return Err(DataError::BadFile {
@@ -197,14 +205,21 @@ fn split_files(
             ),
         });
     }
+    // every class folder is entered before any is walked, so a link inside
+    // one class to another class is a second route, not that class's images
+    let class_dirs: Vec<(usize, &String, PathBuf)> = classes
+        .iter()
+        .enumerate()
+        .map(|(label, class)| (label, class, dir.join(class)))
+        .filter(|(_, _, d)| d.is_dir())
+        .collect();
+    for (_, _, class_dir) in &class_dirs {
+        seen.enter(class_dir)?;
+    }
     let mut files = Vec::new();
-    for (label, class) in classes.iter().enumerate() {
-        let class_dir = dir.join(class);
-        if !class_dir.is_dir() {
-            continue;
-        }
+    for (label, class, class_dir) in class_dirs {
         let mut found = Vec::new();
-        walk(&class_dir, 0, &mut found)?;
+        walk(&class_dir, 0, &mut found, seen)?;
         if found.is_empty() && is_train {
             return Err(DataError::Empty {
                 what: class_dir.display().to_string(),
@@ -221,8 +236,56 @@ fn split_files(
     })
 }
 
-/// The regular, non-hidden files below `dir`.
-fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The folders entered so far in one scan, by device and inode (a canonical
+/// path where there are no inodes): a folder reached a second time — a
+/// symbolic link to an ancestor, or a `..` link into another class — is a
+/// cycle or a second route, reported and never followed.
+#[derive(Default)]
+struct Visited {
+    root: PathBuf,
+    dirs: std::collections::HashMap<DirId, PathBuf>,
+}
+
+#[cfg(unix)]
+type DirId = (u64, u64);
+#[cfg(not(unix))]
+type DirId = PathBuf;
+
+impl Visited {
+    /// Records `dir`; an error if it was entered before.
+    fn enter(&mut self, dir: &Path) -> Result<()> {
+        if self.dirs.is_empty() {
+            self.root = dir.to_path_buf();
+        }
+        let id = dir_id(dir)?;
+        match self.dirs.get(&id) {
+            Some(first) => Err(DataError::Cycle {
+                dir: dir.to_path_buf(),
+                first: first.clone(),
+            }),
+            None => {
+                self.dirs.insert(id, dir.to_path_buf());
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn dir_id(dir: &Path) -> Result<DirId> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).map_err(io(dir))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn dir_id(dir: &Path) -> Result<DirId> {
+    std::fs::canonicalize(dir).map_err(io(dir))
+}
+
+/// The non-hidden files below `dir` (anything that is not a folder: what is
+/// not a regular file is refused by name when it is read).
+fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, seen: &mut Visited) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
         let path = entry.path();
@@ -232,9 +295,12 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
         let meta = std::fs::metadata(&path).map_err(io(&path))?;
         if meta.is_dir() {
             if depth < MAX_DEPTH {
-                walk(&path, depth + 1, out)?;
+                seen.enter(&path)?;
+                walk(&path, depth + 1, out, seen)?;
             }
-        } else if meta.is_file() {
+        } else {
+            // a FIFO or a device with an image's name is listed too, so that
+            // reading it refuses it by name (or --skip-bad lists it)
             out.push(path);
         }
     }
@@ -244,7 +310,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Decodes one image file as it is (any size; alpha dropped), refusing
 /// headers beyond [`MAX_SIDE`] or [`MAX_DECODE_BYTES`].
 pub fn decode_file(path: &Path) -> Result<DecodedImage> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
+    let bytes = finetune_files::read_capped(path, MAX_IMAGE_FILE_BYTES, "an image file")?;
     decode_bytes(&bytes).map_err(|reason| DataError::BadFile {
         file: path.display().to_string(),
         reason,
@@ -359,6 +425,7 @@ impl DecodedImage {
 pub fn reason_of(e: DataError) -> String {
     match e {
         DataError::BadFile { reason, .. } => reason,
+        DataError::File(f) => f.reason(),
         other => other.to_string(),
     }
 }

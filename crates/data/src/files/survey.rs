@@ -9,9 +9,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::images::{FolderSplit, ImageFolder, decode_file};
-use super::table::{TableColumns, TableFiles, TableRows, label_names, read_table};
+use super::table::{TableColumns, TableFiles, TableRows, classes_of, label_indices, read_table};
 use super::{DataPath, read_corpus};
-use crate::error::{DataError, Result};
+use crate::error::Result;
 
 /// One split's counts.
 #[derive(Clone, Debug, Serialize)]
@@ -74,7 +74,8 @@ pub struct Survey {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub modes: BTreeMap<String, usize>,
     /// Images: per-channel mean of the training split's pixels in [0, 1]
-    /// (3 channels when any image has color; gray images count in each).
+    /// (3 channels when any image has color; gray images count in each),
+    /// each image weighing the same, as when resized to the model's size.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mean: Vec<f64>,
     /// Images: per-channel standard deviation, as `mean`.
@@ -206,15 +207,22 @@ fn survey_images(
     Ok(())
 }
 
-/// Per-channel mean and standard deviation over every pixel of `images`.
+/// Per-channel mean and standard deviation of `images` as training sees
+/// them: every image is resized to the model's size first, so each counts
+/// equally whatever its own size. The moments are each image's per-pixel
+/// mean and mean square, averaged over images (one 16 000² image among
+/// 28×28 ones weighs as one image, not as 300 000 of them).
 fn channel_moments(images: &[ImageStats]) -> (Vec<f64>, Vec<f64>) {
     let channels = images.iter().map(|i| i.sums.len()).max().unwrap_or(0);
     let mut acc = vec![(0.0, 0.0, 0.0); channels];
     for img in images {
         let pixels = (img.size.0 * img.size.1) as f64;
+        if pixels == 0.0 {
+            continue;
+        }
         for (c, a) in acc.iter_mut().enumerate() {
             let (sum, sq) = img.sums[c.min(img.sums.len() - 1)];
-            *a = (a.0 + sum, a.1 + sq, a.2 + pixels);
+            *a = (a.0 + sum / pixels, a.1 + sq / pixels, a.2 + 1.0);
         }
     }
     acc.iter()
@@ -248,7 +256,7 @@ fn survey_table(
     skip_bad: bool,
 ) -> Result<()> {
     let train = read_table(&files.train, columns, skip_bad)?;
-    s.classes = label_names(&train.labels);
+    s.classes = classes_of(&train)?;
     let parts = [
         ("train", Some(&files.train)),
         ("valid", files.valid.as_ref()),
@@ -280,15 +288,34 @@ fn survey_table(
 
 fn class_counts(rows: &TableRows, classes: &[String]) -> Result<Vec<usize>> {
     let mut counts = vec![0; classes.len()];
-    for l in &rows.labels {
-        let i = classes
-            .iter()
-            .position(|c| c == l)
-            .ok_or_else(|| DataError::BadFile {
-                file: rows.file.display().to_string(),
-                reason: format!("label `{l}` does not occur in the training table"),
-            })?;
+    for i in label_indices(rows, classes)? {
         counts[i] += 1;
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(size: usize, value: f64) -> ImageStats {
+        let n = (size * size) as f64;
+        ImageStats {
+            size: (size, size),
+            mode: "gray",
+            sums: vec![(value * n, value * value * n)],
+        }
+    }
+
+    #[test]
+    fn a_huge_image_weighs_as_one_image() {
+        // six white 28×28 images and one black 16 000² one: as training sees
+        // them (all at one size) the mean is 6/7, not the pixel-weighted 0.000
+        let mut images: Vec<ImageStats> = (0..6).map(|_| flat(28, 1.0)).collect();
+        images.push(flat(16_000, 0.0));
+        let (mean, std) = channel_moments(&images);
+        assert!((mean[0] - 6.0 / 7.0).abs() < 1e-12, "{mean:?}");
+        let want = (6.0f64 / 7.0 - (6.0f64 / 7.0).powi(2)).sqrt();
+        assert!((std[0] - want).abs() < 1e-12, "{std:?}");
+    }
 }

@@ -83,6 +83,9 @@ impl TableFiles {
     }
 }
 
+/// The largest table file read.
+pub const MAX_TABLE_BYTES: u64 = 2 << 30;
+
 /// Reads one table: the text and label of every row.
 ///
 /// Errors name the file and line: a missing column (listing those present),
@@ -99,8 +102,11 @@ pub fn read_table(path: &Path, columns: &TableColumns, skip_bad: bool) -> Result
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
-        .from_path(path)
-        .map_err(|e| csv_error(&file, e))?;
+        .from_reader(finetune_files::open_capped(
+            path,
+            MAX_TABLE_BYTES,
+            "a table",
+        )?);
     let header = reader
         .byte_headers()
         .map_err(|e| csv_error(&file, e))?
@@ -213,25 +219,72 @@ pub fn label_names(labels: &[String]) -> Vec<String> {
     names
 }
 
-/// The rows as a data set over `classes`; a label not among them is an
-/// error naming the file.
-pub fn to_dataset(rows: &TableRows, classes: &[String]) -> Result<TextDataset> {
-    let labels = rows
-        .labels
+/// The most classes a table may have: a classifier over more is no
+/// fine-tuning task (and its head alone would hold millions of weights).
+pub const MAX_CLASSES: usize = 100_000;
+
+/// The classes of a training table ([`label_names`] of its labels), refused
+/// when there are more than [`MAX_CLASSES`] or more than half as many as
+/// rows — a table whose "labels" are mostly unique (an id column, the text
+/// itself) is a wrong `--label-column`, not a task.
+pub fn classes_of(rows: &TableRows) -> Result<Vec<String>> {
+    let classes = label_names(&rows.labels);
+    let n = rows.labels.len();
+    let why = if classes.len() > MAX_CLASSES {
+        Some(format!("more than {MAX_CLASSES} classes"))
+    } else if classes.len() > 1 && classes.len() > n / 2 {
+        Some(format!("more classes than half its {n} rows"))
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(DataError::TooManyClasses {
+            file: rows.file.display().to_string(),
+            classes: classes.len(),
+            why,
+        }),
+        None => Ok(classes),
+    }
+}
+
+/// Each row's label as an index into `classes` (one map look-up per row); a
+/// label not among them is an error naming the file and row.
+pub fn label_indices(rows: &TableRows, classes: &[String]) -> Result<Vec<usize>> {
+    let index: std::collections::HashMap<&str, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    rows.labels
         .iter()
         .map(|l| {
-            classes
-                .iter()
-                .position(|c| c == l)
+            index
+                .get(l.as_str())
+                .copied()
                 .ok_or_else(|| DataError::BadFile {
                     file: rows.file.display().to_string(),
                     reason: format!(
                         "label `{l}` does not occur in the training table (its labels: {})",
-                        classes.join(", ")
+                        list_some(classes, 20)
                     ),
                 })
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// At most `n` names, then how many more.
+fn list_some(names: &[String], n: usize) -> String {
+    let mut out = names.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > n {
+        out.push_str(&format!(", ... ({} more)", names.len() - n));
+    }
+    out
+}
+
+/// The rows as a data set over `classes`; a label not among them is an
+/// error naming the file.
+pub fn to_dataset(rows: &TableRows, classes: &[String]) -> Result<TextDataset> {
+    let labels = label_indices(rows, classes)?;
     TextDataset::new(rows.texts.clone(), labels, classes.to_vec())
 }
 
@@ -247,5 +300,41 @@ mod tests {
             l(&["1", "2", "10"])
         );
         assert_eq!(label_names(&l(&["pos", "neg", "pos"])), l(&["neg", "pos"]));
+    }
+
+    fn table(labels: Vec<String>) -> TableRows {
+        TableRows {
+            file: "t.csv".into(),
+            texts: labels.iter().map(|l| format!("text {l}")).collect(),
+            labels,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_million_rows_index_in_a_map() {
+        // 1 M rows over 1 000 labels: one look-up each (a linear search
+        // per row over 300 000 labels took minutes)
+        let rows = table((0..1_000_000).map(|i| format!("c{}", i % 1000)).collect());
+        let classes = classes_of(&rows).unwrap();
+        assert_eq!(classes.len(), 1000);
+        let idx = label_indices(&rows, &classes).unwrap();
+        assert_eq!(classes[idx[1234]], "c234");
+    }
+
+    #[test]
+    fn mostly_unique_labels_are_refused() {
+        let rows = table((0..300_000).map(|i| format!("id{i}")).collect());
+        let err = classes_of(&rows).unwrap_err().to_string();
+        assert!(err.contains("more than 100000 classes"), "{err}");
+        let rows = table((0..100).map(|i| format!("id{}", i % 60)).collect());
+        let err = classes_of(&rows).unwrap_err().to_string();
+        assert!(err.contains("half its 100 rows"), "{err}");
+        let mut rows = table((0..10).map(|i| format!("c{}", i % 2)).collect());
+        rows.labels[3] = "other".into();
+        let err = label_indices(&rows, &["c0".into(), "c1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("label `other`"), "{err}");
     }
 }

@@ -23,6 +23,9 @@ pub enum Unknown {
     Error,
     /// Map it to the vocabulary's `unk` id (an error if it has none).
     UseUnk,
+    /// Drop it: for a vocabulary without `unk` (an imported model's that
+    /// cannot grow at prediction time), so no input is refused.
+    Skip,
 }
 
 /// Which special ids a vocabulary built from characters reserves, in this order from id 0.
@@ -153,6 +156,28 @@ impl CharVocab {
         Self::try_from(file)
     }
 
+    /// This vocabulary with an `unk` id (appended as a new id if it has
+    /// none, as textgenrnn's lacks one): characters it lacks can then be read.
+    pub fn with_unk(&self) -> Result<Self> {
+        if self.unk.is_some() {
+            return Ok(self.clone());
+        }
+        let mut file = VocabFile::from(self.clone());
+        file.unk = Some(file.size as u32);
+        file.size += 1;
+        Self::try_from(file)
+    }
+
+    /// The encoding policy this vocabulary allows without refusing input:
+    /// `unk` when it has one, else unknown characters are dropped.
+    pub fn lenient(&self) -> Unknown {
+        if self.unk.is_some() {
+            Unknown::UseUnk
+        } else {
+            Unknown::Skip
+        }
+    }
+
     /// A label per id: its character, or `<id>` for special and unused ids
     /// (what a language model's outputs are called).
     pub fn id_labels(&self) -> Vec<String> {
@@ -228,12 +253,14 @@ impl CharVocab {
             Unknown::UseUnk => Some(self.unk.ok_or_else(|| {
                 DataError::Vocab("unknown characters should map to `unk`, but it has none".into())
             })?),
+            Unknown::Skip => None,
         };
         let mut ids = Vec::with_capacity(text.len());
         for (offset, c) in text.chars().enumerate() {
             match (self.char_to_id.get(&c), unk) {
                 (Some(&id), _) => ids.push(id),
                 (None, Some(unk)) => ids.push(unk),
+                (None, None) if unknown == Unknown::Skip => {}
                 (None, None) => {
                     return Err(DataError::UnknownChar {
                         file: source.to_string(),
@@ -366,11 +393,17 @@ mod tests {
         );
         assert!(err.to_string().contains("greeting.txt"));
         assert_eq!(v.encode("abc", Unknown::UseUnk).unwrap(), vec![2, 3, 1]);
+        assert_eq!(v.encode("a😀b", v.lenient()).unwrap(), vec![2, 1, 3]);
         let no_unk = CharVocab::from_chars("ab".chars(), Specials::default()).unwrap();
         assert!(matches!(
             no_unk.encode("c", Unknown::UseUnk),
             Err(DataError::Vocab(_))
         ));
+        // without unk, lenient drops what it lacks; with_unk adds an id
+        assert_eq!(no_unk.encode("c\0a", no_unk.lenient()).unwrap(), vec![0]);
+        let grown = no_unk.with_unk().unwrap();
+        assert_eq!((grown.unk(), grown.len()), (Some(2), 3));
+        assert_eq!(grown.encode("a😀", grown.lenient()).unwrap(), vec![0, 2]);
     }
 
     #[test]

@@ -21,7 +21,6 @@
 mod pickle;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::Path;
 use std::rc::Rc;
@@ -82,11 +81,21 @@ impl PthCheckpoint {
 pub fn read_pth(path: impl AsRef<Path>, select: Option<&str>) -> Result<PthCheckpoint> {
     let path = path.as_ref();
     let label = path.display().to_string();
-    let file = File::open(path).map_err(|e| Error::io(&label, "open", e))?;
+    // a regular file (never a FIFO or a device), opened without blocking;
+    // the archive reader never reads past the size stat gives
+    let file = finetune_files::open_regular(path)?;
     let len = file
         .metadata()
         .map_err(|e| Error::io(&label, "stat", e))?
         .len();
+    if len > crate::MAX_WEIGHTS_FILE_BYTES {
+        return Err(finetune_files::FileError::TooLarge {
+            path: path.to_path_buf(),
+            cap: crate::MAX_WEIGHTS_FILE_BYTES,
+            what: "a weights file",
+        }
+        .into());
+    }
     read_from(BufReader::new(file), len, &label, select)
 }
 

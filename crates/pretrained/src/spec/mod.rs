@@ -339,19 +339,12 @@ impl ModelSpec {
 
 /// A spec file's text, refusing one over [`MAX_SPEC_BYTES`] before reading it all.
 fn read_spec_text(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let io = |e| Error::io(path.display(), "read", e);
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
-    file.take(MAX_SPEC_BYTES as u64 + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    if text.len() > MAX_SPEC_BYTES {
-        return Err(parse_err(
+    match finetune_files::read_capped_string(path, MAX_SPEC_BYTES as u64, "a spec") {
+        Err(finetune_files::FileError::TooLarge { .. }) => Err(parse_err(
             &path.display().to_string(),
             &Loc::root(),
             format!("the spec is more than the {MAX_SPEC_BYTES} bytes a spec may have"),
-        ));
+        )),
+        other => Ok(other?),
     }
-    Ok(text)
 }
