@@ -79,7 +79,7 @@ fn pretrained(dir: &Path) -> PathBuf {
     dir.join("tiny.ckpt")
 }
 
-fn lora_run(dir: &Path, rank: &str, extra: &[&str]) -> Vec<String> {
+fn lora_run(rank: &str, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "finetune",
         "--from",
@@ -128,7 +128,7 @@ fn lora_ranks_and_settings_are_checked_before_anything_is_allocated() {
     let dir = tempdir("hostile3-lora");
     pretrained(&dir);
     for rank in ["1000000000000000000", "100000", "17"] {
-        let err = fails(&strs(&lora_run(&dir, rank, &[])), &dir);
+        let err = fails(&strs(&lora_run(rank, &[])), &dir);
         assert!(
             err.contains(&format!(
                 "rank {rank} is more than any adapted weight can use"
@@ -138,21 +138,21 @@ fn lora_ranks_and_settings_are_checked_before_anything_is_allocated() {
         assert!(!err.contains("LoRA: LoRA"), "a doubled prefix: {err}");
         assert_eq!(err.matches("error:").count(), 1, "one error line: {err}");
     }
-    let err = fails(&strs(&lora_run(&dir, "0", &[])), &dir);
+    let err = fails(&strs(&lora_run("0", &[])), &dir);
     assert!(err.contains("at least 1"), "{err}");
     for (flag, value) in [
         ("--lora-dropout", "nan"),
         ("--lora-dropout", "1.5"),
         ("--lora-alpha", "inf"),
     ] {
-        let err = fails(&strs(&lora_run(&dir, "4", &[flag, value])), &dir);
+        let err = fails(&strs(&lora_run("4", &[flag, value])), &dir);
         assert!(
             err.contains("invalid configuration"),
             "{flag} {value}: {err}"
         );
     }
     // a rank the largest target can use is fine (min(16, 256) = 16)
-    ok(&strs(&lora_run(&dir, "16", &[])), &dir);
+    ok(&strs(&lora_run("16", &[])), &dir);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -160,7 +160,7 @@ fn lora_ranks_and_settings_are_checked_before_anything_is_allocated() {
 fn adapter_folders_are_checked_like_any_file() {
     let dir = tempdir("hostile3-adapter");
     pretrained(&dir);
-    ok(&strs(&lora_run(&dir, "2", &["--lr", "0.01"])), &dir);
+    ok(&strs(&lora_run("2", &["--lr", "0.01"])), &dir);
     ok(&["export", "--model", "l.ckpt", "--adapter", "a"], &dir);
     let import = [
         "import",

@@ -144,9 +144,10 @@ fn lora_trains_exports_peft_files_merges_exactly_and_imports_back() {
         adapter["base_model.model.features.3.lora_A.weight"].0,
         [4, 32, 3, 3]
     );
+    // PEFT's layout: a convolution's B is a 1x1 convolution
     assert_eq!(
         adapter["base_model.model.features.3.lora_B.weight"].0,
-        [64, 4]
+        [64, 4, 1, 1]
     );
     assert!(
         !adapter.contains_key("base_model.model.features.0.weight"),

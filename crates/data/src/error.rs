@@ -31,7 +31,7 @@ pub enum DataError {
     /// A folder of a data set is reached a second time (a symbolic link to
     /// an ancestor, or into another class): reported, never followed.
     #[error(
-        "{}: leads back to {}, a folder already read (a symbolic link cycle, or a second route into the data set): its images would be read twice or under another class; remove the link",
+        "{}: leads back to {}, a folder already read (a symbolic link cycle, or a second route into the data set): its files would be read twice, or under another class; remove the link",
         dir.display(), first.display()
     )]
     Cycle { dir: PathBuf, first: PathBuf },

@@ -80,7 +80,7 @@ pub fn verify_file(dir: &Path, spec: &'static FileSpec) -> FileReport {
             status: FileStatus::Missing,
         };
     };
-    let status = match std::fs::read(&path) {
+    let status = match crate::image::read_file(&path) {
         Err(e) => FileStatus::Corrupt {
             reason: format!("cannot read: {e}"),
         },
@@ -146,8 +146,8 @@ pub fn verify_sums(dir: &Path, sums: &str) -> Vec<(String, FileStatus)> {
                 }
             };
             let full = dir.join(path);
-            let status = match std::fs::read(&full) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileStatus::Missing,
+            let status = match crate::image::read_file(&full) {
+                Err(_) if std::fs::symlink_metadata(&full).is_err() => FileStatus::Missing,
                 Err(e) => FileStatus::Corrupt {
                     reason: format!("cannot read: {e}"),
                 },

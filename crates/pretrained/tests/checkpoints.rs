@@ -175,7 +175,10 @@ fn corrupt_and_truncated_checkpoints_are_clear_errors() {
     ));
 
     let e = Model::load(dir.path().join("absent.ftckpt")).unwrap_err();
-    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::File(finetune_files::FileError::Io { .. })),
+        "{e:?}"
+    );
 }
 
 fn container_of(model: &Model) -> Container {

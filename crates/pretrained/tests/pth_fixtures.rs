@@ -180,7 +180,10 @@ fn unsupported_and_legacy_formats_are_clear_errors() {
     let e = read_pth_bytes(b"definitely not a zip", "junk.pth", None).unwrap_err();
     assert!(matches!(e, Error::PthArchive { .. }), "{e:?}");
     let e = read_pth(fixture("does-not-exist.pth"), None).unwrap_err();
-    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::File(finetune_files::FileError::Io { .. })),
+        "{e:?}"
+    );
 }
 
 // ----- hand-made archives ------------------------------------------------------------

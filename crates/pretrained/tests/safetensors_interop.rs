@@ -126,7 +126,10 @@ fn file_round_trip_and_truncated_files() {
         );
     }
     let e = read_safetensors(dir.path().join("absent.safetensors")).unwrap_err();
-    assert!(matches!(e, Error::Io { .. }));
+    assert!(matches!(
+        e,
+        Error::File(finetune_files::FileError::Io { .. })
+    ));
 }
 
 #[test]

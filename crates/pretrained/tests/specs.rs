@@ -522,7 +522,10 @@ fn spec_files_load_and_save() {
         "{e}"
     );
     let e = ModelSpec::from_file(dir.path().join("absent.json")).unwrap_err();
-    assert!(matches!(e, Error::Io { .. }));
+    assert!(matches!(
+        e,
+        Error::File(finetune_files::FileError::Io { .. })
+    ));
     // As a field of another serde type.
     #[derive(serde::Deserialize)]
     struct Wrapper {

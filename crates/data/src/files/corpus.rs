@@ -22,16 +22,32 @@ pub fn corpus_files(path: &Path) -> Result<Vec<PathBuf>> {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut out = Vec::new();
-    collect(path, 0, &mut out)?;
+    let mut seen = std::collections::HashSet::new();
+    collect(path, 0, &mut out, &mut seen)?;
     out.sort();
     Ok(out)
 }
 
-fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The `.txt` files below `dir`; a folder reached a second time (a symbolic
+/// link cycle) is reported, not read again.
+fn collect(
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> Result<()> {
     let io = |source| DataError::Io {
         path: dir.to_path_buf(),
         source,
     };
+    let canonical = std::fs::canonicalize(dir).map_err(io)?;
+    if let Some(first) = seen.get(&canonical) {
+        return Err(DataError::Cycle {
+            dir: dir.to_path_buf(),
+            first: first.clone(),
+        });
+    }
+    seen.insert(canonical);
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path
@@ -42,7 +58,7 @@ fn collect(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
             continue;
         }
         if path.is_dir() && depth < 8 {
-            collect(&path, depth + 1, out)?;
+            collect(&path, depth + 1, out, seen)?;
         } else if path.is_file() && is_text_file(&path) {
             out.push(path);
         }

@@ -196,7 +196,8 @@ fn split_files(
         seen.enter(dir)?;
     }
     let present = class_folders(dir)?;
-    if let Some(extra) = present.iter().find(|c| !classes.contains(c)) {
+    let known: std::collections::HashSet<&String> = classes.iter().collect();
+    if let Some(extra) = present.iter().find(|c| !known.contains(c)) {
         return Err(DataError::BadFile {
             file: dir.join(extra).display().to_string(),
             reason: format!(

@@ -223,16 +223,20 @@ pub fn label_names(labels: &[String]) -> Vec<String> {
 /// fine-tuning task (and its head alone would hold millions of weights).
 pub const MAX_CLASSES: usize = 100_000;
 
+/// Tables of fewer rows are not held to the half-the-rows rule of
+/// [`classes_of`]: a toy table may well have one row per class.
+const MIN_ROWS_FOR_SHARE_RULE: usize = 100;
+
 /// The classes of a training table ([`label_names`] of its labels), refused
-/// when there are more than [`MAX_CLASSES`] or more than half as many as
-/// rows — a table whose "labels" are mostly unique (an id column, the text
+/// when there are more than [`MAX_CLASSES`] or (from 100 rows on) more than
+/// half as many as rows — a table whose "labels" are mostly unique (an id column, the text
 /// itself) is a wrong `--label-column`, not a task.
 pub fn classes_of(rows: &TableRows) -> Result<Vec<String>> {
     let classes = label_names(&rows.labels);
     let n = rows.labels.len();
     let why = if classes.len() > MAX_CLASSES {
         Some(format!("more than {MAX_CLASSES} classes"))
-    } else if classes.len() > 1 && classes.len() > n / 2 {
+    } else if n >= MIN_ROWS_FOR_SHARE_RULE && classes.len() > n / 2 {
         Some(format!("more classes than half its {n} rows"))
     } else {
         None
