@@ -26,6 +26,7 @@ use crate::model::{Model, ModelMetadata};
 use crate::raw::{NamedTensors, RawTensor};
 use crate::report::{LoadOptions, LoadReport, match_tensors};
 use crate::spec::ModelSpec;
+use finetune_formats::FormatError;
 
 /// Tensor names starting with this hold the trainer's state in a training checkpoint.
 pub const TRAINING_PREFIX: &str = "__train__.";
@@ -181,14 +182,14 @@ pub(crate) fn load_strict(
 }
 
 /// Attaches the file name to a matching failure.
-pub(crate) fn in_file(e: Error, file: &str) -> Error {
+pub(crate) fn in_file(e: FormatError, file: &str) -> Error {
     match e {
-        Error::LoadFailed { report, strict } => Error::WeightsMismatch {
+        FormatError::LoadFailed { report, strict } => Error::WeightsMismatch {
             file: file.to_string(),
             report,
             strict,
         },
-        other => other,
+        other => other.into(),
     }
 }
 
@@ -262,7 +263,7 @@ impl Model {
 
     /// Saves the model (spec, metadata, every parameter and buffer) atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        write_container(path, &self.to_container(None)?)
+        Ok(write_container(path, &self.to_container(None)?)?)
     }
 
     /// Loads a model saved by [`Model::save`] (or the model part of a
@@ -274,7 +275,7 @@ impl Model {
 
     /// The checkpoint as bytes (what [`Model::save`] writes).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        self.to_container(None)?.to_bytes()
+        Ok(self.to_container(None)?.to_bytes()?)
     }
 
     /// A model from checkpoint bytes; `label` names the source in errors.
@@ -291,7 +292,7 @@ pub fn save_training_checkpoint(
     model: &Model,
     state: &TrainingState,
 ) -> Result<()> {
-    write_container(path, &model.to_container(Some(state))?)
+    Ok(write_container(path, &model.to_container(Some(state))?)?)
 }
 
 /// Loads a checkpoint: the model, and the training state if the file has one.

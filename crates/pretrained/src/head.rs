@@ -664,9 +664,10 @@ fn grow_rows(
     }
     let mut new_shape = shape.to_vec();
     new_shape[0] = rows.max(old);
-    finetune_tensor::Tensor::new(&new_shape, data).map_err(|e| Error::Tensor {
+    finetune_tensor::Tensor::new(&new_shape, data).map_err(|e| Error::ModelTensor {
+        file: "<model>".into(),
         tensor: "the resized embedding".into(),
-        source: e,
+        reason: e.to_string(),
     })
 }
 

@@ -222,17 +222,20 @@ impl Model {
 
     /// The model as safetensors bytes with PyTorch names (see the module docs).
     pub fn export_bytes(&self) -> Result<Vec<u8>> {
-        safetensors_to_bytes(&model_tensors(self), Some(&self.export_metadata()?))
+        Ok(safetensors_to_bytes(
+            &model_tensors(self),
+            Some(&self.export_metadata()?),
+        )?)
     }
 
     /// Writes the model as a safetensors file PyTorch loads with
     /// `load_state_dict(strict=True)` (atomically).
     pub fn export_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
-        crate::safetensors::write_safetensors(
+        Ok(crate::safetensors::write_safetensors(
             path,
             &model_tensors(self),
             Some(&self.export_metadata()?),
-        )
+        )?)
     }
 
     fn export_metadata(&self) -> Result<BTreeMap<String, String>> {

@@ -108,28 +108,17 @@ pub mod atomic;
 pub mod builtin;
 pub mod checkpoint;
 pub mod classify;
-pub mod container;
 pub mod error;
 pub mod head;
 pub mod interop;
-pub mod keras;
 pub mod lm;
 pub mod lora;
 pub mod model;
 pub mod peft;
-pub mod pth;
-pub mod raw;
-pub mod report;
-pub mod safetensors;
 pub mod spec;
 
 pub use atomic::atomic_write;
 
-/// The largest weights file, checkpoint or adapter file read: 8 GiB (twice
-/// the default parameter limit's 4 GiB of `f32`, room for `f64` files).
-/// Every such file is read through [`finetune_files::read_capped`]: a
-/// regular file only, opened without blocking.
-pub const MAX_WEIGHTS_FILE_BYTES: u64 = 8 << 30;
 pub use builtin::{
     BUILTINS, CharLmOptions, CharRnnOptions, TEXTGENRNN_CONTEXT, TEXTGENRNN_VOCAB, bn_cnn, builtin,
     builtin_names, char_gru, char_lm, char_lstm, lenet, mnist_cnn, resnet_mini, textgenrnn,
@@ -137,24 +126,25 @@ pub use builtin::{
 pub use checkpoint::{
     TRAINING_PREFIX, TrainingState, load_training_checkpoint, save_training_checkpoint,
 };
-pub use container::{Container, read_container, write_container};
 pub use error::{Error, Result};
+pub use finetune_formats::{
+    Container, DType, FormatError, LoadOptions, LoadPlan, LoadReport, LstmWeights, NamedTensors,
+    PthCheckpoint, PyValue, RawTensor, Safetensors, TensorData, conv_to_pytorch, dense_to_pytorch,
+    glob_match, has_keras_names, keras_to_pytorch, lstm_to_pytorch, match_tensors,
+    parse_safetensors, read_container, read_pth, read_pth_bytes, read_safetensors,
+    safetensors_to_bytes, select_prefix, write_container, write_safetensors,
+};
+/// The file formats, from their own crate (re-exported so that a user of
+/// this crate reaches every format through it).
+pub use finetune_formats::{
+    MAX_WEIGHTS_FILE_BYTES, container, keras, pth, raw, report, safetensors,
+};
 pub use head::{HeadSpec, LayerRef};
 pub use interop::{
     ImportOptions, Imported, WeightFormat, import_model, import_model_bytes, import_tensors,
     read_weights, read_weights_bytes,
 };
-pub use keras::{
-    LstmWeights, conv_to_pytorch, dense_to_pytorch, has_keras_names, keras_to_pytorch,
-    lstm_to_pytorch,
-};
 pub use model::{CREATED_BY, LayerPrefix, Model, ModelMetadata};
-pub use pth::{PthCheckpoint, PyValue, read_pth, read_pth_bytes};
-pub use raw::{DType, NamedTensors, RawTensor, TensorData, select_prefix};
-pub use report::{LoadOptions, LoadPlan, LoadReport, glob_match, match_tensors};
-pub use safetensors::{
-    Safetensors, parse_safetensors, read_safetensors, safetensors_to_bytes, write_safetensors,
-};
 pub use spec::{
     AvgPool2dSpec, BatchNormSpec, Conv2dSpec, EmbeddingSpec, LayerKind, LayerShape, LayerSpec,
     Limits, LinearSpec, MaxPool2dSpec, ModelSpec, RecurrentOutputSpec, RecurrentSpec, Size2,

@@ -5,8 +5,8 @@
 use finetune_autograd::Tape;
 use finetune_nn::{Module, ModuleExt, StateEntry};
 use finetune_pretrained::{
-    Container, Error, Model, ModelMetadata, RawTensor, TRAINING_PREFIX, TrainingState, builtin,
-    load_training_checkpoint, read_container, save_training_checkpoint, write_container,
+    Container, Error, FormatError, Model, ModelMetadata, RawTensor, TRAINING_PREFIX, TrainingState,
+    builtin, load_training_checkpoint, read_container, save_training_checkpoint, write_container,
 };
 use finetune_tensor::Tensor;
 
@@ -153,7 +153,10 @@ fn corrupt_and_truncated_checkpoints_are_clear_errors() {
     flipped[mid] ^= 0x10;
     std::fs::write(&path, &flipped).unwrap();
     let e = Model::load(&path).unwrap_err();
-    assert!(matches!(e, Error::ContainerChecksum { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::Format(FormatError::ContainerChecksum { .. })),
+        "{e:?}"
+    );
     assert!(
         e.to_string()
             .starts_with(&format!("{}: checksum mismatch", path.display()))
@@ -161,22 +164,31 @@ fn corrupt_and_truncated_checkpoints_are_clear_errors() {
 
     std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
     let e = Model::load(&path).unwrap_err();
-    assert!(matches!(e, Error::ContainerChecksum { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::Format(FormatError::ContainerChecksum { .. })),
+        "{e:?}"
+    );
 
     std::fs::write(&path, &bytes[..15]).unwrap();
     let e = Model::load(&path).unwrap_err();
-    assert!(matches!(e, Error::ContainerTruncated { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::Format(FormatError::ContainerTruncated { .. })),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("truncated"), "{e}");
 
     std::fs::write(&path, b"PK\x03\x04 a zip, not a checkpoint").unwrap();
     assert!(matches!(
         Model::load(&path).unwrap_err(),
-        Error::ContainerBadMagic { .. }
+        Error::Format(FormatError::ContainerBadMagic { .. })
     ));
 
     let e = Model::load(dir.path().join("absent.ftckpt")).unwrap_err();
     assert!(
-        matches!(e, Error::File(finetune_files::FileError::Io { .. })),
+        matches!(
+            e,
+            Error::Format(FormatError::File(finetune_files::FileError::Io { .. }))
+        ),
         "{e:?}"
     );
 }

@@ -13,7 +13,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use finetune_pretrained::container::{MAGIC, VERSION};
-use finetune_pretrained::{Container, Error, RawTensor, read_container, write_container};
+use finetune_pretrained::{
+    Container, FormatError as Error, RawTensor, read_container, write_container,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

@@ -8,9 +8,9 @@ mod common;
 use common::{max_abs, shared};
 use finetune_nn::ModuleExt;
 use finetune_pretrained::{
-    DType, Error, ImportOptions, LayerKind, LayerSpec, Model, ModelSpec, NamedTensors, RawTensor,
-    RecurrentSpec, WeightFormat, builtin, import_model, import_tensors, read_safetensors,
-    read_weights_bytes, write_safetensors,
+    DType, Error, FormatError, ImportOptions, LayerKind, LayerSpec, Model, ModelSpec, NamedTensors,
+    RawTensor, RecurrentSpec, WeightFormat, builtin, import_model, import_tensors,
+    read_safetensors, read_weights_bytes, write_safetensors,
 };
 use finetune_tensor::Tensor;
 
@@ -212,7 +212,10 @@ fn a_declared_new_head_is_initialised_from_the_seed_and_reported() {
         &ImportOptions::strict().new_tensors(["clasifier.2.*"]),
     )
     .unwrap_err();
-    assert!(matches!(e, Error::NewPatternUnmatched { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::Format(FormatError::NewPatternUnmatched { .. })),
+        "{e:?}"
+    );
 }
 
 #[test]

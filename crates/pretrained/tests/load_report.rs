@@ -3,7 +3,9 @@
 
 mod common;
 
-use finetune_pretrained::{Error, LoadOptions, NamedTensors, RawTensor, match_tensors, read_pth};
+use finetune_pretrained::{
+    FormatError as Error, LoadOptions, NamedTensors, RawTensor, match_tensors, read_pth,
+};
 
 fn zeros(shape: &[usize]) -> RawTensor {
     RawTensor::zeros(finetune_pretrained::DType::F32, shape).unwrap()
@@ -35,7 +37,7 @@ fn file(prefix: &str) -> NamedTensors {
 }
 
 fn failed(
-    r: finetune_pretrained::Result<finetune_pretrained::LoadPlan>,
+    r: Result<finetune_pretrained::LoadPlan, Error>,
 ) -> (String, Box<finetune_pretrained::LoadReport>) {
     match r {
         Err(e @ Error::LoadFailed { .. }) => {

@@ -6,7 +6,9 @@ mod common;
 use std::io::{Cursor, Read, Write};
 
 use common::{fixture, get, sorted};
-use finetune_pretrained::{DType, Error, PyValue, read_pth, read_pth_bytes, read_safetensors};
+use finetune_pretrained::{
+    DType, FormatError as Error, PyValue, read_pth, read_pth_bytes, read_safetensors,
+};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 

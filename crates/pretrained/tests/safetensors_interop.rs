@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use common::{fixture, sorted};
 use finetune_pretrained::{
-    DType, Error, NamedTensors, RawTensor, parse_safetensors, read_safetensors,
+    DType, FormatError as Error, NamedTensors, RawTensor, parse_safetensors, read_safetensors,
     safetensors_to_bytes, write_safetensors,
 };
 use safetensors::tensor::{Dtype, TensorView};

@@ -28,7 +28,7 @@ use std::fmt;
 
 use regex::Regex;
 
-use crate::error::{Error, Result};
+use crate::error::{FormatError, Result};
 use crate::raw::{NamedTensors, RawTensor};
 
 /// How to match a file's tensors to the model's.
@@ -123,7 +123,7 @@ pub struct LoadPlan {
 
 /// Matches `available` file tensors to the model's `expected` `(name, shape)`
 /// list (see the module docs for the rules). Returns the tensors to apply,
-/// or [`Error::LoadFailed`] carrying the report.
+/// or [`FormatError::LoadFailed`] carrying the report.
 pub fn match_tensors(
     expected: &[(String, Vec<usize>)],
     available: NamedTensors,
@@ -144,7 +144,7 @@ pub fn match_tensors(
         .map(|(pat, rep)| {
             Regex::new(pat)
                 .map(|r| (r, rep.as_str()))
-                .map_err(|e| Error::RenamePattern {
+                .map_err(|e| FormatError::RenamePattern {
                     pattern: pat.clone(),
                     reason: e.to_string(),
                 })
@@ -157,7 +157,7 @@ pub fn match_tensors(
             *name = re.replace_all(name, *rep).into_owned();
         }
         if let Some(first) = origin.insert(name.clone(), original.clone()) {
-            return Err(Error::RenameCollision {
+            return Err(FormatError::RenameCollision {
                 first,
                 second: original,
                 renamed: name.clone(),
@@ -213,7 +213,7 @@ pub fn match_tensors(
         .collect();
 
     if let Some(i) = used_patterns.iter().position(|u| !u) {
-        return Err(Error::NewPatternUnmatched {
+        return Err(FormatError::NewPatternUnmatched {
             pattern: patterns[i].to_string(),
         });
     }
@@ -221,7 +221,7 @@ pub fn match_tensors(
         || !report.shape_mismatched.is_empty()
         || (options.strict && !report.unexpected.is_empty());
     if failed {
-        return Err(Error::LoadFailed {
+        return Err(FormatError::LoadFailed {
             report: Box::new(report),
             strict: options.strict,
         });

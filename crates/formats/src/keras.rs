@@ -26,11 +26,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::error::{Error, Result};
+use crate::error::{FormatError, Result};
 use crate::raw::{NamedTensors, RawTensor, rename_error};
 
-fn layout_err(layer: &str, reason: impl Into<String>) -> Error {
-    Error::KerasLayout {
+fn layout_err(layer: &str, reason: impl Into<String>) -> FormatError {
+    FormatError::KerasLayout {
         layer: layer.to_string(),
         reason: reason.into(),
     }
@@ -246,7 +246,7 @@ pub fn keras_to_pytorch(tensors: NamedTensors) -> Result<NamedTensors> {
     let mut seen = HashSet::new();
     for (n, _) in &out {
         if !seen.insert(n.as_str()) {
-            return Err(Error::DuplicateTensor {
+            return Err(FormatError::DuplicateTensor {
                 file: "<keras conversion>".into(),
                 tensor: n.clone(),
             });
@@ -309,9 +309,9 @@ mod tests {
         let gru = lstm_to_pytorch("g", &seq(&[5, 6]), &seq(&[2, 6]), None).unwrap_err();
         assert!(gru.to_string().contains("GRU"), "{gru}");
         let bad_bias = lstm_to_pytorch("l", &seq(&[5, 8]), &seq(&[2, 8]), Some(&seq(&[16])));
-        assert!(matches!(bad_bias, Err(Error::KerasLayout { .. })));
+        assert!(matches!(bad_bias, Err(FormatError::KerasLayout { .. })));
         let bad_k = lstm_to_pytorch("l", &seq(&[5, 12]), &seq(&[2, 8]), None);
-        assert!(matches!(bad_k, Err(Error::KerasLayout { .. })));
+        assert!(matches!(bad_k, Err(FormatError::KerasLayout { .. })));
     }
 
     #[test]
@@ -362,12 +362,12 @@ mod tests {
         ];
         assert!(matches!(
             keras_to_pytorch(tensors),
-            Err(Error::DuplicateTensor { .. })
+            Err(FormatError::DuplicateTensor { .. })
         ));
         let no_kernel = vec![("r.recurrent_kernel".to_string(), seq(&[2, 8]))];
         assert!(matches!(
             keras_to_pytorch(no_kernel),
-            Err(Error::KerasLayout { .. })
+            Err(FormatError::KerasLayout { .. })
         ));
     }
 }

@@ -16,9 +16,9 @@
 //!   on a dict (PyTorch stores `_metadata` that way; the state is ignored).
 //!
 //! Any other global is refused at the `GLOBAL` opcode, naming it
-//! ([`Error::PickleForbiddenGlobal`]); any other opcode (`INST`, `OBJ`,
+//! ([`FormatError::PickleForbiddenGlobal`]); any other opcode (`INST`, `OBJ`,
 //! `NEWOBJ`, `EXT*`, protocol-0 text opcodes, ...) is refused naming the
-//! opcode ([`Error::PickleForbiddenOpcode`]). Nothing is allocated beyond what
+//! opcode ([`FormatError::PickleForbiddenOpcode`]). Nothing is allocated beyond what
 //! the input's length allows: strings are checked against the remaining
 //! bytes, integers are at most 64 bits, and containers live in a flat arena so
 //! no recursive structure can overflow the stack when dropped.
@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::error::{Error, Result};
+use crate::error::{FormatError, Result};
 use crate::raw::DType;
 
 /// A storage type global (`torch.FloatStorage`, ...). `dtype` is `None` for
@@ -352,8 +352,8 @@ struct Machine<'a> {
 }
 
 impl Machine<'_> {
-    fn malformed(&self, reason: impl Into<String>) -> Error {
-        Error::PickleMalformed {
+    fn malformed(&self, reason: impl Into<String>) -> FormatError {
+        FormatError::PickleMalformed {
             file: self.file.to_string(),
             pos: self.op_pos,
             reason: reason.into(),
@@ -679,7 +679,7 @@ impl Machine<'_> {
         }
     }
 
-    fn forbidden(&self, module: &str, name: &str) -> Error {
+    fn forbidden(&self, module: &str, name: &str) -> FormatError {
         let mut global: String = format!("{module}.{name}").escape_debug().collect();
         if global.len() > 200 {
             let mut cut = 200;
@@ -689,7 +689,7 @@ impl Machine<'_> {
             global.truncate(cut);
             global.push_str("...");
         }
-        Error::PickleForbiddenGlobal {
+        FormatError::PickleForbiddenGlobal {
             file: self.file.to_string(),
             global,
         }
@@ -1064,7 +1064,7 @@ impl Machine<'_> {
                 }
                 b'Q' => self.persistent_id()?,
                 other => {
-                    return Err(Error::PickleForbiddenOpcode {
+                    return Err(FormatError::PickleForbiddenOpcode {
                         file: self.file.to_string(),
                         opcode: other,
                         name: opcode_name(other),
@@ -1165,7 +1165,10 @@ mod tests {
             p.extend_from_slice(b")R.");
             let e = run(&p).unwrap_err();
             let want = format!("`{module}.{name}`");
-            assert!(matches!(e, Error::PickleForbiddenGlobal { .. }), "{e}");
+            assert!(
+                matches!(e, FormatError::PickleForbiddenGlobal { .. }),
+                "{e}"
+            );
             assert!(e.to_string().contains(&want), "{e}");
             // The same through STACK_GLOBAL (protocol 4).
             let mut p = vec![0x80, 4, 0x8c, module.len() as u8];
@@ -1196,10 +1199,13 @@ mod tests {
         for (bytes, name) in cases {
             let e = run(bytes).unwrap_err();
             if *name == "GLOBAL" {
-                assert!(matches!(e, Error::PickleForbiddenGlobal { .. }), "{e}");
+                assert!(
+                    matches!(e, FormatError::PickleForbiddenGlobal { .. }),
+                    "{e}"
+                );
             } else {
                 assert!(
-                    matches!(&e, Error::PickleForbiddenOpcode { name: n, .. } if n == name),
+                    matches!(&e, FormatError::PickleForbiddenOpcode { name: n, .. } if n == name),
                     "{name}: {e}"
                 );
             }
@@ -1233,7 +1239,10 @@ mod tests {
         ];
         for bytes in cases {
             let e = run(bytes).unwrap_err();
-            assert!(matches!(e, Error::PickleMalformed { .. }), "{bytes:?}: {e}");
+            assert!(
+                matches!(e, FormatError::PickleMalformed { .. }),
+                "{bytes:?}: {e}"
+            );
         }
     }
 
@@ -1278,7 +1287,7 @@ mod tests {
     #[test]
     fn nested_tuple_keys_count_against_the_budget() {
         let e = run(&nested_tuple_key_pickle()).unwrap_err();
-        assert!(matches!(e, Error::PickleMalformed { .. }), "{e}");
+        assert!(matches!(e, FormatError::PickleMalformed { .. }), "{e}");
         assert!(e.to_string().contains("parts"), "{e}");
         // a modest tuple key is still a key
         let ok = b"\x80\x02}K\x01K\x02\x86K\x07s.";

@@ -27,7 +27,7 @@ use std::rc::Rc;
 
 use zip::ZipArchive;
 
-use crate::error::{Error, Result};
+use crate::error::{FormatError, Result};
 use crate::raw::{NamedTensors, RawTensor, checked_numel, gather, top_level_keys};
 use pickle::{TensorRef, Unpickled, Value};
 
@@ -86,7 +86,7 @@ pub fn read_pth(path: impl AsRef<Path>, select: Option<&str>) -> Result<PthCheck
     let file = finetune_files::open_regular(path)?;
     let len = file
         .metadata()
-        .map_err(|e| Error::io(&label, "stat", e))?
+        .map_err(|e| FormatError::io(&label, "stat", e))?
         .len();
     if len > crate::MAX_WEIGHTS_FILE_BYTES {
         return Err(finetune_files::FileError::TooLarge {
@@ -104,8 +104,8 @@ pub fn read_pth_bytes(bytes: &[u8], label: &str, select: Option<&str>) -> Result
     read_from(Cursor::new(bytes), bytes.len() as u64, label, select)
 }
 
-fn archive_err(file: &str, reason: impl Into<String>) -> Error {
-    Error::PthArchive {
+fn archive_err(file: &str, reason: impl Into<String>) -> FormatError {
+    FormatError::PthArchive {
         file: file.to_string(),
         reason: reason.into(),
     }
@@ -118,10 +118,12 @@ fn read_from<R: Read + Seek>(
     select: Option<&str>,
 ) -> Result<PthCheckpoint> {
     let mut head = [0u8; 4];
-    let n = read_prefix(&mut reader, &mut head).map_err(|e| Error::io(file, "read", e))?;
-    reader.rewind().map_err(|e| Error::io(file, "seek", e))?;
+    let n = read_prefix(&mut reader, &mut head).map_err(|e| FormatError::io(file, "read", e))?;
+    reader
+        .rewind()
+        .map_err(|e| FormatError::io(file, "seek", e))?;
     if n >= 2 && head[0] == 0x80 && head[1] <= 5 {
-        return Err(Error::PthLegacyFormat {
+        return Err(FormatError::PthLegacyFormat {
             file: file.to_string(),
         });
     }
@@ -163,7 +165,7 @@ fn read_from<R: Read + Seek>(
     if let Some(order) = read_entry(&mut zip, &format!("{prefix}/byteorder"), 64, file)? {
         let order = String::from_utf8_lossy(&order).trim().to_string();
         if order != "little" {
-            return Err(Error::PthByteOrder {
+            return Err(FormatError::PthByteOrder {
                 file: file.to_string(),
                 found: order,
             });
@@ -208,7 +210,7 @@ fn read_from<R: Read + Seek>(
             .filter_map(|(n, l)| n.strip_prefix(&dotted).map(|r| (r.to_string(), l)))
             .collect();
         if !leaves.iter().any(|(_, l)| matches!(l, Leaf::Tensor(_))) {
-            return Err(Error::PrefixNotFound {
+            return Err(FormatError::PrefixNotFound {
                 file: file.to_string(),
                 prefix: prefix.to_string(),
                 available,
@@ -219,7 +221,7 @@ fn read_from<R: Read + Seek>(
     let mut names = HashMap::new();
     for (n, _) in &leaves {
         if names.insert(n.as_str(), ()).is_some() {
-            return Err(Error::DuplicateTensor {
+            return Err(FormatError::DuplicateTensor {
                 file: file.to_string(),
                 tensor: n.clone(),
             });
@@ -314,7 +316,7 @@ struct Flattener<'a> {
 }
 
 impl Flattener<'_> {
-    fn err(&self, reason: impl Into<String>) -> Error {
+    fn err(&self, reason: impl Into<String>) -> FormatError {
         archive_err(self.file, reason)
     }
 
@@ -414,7 +416,7 @@ impl<R: Read + Seek> Storages<'_, R> {
             None => {
                 let name = format!("{}/data/{key}", self.prefix);
                 let b = read_entry(self.zip, &name, nbytes, self.file)?.ok_or_else(|| {
-                    Error::PthTensor {
+                    FormatError::PthTensor {
                         file: self.file.to_string(),
                         tensor: tensor.to_string(),
                         reason: format!("its storage `{name}` is missing from the archive"),
@@ -426,7 +428,7 @@ impl<R: Read + Seek> Storages<'_, R> {
             }
         };
         if bytes.len() as u64 != nbytes {
-            return Err(Error::PthTensor {
+            return Err(FormatError::PthTensor {
                 file: self.file.to_string(),
                 tensor: tensor.to_string(),
                 reason: format!(
@@ -448,13 +450,13 @@ fn materialise<R: Read + Seek>(
     budget: u64,
 ) -> Result<RawTensor> {
     let file = storages.file;
-    let bad = |reason: String| Error::PthTensor {
+    let bad = |reason: String| FormatError::PthTensor {
         file: file.to_string(),
         tensor: name.to_string(),
         reason,
     };
     let kind = t.storage.kind;
-    let dtype = kind.dtype.ok_or_else(|| Error::UnsupportedDType {
+    let dtype = kind.dtype.ok_or_else(|| FormatError::UnsupportedDType {
         file: file.to_string(),
         tensor: name.to_string(),
         dtype: format!("torch.{}", kind.name),
@@ -473,7 +475,7 @@ fn materialise<R: Read + Seek>(
     }
     let size: Vec<u64> = t.size.iter().map(|&v| v as u64).collect();
     let stride: Vec<u64> = t.stride.iter().map(|&v| v as u64).collect();
-    let overflow = || Error::ShapeOverflow {
+    let overflow = || FormatError::ShapeOverflow {
         file: file.to_string(),
         tensor: name.to_string(),
         shape: size.clone(),

@@ -22,8 +22,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
-use crate::atomic::atomic_write;
-use crate::error::{Error, Result};
+use crate::error::{FormatError, Result};
 use crate::raw::{DType, NamedTensors, RawTensor, checked_nbytes, shape_u64};
 
 /// The largest JSON header accepted (100 MB, as the reference implementation).
@@ -132,21 +131,21 @@ pub fn parse_safetensors(bytes: &[u8], label: &str) -> Result<Safetensors> {
     let file = || label.to_string();
     let file_len = bytes.len() as u64;
     let Some(len_bytes) = bytes.first_chunk::<8>() else {
-        return Err(Error::SafetensorsTooShort {
+        return Err(FormatError::SafetensorsTooShort {
             file: file(),
             len: file_len,
         });
     };
     let declared = u64::from_le_bytes(*len_bytes);
     if declared > MAX_HEADER_BYTES {
-        return Err(Error::SafetensorsHeaderTooLarge {
+        return Err(FormatError::SafetensorsHeaderTooLarge {
             file: file(),
             declared,
             limit: MAX_HEADER_BYTES,
         });
     }
     if declared > file_len - 8 {
-        return Err(Error::SafetensorsHeaderBeyondFile {
+        return Err(FormatError::SafetensorsHeaderBeyondFile {
             file: file(),
             declared,
             file_len,
@@ -158,13 +157,13 @@ pub fn parse_safetensors(bytes: &[u8], label: &str) -> Result<Safetensors> {
     let data_len = data.len() as u64;
 
     if header_bytes.first() != Some(&b'{') {
-        return Err(Error::SafetensorsHeader {
+        return Err(FormatError::SafetensorsHeader {
             file: file(),
             reason: "the header must be a JSON object starting with `{`".into(),
         });
     }
     let header: Header =
-        serde_json::from_slice(header_bytes).map_err(|e| Error::SafetensorsHeader {
+        serde_json::from_slice(header_bytes).map_err(|e| FormatError::SafetensorsHeader {
             file: file(),
             reason: e.to_string(),
         })?;
@@ -177,13 +176,13 @@ pub fn parse_safetensors(bytes: &[u8], label: &str) -> Result<Safetensors> {
             Entry::Metadata(m) => metadata = Some(m.into_iter().collect::<BTreeMap<_, _>>()),
             Entry::Tensor(name, info) => {
                 let dtype =
-                    DType::from_name(&info.dtype).ok_or_else(|| Error::UnsupportedDType {
+                    DType::from_name(&info.dtype).ok_or_else(|| FormatError::UnsupportedDType {
                         file: file(),
                         tensor: name.clone(),
                         dtype: info.dtype.clone(),
                     })?;
                 let (begin, end) = info.data_offsets;
-                let offsets_err = |reason: String| Error::SafetensorsOffsets {
+                let offsets_err = |reason: String| FormatError::SafetensorsOffsets {
                     file: file(),
                     tensor: name.clone(),
                     begin,
@@ -198,14 +197,15 @@ pub fn parse_safetensors(bytes: &[u8], label: &str) -> Result<Safetensors> {
                         "end past the data section ({data_len} bytes)"
                     )));
                 }
-                let expected =
-                    checked_nbytes(dtype, &info.shape).ok_or_else(|| Error::ShapeOverflow {
+                let expected = checked_nbytes(dtype, &info.shape).ok_or_else(|| {
+                    FormatError::ShapeOverflow {
                         file: file(),
                         tensor: name.clone(),
                         shape: info.shape.clone(),
-                    })?;
+                    }
+                })?;
                 if expected != end - begin {
-                    return Err(Error::ByteLength {
+                    return Err(FormatError::ByteLength {
                         file: file(),
                         tensor: name,
                         dtype,
@@ -232,7 +232,7 @@ pub fn parse_safetensors(bytes: &[u8], label: &str) -> Result<Safetensors> {
                 }
                 (None, _) => "leave a hole at the start of the data section".into(),
             };
-            return Err(Error::SafetensorsOffsets {
+            return Err(FormatError::SafetensorsOffsets {
                 file: file(),
                 tensor: name.clone(),
                 begin: *begin,
@@ -244,7 +244,7 @@ pub fn parse_safetensors(bytes: &[u8], label: &str) -> Result<Safetensors> {
         previous = Some(name);
     }
     if cursor != data_len {
-        return Err(Error::SafetensorsHeader {
+        return Err(FormatError::SafetensorsHeader {
             file: file(),
             reason: format!(
                 "the tensors cover {cursor} bytes but the data section has {data_len} \
@@ -282,7 +282,7 @@ fn header_bytes(
     let mut offset = 0u64;
     for (name, t) in tensors {
         if name == "__metadata__" || !seen.insert(name.as_str()) {
-            return Err(Error::DuplicateTensor {
+            return Err(FormatError::DuplicateTensor {
                 file: label.to_string(),
                 tensor: name.clone(),
             });
@@ -321,7 +321,8 @@ pub fn safetensors_to_bytes(
 }
 
 /// Writes tensors (F32, I64 or any other dtype, kept as is) and optional
-/// `__metadata__` to a safetensors file, atomically (see [`atomic_write`]).
+/// `__metadata__` to a safetensors file, atomically (see
+/// [`finetune_files::atomic_write`]).
 /// Names must be unique and not `__metadata__`.
 pub fn write_safetensors(
     path: impl AsRef<Path>,
@@ -330,13 +331,13 @@ pub fn write_safetensors(
 ) -> Result<()> {
     let path = path.as_ref();
     let header = header_bytes(tensors, metadata, &path.display().to_string())?;
-    atomic_write(path, |w| {
+    Ok(finetune_files::atomic_write(path, |w| {
         w.write_all(&header)?;
         for (_, t) in tensors {
             w.write_all(t.bytes())?;
         }
         Ok(())
-    })
+    })?)
 }
 
 #[cfg(test)]
@@ -388,7 +389,7 @@ mod tests {
         let dup = vec![("a".to_string(), t.clone()), ("a".to_string(), t.clone())];
         assert!(matches!(
             safetensors_to_bytes(&dup, None),
-            Err(Error::DuplicateTensor { .. })
+            Err(FormatError::DuplicateTensor { .. })
         ));
         let reserved = vec![("__metadata__".to_string(), t)];
         assert!(safetensors_to_bytes(&reserved, None).is_err());
@@ -422,10 +423,10 @@ mod tests {
     fn edge_cases_give_specific_errors() {
         let ok_entry = r#""a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}"#;
         let data8 = [0u8; 8];
-        type Check = fn(&Error) -> bool;
+        type Check = fn(&FormatError) -> bool;
         let cases: Vec<(&str, Vec<u8>, Check)> = vec![
             ("too short", vec![1, 2, 3], |e| {
-                matches!(e, Error::SafetensorsTooShort { .. })
+                matches!(e, FormatError::SafetensorsTooShort { .. })
             }),
             (
                 "header too large",
@@ -434,7 +435,7 @@ mod tests {
                     v.extend_from_slice(b"{}");
                     v
                 },
-                |e| matches!(e, Error::SafetensorsHeaderTooLarge { .. }),
+                |e| matches!(e, FormatError::SafetensorsHeaderTooLarge { .. }),
             ),
             (
                 "header beyond file",
@@ -443,19 +444,24 @@ mod tests {
                     v.extend_from_slice(b"{}");
                     v
                 },
-                |e| matches!(e, Error::SafetensorsHeaderBeyondFile { declared: 1000, .. }),
+                |e| {
+                    matches!(
+                        e,
+                        FormatError::SafetensorsHeaderBeyondFile { declared: 1000, .. }
+                    )
+                },
             ),
             ("u64::MAX header", u64::MAX.to_le_bytes().to_vec(), |e| {
-                matches!(e, Error::SafetensorsHeaderTooLarge { .. })
+                matches!(e, FormatError::SafetensorsHeaderTooLarge { .. })
             }),
             ("not json", file("{nope", &[]), |e| {
-                matches!(e, Error::SafetensorsHeader { .. })
+                matches!(e, FormatError::SafetensorsHeader { .. })
             }),
             ("not an object", file("[1,2]", &[]), |e| {
-                matches!(e, Error::SafetensorsHeader { .. })
+                matches!(e, FormatError::SafetensorsHeader { .. })
             }),
             ("leading space", file(" {}", &[]), |e| {
-                matches!(e, Error::SafetensorsHeader { .. })
+                matches!(e, FormatError::SafetensorsHeader { .. })
             }),
             (
                 "duplicate name",
@@ -468,7 +474,7 @@ mod tests {
                     r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1}}"#,
                     &data8,
                 ),
-                |e| matches!(e, Error::SafetensorsHeader { .. }),
+                |e| matches!(e, FormatError::SafetensorsHeader { .. }),
             ),
             (
                 "negative shape",
@@ -476,12 +482,12 @@ mod tests {
                     r#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#,
                     &data8,
                 ),
-                |e| matches!(e, Error::SafetensorsHeader { .. }),
+                |e| matches!(e, FormatError::SafetensorsHeader { .. }),
             ),
             (
                 "metadata not strings",
                 file(r#"{"__metadata__":{"k":1}}"#, &[]),
-                |e| matches!(e, Error::SafetensorsHeader { .. }),
+                |e| matches!(e, FormatError::SafetensorsHeader { .. }),
             ),
             (
                 "unsupported dtype",
@@ -489,7 +495,7 @@ mod tests {
                     r#"{"a":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#,
                     &data8,
                 ),
-                |e| matches!(e, Error::UnsupportedDType { dtype, .. } if dtype == "C64"),
+                |e| matches!(e, FormatError::UnsupportedDType { dtype, .. } if dtype == "C64"),
             ),
             (
                 "dtype size mismatch",
@@ -500,7 +506,7 @@ mod tests {
                 |e| {
                     matches!(
                         e,
-                        Error::ByteLength {
+                        FormatError::ByteLength {
                             expected: 16,
                             found: 8,
                             ..
@@ -514,7 +520,7 @@ mod tests {
                     r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
                     &data8,
                 ),
-                |e| matches!(e, Error::SafetensorsOffsets { .. }),
+                |e| matches!(e, FormatError::SafetensorsOffsets { .. }),
             ),
             (
                 "begin after end",
@@ -522,7 +528,7 @@ mod tests {
                     r#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#,
                     &data8,
                 ),
-                |e| matches!(e, Error::SafetensorsOffsets { .. }),
+                |e| matches!(e, FormatError::SafetensorsOffsets { .. }),
             ),
             (
                 "overlap",
@@ -554,7 +560,7 @@ mod tests {
                     r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#,
                     &data8,
                 ),
-                |e| matches!(e, Error::ShapeOverflow { .. }),
+                |e| matches!(e, FormatError::ShapeOverflow { .. }),
             ),
             (
                 "truncated data",
@@ -562,7 +568,7 @@ mod tests {
                     r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
                     &data8[..5],
                 ),
-                |e| matches!(e, Error::SafetensorsOffsets { .. }),
+                |e| matches!(e, FormatError::SafetensorsOffsets { .. }),
             ),
         ];
         for (what, bytes, check) in cases {

@@ -17,7 +17,7 @@
 //! bincode size limit, so a claimed huge vector cannot allocate), then every
 //! index entry — dtype known, shape's byte count equal to `len` without
 //! overflow, ranges contiguous and inside the data section, names unique —
-//! all before a tensor byte is copied. Any failure is a typed [`Error`];
+//! all before a tensor byte is copied. Any failure is a typed [`FormatError`];
 //! nothing panics on hostile input.
 
 use std::collections::HashSet;
@@ -27,8 +27,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::atomic::atomic_write;
-use crate::error::{Error, Result};
+use crate::error::{FormatError, Result};
 use crate::raw::{DType, NamedTensors, RawTensor, checked_nbytes, shape_u64};
 
 /// The first 8 bytes of every container.
@@ -85,7 +84,7 @@ impl Container {
         let mut offset = 0u64;
         for (name, t) in &self.tensors {
             if !seen.insert(name.as_str()) {
-                return Err(Error::DuplicateTensor {
+                return Err(FormatError::DuplicateTensor {
                     file: "<container>".into(),
                     tensor: name.clone(),
                 });
@@ -106,7 +105,7 @@ impl Container {
             tensors: entries,
         };
         let header = bincode::serde::encode_to_vec(&header, bincode_config()).map_err(|e| {
-            Error::ContainerHeader {
+            FormatError::ContainerHeader {
                 file: "<container>".into(),
                 reason: format!("cannot encode: {e}"),
             }
@@ -129,7 +128,7 @@ impl Container {
     pub fn from_bytes(bytes: &[u8], label: &str) -> Result<Container> {
         let file = || label.to_string();
         let len = bytes.len() as u64;
-        let truncated = || Error::ContainerTruncated {
+        let truncated = || FormatError::ContainerTruncated {
             file: file(),
             len,
             min: MIN_LEN as u64,
@@ -137,7 +136,7 @@ impl Container {
         // Magic first (on whatever is there), so a random file is "not a checkpoint".
         let magic_part = &bytes[..bytes.len().min(8)];
         if magic_part != &MAGIC[..magic_part.len()] {
-            return Err(Error::ContainerBadMagic {
+            return Err(FormatError::ContainerBadMagic {
                 file: file(),
                 found: magic_part.to_vec(),
                 expected: MAGIC.to_vec(),
@@ -148,7 +147,7 @@ impl Container {
         };
         let version = u32::from_le_bytes([version[0], version[1], version[2], version[3]]);
         if version != VERSION {
-            return Err(Error::ContainerVersion {
+            return Err(FormatError::ContainerVersion {
                 file: file(),
                 found: version,
                 supported: VERSION,
@@ -160,7 +159,7 @@ impl Container {
         let (body, stored) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
         let computed = Sha256::digest(body);
         if computed.as_slice() != stored {
-            return Err(Error::ContainerChecksum {
+            return Err(FormatError::ContainerChecksum {
                 file: file(),
                 stored: hex(stored),
                 computed: hex(&computed),
@@ -172,7 +171,7 @@ impl Container {
         let header_len = u64::from_le_bytes(hl);
         let room = (body.len() - PREFIX_LEN) as u64;
         if header_len > MAX_HEADER_BYTES || header_len > room {
-            return Err(Error::ContainerHeader {
+            return Err(FormatError::ContainerHeader {
                 file: file(),
                 reason: format!(
                     "header length {header_len} exceeds the {room} bytes left in the file \
@@ -186,13 +185,13 @@ impl Container {
         let data_len = data.len() as u64;
         let (header, used): (WireHeader, usize) =
             bincode::serde::decode_from_slice(header_bytes, bincode_config()).map_err(|e| {
-                Error::ContainerHeader {
+                FormatError::ContainerHeader {
                     file: file(),
                     reason: format!("cannot decode: {e}"),
                 }
             })?;
         if used != header_bytes.len() {
-            return Err(Error::ContainerHeader {
+            return Err(FormatError::ContainerHeader {
                 file: file(),
                 reason: format!(
                     "the header decodes from {used} of its {} bytes",
@@ -207,23 +206,25 @@ impl Container {
         let mut dtypes = Vec::with_capacity(header.tensors.len());
         for e in &header.tensors {
             if !seen.insert(e.name.as_str()) {
-                return Err(Error::DuplicateTensor {
+                return Err(FormatError::DuplicateTensor {
                     file: file(),
                     tensor: e.name.clone(),
                 });
             }
-            let dtype = DType::from_name(&e.dtype).ok_or_else(|| Error::UnsupportedDType {
-                file: file(),
-                tensor: e.name.clone(),
-                dtype: e.dtype.clone(),
-            })?;
-            let expected = checked_nbytes(dtype, &e.shape).ok_or_else(|| Error::ShapeOverflow {
-                file: file(),
-                tensor: e.name.clone(),
-                shape: e.shape.clone(),
-            })?;
+            let dtype =
+                DType::from_name(&e.dtype).ok_or_else(|| FormatError::UnsupportedDType {
+                    file: file(),
+                    tensor: e.name.clone(),
+                    dtype: e.dtype.clone(),
+                })?;
+            let expected =
+                checked_nbytes(dtype, &e.shape).ok_or_else(|| FormatError::ShapeOverflow {
+                    file: file(),
+                    tensor: e.name.clone(),
+                    shape: e.shape.clone(),
+                })?;
             if expected != e.len {
-                return Err(Error::ByteLength {
+                return Err(FormatError::ByteLength {
                     file: file(),
                     tensor: e.name.clone(),
                     dtype,
@@ -232,7 +233,7 @@ impl Container {
                     found: e.len,
                 });
             }
-            let range_err = |reason: String| Error::ContainerTensorRange {
+            let range_err = |reason: String| FormatError::ContainerTensorRange {
                 file: file(),
                 tensor: e.name.clone(),
                 offset: e.offset,
@@ -252,7 +253,7 @@ impl Container {
             dtypes.push(dtype);
         }
         if cursor != data_len {
-            return Err(Error::ContainerHeader {
+            return Err(FormatError::ContainerHeader {
                 file: file(),
                 reason: format!(
                     "the tensors cover {cursor} bytes but the data section has {data_len}"
@@ -275,10 +276,11 @@ impl Container {
     }
 }
 
-/// Writes a container atomically (see [`atomic_write`]).
+/// Writes a container atomically (see [`finetune_files::atomic_write`]:
+/// a target that is not a regular file is refused).
 pub fn write_container(path: impl AsRef<Path>, container: &Container) -> Result<()> {
     let bytes = container.to_bytes()?;
-    atomic_write(path, |w| w.write_all(&bytes))
+    Ok(finetune_files::atomic_write(path, |w| w.write_all(&bytes))?)
 }
 
 /// Reads and fully validates a container file.
@@ -327,6 +329,9 @@ mod tests {
     fn duplicate_names_are_refused_on_write() {
         let mut c = sample();
         c.tensors.push(c.tensors[0].clone());
-        assert!(matches!(c.to_bytes(), Err(Error::DuplicateTensor { .. })));
+        assert!(matches!(
+            c.to_bytes(),
+            Err(FormatError::DuplicateTensor { .. })
+        ));
     }
 }

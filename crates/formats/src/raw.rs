@@ -5,7 +5,7 @@ use std::fmt;
 
 use finetune_tensor::Tensor;
 
-use crate::error::{Error, Result};
+use crate::error::{FormatError, Result};
 
 /// Named tensors in file (or model) order. Names are unique.
 pub type NamedTensors = Vec<(String, RawTensor)>;
@@ -145,13 +145,14 @@ impl RawTensor {
         tensor: &str,
     ) -> Result<Self> {
         let shape64 = shape_u64(&shape);
-        let expected = checked_nbytes(dtype, &shape64).ok_or_else(|| Error::ShapeOverflow {
-            file: file.to_string(),
-            tensor: tensor.to_string(),
-            shape: shape64.clone(),
-        })?;
+        let expected =
+            checked_nbytes(dtype, &shape64).ok_or_else(|| FormatError::ShapeOverflow {
+                file: file.to_string(),
+                tensor: tensor.to_string(),
+                shape: shape64.clone(),
+            })?;
         if expected != bytes.len() as u64 {
-            return Err(Error::ByteLength {
+            return Err(FormatError::ByteLength {
                 file: file.to_string(),
                 tensor: tensor.to_string(),
                 dtype,
@@ -194,11 +195,12 @@ impl RawTensor {
 
     /// A tensor of zeros (all-zero bytes are zero in every dtype).
     pub fn zeros(dtype: DType, shape: &[usize]) -> Result<Self> {
-        let n = checked_nbytes(dtype, &shape_u64(shape)).ok_or_else(|| Error::ShapeOverflow {
-            file: "<memory>".into(),
-            tensor: "<zeros>".into(),
-            shape: shape_u64(shape),
-        })?;
+        let n =
+            checked_nbytes(dtype, &shape_u64(shape)).ok_or_else(|| FormatError::ShapeOverflow {
+                file: "<memory>".into(),
+                tensor: "<zeros>".into(),
+                shape: shape_u64(shape),
+            })?;
         Self::new(dtype, shape.to_vec(), vec![0; n as usize])
     }
 
@@ -250,7 +252,7 @@ impl RawTensor {
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
             other => {
-                return Err(Error::WrongDType {
+                return Err(FormatError::WrongDType {
                     tensor: "<unnamed>".into(),
                     expected: "a float dtype (F64, F32, F16, BF16); use to_i64",
                     found: other,
@@ -279,7 +281,7 @@ impl RawTensor {
             DType::U8 => b.iter().map(|&v| v as i64).collect(),
             DType::Bool => b.iter().map(|&v| (v != 0) as i64).collect(),
             other => {
-                return Err(Error::WrongDType {
+                return Err(FormatError::WrongDType {
                     tensor: "<unnamed>".into(),
                     expected: "an integer or bool dtype; use to_f32",
                     found: other,
@@ -301,7 +303,7 @@ impl RawTensor {
     /// (convert those explicitly with [`RawTensor::to_i64`]).
     pub fn to_tensor(&self) -> Result<Tensor<f32>> {
         let values = self.to_f32()?;
-        Tensor::new(&self.shape, values).map_err(|source| Error::Tensor {
+        Tensor::new(&self.shape, values).map_err(|source| FormatError::Tensor {
             tensor: "<unnamed>".into(),
             source,
         })
@@ -327,7 +329,7 @@ impl RawTensor {
                 .iter()
                 .all(|&a| a < rank && !std::mem::replace(&mut seen[a], true));
         if !valid {
-            return Err(Error::InvalidAxes {
+            return Err(FormatError::InvalidAxes {
                 tensor: "<unnamed>".into(),
                 axes: axes.to_vec(),
                 rank,
@@ -354,7 +356,7 @@ impl RawTensor {
     pub fn reshaped(&self, shape: &[usize]) -> Result<RawTensor> {
         let n: Option<usize> = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if n != Some(self.numel()) {
-            return Err(Error::ByteLength {
+            return Err(FormatError::ByteLength {
                 file: "<memory>".into(),
                 tensor: "<reshape>".into(),
                 dtype: self.dtype,
@@ -374,22 +376,22 @@ impl RawTensor {
 }
 
 /// Puts the tensor's name into a [`RawTensor`] conversion error.
-pub(crate) fn rename_error(e: Error, name: &str) -> Error {
+pub(crate) fn rename_error(e: FormatError, name: &str) -> FormatError {
     match e {
-        Error::WrongDType {
+        FormatError::WrongDType {
             expected, found, ..
-        } => Error::WrongDType {
+        } => FormatError::WrongDType {
             tensor: name.to_string(),
             expected,
             found,
         },
-        Error::Tensor { source, .. } => Error::Tensor {
+        FormatError::Tensor { source, .. } => FormatError::Tensor {
             tensor: name.to_string(),
             source,
         },
-        Error::InvalidAxes {
+        FormatError::InvalidAxes {
             axes, rank, shape, ..
-        } => Error::InvalidAxes {
+        } => FormatError::InvalidAxes {
             tensor: name.to_string(),
             axes,
             rank,
@@ -461,7 +463,7 @@ pub fn select_prefix(tensors: NamedTensors, prefix: &str, file: &str) -> Result<
         .filter_map(|(n, t)| n.strip_prefix(&dotted).map(|rest| (rest.to_string(), t)))
         .collect();
     if selected.is_empty() {
-        return Err(Error::PrefixNotFound {
+        return Err(FormatError::PrefixNotFound {
             file: file.to_string(),
             prefix: prefix.to_string(),
             available,
@@ -497,7 +499,7 @@ mod tests {
         assert!(
             matches!(
                 e,
-                Error::ByteLength {
+                FormatError::ByteLength {
                     expected: 16,
                     found: 15,
                     ..
@@ -506,7 +508,7 @@ mod tests {
             "{e}"
         );
         let e = RawTensor::new(DType::F32, vec![usize::MAX, 4], vec![]).unwrap_err();
-        assert!(matches!(e, Error::ShapeOverflow { .. }), "{e}");
+        assert!(matches!(e, FormatError::ShapeOverflow { .. }), "{e}");
     }
 
     #[test]
@@ -533,7 +535,7 @@ mod tests {
         assert_eq!(b.to_f32().unwrap(), vec![0.15625, -3.0]);
         let d = RawTensor::new(DType::F64, vec![1], 0.1f64.to_le_bytes().to_vec()).unwrap();
         assert_eq!(d.to_f32().unwrap(), vec![0.1f32]);
-        assert!(matches!(d.to_i64(), Err(Error::WrongDType { .. })));
+        assert!(matches!(d.to_i64(), Err(FormatError::WrongDType { .. })));
         assert_eq!(d.data(), TensorData::F32(vec![0.1]));
     }
 
@@ -582,9 +584,12 @@ mod tests {
         }
         assert!(matches!(
             t.permuted(&[0, 0]),
-            Err(Error::InvalidAxes { .. })
+            Err(FormatError::InvalidAxes { .. })
         ));
-        assert!(matches!(t.permuted(&[0]), Err(Error::InvalidAxes { .. })));
+        assert!(matches!(
+            t.permuted(&[0]),
+            Err(FormatError::InvalidAxes { .. })
+        ));
         let e = RawTensor::from_f32(&[0, 3], &[]).unwrap();
         assert_eq!(e.permuted(&[1, 0]).unwrap().shape(), &[3, 0]);
     }
