@@ -11,6 +11,18 @@ use serde_json::{Value, json};
 use crate::cli::{DataCmdArgs, PredictArgs};
 use crate::model_args;
 
+/// Classes listed by name in `finetune data` (`--json` lists all).
+const SHOWN_CLASSES: usize = 30;
+
+/// At most `n` items, then how many more.
+fn first_few(items: &[String], n: usize) -> String {
+    let mut out = items[..items.len().min(n)].join(", ");
+    if items.len() > n {
+        out.push_str(&format!(", ... ({} more; --json lists all)", items.len() - n));
+    }
+    out
+}
+
 /// `finetune data PATH`.
 pub fn data(args: &DataCmdArgs) -> Result<()> {
     let found = DataPath::detect(&args.path)?;
@@ -35,7 +47,11 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
     }
     println!("{path}: {}", s.kind);
     if !s.classes.is_empty() {
-        println!("  classes ({}): {}", s.classes.len(), s.classes.join(", "));
+        println!(
+            "  classes ({}): {}",
+            s.classes.len(),
+            first_few(&s.classes, SHOWN_CLASSES)
+        );
     }
     for split in &s.splits {
         let counts: Vec<String> = s
@@ -44,6 +60,7 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
             .zip(&split.counts)
             .map(|(c, n)| format!("{c} {n}"))
             .collect();
+        let counts = vec![first_few(&counts, SHOWN_CLASSES)];
         let lengths = split.text_chars.as_ref().map_or(String::new(), |l| {
             format!("; text {}-{} characters (mean {:.1})", l.min, l.max, l.mean)
         });
