@@ -108,15 +108,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 println!("{summary}");
             }
         }
-        Command::Pretrain(a) => report(&commands::train::pretrain(a, cli.quiet)?, a.train.json)?,
-        Command::Finetune(a) => report(&commands::train::finetune(a, cli.quiet)?, a.train.json)?,
-        Command::Eval(a) => commands::tools::eval(a)?,
-        Command::Predict(a) => commands::tools::predict(a)?,
+        Command::Pretrain(a) => report(&commands::pretrain::pretrain(a, cli.quiet)?, a.train.json)?,
+        Command::Finetune(a) => report(&commands::finetune::finetune(a, cli.quiet)?, a.train.json)?,
+        Command::Eval(a) => commands::eval::eval(a)?,
+        Command::Predict(a) => commands::predict::predict(a)?,
         Command::Data(a) => commands::user::data(a)?,
-        Command::Import(a) => commands::tools::import(a)?,
-        Command::Export(a) => commands::tools::export(a)?,
-        Command::Inspect(a) => commands::tools::inspect(a)?,
-        Command::LrFind(a) => commands::tools::lr_find_cmd(a, cli.quiet)?,
+        Command::Import(a) => commands::import::import(a)?,
+        Command::Export(a) => commands::export::export(a)?,
+        Command::Inspect(a) => commands::inspect::inspect(a)?,
+        Command::LrFind(a) => commands::lr_find::lr_find_cmd(a, cli.quiet)?,
         Command::Generate(a) => commands::text::generate(a)?,
         Command::Score(a) => commands::text::score(a)?,
         Command::Compare(a) => commands::compare::compare(a, cli.quiet)?,

@@ -1,28 +1,19 @@
-//! `pretrain` and `finetune`: build or load a model, shape it for the data,
-//! freeze what should stay, train, report.
+//! The training flags every run shares: the optimizer, schedule and early
+//! stopping as a [`TrainConfig`], output and run-folder checks, a new head
+//! for the data's classes, and what a checkpoint records of its data.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use finetune_nn::ModuleExt;
-use finetune_pretrained::lora::TrainOnly;
-use finetune_pretrained::{
-    CharLmOptions, CharRnnOptions, HeadSpec, Model, char_gru, char_lm, char_lstm,
-};
+use finetune_pretrained::Model;
 use finetune_train::{
-    BnPolicy, EarlyStopping, FineTune, LrSpec, Monitor, OptimizerKind, ParamGroups, Schedule,
-    TrainConfig, freeze_body, freeze_patterns, freeze_to, unfreeze,
+    BnPolicy, EarlyStopping, LrSpec, Monitor, OptimizerKind, Schedule, TrainConfig,
 };
 
-use crate::cli::{
-    BnPolicyName, FinetuneArgs, MonitorName, OptimizerName, PeftArgs, PretrainArgs, RecipeName,
-    ScheduleName, TaskName, TrainArgs, TrainOnlyName,
-};
-use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare, task_name};
-use crate::lm_data::prepare_lm;
-use crate::model_args;
+use crate::cli::{BnPolicyName, MonitorName, OptimizerName, ScheduleName, TrainArgs};
+use crate::data::Prepared;
 use crate::session::{self, RunOptions, RunResult};
-use finetune_transfer::points::layer_patterns;
 
 /// `1e-3` or `1e-5:1e-3`.
 pub fn parse_lr(s: &str) -> Result<LrSpec> {
@@ -87,7 +78,7 @@ fn optimizer_defaults(o: OptimizerName) -> OptimizerKind {
 }
 
 /// `--divergence-factor`: a number above 1, or `off`.
-fn divergence_factor(s: &str) -> Result<Option<f64>> {
+pub(crate) fn divergence_factor(s: &str) -> Result<Option<f64>> {
     if s.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
@@ -208,7 +199,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The run folder and output file for a run.
 /// `--tensorboard DIR [--tensorboard-histograms]`.
-fn tensorboard(t: &TrainArgs) -> Option<session::TensorBoardOptions> {
+pub(crate) fn tensorboard(t: &TrainArgs) -> Option<session::TensorBoardOptions> {
     t.tensorboard
         .clone()
         .map(|dir| session::TensorBoardOptions {
@@ -225,29 +216,8 @@ pub fn run_dir(t: &TrainArgs, out: &Path) -> PathBuf {
     t.runs_dir.join(name)
 }
 
-/// A resumed run must train on the data it started with: the classes the
-/// checkpoint's head predicts are the data's classes, in order. (Other data
-/// used to end in an internal cross-entropy index error mid-epoch.)
-fn check_resume_data(model: &Model, data: &Prepared) -> Result<()> {
-    let outputs = model.output_shape().last().copied().unwrap_or(0);
-    let same = match model.classes() {
-        Some(c) => c == data.class_names.as_slice(),
-        None => outputs == data.class_names.len(),
-    };
-    if !same {
-        bail!(
-            "--resume: the checkpoint was trained on {} classes ({}), but the data gives {} ({}); resume with the run's own --data, --classes and --per-class",
-            outputs,
-            model.classes().map_or("unnamed".into(), |c| c.join(", ")),
-            data.class_names.len(),
-            data.class_names.join(", ")
-        );
-    }
-    Ok(())
-}
-
 /// Gives the model a new final classifier when the data's classes differ (or when asked).
-fn fit_head(
+pub(crate) fn fit_head(
     model: &mut Model,
     classes: &[String],
     force: bool,
@@ -273,7 +243,7 @@ fn fit_head(
 }
 
 /// Records what the data was in the model's metadata.
-fn stamp(model: &mut Model, data: &Prepared, task: &str) {
+pub(crate) fn stamp(model: &mut Model, data: &Prepared, task: &str) {
     let m = model.metadata_mut();
     m.source_task = Some(task.to_string());
     m.classes = Some(data.class_names.clone());
@@ -290,117 +260,7 @@ fn stamp(model: &mut Model, data: &Prepared, task: &str) {
     }
 }
 
-/// `finetune pretrain`.
-pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
-    check_outputs(&args.train, &args.out, &[Path::new(&args.model)])?;
-    if args.task == TaskName::Lm {
-        return pretrain_lm(args, quiet);
-    }
-    let mut spec = model_args::spec(&args.model)?;
-    // the built-in character models get an embedding of exactly the
-    // vocabulary's size (built from the training texts) and a head for the
-    // data's classes; a spec file is taken as written
-    let builtin_char = model_args::is_builtin(&args.model)
-        && matches!(spec.name.as_str(), "char-lstm" | "char-gru");
-    let probe = Model::from_spec(&spec, args.train.seed)?;
-    let mut needs = ModelNeeds::of(&probe);
-    needs.shift = args.train.augment_shift;
-    if builtin_char {
-        // sized to the vocabulary below, so any vocabulary fits
-        needs.embedding_rows = Some(usize::MAX);
-    }
-    let data = prepare(&args.data, args.train.seed, needs)?;
-    drop(probe);
-    if let Some(vocab) = &data.vocab {
-        if builtin_char {
-            let o = CharRnnOptions {
-                vocab_size: vocab.len(),
-                classes: data.class_names.clone(),
-                ..Default::default()
-            };
-            spec = if spec.name == "char-lstm" {
-                char_lstm(&o)
-            } else {
-                char_gru(&o)
-            };
-        } else if let Some(rows) = spec.input_embedding().map(|e| e.num_embeddings)
-            && rows > vocab.len()
-        {
-            eprintln!(
-                "pretrain: note: the embedding has {rows} rows but the vocabulary only {} ids; rows {}..{} are never used",
-                vocab.len(),
-                vocab.len(),
-                rows - 1
-            );
-        }
-    }
-    let mut model = Model::from_spec(&spec, args.train.seed)?;
-    fit_head(
-        &mut model,
-        &data.class_names,
-        false,
-        args.train.seed,
-        "pretrain",
-    )?;
-    stamp(&mut model, &data, &task_name(&args.data));
-    let batches = data.train.len().div_ceil(args.train.batch_size.max(1));
-    let config = config(&args.train, batches)?;
-    eprintln!("pretrain: {} on {}", model.spec().name, data.description);
-    let opts = RunOptions {
-        label: "pretrain".into(),
-        run_dir: run_dir(&args.train, &args.out),
-        out: args.out.clone(),
-        quiet,
-        recipe: None,
-        resume: None,
-        tensorboard: tensorboard(&args.train),
-    };
-    session::run(&mut model, &data, config, opts)
-}
-
-/// `finetune pretrain --task lm`: a character language model on a text,
-/// with a vocabulary built from it.
-fn pretrain_lm(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
-    let data = prepare_lm(&args.data, &args.lm, None)?;
-    let vocab = data
-        .vocab
-        .clone()
-        .context("a language model's data has a vocabulary")?;
-    let spec = if model_args::is_builtin(&args.model)
-        && matches!(
-            args.model.as_str(),
-            "char-lstm" | "char-gru" | "char-lstm-lm" | "char-gru-lm"
-        ) {
-        char_lm(&CharLmOptions {
-            vocab_size: vocab.len(),
-            embedding_dim: args.lm.embedding_dim,
-            hidden_size: args.lm.hidden,
-            num_layers: args.lm.layers,
-            seq_len: args.lm.bptt,
-            lstm: args.model == "char-lstm",
-        })
-    } else {
-        model_args::spec(&args.model)?
-    };
-    let mut model = Model::from_spec(&spec, args.train.seed)?;
-    check_language_model(&model, vocab.len(), &args.model)?;
-    stamp(&mut model, &data, &task_name(&args.data));
-    model.metadata_mut().classes = None;
-    run_lm(&mut model, &data, &args.train, &args.out, "pretrain", quiet)
-}
-
-/// A model trained with `--task lm` must predict one logit per id at every step.
-fn check_language_model(model: &Model, vocab: usize, what: &str) -> Result<()> {
-    let out = model.output_shape();
-    if model.spec().input_embedding().is_none() || out.len() != 2 || out[1] != vocab {
-        bail!(
-            "{what} is not a character language model for this text: it must read token ids (an embedding first) and give one logit per id of the {vocab}-id vocabulary at every step, [T, {vocab}]; its output is {out:?} (the built-ins char-lstm and char-gru are built that way with --task lm)"
-        );
-    }
-    Ok(())
-}
-
-fn run_lm(
+pub(crate) fn run_lm(
     model: &mut Model,
     data: &Prepared,
     train: &TrainArgs,
@@ -430,494 +290,13 @@ fn run_lm(
     session::run(model, data, cfg, opts)
 }
 
-/// `--extend-vocab`: the characters of the data's training text that the
-/// model's vocabulary lacks become new ids.
-fn extend_vocab(model: &mut Model, args: &FinetuneArgs, label: &str) -> Result<()> {
-    let Some(vocab) = model.metadata().vocab.clone() else {
-        bail!("--extend-vocab: the model stores no vocabulary to extend");
-    };
-    let (text, from) = crate::lm_data::corpus_text(&args.data)?;
-    let (counts, _) = crate::data::unknown_char_counts(&vocab, [text.as_str()]);
-    let new: Vec<char> = counts
-        .into_iter()
-        .filter(|&(_, n)| n >= args.lm.min_count.max(1))
-        .map(|(c, _)| c)
-        .collect();
-    let added = model.extend_vocab(&new, args.train.seed)?;
-    eprintln!(
-        "{label}: --extend-vocab: {added} characters of {from} were not in the vocabulary and got new ids (embedding rows initialised to the mean row){}",
-        if added > 0 {
-            format!(
-                ": {}",
-                new.iter()
-                    .take(20)
-                    .map(|c| format!("{c:?}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-        } else {
-            String::new()
-        }
-    );
-    Ok(())
-}
-
-/// A stored vocabulary without an `unk` id (textgenrnn's) gets one before
-/// fine-tuning, so the target's characters the model never saw are read as
-/// `unk` rather than refused or dropped.
-fn ensure_unk(model: &mut Model, seed: u64, label: &str) -> Result<()> {
-    if model
-        .metadata()
-        .vocab
-        .as_ref()
-        .is_some_and(|v| v.unk().is_none())
-        && model.ensure_unk(seed)?
-    {
-        eprintln!(
-            "{label}: the vocabulary had no `unk` id: added one (its embedding row the mean row), so characters it lacks are read as `unk`"
-        );
-    }
-    Ok(())
-}
-
-/// `finetune finetune --task lm`: a language model adapted to the data's
-/// text (ULMFiT's second stage), with its own vocabulary.
-fn finetune_lm(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
-    let mut model = model_args::load(&args.from)?;
-    let Some(vocab) = model.metadata().vocab.clone() else {
-        bail!(
-            "{} stores no vocabulary, so its ids cannot be matched to the text's characters (a language model trained with --task lm, or imported with --vocab, has one)",
-            args.from.display()
-        );
-    };
-    if !model.is_language_model() {
-        bail!(
-            "{} is not a language model (its output {:?} is not one logit per id of its {}-id vocabulary)",
-            args.from.display(),
-            model.output_shape(),
-            vocab.len()
-        );
-    }
-    if model.output_shape().len() != 2 {
-        bail!(
-            "{} predicts one character per window (output {:?}, as textgenrnn); --task lm trains models that predict at every step ([T, V]); fine-tune it as a classifier directly",
-            args.from.display(),
-            model.output_shape()
-        );
-    }
-    if args.extend_vocab {
-        extend_vocab(&mut model, args, "fine-tune lm")?;
-    }
-    ensure_unk(&mut model, args.train.seed, "fine-tune lm")?;
-    let vocab = model.metadata().vocab.clone().unwrap_or(vocab);
-    let data = prepare_lm(&args.data, &args.lm, Some(vocab))?;
-    let source = model.metadata().source_task.clone();
-    stamp(&mut model, &data, &task_name(&args.data));
-    model.metadata_mut().classes = None;
-    if let Some(s) = source {
-        model.metadata_mut().source_task = Some(format!("{s} -> {}", task_name(&args.data)));
-    }
-    if !args.freeze.is_empty() || args.freeze_to.is_some() {
-        let cfg_bn = bn_policy(args.bn);
-        apply_freeze(&mut model, args, cfg_bn, "fine-tune lm")?;
-    }
-    run_lm(
-        &mut model,
-        &data,
-        &args.train,
-        &args.out,
-        "fine-tune lm",
-        quiet,
-    )
-}
-
-/// `finetune finetune`.
-pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
-    let label = if args.scratch { "scratch" } else { "fine-tune" };
-    let mut inputs = vec![args.from.as_path()];
-    inputs.extend(args.resume.as_deref());
-    check_outputs(&args.train, &args.out, &inputs)?;
-    if args.task == TaskName::Lm {
-        return finetune_lm(args, quiet);
-    }
-    let (mut model, resume) = match &args.resume {
-        Some(path) => {
-            let (m, state) = session::load_resume(path)?;
-            (m, Some(state))
-        }
-        None => (model_args::load(&args.from)?, None),
-    };
-    if args.extend_vocab && resume.is_none() {
-        extend_vocab(&mut model, args, label)?;
-    }
-    if resume.is_none() {
-        ensure_unk(&mut model, args.train.seed, label)?;
-    }
-    let mut needs = ModelNeeds::of(&model);
-    needs.shift = args.train.augment_shift;
-    let data = prepare(&args.data, args.train.seed, needs)?;
-    note_missing_vocab(&model, label);
-    if resume.is_none() {
-        shape_model(&mut model, args, &data, label)?;
-    } else {
-        check_resume_data(&model, &data)?;
-    }
-    stamp(&mut model, &data, &task_name(&args.data));
-    let batches = data.train.len().div_ceil(args.train.batch_size.max(1));
-    let mut cfg = config(&args.train, batches)?;
-    cfg.gradual_unfreeze = args.gradual;
-    cfg.cache_features = args.cache_features;
-    cfg.bn_policy = bn_policy(args.bn);
-    if args.recipe == Some(RecipeName::Ulmfit) {
-        let stages = finetune_train::ParamGroups::by_layer(model.net())
-            .len()
-            .saturating_sub(1);
-        let plan = UlmfitPlan::new(&args.train, args.gradual, batches, stages);
-        ulmfit(&mut cfg, &args.train, plan, label)?;
-    }
-    if resume.is_none() && args.recipe != Some(RecipeName::Fastai) {
-        apply_freeze(&mut model, args, cfg.bn_policy, label)?;
-    }
-    if resume.is_none() {
-        apply_peft(
-            &mut model,
-            &args.peft,
-            cfg.gradual_unfreeze.is_some() || args.recipe.is_some(),
-            args.train.seed,
-            label,
-        )?;
-    }
-    let (total, trainable) = model.net().parameter_count();
-    eprintln!(
-        "{label}: {} on {} — {} of {} parameters trainable",
-        model.spec().name,
-        data.description,
-        session::thousands(trainable),
-        session::thousands(total)
-    );
-    let recipe = (args.recipe == Some(RecipeName::Fastai)).then(|| FineTune {
-        frozen_epochs: args.frozen_epochs,
-        epochs: args.train.epochs(),
-        base_lr: cfg.lr.max(),
-        ..FineTune::default()
-    });
-    let opts = RunOptions {
-        label: label.into(),
-        run_dir: run_dir(&args.train, &args.out),
-        out: args.out.clone(),
-        quiet,
-        recipe,
-        resume,
-        tensorboard: tensorboard(&args.train),
-    };
-    session::run(&mut model, &data, cfg, opts)
-}
-
-/// How long `--recipe ulmfit` trains: epochs per unfreezing stage and in all.
-///
-/// ULMFiT unfreezes one layer group per epoch, which on IMDb is thousands of
-/// steps; on 100 labelled texts an epoch is a handful of batches, and the
-/// lower layers would start moving before the head has learnt anything (the
-/// default 5 epochs gave 0.525 on a 4-way text task where the frozen features
-/// alone reach 0.690). So a stage lasts at least [`UlmfitPlan::STAGE_STEPS`]
-/// optimizer steps, and the last stage, everything trainable, two stages:
-/// "fine-tune all layers until convergence", with the best epoch restored.
-/// `--gradual` and `--epochs` override either.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UlmfitPlan {
-    /// Epochs between two unfreezings.
-    pub every: usize,
-    /// Epochs in all.
-    pub epochs: usize,
-}
-
-impl UlmfitPlan {
-    /// The fewest optimizer steps an unfreezing stage takes by default.
-    pub const STAGE_STEPS: usize = 50;
-
-    /// The plan for `stages` groups to unfreeze below the head, at `batches` per epoch.
-    pub fn new(t: &TrainArgs, gradual: Option<usize>, batches: usize, stages: usize) -> Self {
-        let every = gradual.unwrap_or_else(|| Self::STAGE_STEPS.div_ceil(batches.max(1)));
-        let every = every.max(1);
-        let epochs = t
-            .epochs
-            .unwrap_or_else(|| every.saturating_mul(stages.saturating_add(2)));
-        UlmfitPlan { every, epochs }
-    }
-}
-
-/// `--recipe ulmfit` (Howard & Ruder 2018): gradual unfreezing, one more
-/// layer group per stage from the top (the run starts with all but the head
-/// frozen); discriminative rates, each group below 1/2.6 of the one above;
-/// the slanted triangular schedule (cut_frac 0.1, ratio 32). `--lr` is the
-/// head's rate, 1e-2 when left at its default (ULMFiT's classifier rate).
-/// The head-only stage runs on cached features where the frozen prefix
-/// allows it (the cache is dropped once unfreezing reaches the recurrent
-/// layers, whose per-step outputs vary in length).
-fn ulmfit(cfg: &mut TrainConfig, t: &TrainArgs, plan: UlmfitPlan, label: &str) -> Result<()> {
-    let top = if t.lr == DEFAULT_LR {
-        1e-2
-    } else {
-        t.lr.parse::<f64>().with_context(|| {
-            format!(
-                "--recipe ulmfit takes one --lr (the head's rate), not `{}`",
-                t.lr
-            )
-        })?
-    };
-    cfg.lr = LrSpec::Ulmfit { top, factor: 2.6 };
-    cfg.schedule = Schedule::SlantedTriangular {
-        cut_frac: 0.1,
-        ratio: 32.0,
-    };
-    cfg.epochs = plan.epochs;
-    cfg.gradual_unfreeze = Some(plan.every);
-    // augmented images cannot be cached (the trainer would refuse)
-    cfg.cache_features |= t.augment_shift.is_none();
-    cfg.validate()?;
-    eprintln!(
-        "{label}: ULMFiT recipe — the head at {top:e}, each group below / 2.6, slanted triangular schedule, one more group unfrozen every {} epoch(s), {} epochs",
-        plan.every, plan.epochs
-    );
-    Ok(())
-}
-
 /// The default of `--lr`, as clap writes it.
-const DEFAULT_LR: &str = "1e-3";
+pub(crate) const DEFAULT_LR: &str = "1e-3";
 
 pub fn bn_policy(b: BnPolicyName) -> BnPolicy {
     match b {
         BnPolicyName::Freeze => BnPolicy::FreezeAll,
         BnPolicyName::TrainAffine => BnPolicy::TrainAffine,
         BnPolicyName::TrainBn => BnPolicy::TrainBn,
-    }
-}
-
-/// `--lora` and `--train`: adapters on the targeted weights, and/or only
-/// biases, BatchNorm's affine parameters or the head left trainable (after
-/// the freeze flags, so `--freeze` narrows what `--unfreeze`d; the head
-/// always trains). Prints PEFT's one-line count.
-fn apply_peft(
-    model: &mut Model,
-    peft: &PeftArgs,
-    recipe: bool,
-    seed: u64,
-    label: &str,
-) -> Result<()> {
-    if peft.lora.is_none() && peft.train_only.is_empty() {
-        return Ok(());
-    }
-    if recipe {
-        bail!(
-            "--lora and --train choose what trains for the whole run; they do not combine with --recipe or --gradual, which unfreeze layers as they go"
-        );
-    }
-    if !peft.train_only.is_empty() {
-        let mut kinds: Vec<TrainOnly> = peft
-            .train_only
-            .iter()
-            .map(|k| match k {
-                TrainOnlyName::Bias => TrainOnly::Bias,
-                TrainOnlyName::Norm => TrainOnly::Norm,
-                TrainOnlyName::Head => TrainOnly::Head,
-            })
-            .collect();
-        kinds.push(TrainOnly::Head);
-        model.train_only(&kinds);
-    }
-    if let Some(rank) = peft.lora {
-        let config = finetune_nn::lora::LoraConfig {
-            rank,
-            alpha: peft.lora_alpha,
-            rslora: peft.rslora,
-            dropout: peft.lora_dropout,
-        };
-        let targets = model.add_lora(config, &peft.lora_targets, seed)?;
-        eprintln!(
-            "{label}: LoRA r = {rank}, alpha = {}, scale {:.4}, on {} weights: {}",
-            peft.lora_alpha,
-            config.scale(),
-            targets.len(),
-            targets.join(", ")
-        );
-    }
-    eprintln!("{label}: {}", model.trainable_parameters_line());
-    Ok(())
-}
-
-/// Head surgery and re-initialisation before training.
-fn shape_model(model: &mut Model, args: &FinetuneArgs, data: &Prepared, label: &str) -> Result<()> {
-    let mut classes = data.class_names.clone();
-    if let Some(n) = args.head
-        && n != classes.len()
-    {
-        bail!(
-            "--head {n} but the data has {} classes ({})",
-            classes.len(),
-            classes.join(", ")
-        );
-    }
-    if let Some(layer) = &args.cut_at {
-        let layer_ref: finetune_pretrained::LayerRef = match layer.parse::<usize>() {
-            Ok(i) => i.into(),
-            Err(_) => layer.as_str().into(),
-        };
-        let shape = model.cut_at(layer_ref)?;
-        if shape.len() == 2 {
-            // a linear head on [T, F] would classify every time step
-            bail!(
-                "--cut-at {layer} leaves per-step features {shape:?} (a sequence), but a classifier needs one vector per example; cut at the layer after the recurrent layer (whose output is `last`), e.g. --cut-at fc for char-gru and char-lstm"
-            );
-        }
-        let head = if args.head_hidden.is_empty() {
-            HeadSpec::linear(classes.len())
-        } else {
-            HeadSpec::mlp(args.head_hidden.clone(), classes.len(), 0.0)
-        };
-        let new = model.attach_head(
-            &head.with_classes(std::mem::take(&mut classes)),
-            args.train.seed,
-        )?;
-        eprintln!(
-            "{label}: cut at layer {layer} (features {shape:?}); new head: {}",
-            new.join(", ")
-        );
-    } else if model.is_language_model() {
-        let new = model.language_model_to_classifier(classes.clone(), args.train.seed)?;
-        eprintln!(
-            "{label}: the language model becomes a classifier: its output layer (and any pooling after its recurrent features) replaced by concat pooling [last, max, mean] and a new head for {} classes ({}) — {} initialised",
-            classes.len(),
-            classes.join(", "),
-            new.join(", ")
-        );
-    } else {
-        fit_head(model, &classes, args.new_head, args.train.seed, label)?;
-    }
-    if args.scratch {
-        let fresh = Model::from_spec(model.spec(), args.train.seed ^ 0xFEED)?;
-        let meta = model.metadata().clone();
-        *model = fresh;
-        *model.metadata_mut() = meta;
-        eprintln!("{label}: every weight re-initialised (training from scratch)");
-    }
-    Ok(())
-}
-
-/// Freezing from the flags; the default (no flag) freezes all but the head,
-/// except from scratch, where everything trains.
-fn apply_freeze(
-    model: &mut Model,
-    args: &FinetuneArgs,
-    policy: BnPolicy,
-    label: &str,
-) -> Result<()> {
-    let given = usize::from(!args.freeze.is_empty())
-        + usize::from(args.freeze_to.is_some())
-        + usize::from(args.freeze_layers.is_some())
-        + usize::from(args.unfreeze);
-    if given > 1 {
-        bail!("use one of --freeze, --freeze-to, --freeze-layers and --unfreeze");
-    }
-    let layers = model.net().len();
-    // after --cut-at the new head is the last top-level layer, all of it new
-    // (an MLP head has several linear layers): the body is everything before
-    let cut_body = layer_patterns(model, 0..layers.saturating_sub(1));
-    let ranged = match &args.freeze_layers {
-        Some(range) => {
-            let (a, b) = range
-                .split_once("..")
-                .with_context(|| format!("--freeze-layers: `{range}` is not a range like 0..4"))?;
-            let (a, b): (usize, usize) = (
-                a.trim().parse().context("--freeze-layers start")?,
-                b.trim().parse().context("--freeze-layers end")?,
-            );
-            let patterns = layer_patterns(model, a..b);
-            if patterns.is_empty() {
-                bail!(
-                    "--freeze-layers {range}: no layer with parameters in it (the model's top-level layers are 0..{layers})"
-                );
-            }
-            Some(patterns)
-        }
-        None => None,
-    };
-    let net = model.net_mut();
-    let groups = ParamGroups::by_layer(net);
-    let summary = if args.unfreeze || (given == 0 && args.scratch) {
-        unfreeze(net)
-    } else if !args.freeze.is_empty() {
-        freeze_patterns(net, &args.freeze, policy)?
-    } else if let Some(n) = args.freeze_to {
-        freeze_to(net, &groups, n, policy)?
-    } else if let Some(patterns) = ranged {
-        freeze_patterns(net, &patterns, policy)?
-    } else if args.cut_at.is_some() && !cut_body.is_empty() {
-        let s = freeze_patterns(net, &cut_body, policy)?;
-        eprintln!("{label}: freezing all but the new head (default; --unfreeze trains everything)");
-        s
-    } else {
-        let s = freeze_body(net, &groups, policy)?;
-        eprintln!("{label}: freezing all but the head (default; --unfreeze trains everything)");
-        s
-    };
-    if !summary.bn_frozen_stats.is_empty() {
-        eprintln!(
-            "{label}: BatchNorm statistics frozen in {}",
-            summary.bn_frozen_stats.join(", ")
-        );
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-    use crate::cli::{Cli, Command};
-
-    fn train_args(flags: &[&str]) -> TrainArgs {
-        let args = [
-            &[
-                "finetune", "finetune", "--from", "m.ckpt", "--data", "names", "--out", "x.ckpt",
-            ],
-            flags,
-        ]
-        .concat();
-        match Cli::try_parse_from(args).unwrap().command {
-            Command::Finetune(a) => a.train,
-            _ => unreachable!("parsed a finetune command"),
-        }
-    }
-
-    #[test]
-    fn ulmfit_stages_take_enough_steps_on_small_data() {
-        let t = train_args(&[]);
-        // 100 texts per class, 4 classes: 5 batches an epoch, 3 groups below the head
-        assert_eq!(
-            UlmfitPlan::new(&t, None, 5, 3),
-            UlmfitPlan {
-                every: 10,
-                epochs: 50
-            }
-        );
-        // a large set: one group per epoch, as ULMFiT does, and five epochs in all
-        assert_eq!(
-            UlmfitPlan::new(&t, None, 148, 3),
-            UlmfitPlan {
-                every: 1,
-                epochs: 5
-            }
-        );
-        // what the user says wins
-        let t = train_args(&["--epochs", "7"]);
-        assert_eq!(
-            UlmfitPlan::new(&t, Some(2), 5, 3),
-            UlmfitPlan {
-                every: 2,
-                epochs: 7
-            }
-        );
-        assert_eq!(train_args(&[]).epochs(), TrainArgs::DEFAULT_EPOCHS);
     }
 }

@@ -18,7 +18,10 @@ const SHOWN_CLASSES: usize = 30;
 fn first_few(items: &[String], n: usize) -> String {
     let mut out = items[..items.len().min(n)].join(", ");
     if items.len() > n {
-        out.push_str(&format!(", ... ({} more; --json lists all)", items.len() - n));
+        out.push_str(&format!(
+            ", ... ({} more; --json lists all)",
+            items.len() - n
+        ));
     }
     out
 }
@@ -60,7 +63,6 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
             .zip(&split.counts)
             .map(|(c, n)| format!("{c} {n}"))
             .collect();
-        let counts = vec![first_few(&counts, SHOWN_CLASSES)];
         let lengths = split.text_chars.as_ref().map_or(String::new(), |l| {
             format!("; text {}-{} characters (mean {:.1})", l.min, l.max, l.mean)
         });
@@ -68,7 +70,7 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
             "  {:<5} {:>6}  ({}){lengths}  from {}",
             split.name,
             split.count,
-            counts.join(", "),
+            first_few(&counts, SHOWN_CLASSES),
             split.from
         );
     }
