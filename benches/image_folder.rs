@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use finetune::data::files::{Crop, ImageFolder, ImageLoadOptions, load_split};
+use finetune::data::user::{Crop, ImageFolder, ImageLoadOptions, load_split};
 use finetune::data::{ImageDims, Labelled};
 
 #[global_allocator]

@@ -7,18 +7,17 @@
 //! (`config \0 ours \0 tensors`; an empty `ours` means the file is absent).
 #![no_main]
 use std::path::Path;
-use std::sync::OnceLock;
 
 use finetune_pretrained::Model;
 use finetune_pretrained::checkpoint::ValueCheck;
 use finetune_pretrained::peft::AdapterFiles;
 use libfuzzer_sys::fuzz_target;
 
-fn base() -> &'static Model {
-    static BASE: OnceLock<Model> = OnceLock::new();
-    BASE.get_or_init(|| {
-        Model::from_spec(&finetune_pretrained::builtin::mnist_cnn(), 0).expect("the built-in spec builds")
-    })
+thread_local! {
+    // built once per thread: the base every adapter is applied to (a model
+    // is not `Sync`, and libFuzzer runs the target on one thread)
+    static BASE: Model =
+        Model::from_spec(&finetune_pretrained::builtin::mnist_cnn(), 0).expect("the built-in spec builds");
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -31,5 +30,7 @@ fuzz_target!(|data: &[u8]| {
         ours: (!ours.is_empty()).then_some(ours),
         tensors,
     };
-    let _ = Model::with_adapter_bytes(base(), &files, Path::new("fuzz-adapter"), ValueCheck::FiniteAndSane);
+    BASE.with(|base| {
+        let _ = Model::with_adapter_bytes(base, &files, Path::new("fuzz-adapter"), ValueCheck::FiniteAndSane);
+    });
 });

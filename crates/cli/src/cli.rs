@@ -346,10 +346,10 @@ pub enum CropName {
 
 impl CropName {
     /// The library's crop.
-    pub fn crop(self) -> finetune_data::files::Crop {
+    pub fn crop(self) -> finetune_data::user::Crop {
         match self {
-            CropName::Stretch => finetune_data::files::Crop::Stretch,
-            CropName::Center => finetune_data::files::Crop::Center,
+            CropName::Stretch => finetune_data::user::Crop::Stretch,
+            CropName::Center => finetune_data::user::Crop::Center,
         }
     }
 }

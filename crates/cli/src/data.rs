@@ -28,7 +28,7 @@ pub struct Prepared {
     /// The vocabulary used for text (to store with the model).
     pub vocab: Option<CharVocab>,
     /// How image files were fitted to the model (to store with the model).
-    pub crop: Option<finetune_data::files::Crop>,
+    pub crop: Option<finetune_data::user::Crop>,
     /// Next-character prediction (`--task lm`): the loss is reported in bits
     /// per character and a sample is generated after every epoch.
     pub lm: bool,
@@ -63,7 +63,7 @@ pub struct ModelNeeds<'a> {
     /// Random shift augmentation for training images.
     pub shift: Option<usize>,
     /// How the model's image files were fitted in training.
-    pub crop: Option<finetune_data::files::Crop>,
+    pub crop: Option<finetune_data::user::Crop>,
 }
 
 impl<'a> ModelNeeds<'a> {

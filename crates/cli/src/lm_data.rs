@@ -3,8 +3,8 @@
 //! vocabulary built from it or inherited from the model.
 
 use anyhow::{Context, Result, bail};
-use finetune_data::files::{DataPath, TableColumns, read_corpus, read_table};
 use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
+use finetune_data::user::{DataPath, TableColumns, read_corpus, read_table};
 use finetune_data::{CharCorpus, CharVocab, Labelled, Specials, SplitOptions};
 use finetune_train::LmSource;
 

@@ -1,12 +1,12 @@
 //! `--data PATH`: the user's image folder or table, read with
-//! `finetune_data::files` and shaped for the model like the built-in sets.
+//! `finetune_data::user` and shaped for the model like the built-in sets.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use finetune_data::files::images::{FolderSplit, LoadedImages};
-use finetune_data::files::table::{TableRows, classes_of, to_dataset};
-use finetune_data::files::{
+use finetune_data::user::images::{FolderSplit, LoadedImages};
+use finetune_data::user::table::{TableRows, classes_of, to_dataset};
+use finetune_data::user::{
     Crop, DataPath, ImageFolder, ImageLoadOptions, TableColumns, TableFiles, load_split, read_table,
 };
 use finetune_data::{ImageDims, Labelled, SplitOptions};

@@ -16,10 +16,10 @@
 //! * **Batches** from a [`Batcher`]: images normalised by a serde
 //!   [`Normalization`] (optionally randomly shifted), padded token sequences
 //!   with lengths, and next-character windows.
-//! * **The user's own data** ([`files`]): image folders in torchvision's
+//! * **The user's own data** ([`user`]): image folders in torchvision's
 //!   `ImageFolder` layout (PNG/JPEG decoded once, in parallel, with size
 //!   limits, converted and resized as torchvision would), CSV/TSV text
-//!   classification tables and `.txt` corpora, found by [`files::DataPath`].
+//!   classification tables and `.txt` corpora, found by [`user::DataPath`].
 //! * **Sources**: a [`DataSource`] loads `mnist`, `fashion-mnist`, `digits`,
 //!   `shakespeare`, `sentiment` and `names` from a data directory (found by
 //!   [`find_data_dir`]) or from the small real subsets compiled into the
@@ -62,7 +62,6 @@ pub mod dataset;
 pub mod digits;
 pub mod embedded;
 pub mod error;
-pub mod files;
 pub mod idx;
 pub mod image;
 pub mod manifest;
@@ -71,6 +70,7 @@ pub mod rng;
 pub mod source;
 pub mod split;
 pub mod text;
+pub mod user;
 pub mod verify;
 
 pub use augment::RandomShift;

@@ -43,16 +43,12 @@ pub struct FileReport {
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    finetune_files::hex(&Sha256::digest(bytes))
 }
 
 /// Lower-case hex MD5 of `bytes`.
 pub fn md5_hex(bytes: &[u8]) -> String {
-    hex(&Md5::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    finetune_files::hex(&Md5::digest(bytes))
 }
 
 /// Checks every canonical file under `dir`.

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use finetune_data::files::images::{Crop, ImageLoadOptions, decode_file, load_split};
-use finetune_data::files::table::{TableColumns, label_names, read_table, to_dataset};
-use finetune_data::files::{DataPath, ImageFolder, survey};
+use finetune_data::user::images::{Crop, ImageLoadOptions, decode_file, load_split};
+use finetune_data::user::table::{TableColumns, label_names, read_table, to_dataset};
+use finetune_data::user::{DataPath, ImageFolder, survey};
 use finetune_data::{ImageDims, Labelled};
 
 fn fixtures() -> PathBuf {

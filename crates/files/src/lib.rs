@@ -111,6 +111,16 @@ impl FileError {
     }
 }
 
+/// A digest as lower-case hexadecimal, as `SHA256SUMS` files and
+/// checkpoint checksums print it.
+///
+/// ```
+/// assert_eq!(finetune_files::hex(&[0x00, 0xab, 0x7f]), "00ab7f");
+/// ```
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `Result` with [`FileError`].
 pub type Result<T> = std::result::Result<T, FileError>;
 

@@ -72,10 +72,6 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<{ MAX_HEADER_BYTES as usize }>()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Container {
     /// Serialises the container to bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
@@ -161,8 +157,8 @@ impl Container {
         if computed.as_slice() != stored {
             return Err(FormatError::ContainerChecksum {
                 file: file(),
-                stored: hex(stored),
-                computed: hex(&computed),
+                stored: finetune_files::hex(stored),
+                computed: finetune_files::hex(&computed),
             });
         }
 

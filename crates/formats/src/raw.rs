@@ -314,12 +314,6 @@ impl RawTensor {
         self.to_tensor().map_err(|e| rename_error(e, name))
     }
 
-    /// The same values as F32 (a copy; F64 rounds); errors for integer dtypes.
-    pub fn to_f32_tensor(&self) -> Result<RawTensor> {
-        let v = self.to_f32()?;
-        RawTensor::from_f32(&self.shape, &v)
-    }
-
     /// The axes reordered (`permuted(&[1, 0])` transposes a matrix); copies, any dtype.
     pub fn permuted(&self, axes: &[usize]) -> Result<RawTensor> {
         let rank = self.shape.len();

@@ -9,8 +9,8 @@
 //! a constant, so backward does no work for it.
 //!
 //! ```
-//! use finetune_autograd::Tape;
-//! use finetune_nn::{CrossEntropyLoss, Linear, Module, ModuleExt, ReLU, Sequential};
+//! use finetune_autograd::{LossOptions, Tape};
+//! use finetune_nn::{Linear, Module, ModuleExt, ReLU, Sequential};
 //! use finetune_tensor::Tensor;
 //! use rand::SeedableRng;
 //!
@@ -24,7 +24,7 @@
 //! let mut tape = Tape::new();
 //! let x = tape.constant(Tensor::ones(&[2, 4]));
 //! let logits = model.forward(&mut tape, x)?;
-//! let loss = CrossEntropyLoss::new().forward(&mut tape, logits, &[0, 2])?;
+//! let loss = tape.cross_entropy(logits, &[0, 2], &LossOptions::default())?;
 //! let mut grads = tape.backward(loss)?;
 //! model.collect_grads(&mut grads);
 //! model.for_each_parameter(|name, p| assert_eq!(p.grad().is_some(), name.starts_with("2.")));
@@ -44,7 +44,6 @@ pub mod gradcheck;
 pub mod init;
 pub mod linear;
 pub mod lora;
-pub mod loss;
 pub mod merge;
 pub mod module;
 pub mod parameter;
@@ -60,7 +59,6 @@ pub use error::{NnError, Result};
 pub use glob::glob_match;
 pub use gradcheck::gradcheck_module;
 pub use linear::Linear;
-pub use loss::{CrossEntropyLoss, MseLoss, NllLoss};
 pub use merge::{Add, Concat};
 pub use module::{
     EntryKind, FusedActivation, Module, ModuleExt, StateEntry, StatsMode, Visitor, VisitorMut,

@@ -51,13 +51,6 @@ impl<T: Float> Sequential<T> {
         self
     }
 
-    /// Appends a boxed layer named by its index.
-    pub fn push_boxed(&mut self, layer: Box<dyn Module<T>>) {
-        let name = self.layers.len().to_string();
-        self.layers.push((name, layer));
-        self.sources.push(None);
-    }
-
     /// Appends a layer under an explicit name (like an `OrderedDict` in PyTorch).
     pub fn push_named(&mut self, name: impl Into<String>, layer: Box<dyn Module<T>>) -> Result<()> {
         let name = name.into();

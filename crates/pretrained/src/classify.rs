@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use finetune_data::files::{Crop, DecodedImage};
+use finetune_data::user::{Crop, DecodedImage};
 use finetune_data::{Batcher, ImageDims, SequenceLayout, TextDataset};
 use finetune_tensor::Tensor;
 

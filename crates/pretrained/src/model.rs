@@ -52,7 +52,7 @@ pub struct ModelMetadata {
     /// resized keeping the aspect ratio, then center-cropped), so that
     /// `predict` on image files does the same. `None`: stretched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crop: Option<finetune_data::files::Crop>,
+    pub crop: Option<finetune_data::user::Crop>,
     /// The character vocabulary of a text model (token ids mean nothing without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vocab: Option<finetune_data::CharVocab>,

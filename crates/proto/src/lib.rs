@@ -77,12 +77,6 @@ impl Encoder {
         self.int64(field, v as i64);
     }
 
-    /// A packed `repeated float`.
-    pub fn packed_floats(&mut self, field: u32, v: &[f32]) {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.bytes(field, &bytes);
-    }
-
     /// A packed `repeated int64`.
     pub fn packed_int64s(&mut self, field: u32, v: &[i64]) {
         let mut inner = Encoder::default();

@@ -120,11 +120,6 @@ impl<T: Float> Tensor<T> {
         self.data.view()
     }
 
-    /// An owned `ndarray` copy (or the buffer itself when not shared).
-    pub fn into_array(self) -> ArrayD<T> {
-        self.data.into_owned()
-    }
-
     /// Entries `start..start + len` of the first axis, sharing this tensor's
     /// buffer — no copy. Why: a recurrent layer's per-step outputs are the
     /// leading block of its packed result (outputs, then the final states),

@@ -113,11 +113,6 @@ impl FreezeState {
         &self.frozen
     }
 
-    /// Whether `name` is frozen.
-    pub fn is_frozen(&self, name: &str) -> bool {
-        self.frozen.contains(name)
-    }
-
     /// Sets every parameter's trainable flag and every BatchNorm's statistics
     /// mode from this state.
     pub fn apply<M: Module<f32> + ?Sized>(&self, net: &mut M) -> FreezeSummary {

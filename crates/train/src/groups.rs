@@ -5,9 +5,9 @@
 //! `features.3`, ...), in model order, so the head is the last group. Groups
 //! can also be defined by name patterns.
 
-use finetune_nn::{Module, ModuleExt};
+use std::collections::HashMap;
 
-use crate::error::{Result, TrainError};
+use finetune_nn::{Module, ModuleExt};
 
 pub use finetune_nn::glob_match;
 
@@ -38,9 +38,30 @@ pub struct Group {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamGroups {
     groups: Vec<Group>,
+    /// Each parameter's group, and each group's name (the fallback of
+    /// [`ParamGroups::group_of`]): one look-up per parameter per step.
+    index: HashMap<String, usize>,
+    by_name: HashMap<String, usize>,
 }
 
 impl ParamGroups {
+    /// Groups in this order, with their look-up maps.
+    fn from_groups(groups: Vec<Group>) -> Self {
+        let mut index = HashMap::new();
+        let mut by_name = HashMap::new();
+        for (i, g) in groups.iter().enumerate() {
+            for p in &g.params {
+                index.entry(p.clone()).or_insert(i);
+            }
+            by_name.entry(g.name.clone()).or_insert(i);
+        }
+        ParamGroups {
+            groups,
+            index,
+            by_name,
+        }
+    }
+
     /// One group per layer that has parameters, in model order.
     pub fn by_layer<M: Module<f32> + ?Sized>(net: &M) -> Self {
         let mut groups: Vec<Group> = Vec::new();
@@ -54,39 +75,7 @@ impl ParamGroups {
                 }),
             }
         });
-        ParamGroups { groups }
-    }
-
-    /// One group per pattern (a parameter joins the first pattern it matches).
-    /// Every parameter must be covered and every pattern must match something.
-    pub fn by_patterns<M: Module<f32> + ?Sized>(net: &M, patterns: &[String]) -> Result<Self> {
-        let mut groups: Vec<Group> = patterns
-            .iter()
-            .map(|p| Group {
-                name: p.clone(),
-                params: Vec::new(),
-            })
-            .collect();
-        let mut uncovered = Vec::new();
-        net.for_each_parameter(
-            |name, _| match patterns.iter().position(|p| glob_match(p, name)) {
-                Some(i) => groups[i].params.push(name.to_string()),
-                None => uncovered.push(name.to_string()),
-            },
-        );
-        if !uncovered.is_empty() {
-            return Err(TrainError::Freeze(format!(
-                "parameters not in any group: {}",
-                uncovered.join(", ")
-            )));
-        }
-        if let Some(g) = groups.iter().find(|g| g.params.is_empty()) {
-            return Err(TrainError::Freeze(format!(
-                "group pattern `{}` matches no parameter",
-                g.name
-            )));
-        }
-        Ok(ParamGroups { groups })
+        ParamGroups::from_groups(groups)
     }
 
     /// Number of groups.
@@ -108,10 +97,10 @@ impl ParamGroups {
     /// `p.weight` of a BatchNorm without affine parameters) falls back to the
     /// group named like its layer.
     pub fn group_of(&self, name: &str) -> Option<usize> {
-        self.groups
-            .iter()
-            .position(|g| g.params.iter().any(|p| p == name))
-            .or_else(|| self.groups.iter().position(|g| g.name == layer_key(name)))
+        self.index
+            .get(name)
+            .or_else(|| self.by_name.get(layer_key(name)))
+            .copied()
     }
 }
 

@@ -106,13 +106,6 @@ impl History {
         write_atomic(&dir.join("metrics.csv"), self.to_csv().as_bytes())?;
         write_atomic(&dir.join("metrics.jsonl"), self.to_jsonl().as_bytes())
     }
-
-    /// The best epoch by validation accuracy.
-    pub fn best_by_accuracy(&self) -> Option<&EpochRecord> {
-        self.epochs
-            .iter()
-            .max_by(|a, b| a.val_accuracy.total_cmp(&b.val_accuracy))
-    }
 }
 
 fn io(path: &Path, source: std::io::Error) -> TrainError {

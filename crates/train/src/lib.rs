@@ -76,7 +76,5 @@ pub use optim::{GroupHyper, Optimizer, OptimizerKind};
 pub use recipes::FineTune;
 pub use schedule::{LrSpec, Schedule};
 pub use source::{Batch, BatchSource, ImageSource, LmSource, SequenceSource, TensorSource};
-pub use step::{StepOptions, StepStats, step};
-pub use trainer::{
-    CheckpointHook, Divergence, FitReport, Progress, Trainer, clip_gradients, mix_seed,
-};
+pub use step::{StepOptions, StepStats, clip_gradients, step};
+pub use trainer::{CheckpointHook, Divergence, FitReport, Progress, Trainer, mix_seed};

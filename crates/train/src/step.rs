@@ -9,14 +9,13 @@
 //! decides whether that ends the run.
 
 use finetune_autograd::{LossOptions, Tape};
-use finetune_nn::{ModuleExt, Sequential};
+use finetune_nn::{Module, ModuleExt, Sequential};
 
 use crate::error::Result;
 use crate::groups::ParamGroups;
 use crate::metrics::Tally;
 use crate::optim::{GroupHyper, Optimizer};
 use crate::source::Batch;
-use crate::trainer::clip_gradients;
 
 /// How to run one step.
 #[derive(Clone, Debug, Default)]
@@ -120,4 +119,34 @@ fn step_on_pool(
         examples,
         applied: true,
     })
+}
+
+/// Rescales gradients so their global L2 norm is at most `max_norm`
+/// (PyTorch's `clip_grad_norm_`); returns the norm before clipping.
+pub fn clip_gradients<M: Module<f32> + ?Sized>(net: &mut M, max_norm: Option<f64>) -> f64 {
+    // shared handles on every gradient (no copies), summed in one parallel
+    // pass, and released before any clipping writes to them
+    let mut grads = Vec::new();
+    net.for_each_parameter(|_, p| {
+        if let Some(g) = p.grad() {
+            grads.push(g.clone());
+        }
+    });
+    let slices: Vec<&[f32]> = grads.iter().map(|g| g.as_slice()).collect();
+    let norm = finetune_tensor::reduce::sum_squares_f64_all(&slices).sqrt();
+    drop(slices);
+    drop(grads);
+    if let Some(max) = max_norm
+        && norm.is_finite()
+        && norm > max
+    {
+        let scale = (max / (norm + 1e-6)) as f32;
+        net.for_each_parameter_mut(|_, p| {
+            if let Some(mut g) = p.take_grad() {
+                g.map_inplace(|v| v * scale);
+                p.set_grad(Some(g));
+            }
+        });
+    }
+    norm
 }

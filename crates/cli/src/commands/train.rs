@@ -256,7 +256,7 @@ pub(crate) fn stamp(model: &mut Model, data: &Prepared, task: &str) {
     if data.crop.is_some() {
         m.crop = data
             .crop
-            .filter(|c| *c != finetune_data::files::Crop::Stretch);
+            .filter(|c| *c != finetune_data::user::Crop::Stretch);
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use finetune_data::files::{DataPath, TableColumns, decode_file, survey};
+use finetune_data::user::{DataPath, TableColumns, decode_file, survey};
 use finetune_pretrained::classify::{Prediction, classify_images, classify_texts, image_dims};
 use serde_json::{Value, json};
 
