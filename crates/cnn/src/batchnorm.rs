@@ -17,7 +17,8 @@
 //! its statistics — the most reported fine-tuning trap.
 
 use finetune_autograd::{NormStats, Tape, Var};
-use finetune_nn::{Buffer, Module, NnError, Parameter, Result, StatsMode, Visitor, VisitorMut};
+use finetune_nn::visit_tensors;
+use finetune_nn::{Buffer, Module, NnError, Parameter, Result, StatsMode};
 use finetune_tensor::{Float, Tensor};
 
 /// The behaviour a [`BatchNorm`] has right now.
@@ -188,40 +189,14 @@ impl<T: Float> Module<T> for BatchNorm<T> {
         Ok(tape.batch_norm(x, w, b, stats, self.config.eps)?.output)
     }
 
-    fn visit(&self, v: &mut dyn Visitor<T>) {
-        for (name, p) in [("weight", &self.weight), ("bias", &self.bias)] {
-            if let Some(p) = p {
-                v.parameter(name, p);
-            }
-        }
-        for (name, b) in [
-            ("running_mean", &self.running_mean),
-            ("running_var", &self.running_var),
-            ("num_batches_tracked", &self.num_batches_tracked),
-        ] {
-            if let Some(b) = b {
-                v.buffer(name, b);
-            }
-        }
-    }
-
-    fn visit_mut(&mut self, v: &mut dyn VisitorMut<T>) {
-        for (name, p) in [("weight", &mut self.weight), ("bias", &mut self.bias)] {
-            if let Some(p) = p {
-                v.parameter(name, p);
-            }
-        }
-        for (name, b) in [
-            ("running_mean", &mut self.running_mean),
-            ("running_var", &mut self.running_var),
-            ("num_batches_tracked", &mut self.num_batches_tracked),
-        ] {
-            if let Some(b) = b {
-                v.buffer(name, b);
-            }
-        }
-        v.stats_mode(&mut self.stats_mode);
-    }
+    visit_tensors!(
+        param_opt weight,
+        param_opt bias,
+        buffer_opt running_mean,
+        buffer_opt running_var,
+        buffer_opt num_batches_tracked,
+        stats stats_mode,
+    );
 
     fn set_training(&mut self, training: bool) {
         self.training = training;

@@ -2,7 +2,8 @@
 
 use finetune_autograd::{Tape, Var};
 use finetune_nn::init::{fan_in_bound, uniform};
-use finetune_nn::{FusedActivation, Module, NnError, Parameter, Result, Visitor, VisitorMut};
+use finetune_nn::visit_tensors;
+use finetune_nn::{FusedActivation, Module, NnError, Parameter, Result};
 use finetune_tensor::Float;
 use finetune_tensor::conv::Conv2dOptions;
 use rand::Rng;
@@ -197,19 +198,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
         Ok(tape.conv2d(x, w, b, options)?)
     }
 
-    fn visit(&self, v: &mut dyn Visitor<T>) {
-        v.parameter("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            v.parameter("bias", b);
-        }
-    }
-
-    fn visit_mut(&mut self, v: &mut dyn VisitorMut<T>) {
-        v.parameter("weight", &mut self.weight);
-        if let Some(b) = &mut self.bias {
-            v.parameter("bias", b);
-        }
-    }
+    visit_tensors!(param weight, param_opt bias);
 
     fn describe(&self) -> String {
         let c = &self.config;

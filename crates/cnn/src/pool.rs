@@ -1,7 +1,8 @@
 //! Pooling layers: [`MaxPool2d`], [`AvgPool2d`], [`AdaptiveAvgPool2d`].
 
 use finetune_autograd::{Tape, Var};
-use finetune_nn::{Module, NnError, Result, Visitor, VisitorMut};
+use finetune_nn::visit_tensors;
+use finetune_nn::{Module, NnError, Result};
 use finetune_tensor::Float;
 use finetune_tensor::pool::Pool2dOptions;
 
@@ -36,8 +37,7 @@ impl<T: Float> Module<T> for MaxPool2d {
         check_rank4(&Module::<T>::describe(self), tape, x)?;
         Ok(tape.max_pool2d(x, self.options)?)
     }
-    fn visit(&self, _: &mut dyn Visitor<T>) {}
-    fn visit_mut(&mut self, _: &mut dyn VisitorMut<T>) {}
+    visit_tensors!();
     fn describe(&self) -> String {
         let o = &self.options;
         format!(
@@ -69,8 +69,7 @@ impl<T: Float> Module<T> for AvgPool2d {
         check_rank4(&Module::<T>::describe(self), tape, x)?;
         Ok(tape.avg_pool2d(x, self.options, self.count_include_pad)?)
     }
-    fn visit(&self, _: &mut dyn Visitor<T>) {}
-    fn visit_mut(&mut self, _: &mut dyn VisitorMut<T>) {}
+    visit_tensors!();
     fn describe(&self) -> String {
         let o = &self.options;
         format!(
@@ -92,8 +91,7 @@ impl<T: Float> Module<T> for AdaptiveAvgPool2d {
         check_rank4(&Module::<T>::describe(self), tape, x)?;
         Ok(tape.adaptive_avg_pool2d(x, self.output_size)?)
     }
-    fn visit(&self, _: &mut dyn Visitor<T>) {}
-    fn visit_mut(&mut self, _: &mut dyn VisitorMut<T>) {}
+    visit_tensors!();
     fn describe(&self) -> String {
         format!("AdaptiveAvgPool2d({:?})", self.output_size)
     }

@@ -1,10 +1,11 @@
 //! Activations as layers, so a `Sequential` can hold them (they have no parameters).
 
+use crate::visit_tensors;
 use finetune_autograd::{GeluApproximation, Tape, Var};
 use finetune_tensor::Float;
 
 use crate::error::Result;
-use crate::module::{FusedActivation, Module, Visitor, VisitorMut};
+use crate::module::{FusedActivation, Module};
 
 /// Implements `Module` for a parameter-free layer from its forward body.
 macro_rules! stateless_layer {
@@ -14,8 +15,7 @@ macro_rules! stateless_layer {
                 let $self_ = &*self;
                 Ok($body?)
             }
-            fn visit(&self, _: &mut dyn Visitor<T>) {}
-            fn visit_mut(&mut self, _: &mut dyn VisitorMut<T>) {}
+            $crate::visit_tensors!();
             fn describe(&self) -> String {
                 let $d = self;
                 $describe
@@ -33,8 +33,7 @@ impl<T: Float> Module<T> for ReLU {
     fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> Result<Var> {
         Ok(tape.relu(x)?)
     }
-    fn visit(&self, _: &mut dyn Visitor<T>) {}
-    fn visit_mut(&mut self, _: &mut dyn VisitorMut<T>) {}
+    visit_tensors!();
     fn describe(&self) -> String {
         "ReLU".into()
     }

@@ -7,13 +7,14 @@
 //! softmax). One fused op on the tape ([`Tape::attention_pool`], its rule and
 //! gradient check in `finetune_autograd::ops::attention`).
 
+use crate::visit_tensors;
 use finetune_autograd::{Tape, Var};
 use finetune_tensor::Float;
 use rand::Rng;
 
 use crate::error::{NnError, Result};
 use crate::init::{fan_in_bound, uniform};
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::Module;
 use crate::parameter::Parameter;
 
 /// Attention pooling over time with one weight vector of `features`.
@@ -76,13 +77,7 @@ impl<T: Float> Module<T> for AttentionPool<T> {
         Ok(tape.attention_pool(x, w, lengths)?)
     }
 
-    fn visit(&self, v: &mut dyn Visitor<T>) {
-        v.parameter("weight", &self.weight);
-    }
-
-    fn visit_mut(&mut self, v: &mut dyn VisitorMut<T>) {
-        v.parameter("weight", &mut self.weight);
-    }
+    visit_tensors!(param weight);
 
     fn describe(&self) -> String {
         format!("AttentionPool(features={})", self.features)
@@ -174,9 +169,7 @@ impl<T: Float> Module<T> for ConcatPool {
         Ok(tape.concat(&[last, max, mean], 1)?)
     }
 
-    fn visit(&self, _v: &mut dyn Visitor<T>) {}
-
-    fn visit_mut(&mut self, _v: &mut dyn VisitorMut<T>) {}
+    visit_tensors!();
 
     fn describe(&self) -> String {
         format!("ConcatPool(features={})", self.features)

@@ -1,10 +1,11 @@
 //! [`Dropout`]: active in training mode only, with a mask from the tape's seeded source.
 
+use crate::visit_tensors;
 use finetune_autograd::{Tape, Var};
 use finetune_tensor::Float;
 
 use crate::error::{NnError, Result};
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::Module;
 
 /// Zeroes elements with probability `p` while training (scaling the rest by `1/(1-p)`).
 #[derive(Clone, Copy, Debug)]
@@ -38,8 +39,7 @@ impl<T: Float> Module<T> for Dropout {
         }
         Ok(tape.dropout(x, self.p)?)
     }
-    fn visit(&self, _: &mut dyn Visitor<T>) {}
-    fn visit_mut(&mut self, _: &mut dyn VisitorMut<T>) {}
+    visit_tensors!();
     fn set_training(&mut self, training: bool) {
         self.training = training;
     }

@@ -1,12 +1,13 @@
 //! [`Embedding`]: a lookup table `(num_embeddings, dim)`, PyTorch's layout.
 
+use crate::visit_tensors;
 use finetune_autograd::{Tape, Var};
 use finetune_tensor::Float;
 use rand::Rng;
 
 use crate::error::{NnError, Result};
 use crate::init::normal;
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::Module;
 use crate::parameter::Parameter;
 
 /// Maps integer ids to learned vectors.
@@ -72,13 +73,7 @@ impl<T: Float> Module<T> for Embedding<T> {
         Ok(tape.embedding(w, &ids, &shape)?)
     }
 
-    fn visit(&self, v: &mut dyn Visitor<T>) {
-        v.parameter("weight", &self.weight);
-    }
-
-    fn visit_mut(&mut self, v: &mut dyn VisitorMut<T>) {
-        v.parameter("weight", &mut self.weight);
-    }
+    visit_tensors!(param weight);
 
     fn describe(&self) -> String {
         format!("Embedding({}, {})", self.num_embeddings, self.dim)

@@ -1,12 +1,13 @@
 //! [`Linear`]: `y = x·Wᵀ + b` with PyTorch's layout, weight `(out, in)`.
 
+use crate::visit_tensors;
 use finetune_autograd::{Tape, Var};
 use finetune_tensor::Float;
 use rand::Rng;
 
 use crate::error::{NnError, Result};
 use crate::init::{fan_in_bound, uniform};
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::Module;
 use crate::parameter::Parameter;
 
 /// A fully connected layer.
@@ -68,19 +69,7 @@ impl<T: Float> Module<T> for Linear<T> {
         Ok(tape.linear(x, w, b)?)
     }
 
-    fn visit(&self, v: &mut dyn Visitor<T>) {
-        v.parameter("weight", &self.weight);
-        if let Some(b) = &self.bias {
-            v.parameter("bias", b);
-        }
-    }
-
-    fn visit_mut(&mut self, v: &mut dyn VisitorMut<T>) {
-        v.parameter("weight", &mut self.weight);
-        if let Some(b) = &mut self.bias {
-            v.parameter("bias", b);
-        }
-    }
+    visit_tensors!(param weight, param_opt bias);
 
     fn describe(&self) -> String {
         format!(

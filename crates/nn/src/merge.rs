@@ -4,11 +4,12 @@
 //! [`Sequential`](crate::Sequential) wires them with
 //! [`Sequential::push_wired`](crate::Sequential::push_wired).
 
+use crate::visit_tensors;
 use finetune_autograd::{Tape, Var};
 use finetune_tensor::Float;
 
 use crate::error::{NnError, Result};
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::Module;
 
 /// The elementwise sum of two or more inputs of one shape.
 #[derive(Clone, Copy, Debug, Default)]
@@ -45,8 +46,7 @@ impl<T: Float> Module<T> for Add {
         Ok(sum)
     }
 
-    fn visit(&self, _v: &mut dyn Visitor<T>) {}
-    fn visit_mut(&mut self, _v: &mut dyn VisitorMut<T>) {}
+    visit_tensors!();
     fn describe(&self) -> String {
         "Add".into()
     }
@@ -94,8 +94,7 @@ impl<T: Float> Module<T> for Concat {
         Ok(tape.concat(xs, axis as usize)?)
     }
 
-    fn visit(&self, _v: &mut dyn Visitor<T>) {}
-    fn visit_mut(&mut self, _v: &mut dyn VisitorMut<T>) {}
+    visit_tensors!();
     fn describe(&self) -> String {
         format!("Concat(dim={})", self.dim)
     }

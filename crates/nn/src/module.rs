@@ -41,6 +41,69 @@ pub trait Visitor<T: Float> {
     fn buffer(&mut self, _name: &str, _b: &Buffer<T>) {}
 }
 
+/// Writes a layer's [`Module::visit`] and [`Module::visit_mut`] from one
+/// list of its tensors, so the two walks cannot disagree. Each entry is a
+/// kind and a field, the field's name being the tensor's (PyTorch's) name:
+///
+/// * `param weight` — a [`Parameter`]; `param_opt bias` — an `Option<Parameter>`;
+/// * `buffer_opt running_mean` — an `Option<Buffer>`;
+/// * `stats stats_mode` — the running-statistics switch ([`StatsMode`]),
+///   visited mutably only.
+///
+/// An empty list declares a layer without tensors.
+///
+/// ```
+/// use finetune_autograd::{Tape, Var};
+/// use finetune_nn::{Module, ModuleExt, Parameter, visit_tensors};
+/// use finetune_tensor::{Float, Tensor};
+///
+/// struct Scale<T: Float> {
+///     weight: Parameter<T>,
+///     bias: Option<Parameter<T>>,
+/// }
+///
+/// impl<T: Float> Module<T> for Scale<T> {
+///     fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> finetune_nn::Result<Var> {
+///         let w = self.weight.bind(tape)?;
+///         Ok(tape.mul(x, w)?)
+///     }
+///     visit_tensors!(param weight, param_opt bias);
+///     fn describe(&self) -> String {
+///         "Scale".into()
+///     }
+/// }
+///
+/// let layer = Scale::<f32> { weight: Parameter::new(Tensor::ones(&[3])), bias: None };
+/// assert_eq!(layer.parameter_count(), (3, 3));
+/// ```
+#[macro_export]
+macro_rules! visit_tensors {
+    ($($kind:ident $field:ident),* $(,)?) => {
+        fn visit(&self, _v: &mut dyn $crate::Visitor<T>) {
+            $($crate::visit_tensors!(@ref self _v $kind $field);)*
+        }
+        fn visit_mut(&mut self, _v: &mut dyn $crate::VisitorMut<T>) {
+            $($crate::visit_tensors!(@mut self _v $kind $field);)*
+        }
+    };
+    (@ref $s:ident $v:ident param $f:ident) => { $v.parameter(stringify!($f), &$s.$f) };
+    (@mut $s:ident $v:ident param $f:ident) => { $v.parameter(stringify!($f), &mut $s.$f) };
+    (@ref $s:ident $v:ident param_opt $f:ident) => {
+        if let Some(p) = &$s.$f { $v.parameter(stringify!($f), p) }
+    };
+    (@mut $s:ident $v:ident param_opt $f:ident) => {
+        if let Some(p) = &mut $s.$f { $v.parameter(stringify!($f), p) }
+    };
+    (@ref $s:ident $v:ident buffer_opt $f:ident) => {
+        if let Some(b) = &$s.$f { $v.buffer(stringify!($f), b) }
+    };
+    (@mut $s:ident $v:ident buffer_opt $f:ident) => {
+        if let Some(b) = &mut $s.$f { $v.buffer(stringify!($f), b) }
+    };
+    (@ref $s:ident $v:ident stats $f:ident) => {};
+    (@mut $s:ident $v:ident stats $f:ident) => { $v.stats_mode(&mut $s.$f) };
+}
+
 /// Mutable walk over a module tree.
 pub trait VisitorMut<T: Float> {
     /// Entering a child module called `name`.

@@ -5,7 +5,7 @@ use finetune_tensor::Float;
 
 use crate::activation::stateless_layer;
 use crate::error::{NnError, Result};
-use crate::module::{Module, Visitor, VisitorMut};
+use crate::module::Module;
 
 /// Merges axes `start_dim..=end_dim` (PyTorch's defaults: 1 and the last).
 /// `end_dim: None` means the last axis.
