@@ -40,6 +40,7 @@
 
 pub mod cells;
 mod gru;
+mod kernel;
 mod lstm;
 pub mod recurrent;
 mod rnn;

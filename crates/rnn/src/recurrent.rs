@@ -17,9 +17,8 @@ use finetune_nn::{Module, NnError, Parameter, Result, Visitor, VisitorMut};
 use finetune_tensor::{Float, Tensor};
 use rand::Rng;
 
-use crate::gru::{gru_backward, gru_forward};
-use crate::lstm::{lstm_backward, lstm_forward};
-use crate::rnn::{Nonlinearity, rnn_backward, rnn_forward};
+use crate::kernel::{ElmanKernel, GruKernel, LstmKernel, SequenceKernel};
+use crate::rnn::Nonlinearity;
 use crate::sequence::{SeqGrads, SeqShape, SeqWeights};
 
 /// Which recurrent cell a layer runs.
@@ -507,84 +506,75 @@ impl<T: Float> Recurrent<T> {
             reverse,
         };
         let has_bias = !biases.is_empty();
-        let value = |v: Var| tape.value(v).map(|t| t.as_slice());
-        let w = SeqWeights {
-            w_ih: value(w_ih)?,
-            w_hh: value(w_hh)?,
-            b_ih: if has_bias {
-                Some(value(biases[0])?)
-            } else {
-                None
-            },
-            b_hh: if has_bias {
-                Some(value(biases[1])?)
-            } else {
-                None
-            },
+        let states = match c0 {
+            Some(c0) => vec![h0, c0],
+            None => vec![h0],
         };
-        let save = tape.needs_grad(&inputs);
-        let xv = value(x)?;
-        let h0v = value(h0)?;
-        let packed_rows = sh.steps + if kind == CellKind::Lstm { 2 } else { 1 };
-        let packed_shape = [packed_rows, sh.batch, sh.hidden];
+        let op = SequenceOp {
+            sh,
+            inputs,
+            states,
+            has_bias,
+        };
         match kind {
-            CellKind::Lstm => {
-                let c0v = value(c0.ok_or_else(|| NnError::bad_input("LSTM", "missing c0"))?)?;
-                let (packed, saved) = lstm_forward(&sh, xv, &w, h0v, c0v, save)?;
-                let y = Tensor::new(&packed_shape, packed)?;
-                Ok(tape.record("lstm", &inputs, y, move |ctx| {
-                    let saved = saved.as_ref().ok_or_else(|| {
-                        AutogradError::invalid("lstm", "backward without saved activations")
-                    })?;
-                    let (w, need) =
-                        weights_and_needs(ctx.inputs.as_slice(), &ctx.needs_grad, has_bias);
-                    let (g, dh0, dc0) =
-                        lstm_backward(&sh, &w, saved, ctx.grad_output.as_slice(), need)?;
-                    Ok(assemble(g, vec![dh0, dc0], has_bias))
-                }))
-            }
-            CellKind::Gru => {
-                let (packed, saved) = gru_forward(&sh, xv, &w, h0v, save)?;
-                let y = Tensor::new(&packed_shape, packed)?;
-                Ok(tape.record("gru", &inputs, y, move |ctx| {
-                    let saved = saved.as_ref().ok_or_else(|| {
-                        AutogradError::invalid("gru", "backward without saved activations")
-                    })?;
-                    let (w, need) =
-                        weights_and_needs(ctx.inputs.as_slice(), &ctx.needs_grad, has_bias);
-                    let (g, dh0) = gru_backward(
-                        &sh,
-                        ctx.inputs[0].as_slice(),
-                        &w,
-                        saved,
-                        ctx.grad_output.as_slice(),
-                        need,
-                    )?;
-                    Ok(assemble(g, vec![dh0], has_bias))
-                }))
-            }
-            CellKind::Rnn(act) => {
-                let (packed, saved) = rnn_forward(&sh, xv, &w, h0v, act, save)?;
-                let y = Tensor::new(&packed_shape, packed)?;
-                Ok(tape.record("rnn", &inputs, y, move |ctx| {
-                    let saved = saved.as_ref().ok_or_else(|| {
-                        AutogradError::invalid("rnn", "backward without saved activations")
-                    })?;
-                    let (w, need) =
-                        weights_and_needs(ctx.inputs.as_slice(), &ctx.needs_grad, has_bias);
-                    let (g, dh0) = rnn_backward(
-                        &sh,
-                        ctx.inputs[0].as_slice(),
-                        &w,
-                        saved,
-                        act,
-                        ctx.grad_output.as_slice(),
-                        need,
-                    )?;
-                    Ok(assemble(g, vec![dh0], has_bias))
-                }))
-            }
+            CellKind::Lstm => op.record(tape, LstmKernel),
+            CellKind::Gru => op.record(tape, GruKernel),
+            CellKind::Rnn(act) => op.record(tape, ElmanKernel(act)),
         }
+    }
+}
+
+/// One (layer, direction) of a recurrent layer as an op on the tape.
+struct SequenceOp {
+    sh: SeqShape,
+    /// x (time-major), w_ih, w_hh, [b_ih, b_hh], then the initial states.
+    inputs: Vec<Var>,
+    states: Vec<Var>,
+    has_bias: bool,
+}
+
+impl SequenceOp {
+    /// Runs `kernel` forward over the sequence and records it as one op
+    /// whose backward is the kernel's backpropagation through time.
+    fn record<T: Float, K: SequenceKernel<T>>(self, tape: &mut Tape<T>, kernel: K) -> Result<Var> {
+        let SequenceOp {
+            sh,
+            inputs,
+            states,
+            has_bias,
+        } = self;
+        if states.len() != K::STATES {
+            return Err(NnError::bad_input(
+                K::NAME,
+                format!("needs {} initial states, got {}", K::STATES, states.len()),
+            ));
+        }
+        let save = tape.needs_grad(&inputs);
+        let (packed, saved) = {
+            let values: Vec<&[T]> = inputs
+                .iter()
+                .map(|&v| tape.value(v).map(|t| t.as_slice()))
+                .collect::<std::result::Result<_, _>>()?;
+            let (w, _) = weights_and_needs_of(&values, &[false; 5], has_bias);
+            let state_values = &values[values.len() - K::STATES..];
+            kernel.forward(&sh, values[0], &w, state_values, save)?
+        };
+        let y = Tensor::new(&[sh.steps + K::STATES, sh.batch, sh.hidden], packed)?;
+        Ok(tape.record(K::NAME, &inputs, y, move |ctx| {
+            let saved = saved.as_ref().ok_or_else(|| {
+                AutogradError::invalid(K::NAME, "backward without saved activations")
+            })?;
+            let (w, need) = weights_and_needs(ctx.inputs.as_slice(), &ctx.needs_grad, has_bias);
+            let (g, dstates) = kernel.backward(
+                &sh,
+                ctx.inputs[0].as_slice(),
+                &w,
+                saved,
+                ctx.grad_output.as_slice(),
+                need,
+            )?;
+            Ok(assemble(g, dstates, has_bias))
+        }))
     }
 }
 
@@ -594,11 +584,21 @@ fn weights_and_needs<'a, T: Float>(
     needs: &[bool],
     has_bias: bool,
 ) -> (SeqWeights<'a, T>, [bool; 5]) {
+    let values: Vec<&'a [T]> = inputs.iter().map(|t| t.as_slice()).collect();
+    weights_and_needs_of(&values, needs, has_bias)
+}
+
+/// [`weights_and_needs`] on the inputs' values as slices.
+fn weights_and_needs_of<'a, T: Float>(
+    inputs: &[&'a [T]],
+    needs: &[bool],
+    has_bias: bool,
+) -> (SeqWeights<'a, T>, [bool; 5]) {
     let w = SeqWeights {
-        w_ih: inputs[1].as_slice(),
-        w_hh: inputs[2].as_slice(),
-        b_ih: has_bias.then(|| inputs[3].as_slice()),
-        b_hh: has_bias.then(|| inputs[4].as_slice()),
+        w_ih: inputs[1],
+        w_hh: inputs[2],
+        b_ih: has_bias.then(|| inputs[3]),
+        b_hh: has_bias.then(|| inputs[4]),
     };
     let need = [
         needs[0],
