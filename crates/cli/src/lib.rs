@@ -47,6 +47,15 @@ pub fn main() -> ExitCode {
     run_from(std::env::args_os())
 }
 
+/// The size limits of this run (`--max-params`), set once from the command
+/// line and passed as a value to every reader of specs and checkpoints.
+static LIMITS: std::sync::OnceLock<finetune_pretrained::Limits> = std::sync::OnceLock::new();
+
+/// The size limits of this run (the defaults until the command line is parsed).
+pub fn limits() -> finetune_pretrained::Limits {
+    LIMITS.get().copied().unwrap_or_default()
+}
+
 /// Parses `args` (the first is the program name) and runs the command,
 /// returning the exit code: 0, 1 for a failure, 2 for bad usage, 130 for a
 /// run interrupted by Ctrl-C (saved, with the command that resumes it).
@@ -62,7 +71,7 @@ where
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    finetune_pretrained::Limits::set_current(finetune_pretrained::Limits {
+    let _ = LIMITS.set(finetune_pretrained::Limits {
         max_params: cli.max_params,
         ..finetune_pretrained::Limits::default()
     });

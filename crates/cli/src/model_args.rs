@@ -22,7 +22,7 @@ pub fn is_builtin(arg: &str) -> bool {
 pub fn spec(arg: &str) -> Result<ModelSpec> {
     let path = Path::new(arg);
     if is_spec_file(arg) {
-        return ModelSpec::from_file(path)
+        return ModelSpec::from_file_within(path, crate::limits())
             .with_context(|| format!("reading the spec {}", path.display()));
     }
     builtin(arg).with_context(|| {
@@ -40,9 +40,10 @@ pub fn load(path: &Path) -> Result<Model> {
     }
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     if is_safetensors {
-        return Model::import_exported(path).with_context(|| format!("reading {} (a safetensors file needs the spec in its metadata, as `finetune export` writes it; otherwise pass --spec)", path.display()));
+        return Model::import_exported_within(path, crate::limits()).with_context(|| format!("reading {} (a safetensors file needs the spec in its metadata, as `finetune export` writes it; otherwise pass --spec)", path.display()));
     }
-    Model::load(path).with_context(|| format!("reading the checkpoint {}", path.display()))
+    Model::load_within(path, crate::limits())
+        .with_context(|| format!("reading the checkpoint {}", path.display()))
 }
 
 /// A model from a checkpoint, or a fresh one from a spec file or built-in.
@@ -52,7 +53,7 @@ pub fn load_or_build(arg: &str, seed: u64) -> Result<Model> {
     if path.is_file() && ext != "json" {
         return load(path);
     }
-    Ok(Model::from_spec(&spec(arg)?, seed)?)
+    Ok(Model::from_spec_within(&spec(arg)?, seed, crate::limits())?)
 }
 
 /// A model from a checkpoint, or from plain safetensors weights with `--spec`.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use finetune_nn::{Module, ModuleExt, Sequential};
 use finetune_pretrained::{
-    Model, RawTensor, TrainingState, load_training_checkpoint, save_training_checkpoint,
+    Model, RawTensor, TrainingState, load_training_checkpoint_within, save_training_checkpoint,
 };
 use finetune_tensor::Tensor;
 use finetune_train::{EvalReport, FineTune, History, TrainConfig, Trainer, TrainerState, evaluate};
@@ -221,7 +221,7 @@ fn snapshot(
     ),
     net: &Sequential<f32>,
 ) -> Result<Model> {
-    let mut m = Model::from_spec(&like.0, like.1.seed.unwrap_or(0))?;
+    let mut m = Model::from_spec_within(&like.0, like.1.seed.unwrap_or(0), crate::limits())?;
     *m.metadata_mut() = like.1.clone();
     m.restore_lora()?;
     for e in net.state_dict() {
@@ -435,8 +435,8 @@ fn diverged(
 
 /// Loads a training checkpoint written by [`run`] (`last.ckpt`): the model and the trainer state.
 pub fn load_resume(path: &Path) -> Result<(Model, TrainingState)> {
-    let (model, state) =
-        load_training_checkpoint(path).with_context(|| format!("reading {}", path.display()))?;
+    let (model, state) = load_training_checkpoint_within(path, crate::limits())
+        .with_context(|| format!("reading {}", path.display()))?;
     let state = state.with_context(|| {
         format!(
             "{} is a model checkpoint without training state; pass the run folder's last.ckpt",

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::model::{Model, ModelMetadata};
 use crate::raw::{NamedTensors, RawTensor};
 use crate::report::{LoadOptions, LoadReport, match_tensors};
-use crate::spec::ModelSpec;
+use crate::spec::{Limits, ModelSpec};
 use finetune_formats::FormatError;
 
 /// Tensor names starting with this hold the trainer's state in a training checkpoint.
@@ -225,13 +225,22 @@ impl Model {
         container: Container,
         label: &str,
     ) -> Result<(Model, Option<TrainingState>)> {
-        let spec = ModelSpec::from_json_labeled(&container.spec_json, label)?;
+        Model::from_container_within(container, label, Limits::default())
+    }
+
+    /// [`Model::from_container`] with the stored spec validated within `limits`.
+    pub fn from_container_within(
+        container: Container,
+        label: &str,
+        limits: Limits,
+    ) -> Result<(Model, Option<TrainingState>)> {
+        let spec = ModelSpec::from_json_within(&container.spec_json, label, limits)?;
         let stored: StoredMetadata =
             serde_json::from_str(&container.metadata_json).map_err(|e| Error::Checkpoint {
                 file: label.to_string(),
                 reason: format!("the metadata JSON is invalid: {e}"),
             })?;
-        let mut model = Model::from_spec(&spec, stored.model.seed.unwrap_or(0))?;
+        let mut model = Model::from_spec_within(&spec, stored.model.seed.unwrap_or(0), limits)?;
         model.metadata = stored.model;
         model.restore_lora()?;
         let (mut own, mut extra) = (Vec::new(), Vec::new());
@@ -270,7 +279,12 @@ impl Model {
     /// training checkpoint), strictly: every tensor the spec implies must be
     /// there with its shape, and nothing else.
     pub fn load(path: impl AsRef<Path>) -> Result<Model> {
-        load_training_checkpoint(path).map(|(m, _)| m)
+        Model::load_within(path, Limits::default())
+    }
+
+    /// [`Model::load`] with the stored spec validated within `limits`.
+    pub fn load_within(path: impl AsRef<Path>, limits: Limits) -> Result<Model> {
+        load_training_checkpoint_within(path, limits).map(|(m, _)| m)
     }
 
     /// The checkpoint as bytes (what [`Model::save`] writes).
@@ -280,8 +294,18 @@ impl Model {
 
     /// A model from checkpoint bytes; `label` names the source in errors.
     pub fn from_bytes(bytes: &[u8], label: &str) -> Result<Model> {
+        Model::from_bytes_within(bytes, label, Limits::default())
+    }
+
+    /// [`Model::from_bytes`] with the stored spec validated within `limits`.
+    pub fn from_bytes_within(bytes: &[u8], label: &str, limits: Limits) -> Result<Model> {
         let container = Container::from_bytes(bytes, label)?;
-        Model::from_container(container, label).map(|(m, _)| m)
+        Model::from_container_within(container, label, limits).map(|(m, _)| m)
+    }
+
+    /// An independent copy (through the checkpoint bytes), within the same limits.
+    pub fn duplicate(&self, label: &str) -> Result<Model> {
+        Model::from_bytes_within(&self.to_bytes()?, label, self.limits)
     }
 }
 
@@ -297,7 +321,15 @@ pub fn save_training_checkpoint(
 
 /// Loads a checkpoint: the model, and the training state if the file has one.
 pub fn load_training_checkpoint(path: impl AsRef<Path>) -> Result<(Model, Option<TrainingState>)> {
+    load_training_checkpoint_within(path, Limits::default())
+}
+
+/// [`load_training_checkpoint`] with the stored spec validated within `limits`.
+pub fn load_training_checkpoint_within(
+    path: impl AsRef<Path>,
+    limits: Limits,
+) -> Result<(Model, Option<TrainingState>)> {
     let path = path.as_ref();
     let container = read_container(path)?;
-    Model::from_container(container, &path.display().to_string())
+    Model::from_container_within(container, &path.display().to_string(), limits)
 }

@@ -608,7 +608,7 @@ impl Model {
                 resized.push((format!("{prefix}.bias"), extended.len()));
             }
         }
-        let mut fresh = Model::from_spec(&spec, seed)?;
+        let mut fresh = Model::from_spec_within(&spec, seed, self.limits)?;
         for entry in self.net.state_dict() {
             let value = match resized.iter().find(|(n, _)| *n == entry.name) {
                 Some((_, rows)) => grow_rows(&entry.value, *rows)?,

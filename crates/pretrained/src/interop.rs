@@ -30,7 +30,7 @@ use crate::pth::read_pth_bytes;
 use crate::raw::NamedTensors;
 use crate::report::{LoadOptions, LoadReport, match_tensors};
 use crate::safetensors::{parse_safetensors, safetensors_to_bytes};
-use crate::spec::ModelSpec;
+use crate::spec::{Limits, ModelSpec};
 
 /// `__metadata__` key holding the spec JSON in an exported file.
 pub const SPEC_METADATA_KEY: &str = "finetune.spec";
@@ -63,6 +63,8 @@ pub struct ImportOptions {
     /// Accept NaN, infinite and absurdly large values (refused by default,
     /// with the tensor named: see [`crate::checkpoint::ValueCheck`]).
     pub allow_non_finite: bool,
+    /// The size limits the spec is validated within (and the model keeps).
+    pub limits: Limits,
 }
 
 impl ImportOptions {
@@ -188,7 +190,7 @@ pub fn import_tensors(
     label: &str,
     options: &ImportOptions,
 ) -> Result<Imported> {
-    let mut model = Model::from_spec(spec, options.seed)?;
+    let mut model = Model::from_spec_within(spec, options.seed, options.limits)?;
     let report = model.load_weights(tensors, label, options)?;
     model.metadata.weights_from = Some(file_name(label));
     Ok(Imported { model, report })
@@ -253,6 +255,11 @@ impl Model {
     /// Reads a file written by [`Model::export_safetensors`]: the spec and
     /// metadata come from its `__metadata__`, the tensors load strictly.
     pub fn import_exported(path: impl AsRef<Path>) -> Result<Model> {
+        Model::import_exported_within(path, Limits::default())
+    }
+
+    /// [`Model::import_exported`] with the stored spec validated within `limits`.
+    pub fn import_exported_within(path: impl AsRef<Path>, limits: Limits) -> Result<Model> {
         let path = path.as_ref();
         let label = path.display().to_string();
         let bytes =
@@ -268,7 +275,7 @@ impl Model {
                  import it with a spec instead"
                 ),
             })?;
-        let spec = ModelSpec::from_json_labeled(spec_json, &label)?;
+        let spec = ModelSpec::from_json_within(spec_json, &label, limits)?;
         let metadata: Option<ModelMetadata> = meta
             .get(MODEL_METADATA_KEY)
             .map(|m| serde_json::from_str(m))
@@ -277,7 +284,11 @@ impl Model {
                 file: label.clone(),
                 reason: format!("`{MODEL_METADATA_KEY}` is not valid metadata JSON: {e}"),
             })?;
-        let mut imported = import_tensors(&spec, file.tensors, &label, &ImportOptions::strict())?;
+        let options = ImportOptions {
+            limits,
+            ..ImportOptions::strict()
+        };
+        let mut imported = import_tensors(&spec, file.tensors, &label, &options)?;
         if let Some(m) = metadata {
             imported.model.metadata = m;
         }

@@ -124,7 +124,8 @@ pub use builtin::{
     builtin_names, char_gru, char_lm, char_lstm, lenet, mnist_cnn, resnet_mini, textgenrnn,
 };
 pub use checkpoint::{
-    TRAINING_PREFIX, TrainingState, load_training_checkpoint, save_training_checkpoint,
+    TRAINING_PREFIX, TrainingState, load_training_checkpoint, load_training_checkpoint_within,
+    save_training_checkpoint,
 };
 pub use error::{Error, Result};
 pub use finetune_formats::{

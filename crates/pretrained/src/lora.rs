@@ -182,7 +182,7 @@ impl Model {
                 config.dropout
             )));
         }
-        let limits = crate::spec::Limits::current();
+        let limits = self.limits;
         let (total, _) = self.net().parameter_count();
         let mut total = total as u64;
         let mut largest: Option<(usize, String, Vec<usize>)> = None;

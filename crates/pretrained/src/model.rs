@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::spec::{
-    GeluApproximationSpec, LayerKind, LayerSpec, ModelSpec, NonlinearitySpec, RecurrentOutputSpec,
-    pool_options,
+    GeluApproximationSpec, LayerKind, LayerSpec, Limits, ModelSpec, NonlinearitySpec,
+    RecurrentOutputSpec, pool_options,
 };
 
 /// The version string written into [`ModelMetadata::created_by`].
@@ -120,6 +120,9 @@ pub struct Model {
     /// The mode last set through [`Module::set_training`] on the model
     /// (layers are built in training mode).
     pub(crate) training: bool,
+    /// The size limits its spec was validated within: models rebuilt from
+    /// it ([`Model::fresh`], head surgery, adapters) are held to the same.
+    pub(crate) limits: Limits,
 }
 
 impl std::fmt::Debug for Model {
@@ -137,7 +140,14 @@ impl Model {
     /// generator seeded with `seed`. The metadata takes the spec's classes
     /// and normalisation.
     pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Model> {
+        Model::from_spec_within(spec, seed, Limits::default())
+    }
+
+    /// [`Model::from_spec`] with the spec validated within `limits` (the
+    /// model keeps them: see [`Model::limits`]).
+    pub fn from_spec_within(spec: &ModelSpec, seed: u64, limits: Limits) -> Result<Model> {
         let label = spec.label();
+        spec.validate_within(limits)?;
         let shapes = spec.layer_shapes()?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut net = Sequential::new();
@@ -169,7 +179,19 @@ impl Model {
             net,
             metadata,
             training: true,
+            limits,
         })
+    }
+
+    /// The same architecture, freshly initialised from `seed` (the arm
+    /// trained from scratch beside a fine-tune), within this model's limits.
+    pub fn fresh(&self, seed: u64) -> Result<Model> {
+        Model::from_spec_within(&self.spec, seed, self.limits)
+    }
+
+    /// The size limits this model's spec was validated within.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// A built-in spec (see [`crate::builtin()`]) built with `seed`.

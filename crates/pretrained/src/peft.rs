@@ -278,8 +278,11 @@ impl Model {
             Some(bytes) => {
                 let ours: Value = serde_json::from_slice(bytes)
                     .map_err(|e| adapter_err(dir, format!("{FINETUNE_CONFIG} is not JSON: {e}")))?;
-                let spec =
-                    ModelSpec::from_json_labeled(&ours["spec"].to_string(), FINETUNE_CONFIG)?;
+                let spec = ModelSpec::from_json_within(
+                    &ours["spec"].to_string(),
+                    FINETUNE_CONFIG,
+                    base.limits(),
+                )?;
                 let meta: ModelMetadata = serde_json::from_value(ours["metadata"].clone())
                     .map_err(|e| adapter_err(dir, format!("{FINETUNE_CONFIG}: metadata: {e}")))?;
                 (spec, meta)
@@ -324,7 +327,7 @@ impl Model {
             .iter()
             .filter_map(|(n, _)| adapted_weight(n))
             .collect();
-        let mut model = Model::from_spec(&spec, metadata.seed.unwrap_or(0))?;
+        let mut model = Model::from_spec_within(&spec, metadata.seed.unwrap_or(0), base.limits())?;
         *model.metadata_mut() = metadata;
         model.metadata_mut().lora = Some(LoraSettings {
             rank,

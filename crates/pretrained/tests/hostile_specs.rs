@@ -170,6 +170,24 @@ fn the_limits_can_be_raised_or_lowered() {
             ..Limits::default()
         })
         .unwrap();
+    // the limits are a value the model keeps: a checkpoint read within them,
+    // and models rebuilt from it, are held to the same (no process global)
+    assert!(Model::from_spec_within(&lenet, 0, tight).is_err());
+    let exact = Limits {
+        max_params: params,
+        ..Limits::default()
+    };
+    let model = Model::from_spec_within(&lenet, 0, exact).unwrap();
+    assert_eq!(model.limits(), exact);
+    assert_eq!(model.fresh(1).unwrap().limits(), exact);
+    let bytes = model.to_bytes().unwrap();
+    assert!(Model::from_bytes_within(&bytes, "lenet.ckpt", tight).is_err());
+    let back = Model::from_bytes_within(&bytes, "lenet.ckpt", exact).unwrap();
+    assert_eq!(back.duplicate("copy").unwrap().limits(), exact);
+    assert_eq!(
+        Model::from_bytes(&bytes, "lenet.ckpt").unwrap().limits(),
+        Limits::default()
+    );
 }
 
 fn tempdir() -> std::path::PathBuf {

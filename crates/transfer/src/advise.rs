@@ -248,7 +248,7 @@ fn measure_point(
         &target.labels,
         data.classes.len(),
     )?;
-    let mut random = Model::from_spec(model.spec(), settings.seed ^ RANDOM_SEED)?;
+    let mut random = model.fresh(settings.seed ^ RANDOM_SEED)?;
     random.cut_at(layer_ref(&point.cut_before))?;
     let r = extract(
         &mut random,

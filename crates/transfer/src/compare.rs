@@ -115,7 +115,7 @@ pub fn compare(
     // the fine-tuned model is trained as built: a copy through checkpoint
     // bytes would not keep its frozen flags
     let tuned = finetuned_model(base, data.classes, freeze_through, config.seed)?;
-    let scratch = Model::from_spec(tuned.spec(), config.seed ^ 0xFEED)?;
+    let scratch = tuned.fresh(config.seed ^ 0xFEED)?;
     let fine = run_arm(
         tuned,
         data,

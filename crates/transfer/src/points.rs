@@ -180,7 +180,7 @@ impl FreezePoint {
     /// `None` when no single tensor crosses there (inside a skip
     /// connection of a graph).
     pub fn features_at(&self, model: &Model) -> Option<Vec<usize>> {
-        let mut m = Model::from_spec(model.spec(), 0).ok()?;
+        let mut m = model.fresh(0).ok()?;
         m.cut_at(layer_ref(&self.cut_before)).ok()
     }
 }

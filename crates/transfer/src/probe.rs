@@ -129,7 +129,7 @@ pub fn probe_model(
     let bytes = base.to_bytes()?;
     cuts.into_iter()
         .map(|cut| {
-            let model = Model::from_bytes(&bytes, &cut.at)?;
+            let model = Model::from_bytes_within(&bytes, &cut.at, base.limits())?;
             probe_one(model, cut, data, settings, observe)
         })
         .collect()

@@ -61,7 +61,7 @@ pub fn with_new_head(base: &Model, classes: &[String], seed: u64) -> Result<Mode
 /// its checkpoint bytes. Trainable flags are not part of a checkpoint: freeze
 /// the copy, not the original.
 pub fn copy(model: &Model) -> Result<Model> {
-    Ok(Model::from_bytes(&model.to_bytes()?, &model.spec().name)?)
+    Ok(model.duplicate(&model.spec().name)?)
 }
 
 /// What each run of the sweep is trained with: the caller's configuration
@@ -115,7 +115,7 @@ fn run(
 ) -> Result<SweepRow> {
     let began = Instant::now();
     let mut model = match plan {
-        Plan::Scratch => Model::from_spec(start.spec(), settings.config.seed ^ 0xFEED)?,
+        Plan::Scratch => start.fresh(settings.config.seed ^ 0xFEED)?,
         _ => copy(start)?,
     };
     let (name, frozen_units) = match plan {

@@ -250,7 +250,7 @@ fn part_digits(
     )?;
 
     // the same network from scratch on the same examples
-    let mut scratch = Model::from_spec(tuned.spec(), seed ^ 0xFEED)?;
+    let mut scratch = tuned.fresh(seed ^ 0xFEED)?;
     unfreeze(scratch.net_mut());
     let sc = session::run(
         &mut scratch,
@@ -404,7 +404,7 @@ fn part_fashion(
         },
     )?;
 
-    let mut scratch = Model::from_spec(frozen.spec(), seed ^ 0xFEED)?;
+    let mut scratch = frozen.fresh(seed ^ 0xFEED)?;
     let sc = session::run(
         &mut scratch,
         &data,
@@ -504,7 +504,7 @@ fn part_text(
             tensorboard: None,
         },
     )?;
-    let mut scratch = Model::from_spec(ulmfit.spec(), seed ^ 0xFEED)?;
+    let mut scratch = ulmfit.fresh(seed ^ 0xFEED)?;
     *scratch.metadata_mut() = ulmfit.metadata().clone();
     let sc = session::run(
         &mut scratch,

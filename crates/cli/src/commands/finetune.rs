@@ -395,7 +395,7 @@ fn shape_model(model: &mut Model, args: &FinetuneArgs, data: &Prepared, label: &
         fit_head(model, &classes, args.new_head, args.train.seed, label)?;
     }
     if args.scratch {
-        let fresh = Model::from_spec(model.spec(), args.train.seed ^ 0xFEED)?;
+        let fresh = model.fresh(args.train.seed ^ 0xFEED)?;
         let meta = model.metadata().clone();
         *model = fresh;
         *model.metadata_mut() = meta;

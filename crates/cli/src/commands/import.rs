@@ -75,6 +75,7 @@ fn import_weights(args: &ImportArgs, weights: &Path, spec: &str) -> Result<()> {
     let keras = args.keras || has_keras_names(&tensors);
     opts = opts.new_tensors(args.new.iter().cloned()).keras(keras);
     opts.allow_non_finite = args.allow_non_finite;
+    opts.limits = crate::limits();
     let label = weights.display().to_string();
     let imported = import_tensors(&spec, tensors, &label, &opts).with_context(importing)?;
     let mut model = imported.model;

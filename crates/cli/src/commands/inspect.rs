@@ -24,7 +24,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         let meta: Value = serde_json::from_str(&c.metadata_json).unwrap_or(Value::Null);
         // the header is shown even when the model cannot be built (a spec
         // over the size limits, tensors that do not match): say why
-        let (counts, peft, problem) = match Model::load(path) {
+        let (counts, peft, problem) = match Model::load_within(path, crate::limits()) {
             Ok(m) => (
                 Some(m.net().parameter_count().0),
                 Some(m.trainable_parameters_line()),

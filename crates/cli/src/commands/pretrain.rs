@@ -28,7 +28,7 @@ pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
     // data's classes; a spec file is taken as written
     let builtin_char = model_args::is_builtin(&args.model)
         && matches!(spec.name.as_str(), "char-lstm" | "char-gru");
-    let probe = Model::from_spec(&spec, args.train.seed)?;
+    let probe = Model::from_spec_within(&spec, args.train.seed, crate::limits())?;
     let mut needs = ModelNeeds::of(&probe);
     needs.shift = args.train.augment_shift;
     if builtin_char {
@@ -60,7 +60,7 @@ pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
             );
         }
     }
-    let mut model = Model::from_spec(&spec, args.train.seed)?;
+    let mut model = Model::from_spec_within(&spec, args.train.seed, crate::limits())?;
     fit_head(
         &mut model,
         &data.class_names,
@@ -108,7 +108,7 @@ fn pretrain_lm(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {
     } else {
         model_args::spec(&args.model)?
     };
-    let mut model = Model::from_spec(&spec, args.train.seed)?;
+    let mut model = Model::from_spec_within(&spec, args.train.seed, crate::limits())?;
     check_language_model(&model, vocab.len(), &args.model)?;
     stamp(&mut model, &data, &task_name(&args.data));
     model.metadata_mut().classes = None;

@@ -6,11 +6,12 @@
 //! every parameter and buffer tensor a layer would create and every
 //! activation one example would produce, and refuses a spec over the limits
 //! with an error that names the layer. The defaults are generous for CPU
-//! work; [`Limits::set_current`] (the CLI's `--max-params`) changes them for
-//! the whole process, because a spec is validated wherever a checkpoint is
-//! read, far from the command line.
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! work; other limits (the CLI's `--max-params`) are passed as a value to
+//! the `*_within` readers ([`crate::Model::load_within`],
+//! [`crate::ModelSpec::from_json_within`], [`crate::ImportOptions::limits`]),
+//! and a model keeps the limits it was read with ([`crate::Model::limits`]),
+//! so that models rebuilt from it (a scratch arm, head surgery) are held to
+//! the same.
 
 use super::{LayerKind, RecurrentSpec};
 
@@ -44,25 +45,16 @@ impl Default for Limits {
     }
 }
 
-static MAX_PARAMS: AtomicU64 = AtomicU64::new(DEFAULT_MAX_PARAMS);
-static MAX_TENSOR: AtomicU64 = AtomicU64::new(DEFAULT_MAX_TENSOR_ELEMENTS);
-static MAX_ACTIVATIONS: AtomicU64 = AtomicU64::new(DEFAULT_MAX_ACTIVATIONS);
-
 impl Limits {
-    /// The limits every validation in this process uses.
-    pub fn current() -> Limits {
+    /// No limit but what 64-bit arithmetic can count: for shapes of a spec
+    /// already validated within the limits that mattered (rebuilding,
+    /// counting), where only checked arithmetic is still wanted.
+    pub const fn unlimited() -> Limits {
         Limits {
-            max_params: MAX_PARAMS.load(Ordering::Relaxed),
-            max_tensor_elements: MAX_TENSOR.load(Ordering::Relaxed),
-            max_activations: MAX_ACTIVATIONS.load(Ordering::Relaxed),
+            max_params: u64::MAX,
+            max_tensor_elements: u64::MAX,
+            max_activations: u64::MAX,
         }
-    }
-
-    /// Replaces the limits for every later validation in this process.
-    pub fn set_current(limits: Limits) {
-        MAX_PARAMS.store(limits.max_params, Ordering::Relaxed);
-        MAX_TENSOR.store(limits.max_tensor_elements, Ordering::Relaxed);
-        MAX_ACTIVATIONS.store(limits.max_activations, Ordering::Relaxed);
     }
 }
 

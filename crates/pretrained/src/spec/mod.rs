@@ -163,8 +163,14 @@ impl ModelSpec {
         Self::from_json_labeled(text, "<spec>")
     }
 
-    /// Parses and validates a spec; `label` names the source (a file) in errors.
+    /// Parses and validates a spec within the default [`Limits`]; `label`
+    /// names the source (a file) in errors.
     pub fn from_json_labeled(text: &str, label: &str) -> Result<ModelSpec> {
+        Self::from_json_within(text, label, Limits::default())
+    }
+
+    /// Parses and validates a spec within `limits`; `label` names the source.
+    pub fn from_json_within(text: &str, label: &str, limits: Limits) -> Result<ModelSpec> {
         if text.len() > MAX_SPEC_BYTES {
             return Err(parse_err(
                 label,
@@ -177,18 +183,28 @@ impl ModelSpec {
         }
         let v: Value = serde_json::from_str(text)
             .map_err(|e| parse_err(label, &Loc::root(), format!("invalid JSON: {e}")))?;
-        Self::from_value(v, label)
+        Self::from_value_within(v, label, limits)
     }
 
-    /// Reads, parses and validates a spec file.
+    /// Reads, parses and validates a spec file within the default [`Limits`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<ModelSpec> {
+        Self::from_file_within(path, Limits::default())
+    }
+
+    /// Reads, parses and validates a spec file within `limits`.
+    pub fn from_file_within(path: impl AsRef<Path>, limits: Limits) -> Result<ModelSpec> {
         let path = path.as_ref();
         let text = read_spec_text(path)?;
-        Self::from_json_labeled(&text, &path.display().to_string())
+        Self::from_json_within(&text, &path.display().to_string(), limits)
     }
 
-    /// Parses and validates a spec already decoded as JSON.
+    /// Parses and validates a spec already decoded as JSON (default [`Limits`]).
     pub fn from_value(v: Value, label: &str) -> Result<ModelSpec> {
+        Self::from_value_within(v, label, Limits::default())
+    }
+
+    /// Parses and validates a spec already decoded as JSON, within `limits`.
+    pub fn from_value_within(v: Value, label: &str, limits: Limits) -> Result<ModelSpec> {
         let root = Loc::root();
         let Value::Object(mut obj) = v else {
             return Err(parse_err(
@@ -222,7 +238,7 @@ impl ModelSpec {
             normalize: head.normalize,
             classes: head.classes,
         };
-        spec.validate_labeled(label)?;
+        infer::infer_model(&spec, label, limits)?;
         Ok(spec)
     }
 
@@ -248,13 +264,9 @@ impl ModelSpec {
     }
 
     /// Checks names, options and that every layer's input shape is what the
-    /// previous layer yields.
+    /// previous layer yields, within the default [`Limits`].
     pub fn validate(&self) -> Result<()> {
-        self.validate_labeled(&self.label())
-    }
-
-    pub(crate) fn validate_labeled(&self, label: &str) -> Result<()> {
-        self.infer(label).map(|_| ())
+        self.validate_within(Limits::default())
     }
 
     /// The input and output shape of every top-level layer (without the batch axis).
@@ -311,12 +323,13 @@ impl ModelSpec {
         first(&self.layers)
     }
 
-    /// Shape inference over the whole spec, within [`Limits::current`].
+    /// Shape inference over the whole spec; the sizes are only counted
+    /// (with checked arithmetic) — the limits are checked by validation.
     fn infer(&self, label: &str) -> Result<Vec<LayerShape>> {
-        infer::infer_model(self, label, Limits::current()).map(|(shapes, _)| shapes)
+        infer::infer_model(self, label, Limits::unlimited()).map(|(shapes, _)| shapes)
     }
 
-    /// Shape inference within explicit `limits` (instead of the process's).
+    /// Checks the spec (see [`ModelSpec::validate`]) within `limits`.
     pub fn validate_within(&self, limits: Limits) -> Result<()> {
         infer::infer_model(self, &self.label(), limits).map(|_| ())
     }
@@ -324,7 +337,7 @@ impl ModelSpec {
     /// Parameters and buffers (elements) the model has, counted from the
     /// spec alone (nothing is built).
     pub fn parameter_count(&self) -> Result<u64> {
-        infer::infer_model(self, &self.label(), Limits::current()).map(|(_, c)| c.params)
+        infer::infer_model(self, &self.label(), Limits::unlimited()).map(|(_, c)| c.params)
     }
 
     /// The activation elements one example of shape `input` (without the
@@ -333,7 +346,7 @@ impl ModelSpec {
     pub fn activations_per_example(&self, input: &[usize]) -> Result<u64> {
         let mut spec = self.clone();
         spec.input = input.to_vec();
-        infer::infer_model(&spec, &self.label(), Limits::current()).map(|(_, c)| c.activations)
+        infer::infer_model(&spec, &self.label(), Limits::unlimited()).map(|(_, c)| c.activations)
     }
 }
 
