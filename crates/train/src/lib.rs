@@ -73,7 +73,7 @@ pub use lr_find::{LrFindOptions, LrFindResult, lr_find};
 pub use metrics::{EvalReport, Tally, evaluate};
 pub use observer::{BatchProgress, Collect, Observer, Silent};
 pub use optim::{GroupHyper, Optimizer, OptimizerKind};
-pub use recipes::FineTune;
+pub use recipes::{FineTune, UlmfitPlan, apply_ulmfit};
 pub use schedule::{LrSpec, Schedule};
 pub use source::{Batch, BatchSource, ImageSource, LmSource, SequenceSource, TensorSource};
 pub use step::{StepOptions, StepStats, clip_gradients, step};

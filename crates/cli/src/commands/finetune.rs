@@ -7,8 +7,8 @@ use finetune_nn::ModuleExt;
 use finetune_pretrained::lora::TrainOnly;
 use finetune_pretrained::{HeadSpec, Model};
 use finetune_train::{
-    BnPolicy, FineTune, LrSpec, ParamGroups, Schedule, TrainConfig, freeze_body, freeze_patterns,
-    freeze_to, unfreeze,
+    BnPolicy, FineTune, ParamGroups, TrainConfig, UlmfitPlan, apply_ulmfit, freeze_body,
+    freeze_patterns, freeze_to, unfreeze,
 };
 
 use crate::cli::{FinetuneArgs, PeftArgs, RecipeName, TaskName, TrainArgs, TrainOnlyName};
@@ -184,7 +184,7 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
         let stages = finetune_train::ParamGroups::by_layer(model.net())
             .len()
             .saturating_sub(1);
-        let plan = UlmfitPlan::new(&args.train, args.gradual, batches, stages);
+        let plan = UlmfitPlan::new(args.train.epochs, args.gradual, batches, stages);
         ulmfit(&mut cfg, &args.train, plan, label)?;
     }
     if resume.is_none() && args.recipe != Some(RecipeName::Fastai) {
@@ -225,50 +225,11 @@ pub fn finetune(args: &FinetuneArgs, quiet: bool) -> Result<RunResult> {
     session::run(&mut model, &data, cfg, opts)
 }
 
-/// How long `--recipe ulmfit` trains: epochs per unfreezing stage and in all.
-///
-/// ULMFiT unfreezes one layer group per epoch, which on IMDb is thousands of
-/// steps; on 100 labelled texts an epoch is a handful of batches, and the
-/// lower layers would start moving before the head has learnt anything (the
-/// default 5 epochs gave 0.525 on a 4-way text task where the frozen features
-/// alone reach 0.690). So a stage lasts at least [`UlmfitPlan::STAGE_STEPS`]
-/// optimizer steps, and the last stage, everything trainable, two stages:
-/// "fine-tune all layers until convergence", with the best epoch restored.
-/// `--gradual` and `--epochs` override either.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UlmfitPlan {
-    /// Epochs between two unfreezings.
-    pub every: usize,
-    /// Epochs in all.
-    pub epochs: usize,
-}
-
-impl UlmfitPlan {
-    /// The fewest optimizer steps an unfreezing stage takes by default.
-    pub const STAGE_STEPS: usize = 50;
-
-    /// The plan for `stages` groups to unfreeze below the head, at `batches` per epoch.
-    pub fn new(t: &TrainArgs, gradual: Option<usize>, batches: usize, stages: usize) -> Self {
-        let every = gradual.unwrap_or_else(|| Self::STAGE_STEPS.div_ceil(batches.max(1)));
-        let every = every.max(1);
-        let epochs = t
-            .epochs
-            .unwrap_or_else(|| every.saturating_mul(stages.saturating_add(2)));
-        UlmfitPlan { every, epochs }
-    }
-}
-
-/// `--recipe ulmfit` (Howard & Ruder 2018): gradual unfreezing, one more
-/// layer group per stage from the top (the run starts with all but the head
-/// frozen); discriminative rates, each group below 1/2.6 of the one above;
-/// the slanted triangular schedule (cut_frac 0.1, ratio 32). `--lr` is the
-/// head's rate, 1e-2 when left at its default (ULMFiT's classifier rate).
-/// The head-only stage runs on cached features where the frozen prefix
-/// allows it (the cache is dropped once unfreezing reaches the recurrent
-/// layers, whose per-step outputs vary in length).
+/// `--recipe ulmfit` (see [`finetune_train::recipes::apply_ulmfit`]): `--lr`
+/// is the head's rate, ULMFiT's 1e-2 when left at its default.
 fn ulmfit(cfg: &mut TrainConfig, t: &TrainArgs, plan: UlmfitPlan, label: &str) -> Result<()> {
     let top = if t.lr == DEFAULT_LR {
-        1e-2
+        UlmfitPlan::HEAD_LR
     } else {
         t.lr.parse::<f64>().with_context(|| {
             format!(
@@ -277,19 +238,13 @@ fn ulmfit(cfg: &mut TrainConfig, t: &TrainArgs, plan: UlmfitPlan, label: &str) -
             )
         })?
     };
-    cfg.lr = LrSpec::Ulmfit { top, factor: 2.6 };
-    cfg.schedule = Schedule::SlantedTriangular {
-        cut_frac: 0.1,
-        ratio: 32.0,
-    };
-    cfg.epochs = plan.epochs;
-    cfg.gradual_unfreeze = Some(plan.every);
     // augmented images cannot be cached (the trainer would refuse)
-    cfg.cache_features |= t.augment_shift.is_none();
-    cfg.validate()?;
+    apply_ulmfit(cfg, top, plan, t.augment_shift.is_none())?;
     eprintln!(
-        "{label}: ULMFiT recipe — the head at {top:e}, each group below / 2.6, slanted triangular schedule, one more group unfrozen every {} epoch(s), {} epochs",
-        plan.every, plan.epochs
+        "{label}: ULMFiT recipe — the head at {top:e}, each group below / {}, slanted triangular schedule, one more group unfrozen every {} epoch(s), {} epochs",
+        UlmfitPlan::FACTOR,
+        plan.every,
+        plan.epochs
     );
     Ok(())
 }
@@ -492,33 +447,8 @@ mod tests {
     }
 
     #[test]
-    fn ulmfit_stages_take_enough_steps_on_small_data() {
-        let t = train_args(&[]);
-        // 100 texts per class, 4 classes: 5 batches an epoch, 3 groups below the head
-        assert_eq!(
-            UlmfitPlan::new(&t, None, 5, 3),
-            UlmfitPlan {
-                every: 10,
-                epochs: 50
-            }
-        );
-        // a large set: one group per epoch, as ULMFiT does, and five epochs in all
-        assert_eq!(
-            UlmfitPlan::new(&t, None, 148, 3),
-            UlmfitPlan {
-                every: 1,
-                epochs: 5
-            }
-        );
-        // what the user says wins
-        let t = train_args(&["--epochs", "7"]);
-        assert_eq!(
-            UlmfitPlan::new(&t, Some(2), 5, 3),
-            UlmfitPlan {
-                every: 2,
-                epochs: 7
-            }
-        );
+    fn the_default_epochs_are_the_documented_ones() {
+        assert_eq!(train_args(&[]).epochs, None);
         assert_eq!(train_args(&[]).epochs(), TrainArgs::DEFAULT_EPOCHS);
     }
 }
