@@ -175,26 +175,147 @@ pub fn unfreeze_patterns<M: Module<f32> + ?Sized>(
     Ok(state.apply(net))
 }
 
+/// The top-level layers of `net` in order — every child of the outer
+/// container, with parameters or not — by name (`features`, `1`, `head`).
+pub fn top_level_layers<M: Module<f32> + ?Sized>(net: &M) -> Vec<String> {
+    struct Tops {
+        depth: usize,
+        names: Vec<String>,
+    }
+    impl finetune_nn::Visitor<f32> for Tops {
+        fn enter(&mut self, name: &str) {
+            if self.depth == 0 {
+                self.names.push(name.to_string());
+            }
+            self.depth += 1;
+        }
+        fn exit(&mut self) {
+            self.depth = self.depth.saturating_sub(1);
+        }
+    }
+    let mut tops = Tops {
+        depth: 0,
+        names: Vec::new(),
+    };
+    net.visit(&mut tops);
+    tops.names
+}
+
+/// Parses a layer range as `--freeze-layers` takes it: `A..B`, top-level
+/// layers `A` up to (not including) `B`.
+pub fn parse_layer_range(text: &str) -> Result<std::ops::Range<usize>> {
+    let bad =
+        |why: &str| TrainError::Freeze(format!("`{text}` is not a layer range like 0..4: {why}"));
+    let (a, b) = text.split_once("..").ok_or_else(|| bad("no `..`"))?;
+    let a: usize = a
+        .trim()
+        .parse()
+        .map_err(|_| bad("the start is not a number"))?;
+    let b: usize = b
+        .trim()
+        .parse()
+        .map_err(|_| bad("the end is not a number"))?;
+    Ok(a..b)
+}
+
+/// The name patterns (`features.*`) of the top-level layers in `range` that
+/// have parameters; an error when there are none.
+pub fn layer_range_patterns<M: Module<f32> + ?Sized>(
+    net: &M,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<String>> {
+    let tops = top_level_layers(net);
+    let mut with_params = BTreeSet::new();
+    net.for_each_parameter(|n, _| {
+        with_params.insert(n.split('.').next().unwrap_or(n).to_string());
+    });
+    let patterns: Vec<String> = tops
+        .iter()
+        .enumerate()
+        .filter(|(i, name)| range.contains(i) && with_params.contains(name.as_str()))
+        .map(|(_, name)| format!("{name}.*"))
+        .collect();
+    if patterns.is_empty() {
+        return Err(TrainError::Freeze(format!(
+            "layer range {range:?} holds no layer with parameters (the model's top-level layers are 0..{})",
+            tops.len()
+        )));
+    }
+    Ok(patterns)
+}
+
 /// Freezes the top-level layers with indices in `range` (and nothing else).
 pub fn freeze_layers<M: Module<f32> + ?Sized>(
     net: &mut M,
     range: std::ops::Range<usize>,
     policy: BnPolicy,
 ) -> Result<FreezeSummary> {
-    let top = |name: &str| name.split('.').next().and_then(|s| s.parse::<usize>().ok());
-    let mut max_layer = None;
-    net.for_each_parameter(|n, _| max_layer = max_layer.max(top(n)));
-    match max_layer {
-        Some(m) if range.start <= m => {}
-        _ => {
-            return Err(TrainError::Freeze(format!(
-                "layer range {range:?} contains no parametrised layer (the last one with parameters is {max_layer:?})"
-            )));
-        }
-    }
+    let patterns = layer_range_patterns(net, range)?;
     let state =
-        FreezeState::from_predicate(net, policy, |n| top(n).is_some_and(|i| range.contains(&i)));
+        FreezeState::from_predicate(net, policy, |n| patterns.iter().any(|p| glob_match(p, n)));
     Ok(state.apply(net))
+}
+
+/// What a fine-tune freezes, as its user chose it (fastai's and Keras's
+/// vocabulary), or the default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FreezeChoice {
+    /// Everything trains (`--unfreeze`; the default of a run from scratch).
+    Unfreeze,
+    /// Parameters matching any of these globs (`--freeze 'features.*'`).
+    Patterns(Vec<String>),
+    /// fastai's `freeze_to(n)`: the first `n` parameter groups.
+    To(usize),
+    /// The top-level layers in this range (`--freeze-layers 0..4`).
+    Layers(std::ops::Range<usize>),
+    /// The default: everything but the head — the last parameter group, or,
+    /// with `new_head` (a new head put at a cut, all of it new, perhaps
+    /// several layers), every top-level layer but the last.
+    AllButHead { new_head: bool },
+}
+
+impl FreezeChoice {
+    /// Applies the choice to `net` (a fresh freeze, not added to the
+    /// current one). Returns the summary and, for the default, the line
+    /// that says what was decided.
+    pub fn apply<M: Module<f32> + ?Sized>(
+        &self,
+        net: &mut M,
+        policy: BnPolicy,
+    ) -> Result<(FreezeSummary, Option<&'static str>)> {
+        Ok(match self {
+            FreezeChoice::Unfreeze => (unfreeze(net), None),
+            FreezeChoice::Patterns(p) => (freeze_patterns(net, p, policy)?, None),
+            FreezeChoice::To(n) => {
+                let groups = ParamGroups::by_layer(net);
+                (freeze_to(net, &groups, *n, policy)?, None)
+            }
+            FreezeChoice::Layers(range) => {
+                let patterns = layer_range_patterns(net, range.clone())?;
+                (freeze_patterns(net, &patterns, policy)?, None)
+            }
+            FreezeChoice::AllButHead { new_head: true } => {
+                let layers = top_level_layers(net).len();
+                match layer_range_patterns(net, 0..layers.saturating_sub(1)) {
+                    Ok(body) => (
+                        freeze_patterns(net, &body, policy)?,
+                        Some(
+                            "freezing all but the new head (default; --unfreeze trains everything)",
+                        ),
+                    ),
+                    // a head and nothing below it with parameters: the plain default
+                    Err(_) => FreezeChoice::AllButHead { new_head: false }.apply(net, policy)?,
+                }
+            }
+            FreezeChoice::AllButHead { new_head: false } => {
+                let groups = ParamGroups::by_layer(net);
+                (
+                    freeze_body(net, &groups, policy)?,
+                    Some("freezing all but the head (default; --unfreeze trains everything)"),
+                )
+            }
+        })
+    }
 }
 
 /// fastai's `freeze_to(n)`: groups before `n` frozen, the rest trainable.
@@ -254,4 +375,71 @@ fn check_patterns<M: Module<f32> + ?Sized>(net: &M, patterns: &[String]) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use finetune_nn::{Linear, ReLU, Sequential};
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// `features` (a block: linear, relu), `1` (relu), `head` (linear).
+    fn net() -> Sequential<f32> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let features = Sequential::new()
+            .push(Linear::new(4, 8, true, &mut rng))
+            .push(ReLU);
+        let mut net = Sequential::new();
+        net.push_named("features", Box::new(features)).unwrap();
+        net.push_named("1", Box::new(ReLU)).unwrap();
+        net.push_named("head", Box::new(Linear::new(8, 3, true, &mut rng)))
+            .unwrap();
+        net
+    }
+
+    fn frozen(net: &Sequential<f32>) -> Vec<String> {
+        current_frozen(net).into_iter().collect()
+    }
+
+    #[test]
+    fn layer_ranges_count_every_top_level_layer_by_position() {
+        let mut n = net();
+        assert_eq!(top_level_layers(&n), ["features", "1", "head"]);
+        assert_eq!(parse_layer_range(" 0 ..2").unwrap(), 0..2);
+        for bad in ["0-2", "a..2", "0..b"] {
+            assert!(parse_layer_range(bad).is_err(), "{bad}");
+        }
+        assert_eq!(layer_range_patterns(&n, 0..2).unwrap(), ["features.*"]);
+        // layer 1 is a ReLU: nothing to freeze there
+        let e = layer_range_patterns(&n, 1..2).unwrap_err().to_string();
+        assert!(
+            e.contains("no layer with parameters") && e.contains("0..3"),
+            "{e}"
+        );
+        freeze_layers(&mut n, 0..2, BnPolicy::FreezeAll).unwrap();
+        assert_eq!(frozen(&n), ["features.0.bias", "features.0.weight"]);
+    }
+
+    #[test]
+    fn the_default_freezes_all_but_the_head_and_says_so() {
+        let mut n = net();
+        let (_, said) = FreezeChoice::AllButHead { new_head: true }
+            .apply(&mut n, BnPolicy::FreezeAll)
+            .unwrap();
+        assert!(said.is_some_and(|s| s.contains("new head")));
+        assert_eq!(frozen(&n), ["features.0.bias", "features.0.weight"]);
+        let (_, said) = FreezeChoice::Unfreeze
+            .apply(&mut n, BnPolicy::FreezeAll)
+            .unwrap();
+        assert!(said.is_none() && frozen(&n).is_empty());
+        FreezeChoice::AllButHead { new_head: false }
+            .apply(&mut n, BnPolicy::FreezeAll)
+            .unwrap();
+        assert_eq!(frozen(&n), ["features.0.bias", "features.0.weight"]);
+        FreezeChoice::To(2)
+            .apply(&mut n, BnPolicy::FreezeAll)
+            .unwrap();
+        assert_eq!(frozen(&n).len(), 4);
+    }
 }

@@ -64,7 +64,8 @@ pub use checkpoint::{TrainerDoc, TrainerState};
 pub use config::{DEFAULT_DIVERGENCE_FACTOR, EarlyStopping, Monitor, TrainConfig};
 pub use error::{Result, TrainError};
 pub use freeze::{
-    BnPolicy, FreezeState, FreezeSummary, freeze_body, freeze_layers, freeze_patterns, freeze_to,
+    BnPolicy, FreezeChoice, FreezeState, FreezeSummary, freeze_body, freeze_layers,
+    freeze_patterns, freeze_to, layer_range_patterns, parse_layer_range, top_level_layers,
     unfreeze, unfreeze_patterns,
 };
 pub use groups::{Group, ParamGroups, glob_match};

@@ -7,8 +7,7 @@ use finetune_nn::ModuleExt;
 use finetune_pretrained::lora::TrainOnly;
 use finetune_pretrained::{HeadSpec, Model};
 use finetune_train::{
-    BnPolicy, FineTune, ParamGroups, TrainConfig, UlmfitPlan, apply_ulmfit, freeze_body,
-    freeze_patterns, freeze_to, unfreeze,
+    BnPolicy, FineTune, FreezeChoice, TrainConfig, UlmfitPlan, apply_ulmfit, parse_layer_range,
 };
 
 use crate::cli::{FinetuneArgs, PeftArgs, RecipeName, TaskName, TrainArgs, TrainOnlyName};
@@ -19,7 +18,6 @@ use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare, task_name};
 use crate::lm_data::prepare_lm;
 use crate::model_args;
 use crate::session::{self, RunOptions, RunResult};
-use finetune_transfer::points::layer_patterns;
 
 /// A resumed run must train on the data it started with: the classes the
 /// checkpoint's head predicts are the data's classes, in order. (Other data
@@ -374,48 +372,28 @@ fn apply_freeze(
     if given > 1 {
         bail!("use one of --freeze, --freeze-to, --freeze-layers and --unfreeze");
     }
-    let layers = model.net().len();
-    // after --cut-at the new head is the last top-level layer, all of it new
-    // (an MLP head has several linear layers): the body is everything before
-    let cut_body = layer_patterns(model, 0..layers.saturating_sub(1));
-    let ranged = match &args.freeze_layers {
-        Some(range) => {
-            let (a, b) = range
-                .split_once("..")
-                .with_context(|| format!("--freeze-layers: `{range}` is not a range like 0..4"))?;
-            let (a, b): (usize, usize) = (
-                a.trim().parse().context("--freeze-layers start")?,
-                b.trim().parse().context("--freeze-layers end")?,
-            );
-            let patterns = layer_patterns(model, a..b);
-            if patterns.is_empty() {
-                bail!(
-                    "--freeze-layers {range}: no layer with parameters in it (the model's top-level layers are 0..{layers})"
-                );
-            }
-            Some(patterns)
-        }
-        None => None,
-    };
-    let net = model.net_mut();
-    let groups = ParamGroups::by_layer(net);
-    let summary = if args.unfreeze || (given == 0 && args.scratch) {
-        unfreeze(net)
+    let choice = if args.unfreeze || (given == 0 && args.scratch) {
+        FreezeChoice::Unfreeze
     } else if !args.freeze.is_empty() {
-        freeze_patterns(net, &args.freeze, policy)?
+        FreezeChoice::Patterns(args.freeze.clone())
     } else if let Some(n) = args.freeze_to {
-        freeze_to(net, &groups, n, policy)?
-    } else if let Some(patterns) = ranged {
-        freeze_patterns(net, &patterns, policy)?
-    } else if args.cut_at.is_some() && !cut_body.is_empty() {
-        let s = freeze_patterns(net, &cut_body, policy)?;
-        eprintln!("{label}: freezing all but the new head (default; --unfreeze trains everything)");
-        s
+        FreezeChoice::To(n)
+    } else if let Some(range) = &args.freeze_layers {
+        FreezeChoice::Layers(parse_layer_range(range).context("--freeze-layers")?)
     } else {
-        let s = freeze_body(net, &groups, policy)?;
-        eprintln!("{label}: freezing all but the head (default; --unfreeze trains everything)");
-        s
+        FreezeChoice::AllButHead {
+            new_head: args.cut_at.is_some(),
+        }
     };
+    let (summary, decided) = choice
+        .apply(model.net_mut(), policy)
+        .context(match choice {
+            FreezeChoice::Layers(_) => "--freeze-layers",
+            _ => "freezing",
+        })?;
+    if let Some(line) = decided {
+        eprintln!("{label}: {line}");
+    }
     if !summary.bn_frozen_stats.is_empty() {
         eprintln!(
             "{label}: BatchNorm statistics frozen in {}",
