@@ -4,17 +4,7 @@
 use std::path::Path;
 
 mod support;
-use support::{fails, json, ok, tempdir};
-
-/// A small CNN for the 8x8 UCI digits, fast enough for the test profile.
-const SPEC: &str = r#"{"name": "digits-cnn", "input": [1, 8, 8], "layers": [
-  {"type": "conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3, "padding": 1},
-  {"type": "relu"},
-  {"type": "maxpool2d", "kernel_size": 2},
-  {"type": "flatten"},
-  {"type": "linear", "in_features": 128, "out_features": 32},
-  {"type": "relu"},
-  {"type": "linear", "in_features": 32, "out_features": 10}]}"#;
+use support::{DIGITS_CNN_SPEC as SPEC, fails, json, ok, tempdir};
 
 /// `probe` on the real pretrained MNIST CNN (embedded) and Fashion-MNIST: a
 /// linear head at every cut, compared on validation data. Small as this set

@@ -4,19 +4,9 @@
 use std::path::Path;
 
 mod support;
-use support::{fails, json, ok, tempdir};
+use support::{DIGITS_CNN_SPEC as SPEC, fails, json, ok, tempdir};
 
 use finetune::pretrained::{RawTensor, read_safetensors, write_safetensors};
-
-/// A small CNN for the 8x8 UCI digits, fast enough for the test profile.
-const SPEC: &str = r#"{"name": "digits-cnn", "input": [1, 8, 8], "layers": [
-  {"type": "conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3, "padding": 1},
-  {"type": "relu"},
-  {"type": "maxpool2d", "kernel_size": 2},
-  {"type": "flatten"},
-  {"type": "linear", "in_features": 128, "out_features": 32},
-  {"type": "relu"},
-  {"type": "linear", "in_features": 32, "out_features": 10}]}"#;
 
 /// The first class's and the mean per-class accuracy of an eval `--json` object.
 fn accuracies(ev: &serde_json::Value) -> (f64, f64) {

@@ -4,20 +4,10 @@
 //! residual network trained like LeNet.
 
 mod support;
-use support::{fails, json, ok, tempdir};
+use support::{DIGITS_CNN_SPEC as SPEC, fails, json, ok, tempdir};
 
 use finetune::pretrained::{RawTensor, read_safetensors, write_safetensors};
 use finetune::tensor::Tensor;
-
-/// A small CNN for the 8x8 UCI digits, fast enough for the test profile.
-const SPEC: &str = r#"{"name": "digits-cnn", "input": [1, 8, 8], "layers": [
-  {"type": "conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3, "padding": 1},
-  {"type": "relu"},
-  {"type": "maxpool2d", "kernel_size": 2},
-  {"type": "flatten"},
-  {"type": "linear", "in_features": 128, "out_features": 32},
-  {"type": "relu"},
-  {"type": "linear", "in_features": 32, "out_features": 10}]}"#;
 
 #[test]
 fn pretrain_finetune_eval_export_import_predict_round_trip() {
