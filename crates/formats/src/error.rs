@@ -130,15 +130,9 @@ pub enum FormatError {
     },
 
     // ----- PyTorch .pth -----------------------------------------------------------
-    /// Not a readable PyTorch zip archive.
-    #[error("{file}: not a PyTorch zip checkpoint: {reason}")]
+    /// Not a readable PyTorch checkpoint (zip archive or legacy stream).
+    #[error("{file}: not a readable PyTorch checkpoint: {reason}")]
     PthArchive { file: String, reason: String },
-    /// The pre-1.6 `torch.save` format (a bare pickle stream).
-    #[error(
-        "{file}: legacy (pre-1.6, non-zip) torch.save format is not supported; \
-         re-save it with torch.save in a current PyTorch"
-    )]
-    PthLegacyFormat { file: String },
     /// The archive's `byteorder` record is not `little`.
     #[error("{file}: byteorder is `{found}`, expected `little`")]
     PthByteOrder { file: String, found: String },

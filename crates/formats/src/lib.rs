@@ -7,7 +7,8 @@
 //!   floats convert to `f32` ([`RawTensor::to_f32`],
 //!   [`RawTensor::to_tensor`]), integers to `i64` ([`RawTensor::to_i64`]).
 //! * [`safetensors`]: strict reader and atomic writer.
-//! * [`pth`]: PyTorch `torch.save` zip checkpoints through a **restricted
+//! * [`pth`]: PyTorch `torch.save` checkpoints (the zip format and the legacy
+//!   pre-1.6 stream) through a **restricted
 //!   pickle reader** that can only build dicts, lists and tensors — a
 //!   hostile `.pth` fails to load, it never runs anything.
 //! * [`keras`]: Keras → PyTorch names and layouts (Dense, Conv, LSTM,

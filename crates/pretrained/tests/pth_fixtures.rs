@@ -177,8 +177,9 @@ fn unsupported_and_legacy_formats_are_clear_errors() {
             if tensor == "z" && dtype == "torch.ComplexFloatStorage"),
         "{e:?}"
     );
-    let e = read_pth(fixture("legacy.pth"), None).unwrap_err();
-    assert!(matches!(e, Error::PthLegacyFormat { .. }), "{e:?}");
+    // the legacy (pre-1.6) format reads: see legacy_format_reads_strided_views
+    let legacy = read_pth(fixture("legacy.pth"), None).unwrap();
+    assert_eq!(get(&legacy.tensors, "w").to_f32().unwrap(), [1.0, 1.0]);
     let e = read_pth_bytes(b"definitely not a zip", "junk.pth", None).unwrap_err();
     assert!(matches!(e, Error::PthArchive { .. }), "{e:?}");
     let e = read_pth(fixture("does-not-exist.pth"), None).unwrap_err();
@@ -522,4 +523,28 @@ fn a_nested_tuple_dict_key_is_refused_within_budget() {
     let e = read_pth_bytes(&bytes, "nested.pth", None).unwrap_err();
     assert!(matches!(e, Error::PickleMalformed { .. }), "{e:?}");
     assert!(e.to_string().contains("nested.pth"), "{e}");
+}
+
+#[test]
+fn legacy_format_reads_strided_views_shared_storages_and_int64() {
+    // torch.save(..., _use_new_zipfile_serialization=False): permuted strides,
+    // a view at an offset into the same storage, int64 scalars and vectors
+    let got = read_pth(fixture("legacy_strided.pth"), None).unwrap();
+    assert_eq!(sorted(got.tensors), sorted(expected("legacy_strided")));
+    // a truncated or lying file is a clear error, never a panic
+    let bytes = std::fs::read(fixture("legacy_strided.pth")).unwrap();
+    for cut in [1, 15, 40, bytes.len() / 2, bytes.len() - 8, bytes.len() - 1] {
+        let e = read_pth_bytes(&bytes[..cut], "cut.pth", None).unwrap_err();
+        assert!(e.to_string().contains("cut.pth"), "{cut}: {e}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    let e = read_pth_bytes(&longer, "long.pth", None).unwrap_err();
+    assert!(e.to_string().contains("follow the last storage"), "{e}");
+    // every byte flipped in turn: an error or a checkpoint, never a panic
+    for i in 0..bytes.len() {
+        let mut m = bytes.clone();
+        m[i] ^= 0xff;
+        let _ = read_pth_bytes(&m, "flipped.pth", None);
+    }
 }

@@ -1,6 +1,7 @@
 //! The real pre-trained files of `/work/shared/data/pretrained` (skipped when absent):
-//! the MNIST CNN's `.pth` against its `.safetensors` twin, and the textgenrnn
-//! Keras LSTM converted to PyTorch layout.
+//! the MNIST CNN's `.pth` against its `.safetensors` twin, the original
+//! EfficientNet-Lite0 `.pth` (the legacy format, permuted strides) against
+//! its twin, and the textgenrnn Keras LSTM converted to PyTorch layout.
 
 mod common;
 
@@ -10,6 +11,28 @@ use common::{get, shared, sorted};
 use finetune_pretrained::{
     DType, NamedTensors, RawTensor, keras_to_pytorch, read_pth, read_safetensors,
 };
+
+#[test]
+fn efficientnet_legacy_pth_equals_safetensors_bit_for_bit() {
+    let (Some(pth), Some(st)) = (
+        shared("efficientnet-lite0/efficientnet-lite0-57934424.pth"),
+        shared("efficientnet-lite0/efficientnet_lite0.safetensors"),
+    ) else {
+        return;
+    };
+    let ckpt = read_pth(&pth, None).unwrap();
+    assert_eq!(ckpt.tensors.len(), 296);
+    let ints = ckpt
+        .tensors
+        .iter()
+        .filter(|(_, t)| t.dtype() == DType::I64)
+        .count();
+    assert_eq!(ints, 49, "one num_batches_tracked per BatchNorm");
+    assert_eq!(ckpt.tensors[0].0, "_conv_stem.weight");
+    assert_eq!(ckpt.tensors[0].1.shape(), [32, 3, 3, 3]);
+    let twin = read_safetensors(&st).unwrap().tensors;
+    assert_eq!(sorted(ckpt.tensors), sorted(twin));
+}
 
 #[test]
 fn mnist_pth_equals_safetensors_bit_for_bit() {

@@ -1,4 +1,5 @@
-//! PyTorch `.pth`/`.pt` checkpoints written by `torch.save` (the zip format of PyTorch >= 1.6).
+//! PyTorch `.pth`/`.pt` checkpoints written by `torch.save`: the zip format
+//! of PyTorch >= 1.6, and the legacy format before it (see [`legacy`]).
 //!
 //! The archive holds `<archive>/data.pkl` (a pickle describing the object),
 //! `<archive>/data/<key>` (one raw little-endian storage per key),
@@ -18,6 +19,7 @@
 //! stride-0 broadcasts are materialised into contiguous row-major data), and
 //! a view reading outside its storage is an error.
 
+mod legacy;
 mod pickle;
 
 use std::collections::HashMap;
@@ -76,7 +78,7 @@ impl PthCheckpoint {
     }
 }
 
-/// Reads a `torch.save` zip checkpoint. With `select = Some("state_dict")`
+/// Reads a `torch.save` checkpoint (zip or legacy format). With `select = Some("state_dict")`
 /// only the entries under `state_dict.` are kept, renamed without the prefix.
 pub fn read_pth(path: impl AsRef<Path>, select: Option<&str>) -> Result<PthCheckpoint> {
     let path = path.as_ref();
@@ -123,9 +125,13 @@ fn read_from<R: Read + Seek>(
         .rewind()
         .map_err(|e| FormatError::io(file, "seek", e))?;
     if n >= 2 && head[0] == 0x80 && head[1] <= 5 {
-        return Err(FormatError::PthLegacyFormat {
-            file: file.to_string(),
-        });
+        // the legacy format is read whole: its storages follow the pickles
+        let mut bytes = Vec::with_capacity(usize::try_from(file_len.min(1 << 30)).unwrap_or(0));
+        reader
+            .take(file_len.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| FormatError::io(file, "read", e))?;
+        return legacy::read_legacy(&bytes, file, select);
     }
     if n < 4 || &head != b"PK\x03\x04" {
         return Err(archive_err(file, "it does not start with a zip signature"));
@@ -176,10 +182,27 @@ fn read_from<R: Read + Seek>(
     let pkl = read_entry(&mut zip, &pkl_name, MAX_PICKLE_BYTES, file)?
         .ok_or_else(|| archive_err(file, format!("cannot open `{pkl_name}`")))?;
     let unpickled = pickle::unpickle(&pkl, file)?;
+    let mut storages = Storages {
+        zip: &mut zip,
+        prefix: &prefix,
+        file,
+        cache: HashMap::new(),
+    };
+    flatten_and_materialise(&unpickled, file, file_len, select, &mut storages)
+}
 
+/// The tensors and values of an unpickled checkpoint, flattened to dotted
+/// names (only those under `select`), each tensor copied out of its storage.
+fn flatten_and_materialise(
+    unpickled: &Unpickled,
+    file: &str,
+    file_len: u64,
+    select: Option<&str>,
+    storages: &mut dyn StorageSource,
+) -> Result<PthCheckpoint> {
     let mut leaves = Vec::new();
     let mut flat = Flattener {
-        u: &unpickled,
+        u: unpickled,
         file,
         out: &mut leaves,
         path: Vec::new(),
@@ -228,12 +251,6 @@ fn read_from<R: Read + Seek>(
         }
     }
 
-    let mut storages = Storages {
-        zip: &mut zip,
-        prefix: &prefix,
-        file,
-        cache: HashMap::new(),
-    };
     let budget = file_len.saturating_mul(16).saturating_add(1 << 30);
     let mut spent = 0u64;
     let mut tensors = Vec::new();
@@ -241,7 +258,7 @@ fn read_from<R: Read + Seek>(
     for (name, leaf) in leaves {
         match leaf {
             Leaf::Tensor(t) => {
-                let raw = materialise(&t, &name, &mut storages, &mut spent, budget)?;
+                let raw = materialise(&t, &name, file, storages, &mut spent, budget)?;
                 tensors.push((name, raw));
             }
             Leaf::Value(v) => values.push((name, v)),
@@ -400,6 +417,13 @@ impl Flattener<'_> {
     }
 }
 
+/// Where a tensor's storage bytes come from: the zip archive's entries, or
+/// the raw storages after the pickles of the legacy format.
+trait StorageSource {
+    /// The bytes of storage `key`, which must be exactly `nbytes` long.
+    fn get(&mut self, key: &str, nbytes: u64, tensor: &str) -> Result<Rc<Vec<u8>>>;
+}
+
 /// Storage bytes read from the archive, each once.
 struct Storages<'a, R: Read + Seek> {
     zip: &'a mut ZipArchive<R>,
@@ -408,8 +432,7 @@ struct Storages<'a, R: Read + Seek> {
     cache: HashMap<String, Rc<Vec<u8>>>,
 }
 
-impl<R: Read + Seek> Storages<'_, R> {
-    /// The bytes of storage `key`, which must be exactly `nbytes` long.
+impl<R: Read + Seek> StorageSource for Storages<'_, R> {
     fn get(&mut self, key: &str, nbytes: u64, tensor: &str) -> Result<Rc<Vec<u8>>> {
         let bytes = match self.cache.get(key) {
             Some(b) => b.clone(),
@@ -442,14 +465,14 @@ impl<R: Read + Seek> Storages<'_, R> {
 }
 
 /// Validates a tensor record and copies its (possibly strided) view out of the storage.
-fn materialise<R: Read + Seek>(
+fn materialise(
     t: &TensorRef,
     name: &str,
-    storages: &mut Storages<'_, R>,
+    file: &str,
+    storages: &mut dyn StorageSource,
     spent: &mut u64,
     budget: u64,
 ) -> Result<RawTensor> {
-    let file = storages.file;
     let bad = |reason: String| FormatError::PthTensor {
         file: file.to_string(),
         tensor: name.to_string(),

@@ -225,6 +225,32 @@ impl Unpickled {
             _ => &[],
         }
     }
+
+    /// Every storage the object references (through a tensor or bare), by key.
+    pub(crate) fn storages(&self) -> HashMap<String, Rc<StorageRef>> {
+        let mut out = HashMap::new();
+        let mut note = |v: &Value| match v {
+            Value::Tensor(t) => {
+                out.entry(t.storage.key.clone())
+                    .or_insert_with(|| t.storage.clone());
+            }
+            Value::Storage(s) => {
+                out.entry(s.key.clone()).or_insert_with(|| s.clone());
+            }
+            _ => {}
+        };
+        note(&self.root);
+        for obj in &self.arena {
+            match obj {
+                Obj::Tuple(v) | Obj::List(v) => v.iter().for_each(&mut note),
+                Obj::Dict(d) => d.entries.iter().for_each(|(k, v)| {
+                    note(k);
+                    note(v);
+                }),
+            }
+        }
+        out
+    }
 }
 
 /// At most this many values on the stack, objects and memo entries together
@@ -320,11 +346,24 @@ pub(crate) fn opcode_name(op: u8) -> &'static str {
 
 /// Runs the restricted machine over a whole pickle stream.
 pub(crate) fn unpickle(data: &[u8], file: &str) -> Result<Unpickled> {
+    let (u, _) = run_machine(data, file, true)?;
+    Ok(u)
+}
+
+/// Runs the restricted machine over the pickle at the start of `data`
+/// (more may follow its STOP, as in the legacy `torch.save` format);
+/// returns it and the bytes it took.
+pub(crate) fn unpickle_prefix(data: &[u8], file: &str) -> Result<(Unpickled, usize)> {
+    run_machine(data, file, false)
+}
+
+fn run_machine(data: &[u8], file: &str, whole: bool) -> Result<(Unpickled, usize)> {
     let mut m = Machine {
         data,
         pos: 0,
         op_pos: 0,
         file,
+        whole,
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
@@ -332,10 +371,13 @@ pub(crate) fn unpickle(data: &[u8], file: &str) -> Result<Unpickled> {
         key_parts: 0,
     };
     let root = m.run()?;
-    Ok(Unpickled {
-        root,
-        arena: m.arena,
-    })
+    Ok((
+        Unpickled {
+            root,
+            arena: m.arena,
+        },
+        m.pos,
+    ))
 }
 
 struct Machine<'a> {
@@ -343,6 +385,8 @@ struct Machine<'a> {
     pos: usize,
     op_pos: usize,
     file: &'a str,
+    /// Whether the stream must end at STOP (else more may follow).
+    whole: bool,
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
@@ -794,8 +838,18 @@ impl Machine<'_> {
                 "persistent id must be ('storage', torch.XStorage, key, location, numel): {why}"
             ))
         };
-        if items.len() != 5 {
-            return Err(bad(self, &format!("found {} items", items.len())));
+        // the legacy format adds a sixth item, a view of another storage
+        // (`None` in every file since PyTorch 0.4; views are tensors' job)
+        match items.len() {
+            5 => {}
+            6 if matches!(items[5], Value::None) => {}
+            6 => {
+                return Err(bad(
+                    self,
+                    "a legacy storage view (sixth item not None) is not supported",
+                ));
+            }
+            n => return Err(bad(self, &format!("found {n} items"))),
         }
         match &items[0] {
             Value::Str(s) if &**s == "storage" => {}
@@ -860,7 +914,7 @@ impl Machine<'_> {
                             self.marks.len()
                         )));
                     }
-                    if self.pos != self.data.len() {
+                    if self.whole && self.pos != self.data.len() {
                         return Err(self.malformed(format!(
                             "{} bytes follow STOP",
                             self.data.len() - self.pos
