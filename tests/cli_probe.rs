@@ -1,10 +1,8 @@
 //! End to end: `probe` on every cut of the real pretrained CNN, and
 //! `lr-find`'s curve and stop.
 
-use std::path::Path;
-
 mod support;
-use support::{DIGITS_CNN_SPEC as SPEC, fails, json, ok, tempdir};
+use support::{DIGITS_CNN_SPEC as SPEC, fails, import_mnist_cnn, json, ok, tempdir};
 
 /// `probe` on the real pretrained MNIST CNN (embedded) and Fashion-MNIST: a
 /// linear head at every cut, compared on validation data. Small as this set
@@ -13,20 +11,7 @@ use support::{DIGITS_CNN_SPEC as SPEC, fails, json, ok, tempdir};
 #[test]
 fn probe_measures_every_cut_of_the_real_pretrained_cnn() {
     let dir = tempdir("probe");
-    let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/pretrained/mnist-cnn/mnist_cnn.safetensors");
-    ok(
-        &[
-            "import",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--spec",
-            "mnist-cnn",
-            "--out",
-            "m.ckpt",
-        ],
-        &dir,
-    );
+    import_mnist_cnn(&dir);
     let (out, _) = ok(
         &[
             "--quiet",

@@ -64,6 +64,33 @@ impl Default for LoraConfig {
 }
 
 impl LoraConfig {
+    /// Refuses a rank of 0, an alpha that is not positive and finite, and a
+    /// dropout outside [0, 1) (NaN included).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| {
+            Err(NnError::BadConfig {
+                layer: "LoRA".into(),
+                reason,
+            })
+        };
+        if self.rank == 0 {
+            return bad("the rank r must be at least 1".into());
+        }
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return bad(format!(
+                "alpha must be a positive finite number, got {}",
+                self.alpha
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!(
+                "the dropout must be in [0, 1), got {}",
+                self.dropout
+            ));
+        }
+        Ok(())
+    }
+
     /// The factor `s` on `B·A`.
     pub fn scale(&self) -> f64 {
         let r = self.rank as f64;
@@ -113,22 +140,8 @@ impl<T: Float> LowRank<T> {
         config: LoraConfig,
         rng: &mut impl Rng,
     ) -> Result<Self> {
+        config.validate()?;
         let r = config.rank;
-        if !(0.0..1.0).contains(&config.dropout) {
-            return Err(NnError::BadConfig {
-                layer: "LoRA".into(),
-                reason: format!("dropout must be in [0, 1), got {}", config.dropout),
-            });
-        }
-        if r == 0 || !(config.alpha.is_finite() && config.alpha > 0.0) {
-            return Err(NnError::BadConfig {
-                layer: "LoRA".into(),
-                reason: format!(
-                    "needs a rank of 1 or more and a positive alpha, got r = {r}, alpha = {}",
-                    config.alpha
-                ),
-            });
-        }
         let (a, b) = match (layout, shape) {
             (LoraLayout::Embedding, &[v, d]) => (Tensor::zeros(&[r, v]), normal(&[d, r], 1.0, rng)),
             (LoraLayout::Matrix, [out, rest @ ..]) if !rest.is_empty() => {

@@ -78,7 +78,7 @@ pub(crate) fn apply_tensors(
     model: &mut Model,
     tensors: NamedTensors,
     file: &str,
-    values: ValueCheck,
+    check: ValueCheck,
 ) -> Result<()> {
     let kinds: HashMap<String, EntryKind> = model
         .net
@@ -96,7 +96,6 @@ pub(crate) fn apply_tensors(
         let kind = kinds
             .get(&name)
             .ok_or_else(|| tensor_err("the model has no such parameter or buffer".into()))?;
-        let values_check = values;
         let values: Vec<f32> = match (kind, raw.dtype().is_float()) {
             (_, true) => raw.to_f32().map_err(|e| tensor_err(e.to_string()))?,
             (EntryKind::Buffer(BufferKind::Count), false) => raw
@@ -113,7 +112,7 @@ pub(crate) fn apply_tensors(
             }
         };
         let is_count = matches!(kind, EntryKind::Buffer(BufferKind::Count));
-        if values_check == ValueCheck::FiniteAndSane && !is_count {
+        if check == ValueCheck::FiniteAndSane && !is_count {
             check_values(&values).map_err(tensor_err)?;
         }
         let tensor = Tensor::new(raw.shape(), values).map_err(|e| tensor_err(e.to_string()))?;

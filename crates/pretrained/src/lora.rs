@@ -166,22 +166,8 @@ impl Model {
                 reason,
             })
         };
+        config.validate().map_err(|e| self.lora_err(e))?;
         let r = config.rank;
-        if r == 0 {
-            return Err(bad("the rank r must be at least 1".into()));
-        }
-        if !(config.alpha.is_finite() && config.alpha > 0.0) {
-            return Err(bad(format!(
-                "alpha must be a positive finite number, got {}",
-                config.alpha
-            )));
-        }
-        if !(config.dropout.is_finite() && (0.0..1.0).contains(&config.dropout)) {
-            return Err(bad(format!(
-                "the dropout must be in [0, 1), got {}",
-                config.dropout
-            )));
-        }
         let limits = self.limits;
         let (total, _) = self.net().parameter_count();
         let mut total = total as u64;

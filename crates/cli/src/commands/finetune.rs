@@ -76,13 +76,8 @@ fn extend_vocab(model: &mut Model, args: &FinetuneArgs, label: &str) -> Result<(
 /// fine-tuning, so the target's characters the model never saw are read as
 /// `unk` rather than refused or dropped.
 fn ensure_unk(model: &mut Model, seed: u64, label: &str) -> Result<()> {
-    if model
-        .metadata()
-        .vocab
-        .as_ref()
-        .is_some_and(|v| v.unk().is_none())
-        && model.ensure_unk(seed)?
-    {
+    // the library adds nothing to a vocabulary that has `unk`
+    if model.metadata().vocab.is_some() && model.ensure_unk(seed)? {
         eprintln!(
             "{label}: the vocabulary had no `unk` id: added one (its embedding row the mean row), so characters it lacks are read as `unk`"
         );

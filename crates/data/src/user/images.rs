@@ -109,7 +109,10 @@ impl ImageFolder {
             });
         }
         let mut seen = Visited::default();
-        seen.enter(root)?;
+        if named {
+            // split folders are entered below; the root only holds them
+            seen.enter(root)?;
+        }
         let train = split_files("train", &train_dir, &classes, true, &mut seen)?;
         let (valid, test) = if named {
             let valid = sub(&["valid", "val", "validation"])
@@ -192,9 +195,7 @@ fn split_files(
     is_train: bool,
     seen: &mut Visited,
 ) -> Result<FolderSplit> {
-    if dir != seen.root.as_path() {
-        seen.enter(dir)?;
-    }
+    seen.enter(dir)?;
     let present = class_folders(dir)?;
     let known: std::collections::HashSet<&String> = classes.iter().collect();
     if let Some(extra) = present.iter().find(|c| !known.contains(c)) {
@@ -243,7 +244,6 @@ fn split_files(
 /// cycle or a second route, reported and never followed.
 #[derive(Default)]
 struct Visited {
-    root: PathBuf,
     dirs: std::collections::HashMap<DirId, PathBuf>,
 }
 
@@ -255,9 +255,6 @@ type DirId = PathBuf;
 impl Visited {
     /// Records `dir`; an error if it was entered before.
     fn enter(&mut self, dir: &Path) -> Result<()> {
-        if self.dirs.is_empty() {
-            self.root = dir.to_path_buf();
-        }
         let id = dir_id(dir)?;
         match self.dirs.get(&id) {
             Some(first) => Err(DataError::Cycle {

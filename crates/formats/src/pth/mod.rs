@@ -103,7 +103,16 @@ pub fn read_pth(path: impl AsRef<Path>, select: Option<&str>) -> Result<PthCheck
 
 /// [`read_pth`] on bytes in memory; `label` names the source in errors.
 pub fn read_pth_bytes(bytes: &[u8], label: &str, select: Option<&str>) -> Result<PthCheckpoint> {
+    if is_legacy(bytes) {
+        return legacy::read_legacy(bytes, label, select);
+    }
     read_from(Cursor::new(bytes), bytes.len() as u64, label, select)
+}
+
+/// Whether a file starts as the legacy format does: a pickle (protocol 2 to
+/// 5), where the zip format starts with its signature.
+fn is_legacy(head: &[u8]) -> bool {
+    head.len() >= 2 && head[0] == 0x80 && head[1] <= 5
 }
 
 fn archive_err(file: &str, reason: impl Into<String>) -> FormatError {
@@ -124,7 +133,7 @@ fn read_from<R: Read + Seek>(
     reader
         .rewind()
         .map_err(|e| FormatError::io(file, "seek", e))?;
-    if n >= 2 && head[0] == 0x80 && head[1] <= 5 {
+    if is_legacy(&head[..n]) {
         // the legacy format is read whole: its storages follow the pickles
         let mut bytes = Vec::with_capacity(usize::try_from(file_len.min(1 << 30)).unwrap_or(0));
         reader
