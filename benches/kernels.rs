@@ -11,9 +11,7 @@ use finetune::tensor::Tensor;
 use finetune::tensor::conv::{Conv2dOptions, conv2d_backward, conv2d_forward};
 use finetune::tensor::gemm::{MatMut, MatRef, gemm};
 
-#[path = "reference/raw_sgemm.rs"]
-mod raw_sgemm;
-use raw_sgemm::raw_sgemm;
+use finetune::tensor::gemm::reference::raw_sgemm;
 
 // The allocator the `finetune` binary runs with (see src/main.rs): every op
 // allocates its output, and glibc returns large blocks to the OS and faults

@@ -5,9 +5,7 @@
 
 use finetune::tensor::gemm::{MatMut, MatRef, gemm};
 
-#[path = "../benches/reference/raw_sgemm.rs"]
-mod raw_sgemm;
-use raw_sgemm::raw_sgemm;
+use finetune::tensor::gemm::reference::raw_sgemm;
 
 fn main() {
     let mut args = std::env::args().skip(1);

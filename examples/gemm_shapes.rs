@@ -3,9 +3,7 @@
 
 use finetune::tensor::gemm::{MatMut, MatRef, gemm_serial};
 
-#[path = "../benches/reference/raw_sgemm.rs"]
-mod raw_sgemm;
-use raw_sgemm::raw_sgemm;
+use finetune::tensor::gemm::reference::raw_sgemm;
 
 fn main() {
     let shapes: [(&str, usize, usize, usize, bool, bool); 18] = [

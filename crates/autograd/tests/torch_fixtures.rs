@@ -9,7 +9,7 @@
 use finetune_autograd::{GeluApproximation, LossOptions, NormStats, Reduction, Tape, Var};
 use finetune_tensor::conv::Conv2dOptions;
 use finetune_tensor::pool::Pool2dOptions;
-use finetune_tensor::{Float, Tensor};
+use finetune_tensor::{Element, Float, Tensor};
 use finetune_testkit::Value;
 use finetune_testkit::{Fixtures, assert_close, assert_close_normwise};
 
@@ -228,7 +228,7 @@ fn products_and_activations_match_pytorch() {
     each_precision!(&fx, "gelu_tanh", &["x"], |t, v| t
         .gelu(v[0], GeluApproximation::Tanh));
     each_precision!(&fx, "leaky_relu", &["x"], |t, v| t
-        .leaky_relu(v[0], Float::of(0.02)));
+        .leaky_relu(v[0], Element::of(0.02)));
 }
 
 #[test]

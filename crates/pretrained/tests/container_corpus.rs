@@ -8,38 +8,20 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use finetune_pretrained::container::{MAGIC, VERSION};
 use finetune_pretrained::{
     Container, FormatError as Error, RawTensor, read_container, write_container,
 };
+use finetune_tensor::alloc::LargestRequest;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Records the largest single allocation, to prove that hostile claims allocate nothing big.
-struct Probe;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Probe {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST.fetch_max(new_size, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Probe = Probe;
+static GLOBAL: LargestRequest<System> = LargestRequest::new(System);
 
 /// Mirror of the container's private header, to forge bad ones.
 #[derive(Serialize)]
@@ -362,7 +344,7 @@ fn bad_file_corpus() {
             bytes,
             "{name} differs from the generator: rerun with FINETUNE_REGENERATE_BAD_FILES=1"
         );
-        LARGEST.store(0, Ordering::Relaxed);
+        GLOBAL.reset();
         let e = match read_container(&path) {
             Ok(_) => panic!("{name}: read without error"),
             Err(e) => e,
@@ -389,7 +371,7 @@ fn hostile_size_claims_allocate_nothing_large() {
     for (name, bytes, _) in corpus() {
         let _ = Container::from_bytes(&bytes, name);
     }
-    let largest = LARGEST.load(Ordering::Relaxed);
+    let largest = GLOBAL.largest();
     assert!(largest < 1 << 20, "an allocation of {largest} bytes");
 }
 

@@ -8,7 +8,9 @@
 //! [`gemm::dot_rows`] for one row against a weight read in place, all on our
 //! own f32 kernel [`gemm::sgemm`]), convolution ([`conv`]: im2col + GEMM, or
 //! Winograd's F(2×2, 3×3) in [`conv::winograd`] for 3×3 stride-1 layers) and
-//! pooling ([`pool`]). Kernels use rayon *inside* (over a batch, over
+//! pooling ([`pool`]). The products, vector activations, parallel fills and
+//! the allocator are `finetune-kernels`' (re-exported here under the same
+//! module names); this crate has no `unsafe` code. Kernels use rayon *inside* (over a batch, over
 //! planes, over blocks of a GEMM); nothing here knows about gradients — that
 //! is the job of `finetune-autograd`. Memory that a training step frees and
 //! needs again is kept: [`recycle`] for the recurrent layers' saved
@@ -30,21 +32,20 @@
 //! # Ok::<(), finetune_tensor::TensorError>(())
 //! ```
 
-pub mod activations;
-pub mod alloc;
+#![forbid(unsafe_code)]
+
 pub mod broadcast;
 pub mod conv;
-pub mod error;
 pub mod float;
-pub mod gemm;
-pub mod math;
-pub mod parallel;
 pub mod pool;
 pub mod recycle;
 pub mod reduce;
-pub mod simd;
 pub mod tensor;
 
+// The kernels live in `finetune-kernels`, the one crate allowed `unsafe`;
+// their modules keep their paths here so a layer above names one crate.
+pub use finetune_kernels::{activations, alloc, error, gemm, math, parallel, simd};
+
 pub use error::{Result, TensorError};
-pub use float::Float;
+pub use float::{Element, Float};
 pub use tensor::Tensor;

@@ -263,19 +263,15 @@ impl<T: Float> Tensor<T> {
         // blocks of whole rows, each copied straight into the new memory by
         // one task (no zero-fill pass, one parallel region instead of two)
         let rows_per_block = (8192 / row).max(1);
-        let copy_rows = |block: usize, out: &mut [std::mem::MaybeUninit<T>]| {
-            for (i, dst) in out.chunks_mut(row).enumerate() {
+        let copy_rows = |block: usize, out: &mut crate::parallel::ChunkWriter<'_, T>| {
+            for i in 0..out.capacity() / row {
                 let at = source(block * rows_per_block + i);
-                for (slot, &v) in dst.iter_mut().zip(&src[at..at + row]) {
-                    slot.write(v);
-                }
+                out.extend_from_slice(&src[at..at + row]);
             }
-            true
         };
-        // SAFETY: every block is a whole number of rows (the last one
-        // shorter), and each row gets the `row` values of its source row.
-        let out =
-            unsafe { crate::parallel::chunks_written(src.len(), rows_per_block * row, copy_rows) };
+        // every block is a whole number of rows (the last one shorter), so
+        // the writer is always filled; `None` cannot happen
+        let out = crate::parallel::chunks_filled(src.len(), rows_per_block * row, copy_rows);
         Tensor::from_vec_unchecked(&out_shape, out.unwrap_or_default())
     }
 

@@ -49,32 +49,6 @@ pub(crate) fn forward_over_sample_runs<T: Float>(
     failure.or(out)
 }
 
-/// As [`forward_over_sample_runs`], for runs that write every value of
-/// their chunk themselves: the chunks are handed over unwritten, never zeroed.
-///
-/// # Safety
-/// When `run` returns `Ok`, it must have written every element of its chunk.
-pub(crate) unsafe fn forward_over_sample_runs_written<T: Float>(
-    batch: usize,
-    per_sample: usize,
-    run: impl Fn(Range<usize>, &mut [std::mem::MaybeUninit<T>]) -> Result<()> + Sync + Send,
-) -> Result<Vec<T>> {
-    let per_task = samples_per_task(batch);
-    let failure = FirstError::new();
-    let work = |task: usize, chunk: &mut [std::mem::MaybeUninit<T>]| {
-        failure.keep(run(
-            task_samples(task, per_task, per_sample, chunk.len()),
-            chunk,
-        ))
-    };
-    // SAFETY: a chunk is reported written only when `run` returned Ok,
-    // which by this function's contract wrote all of it.
-    let out =
-        unsafe { crate::parallel::chunks_written(batch * per_sample, per_task * per_sample, work) };
-    // (a chunk goes unwritten only when its run failed, which `failure` holds)
-    failure.or(out.unwrap_or_default())
-}
-
 /// The samples task `task` covers, from its chunk's length.
 fn task_samples(task: usize, per_task: usize, per_sample: usize, chunk: usize) -> Range<usize> {
     let first = task * per_task;

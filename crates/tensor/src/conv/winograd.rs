@@ -38,7 +38,7 @@
 use std::ops::Range;
 
 use super::geometry::{Conv2dGeometry, Epilogue};
-use super::runs::{Grads, backward_over_sample_runs, forward_over_sample_runs_written};
+use super::runs::{Grads, backward_over_sample_runs, forward_over_sample_runs};
 use crate::error::Result;
 use crate::float::Float;
 use crate::gemm::gemm_rows_serial;
@@ -331,33 +331,14 @@ fn transform_input<T: Float>(
     }
 }
 
-/// Somewhere an output value goes: an element of an initialised output, or
-/// of one not yet written (the forward's new output, which the output
-/// transform writes in full, so it is never zeroed first).
-trait Slot<T> {
-    fn put(&mut self, v: T);
-}
-
-impl<T: Copy> Slot<T> for T {
-    fn put(&mut self, v: T) {
-        *self = v;
-    }
-}
-
-impl<T: Copy> Slot<T> for std::mem::MaybeUninit<T> {
-    fn put(&mut self, v: T) {
-        self.write(v);
-    }
-}
-
 /// `Y = Aᵀ M A` for every tile of every output channel, plus the bias.
-fn transform_output<T: Float, S: Slot<T>>(
+fn transform_output<T: Float>(
     geo: &Conv2dGeometry,
     tiles: &Tiles,
     m: &[T],
     bias: Option<&[T]>,
     scratch: &mut [T],
-    out_n: &mut [S],
+    out_n: &mut [T],
 ) {
     let (co_n, t_n, cols) = (geo.out_channels, tiles.count(), tiles.cols);
     let (ho, wo) = (geo.out_height, geo.out_width);
@@ -390,11 +371,11 @@ fn transform_output<T: Float, S: Slot<T>>(
                 let (left, right) = (&left[ty * cols..][..cols], &right[ty * cols..][..cols]);
                 let out_row = &mut plane[oy * wo..][..wo];
                 for (pair, (&e, &o)) in out_row.chunks_exact_mut(2).zip(left.iter().zip(right)) {
-                    pair[0].put(e);
-                    pair[1].put(o);
+                    pair[0] = e;
+                    pair[1] = o;
                 }
                 if !wo.is_multiple_of(2) {
-                    out_row[wo - 1].put(left[cols - 1]);
+                    out_row[wo - 1] = left[cols - 1];
                 }
             }
         }
@@ -633,9 +614,10 @@ fn forward_in_bands<T: Float>(
     let (c_n, co_n) = (geo.in_channels, geo.out_channels);
     let in_len = c_n * geo.height * geo.width;
     let out_len = co_n * geo.out_height * geo.out_width;
-    // every output value is written by the output transform (each band its
-    // tile rows, every column of them), so the output is not zeroed first
-    let run = |samples: Range<usize>, chunk: &mut [std::mem::MaybeUninit<T>]| -> Result<()> {
+    // the output transform writes every value (each band its tile rows,
+    // every column of them); the zero fill the driver does first costs one
+    // pass over the output, small beside the products
+    let run = |samples: Range<usize>, chunk: &mut [T]| -> Result<()> {
         let mut ws = Workspace::new(geo, &bands[0], false);
         for (n, out_n) in samples.zip(chunk.chunks_mut(out_len)) {
             for tiles in &bands {
@@ -643,20 +625,11 @@ fn forward_in_bands<T: Float>(
                 row_products(&u, (co_n, c_n), &ws.v, tiles.count(), &mut ws.m)?;
                 transform_output(geo, tiles, &ws.m, bias, &mut ws.scratch, out_n);
             }
-            if epilogue != Epilogue::None {
-                // SAFETY: the bands above wrote every value of `out_n` (as
-                // argued at the end of this function), so it is initialised.
-                let done = unsafe { &mut *(out_n as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
-                epilogue.apply(done);
-            }
+            epilogue.apply(out_n);
         }
         Ok(())
     };
-    // SAFETY: `run` writes every element of its chunk when it returns Ok:
-    // the bands cover the output rows 0..H_out, and for each row and output
-    // channel `transform_output` writes columns 0..W_out (pairs, then the
-    // odd last one).
-    unsafe { forward_over_sample_runs_written(geo.batch, out_len, run) }
+    forward_over_sample_runs(geo.batch, out_len, out_len, |_| T::zero(), run)
 }
 
 /// Backward: `(dX, dW)`, each only if asked for; `geo` must satisfy [`applies`].

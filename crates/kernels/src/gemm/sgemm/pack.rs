@@ -35,31 +35,37 @@ pub(super) unsafe fn a(
         let rows = mr.min(mc - r0);
         // SAFETY: panel `panel` of dst, within the room the caller gave.
         let out = unsafe { dst.add(panel * mr * kc) };
-        // SAFETY (both arms): (r0 + r, p) is inside the block for r < rows, p < kc,
-        // and out[p·mr + r] inside the panel.
         if csa == 1 {
             // rows contiguous: read `rows` streams side by side, write each step's MR values together
-            let start = unsafe { a.offset(r0 as isize * rsa) };
-            if rsa >= 0 && unsafe { interleave_streams(rows, kc, start, rsa as usize, out, mr) } {
-                // SAFETY: the panel's kc·mr values are inside dst.
-                unsafe { zero_tail(kc, rows, mr, out) };
-                continue;
-            }
-            let mut src = [std::ptr::null::<f32>(); 16];
-            for (r, s) in src.iter_mut().enumerate().take(rows) {
-                *s = unsafe { a.offset((r0 + r) as isize * rsa) };
-            }
-            for p in 0..kc {
-                let dst = unsafe { out.add(p * mr) };
-                for (r, s) in src.iter().enumerate().take(rows) {
-                    unsafe { *dst.add(r) = *s.add(p) };
+            // SAFETY: (r0 + r, p) is inside the block for r < rows, p < kc (the
+            // caller's contract), and out[p·mr + r] inside this panel of dst;
+            // `src` holds only the `rows` row starts set just above its use.
+            unsafe {
+                let start = a.offset(r0 as isize * rsa);
+                if rsa >= 0 && interleave_streams(rows, kc, start, rsa as usize, out, mr) {
+                    zero_tail(kc, rows, mr, out);
+                    continue;
+                }
+                let mut src = [std::ptr::null::<f32>(); 16];
+                for (r, s) in src.iter_mut().enumerate().take(rows) {
+                    *s = a.offset((r0 + r) as isize * rsa);
+                }
+                for p in 0..kc {
+                    let dst = out.add(p * mr);
+                    for (r, s) in src.iter().enumerate().take(rows) {
+                        *dst.add(r) = *s.add(p);
+                    }
                 }
             }
         } else if !(transposed_done && rows == mr) {
-            for p in 0..kc {
-                let src = unsafe { a.offset(p as isize * csa + r0 as isize * rsa) };
-                for r in 0..rows {
-                    unsafe { *out.add(p * mr + r) = *src.offset(r as isize * rsa) };
+            // SAFETY: (r0 + r, p) is inside the block for r < rows, p < kc (the
+            // caller's contract), and out[p·mr + r] inside this panel of dst.
+            unsafe {
+                for p in 0..kc {
+                    let src = a.offset(p as isize * csa + r0 as isize * rsa);
+                    for r in 0..rows {
+                        *out.add(p * mr + r) = *src.offset(r as isize * rsa);
+                    }
                 }
             }
         }
@@ -127,46 +133,54 @@ pub(super) unsafe fn b(
         let cols = nr.min(nc - c0);
         // SAFETY: panel `panel` of dst, within the room the caller gave.
         let out = unsafe { dst.add(panel * nr * kc) };
-        // SAFETY (all arms): (p, c0 + j) is inside the block for p < kc, j < cols,
-        // and out[p·nr + j] inside the panel.
         if csb == 1 && cols == nr {
-            let src = unsafe { b.add(c0) };
-            if !unsafe { copy_runs_of(nr, kc, src, rsb, out) } {
-                for p in 0..kc {
-                    unsafe {
+            // SAFETY: (p, c0 + j) is inside the block for p < kc, j < nr (the
+            // caller's contract), and out[p·nr + j] inside this panel of dst.
+            unsafe {
+                let src = b.add(c0);
+                if !copy_runs_of(nr, kc, src, rsb, out) {
+                    for p in 0..kc {
                         std::ptr::copy_nonoverlapping(
                             src.offset(p as isize * rsb),
                             out.add(p * nr),
                             nr,
-                        )
-                    };
+                        );
+                    }
                 }
             }
             continue;
         }
         if rsb == 1 {
             // B transposed (columns contiguous): `cols` streams side by side, NR values per step
-            let start = unsafe { b.offset(c0 as isize * csb) };
-            if csb >= 0 && unsafe { interleave_streams(cols, kc, start, csb as usize, out, nr) } {
-                // SAFETY: the panel's kc·nr values are inside dst.
-                unsafe { zero_tail(kc, cols, nr, out) };
-                continue;
-            }
-            let mut src = [std::ptr::null::<f32>(); 32];
-            for (j, s) in src.iter_mut().enumerate().take(cols) {
-                *s = unsafe { b.offset((c0 + j) as isize * csb) };
-            }
-            for p in 0..kc {
-                let dst = unsafe { out.add(p * nr) };
-                for (j, s) in src.iter().enumerate().take(cols) {
-                    unsafe { *dst.add(j) = *s.add(p) };
+            // SAFETY: (p, c0 + j) is inside the block for p < kc, j < cols (the
+            // caller's contract), and out[p·nr + j] inside this panel of dst;
+            // `src` holds only the `cols` column starts set just above its use.
+            unsafe {
+                let start = b.offset(c0 as isize * csb);
+                if csb >= 0 && interleave_streams(cols, kc, start, csb as usize, out, nr) {
+                    zero_tail(kc, cols, nr, out);
+                    continue;
+                }
+                let mut src = [std::ptr::null::<f32>(); 32];
+                for (j, s) in src.iter_mut().enumerate().take(cols) {
+                    *s = b.offset((c0 + j) as isize * csb);
+                }
+                for p in 0..kc {
+                    let dst = out.add(p * nr);
+                    for (j, s) in src.iter().enumerate().take(cols) {
+                        *dst.add(j) = *s.add(p);
+                    }
                 }
             }
         } else {
-            for p in 0..kc {
-                let src = unsafe { b.offset(p as isize * rsb + c0 as isize * csb) };
-                for j in 0..cols {
-                    unsafe { *out.add(p * nr + j) = *src.offset(j as isize * csb) };
+            // SAFETY: (p, c0 + j) is inside the block for p < kc, j < cols (the
+            // caller's contract), and out[p·nr + j] inside this panel of dst.
+            unsafe {
+                for p in 0..kc {
+                    let src = b.offset(p as isize * rsb + c0 as isize * csb);
+                    for j in 0..cols {
+                        *out.add(p * nr + j) = *src.offset(j as isize * csb);
+                    }
                 }
             }
         }
@@ -248,7 +262,7 @@ unsafe fn copy_runs<const N: usize>(kc: usize, src: *const f32, stride: isize, d
 /// # Safety
 /// As [`copy_runs`], with `N = n`.
 unsafe fn copy_runs_of(n: usize, kc: usize, src: *const f32, stride: isize, dst: *mut f32) -> bool {
-    // SAFETY (every arm): the caller's contract, with N = n.
+    // SAFETY: every arm is the caller's contract, with N = n.
     unsafe {
         match n {
             4 => copy_runs::<4>(kc, src, stride, dst),

@@ -27,7 +27,7 @@ pub(super) unsafe fn block<const R: usize>(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): full loads stay below `k` in each row, the
+    // SAFETY: (the whole body) full loads stay below `k` in each row, the
     // masked tail loads touch only lanes below `k` (masked-off lanes are
     // not read), and `y` has `R` values from here.
     unsafe {

@@ -16,8 +16,8 @@ mod dot_avx512;
 
 use rayon::prelude::*;
 
+use crate::element::Element;
 use crate::error::{Result, TensorError};
-use crate::float::Float;
 
 /// Below this many multiply-adds the product runs on one thread (a
 /// fork-join costs a few microseconds; a 512 x 228 step is about two).
@@ -28,7 +28,7 @@ const ROWS_PER_TASK: usize = 64;
 
 /// `y[j] = (y[j] if accumulate) + Σ_p w[j·ldw + p] · x[p]` for `j < n`,
 /// `p < k`: `W` is `n` rows of `k` values, `ldw` apart (`ldw >= k`).
-pub fn dot_rows<T: Float>(
+pub fn dot_rows<T: Element>(
     w: &[T],
     ldw: usize,
     n: usize,
@@ -79,7 +79,7 @@ fn check(w: usize, ldw: usize, n: usize, k: usize, x: usize, y: usize) -> Result
 
 /// All of `y` (its length is the row count) on the calling thread: the
 /// vector kernel when the machine has one, the portable loop otherwise.
-fn rows_serial<T: Float>(w: &[T], ldw: usize, k: usize, x: &[T], y: &mut [T], accumulate: bool) {
+fn rows_serial<T: Element>(w: &[T], ldw: usize, k: usize, x: &[T], y: &mut [T], accumulate: bool) {
     // SAFETY: `check` (or the parallel split, which hands out whole rows of
     // a checked buffer) guarantees `y.len()` rows of `k` values at stride
     // `ldw` in `w`, `k` values in `x` and `y.len()` in `y`.
@@ -106,7 +106,7 @@ fn rows_serial<T: Float>(w: &[T], ldw: usize, k: usize, x: &[T], y: &mut [T], ac
 /// A dot product in eight interleaved partial sums, which the compiler
 /// keeps in vector registers (a single running sum would be one long chain
 /// of dependent additions). Also the attention pool's per-step score.
-pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+pub fn dot<T: Element>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
     let (a_rest, b_rest) = (a8.remainder(), b8.remainder());

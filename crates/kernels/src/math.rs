@@ -84,7 +84,7 @@ pub fn sigmoid_f32(x: f32) -> f32 {
 /// shared by the convolution's fused epilogue and `Tape::relu` so the two
 /// cannot differ.
 #[inline(always)]
-pub fn relu<T: crate::float::Float>(v: T) -> T {
+pub fn relu<T: crate::element::Element>(v: T) -> T {
     if v > T::zero() || v.is_nan() {
         v
     } else {

@@ -15,7 +15,7 @@
 /// `C[R x 8W] (+)= A[R x k] · B[k x 8W]` with `R·W` 256-bit accumulators.
 /// # Safety
 /// The CPU must have AVX2 and FMA; the pointers address the rows described
-/// (see `Float::tile_8_rows`).
+/// (see `Element::tile_8_rows`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -30,7 +30,7 @@ pub(super) unsafe fn tile<const R: usize, const W: usize>(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): every offset stays inside the rows the caller vouched for.
+    // SAFETY: (the whole body) every offset stays inside the rows the caller vouched for.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); W]; R];
         if accumulate {

@@ -21,15 +21,15 @@
 //!
 //! ```
 //! #[global_allocator]
-//! static ALLOCATOR: finetune_tensor::alloc::KeepLarge<std::alloc::System> =
-//!     finetune_tensor::alloc::KeepLarge::new(std::alloc::System);
+//! static ALLOCATOR: finetune_kernels::alloc::KeepLarge<std::alloc::System> =
+//!     finetune_kernels::alloc::KeepLarge::new(std::alloc::System);
 //! let v = vec![1.0f32; 1 << 20];
 //! assert_eq!(v.len(), 1 << 20);
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Smaller blocks go straight to the inner allocator, whose own caches serve them well.
 pub const MIN_SIZE: usize = 1 << 18;
@@ -222,6 +222,69 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for KeepLarge<A> {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: `ptr` was made by `inner` with `layout` (kept blocks are
         // handed out only for their exact layout), so `inner` may resize it.
+        unsafe { self.inner.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// A global allocator wrapper that records the largest single request
+/// (allocation or resize) since the last [`LargestRequest::reset`]: how the
+/// hostile-file tests prove that a lying size claim allocates nothing big.
+///
+/// ```
+/// use finetune_kernels::alloc::LargestRequest;
+/// static PROBE: LargestRequest<std::alloc::System> = LargestRequest::new(std::alloc::System);
+/// // (a test installs it with `#[global_allocator]`; here it is only read)
+/// PROBE.reset();
+/// assert_eq!(PROBE.largest(), 0);
+/// ```
+pub struct LargestRequest<A> {
+    inner: A,
+    largest: AtomicUsize,
+}
+
+impl<A> LargestRequest<A> {
+    /// Wraps `inner`, with nothing recorded yet.
+    pub const fn new(inner: A) -> Self {
+        Self {
+            inner,
+            largest: AtomicUsize::new(0),
+        }
+    }
+
+    /// Forgets what was recorded.
+    pub fn reset(&self) {
+        self.largest.store(0, Ordering::Relaxed);
+    }
+
+    /// The largest request in bytes since the last reset.
+    pub fn largest(&self) -> usize {
+        self.largest.load(Ordering::Relaxed)
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `inner`, itself a global
+// allocator; the wrapper only records sizes in an atomic.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for LargestRequest<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.largest.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { self.inner.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.largest.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { self.inner.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, forwarded (`ptr` came from `inner`).
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        self.largest.fetch_max(new_size, Ordering::Relaxed);
+        // SAFETY: the caller's contract, forwarded (`ptr` came from `inner`).
         unsafe { self.inner.realloc(ptr, layout, new_size) }
     }
 }

@@ -21,7 +21,7 @@
 /// independent sums still cover the multiply-add latency on both units).
 /// # Safety
 /// The CPU must have AVX-512F; the pointers address the rows described (see
-/// `Float::tile_8_rows`).
+/// `Element::tile_8_rows`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -36,7 +36,7 @@ pub(super) unsafe fn tile<const W: usize>(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): every offset stays inside the rows the caller vouched for.
+    // SAFETY: (the whole body) every offset stays inside the rows the caller vouched for.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); W]; 8];
         if accumulate {

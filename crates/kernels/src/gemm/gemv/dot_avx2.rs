@@ -25,7 +25,7 @@ pub(super) unsafe fn block<const R: usize>(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
-    // SAFETY (whole body): vector loads stay below `k` in each row, the
+    // SAFETY: (the whole body) vector loads stay below `k` in each row, the
     // scalar tail reads the rest, and `y` has `R` values from here.
     unsafe {
         let mut acc = [_mm256_setzero_ps(); R];

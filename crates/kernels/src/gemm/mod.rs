@@ -10,16 +10,17 @@
 //!
 //! [`gemm`] routes by itself: one row against a row-contiguous `B` goes to
 //! [`dot_rows`] (packing all of `W` for one row costs as much as the
-//! product); everything else goes to `Float::gemm_raw` — our [`sgemm`] for
+//! product); everything else goes to `Element::gemm_raw` — our [`sgemm`] for
 //! `f32`, `matrixmultiply` for `f64` — single-threaded per block. Parallelism
 //! is ours: a large product is cut into one block of columns (or rows) of `C`
 //! per rayon thread, or split along `k` when the output is small and the
 //! inner dimension long, so it composes with the rest of the rayon-parallel
 //! kernels instead of fighting a second thread pool. The calls go one way:
-//! `mod.rs` → `gemv/` / `Float::gemm_raw` → `sgemm/`; `rows/` and `gemv/`
-//! call nothing here but their own kernels (through `Float`).
+//! `mod.rs` → `gemv/` / `Element::gemm_raw` → `sgemm/`; `rows/` and `gemv/`
+//! call nothing here but their own kernels (through `Element`).
 
 pub mod gemv;
+pub mod reference;
 pub(crate) mod rows;
 pub mod sgemm;
 
@@ -30,8 +31,8 @@ pub use rows::{
 
 use rayon::prelude::*;
 
+use crate::element::Element;
 use crate::error::{Result, TensorError};
-use crate::float::Float;
 
 /// Products smaller than this many multiply-adds run on one thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
@@ -51,7 +52,7 @@ pub struct MatRef<'a, T> {
     col_stride: usize,
 }
 
-impl<'a, T: Float> MatRef<'a, T> {
+impl<'a, T: Element> MatRef<'a, T> {
     /// A row-major `rows x cols` matrix occupying the start of `data`.
     pub fn new(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
         Self::strided(data, rows, cols, cols, 1)
@@ -123,7 +124,7 @@ pub struct MatMut<'a, T> {
     row_stride: usize,
 }
 
-impl<'a, T: Float> MatMut<'a, T> {
+impl<'a, T: Element> MatMut<'a, T> {
     /// A row-major `rows x cols` matrix occupying the start of `data`.
     pub fn new(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
         if rows.checked_mul(cols).is_none_or(|n| n > data.len()) {
@@ -147,7 +148,7 @@ impl<'a, T: Float> MatMut<'a, T> {
 /// `C = alpha * A * B + beta * C`, using every rayon thread for large products.
 ///
 /// With `beta == 0` the previous contents of `C` are ignored (NaN included).
-pub fn gemm<T: Float>(
+pub fn gemm<T: Element>(
     alpha: T,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
@@ -194,7 +195,7 @@ fn splits_k(m: usize, k: usize, n: usize, threads: usize) -> bool {
 /// `A` and `B` are checked views with `A.cols == B.rows`; `c` addresses an
 /// `A.rows × B.cols` matrix with rows `rsc` apart, valid for writing (and for
 /// reading when `beta != 0`), that nothing else accesses meanwhile.
-unsafe fn gemm_blocks<T: Float>(
+unsafe fn gemm_blocks<T: Element>(
     alpha: T,
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,
@@ -239,7 +240,11 @@ unsafe fn gemm_blocks<T: Float>(
 /// of rows per rayon thread, each block initialised and multiplied by the
 /// same task while it is in cache — instead of a serial fill of the bias
 /// followed by a parallel product. Small ones run as [`gemm`].
-pub fn gemm_new<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, row: Option<&[T]>) -> Result<Vec<T>> {
+pub fn gemm_new<T: Element>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    row: Option<&[T]>,
+) -> Result<Vec<T>> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if a.cols != b.rows || row.is_some_and(|r| r.len() != n) {
         return Err(TensorError::mismatch_because(
@@ -307,7 +312,7 @@ pub fn gemm_new<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, row: Option<&[T]>)
 
 /// Splits the inner dimension over threads: each computes `A[:, ks] B[ks, :]`
 /// into its own buffer, then the partial products are summed into `C`.
-fn gemm_split_k<T: Float>(
+fn gemm_split_k<T: Element>(
     alpha: T,
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,
@@ -370,7 +375,7 @@ fn gemm_split_k<T: Float>(
 /// `C = alpha * A * B + beta * C` on the calling thread only.
 ///
 /// Use inside kernels that are already parallel over a batch.
-pub fn gemm_serial<T: Float>(
+pub fn gemm_serial<T: Element>(
     alpha: T,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
@@ -405,7 +410,7 @@ pub fn gemm_serial<T: Float>(
 /// single example — as dot products over the rows of `W` read in place
 /// ([`gemv`]), instead of packing all of `W` for one row. Returns
 /// `c` back (`Some`) when the product is not of that shape.
-fn one_row_against_rows<'c, T: Float>(
+fn one_row_against_rows<'c, T: Element>(
     alpha: T,
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,
@@ -437,7 +442,7 @@ fn one_row_against_rows<'c, T: Float>(
     Ok(None)
 }
 
-fn check_dims<T: Float>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) -> Result<()> {
+fn check_dims<T: Element>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) -> Result<()> {
     if a.cols != b.rows || c.rows != a.rows || c.cols != b.cols {
         return Err(TensorError::mismatch_because(
             "gemm",
@@ -461,7 +466,7 @@ unsafe impl<T> Sync for SendPtr<T> {}
 /// # Safety
 /// The block must lie inside `C`, and A, B must be valid views (checked by callers).
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_unchecked<T: Float>(
+unsafe fn gemm_unchecked<T: Element>(
     alpha: T,
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,

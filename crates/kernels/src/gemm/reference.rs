@@ -1,6 +1,6 @@
 //! Raw `matrixmultiply::sgemm`, the reference our GEMM is timed against,
-//! behind one checked call — for `benches/kernels.rs` and the GEMM examples
-//! (`gemm_interleaved`, `gemm_shapes`), which include this file with `#[path]`.
+//! behind one checked, safe call — for `benches/kernels.rs` and the GEMM
+//! examples (`gemm_interleaved`, `gemm_shapes`), so they need no `unsafe`.
 
 /// `c = a · b` for an `m x k` `a` and a `k x n` `b` at the given (row,
 /// column) strides, into a row-major `m x n` `c`.

@@ -15,8 +15,8 @@ mod tile_avx512;
 
 use rayon::prelude::*;
 
+use crate::element::Element;
 use crate::error::{Result, TensorError};
-use crate::float::Float;
 
 const MR: usize = 4;
 const NR: usize = 32;
@@ -27,7 +27,7 @@ const KC: usize = 128;
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// `c[m x n] = a[m x k] · b[k x n]` (`accumulate`: `c += ...`), all row-major and contiguous.
-pub fn gemm_rows<T: Float>(
+pub fn gemm_rows<T: Element>(
     m: usize,
     k: usize,
     n: usize,
@@ -98,7 +98,7 @@ impl<'a, T> OutPtr<'a, T> {
 
 /// [`gemm_rows`] on the calling thread only, for kernels that are already
 /// parallel over a batch (the Winograd convolution's per-sample products).
-pub fn gemm_rows_serial<T: Float>(
+pub fn gemm_rows_serial<T: Element>(
     m: usize,
     k: usize,
     n: usize,
@@ -130,7 +130,7 @@ pub fn gemm_rows_serial<T: Float>(
 /// Column strips split over rayon threads when the product is big enough,
 /// so each thread streams only its part of `B`.
 #[allow(clippy::too_many_arguments)]
-fn over_threads<T: Float>(
+fn over_threads<T: Element>(
     m: usize,
     k: usize,
     n: usize,
@@ -216,7 +216,7 @@ pub struct PackedRhs<T> {
     data: Vec<T>,
 }
 
-impl<T: Float> PackedRhs<T> {
+impl<T: Element> PackedRhs<T> {
     /// Packs a row-major `b` of `k x n`.
     pub fn from_row_major(b: &[T], k: usize, n: usize) -> Result<Self> {
         Self::from_row_parts(k, &[(b, n)])
@@ -367,7 +367,7 @@ fn checked_parts<T>(parts: &[(&[T], usize)], len: usize, side: &str) -> Result<u
 }
 
 /// Zeroes lanes `cols..NR` of every row of a strip (past `B`'s last column).
-fn zero_padding<T: Float>(strip: &mut [std::mem::MaybeUninit<T>], cols: usize) {
+fn zero_padding<T: Element>(strip: &mut [std::mem::MaybeUninit<T>], cols: usize) {
     for row in strip.chunks_mut(NR) {
         for v in &mut row[cols..] {
             v.write(T::zero());
@@ -397,7 +397,7 @@ fn check_holds<T>(src: &[T], k: usize, n: usize) -> Result<()> {
 /// `c[m x n] (+)= a[m x k] · B` against a [`PackedRhs`], on the calling thread:
 /// what each thread runs when the recurrent kernels split the batch over
 /// threads (each already has its own samples, so a step needs no hand-off).
-pub fn gemm_rows_packed<T: Float>(
+pub fn gemm_rows_packed<T: Element>(
     m: usize,
     a: &[T],
     b: &PackedRhs<T>,
@@ -416,7 +416,7 @@ pub fn gemm_rows_packed<T: Float>(
 /// [`gemm_rows_packed`] with the column strips split over threads when the
 /// product is big enough: for a batch too small to split (one sequence at a
 /// time, as when generating text) with a large hidden size.
-pub fn gemm_rows_packed_parallel<T: Float>(
+pub fn gemm_rows_packed_parallel<T: Element>(
     m: usize,
     a: &[T],
     b: &PackedRhs<T>,
@@ -441,7 +441,7 @@ fn check_packed<T>(m: usize, a: &[T], b: &PackedRhs<T>, c: &[T]) -> Result<()> {
 /// `c` must address `m x n` elements, and no other thread may touch its
 /// columns `c0..c1` (`c1 <= n`) during the call.
 #[allow(clippy::too_many_arguments)]
-unsafe fn columns<T: Float>(
+unsafe fn columns<T: Element>(
     m: usize,
     k: usize,
     n: usize,
@@ -485,7 +485,7 @@ unsafe fn columns<T: Float>(
 /// As [`columns`], for columns `j..j + cols` of `c`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn row_tiles<T: Float>(
+unsafe fn row_tiles<T: Element>(
     m: usize,
     k: usize,
     p0: usize,
@@ -558,7 +558,7 @@ unsafe fn row_tiles<T: Float>(
 /// columns `j..j + cols` of `c` must be in bounds and this thread's alone.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn tile_8_padded<T: Float>(
+unsafe fn tile_8_padded<T: Element>(
     k: usize,
     a: &[T],
     lda: usize,
@@ -607,7 +607,7 @@ unsafe fn tile_8_padded<T: Float>(
 /// thread's alone.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn tile_full<T: Float>(
+unsafe fn tile_full<T: Element>(
     k: usize,
     a: &[T],
     lda: usize,
@@ -646,7 +646,7 @@ unsafe fn tile_full<T: Float>(
 /// Rows `r0..r0 + rows`, columns `j..j + cols` of `c` must be in bounds and
 /// this thread's alone.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_edge<T: Float>(
+unsafe fn tile_edge<T: Element>(
     rows: usize,
     cols: usize,
     k: usize,
@@ -686,7 +686,7 @@ unsafe fn tile_edge<T: Float>(
 /// (doing nothing) for other widths or without either instruction set.
 ///
 /// # Safety
-/// The pointers must address the rows described (see `Float::tile_8_rows`).
+/// The pointers must address the rows described (see `Element::tile_8_rows`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile_8_rows_f32(
     cols: usize,
@@ -823,7 +823,7 @@ mod tests {
     /// Packing from parts side by side, plain or transposed (the f32
     /// transposes eight rows at a time where the machine can), gives the
     /// very pack of the assembled matrix, padding included.
-    fn parts_pack_like_the_assembled_matrix<T: Float>(of: impl Fn(f64) -> T) {
+    fn parts_pack_like_the_assembled_matrix<T: Element>(of: impl Fn(f64) -> T) {
         for widths in [&[5usize, 64, 3][..], &[64, 256], &[1], &[9, 0, 17]] {
             for rows in [1usize, 7, 32, 45, 70, 129] {
                 let parts: Vec<Vec<T>> = widths

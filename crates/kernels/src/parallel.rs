@@ -190,17 +190,95 @@ pub(crate) unsafe fn chunks_written<T: Copy + Send + Sync>(
     Some(v)
 }
 
+/// A chunk of a new buffer that [`chunks_filled`] hands out unwritten: values
+/// go in only in order, so what has been written is always a prefix, and
+/// the chunk counts as written only when the prefix is all of it.
+pub struct ChunkWriter<'c, T> {
+    slots: &'c mut [std::mem::MaybeUninit<T>],
+    written: usize,
+    overflowed: bool,
+}
+
+impl<T: Copy> ChunkWriter<'_, T> {
+    /// How many values the chunk holds.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// How many values have been written.
+    pub fn len(&self) -> usize {
+        self.written
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.written == 0
+    }
+
+    /// Appends `v`; a value past the end is dropped and spoils the chunk.
+    pub fn push(&mut self, v: T) {
+        self.extend_from_slice(std::slice::from_ref(&v));
+    }
+
+    /// Appends `values`; those past the end are dropped and spoil the chunk.
+    pub fn extend_from_slice(&mut self, values: &[T]) {
+        let room = &mut self.slots[self.written..];
+        let fits = values.len().min(room.len());
+        for (slot, &v) in room.iter_mut().zip(&values[..fits]) {
+            slot.write(v);
+        }
+        self.written += fits;
+        self.overflowed |= fits < values.len();
+    }
+
+    /// Whether every value was written, and no more.
+    fn complete(&self) -> bool {
+        self.written == self.slots.len() && !self.overflowed
+    }
+}
+
+/// A new `Vec` of `len` elements written chunk by chunk in parallel by
+/// `work(i, writer)`, which appends each chunk's values in order — straight
+/// into the new memory, with no zero fill first (a gather or copy that writes
+/// every value anyway). `None` if any chunk was left short or overfilled.
+pub fn chunks_filled<T: Copy + Send + Sync>(
+    len: usize,
+    chunk: usize,
+    work: impl Fn(usize, &mut ChunkWriter<'_, T>) + Sync + Send,
+) -> Option<Vec<T>> {
+    let fill = |i: usize, slots: &mut [std::mem::MaybeUninit<T>]| {
+        let mut writer = ChunkWriter {
+            slots,
+            written: 0,
+            overflowed: false,
+        };
+        work(i, &mut writer);
+        writer.complete()
+    };
+    // SAFETY: `fill` reports a chunk written only when its writer's prefix
+    // covers every slot, and the writer writes each slot of that prefix.
+    unsafe { chunks_written(len, chunk, fill) }
+}
+
 /// The first error any of a set of parallel tasks reported (later ones are
 /// dropped): what tasks that cannot return a `Result` through rayon keep.
-pub(crate) struct FirstError<E>(std::sync::Mutex<Option<E>>);
+#[derive(Debug)]
+pub struct FirstError<E>(std::sync::Mutex<Option<E>>);
+
+impl<E> Default for FirstError<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl<E> FirstError<E> {
-    pub(crate) fn new() -> Self {
+    /// No error yet.
+    pub fn new() -> Self {
         FirstError(std::sync::Mutex::new(None))
     }
 
     /// Keeps `r`'s error if it is the first; whether `r` was `Ok`.
-    pub(crate) fn keep(&self, r: Result<(), E>) -> bool {
+    pub fn keep(&self, r: Result<(), E>) -> bool {
         let Err(e) = r else { return true };
         // a poisoned lock (a panic while it was held) still holds the slot
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -209,7 +287,7 @@ impl<E> FirstError<E> {
     }
 
     /// `value`, unless a task failed.
-    pub(crate) fn or<T>(self, value: T) -> Result<T, E> {
+    pub fn or<T>(self, value: T) -> Result<T, E> {
         match self.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
             Some(e) => Err(e),
             None => Ok(value),
@@ -283,6 +361,24 @@ pub fn thread_ranges(n: usize) -> Vec<std::ops::Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_filled_needs_every_value_and_no_more() {
+        for len in [0, 5, PARALLEL_THRESHOLD + 7] {
+            let exact = chunks_filled(len, 4, |i, w| {
+                for v in 0..w.capacity() {
+                    w.push(i * 4 + v);
+                }
+            });
+            assert_eq!(exact, Some((0..len).collect::<Vec<_>>()));
+        }
+        let short = chunks_filled(10, 4, |_, w: &mut ChunkWriter<'_, u8>| w.push(1));
+        assert_eq!(short, None);
+        let over = chunks_filled(10, 4, |_, w: &mut ChunkWriter<'_, u8>| {
+            w.extend_from_slice(&[1; 5])
+        });
+        assert_eq!(over, None);
+    }
 
     #[test]
     fn thread_ranges_cover_everything_once() {
