@@ -19,15 +19,13 @@
 
 mod cli;
 mod commands;
-mod data;
 mod interrupt;
-mod lm_data;
 mod model_args;
 mod plots;
 mod progress;
 mod report;
 mod session;
-mod user_data;
+mod task;
 
 use std::process::ExitCode;
 

@@ -14,8 +14,8 @@ use finetune_tensor::Tensor;
 use finetune_train::{EvalReport, FineTune, History, TrainConfig, Trainer, TrainerState, evaluate};
 use serde::Serialize;
 
-use crate::data::Prepared;
 use crate::progress::Progress;
+use crate::task::Prepared;
 
 /// What one run produced.
 #[derive(Clone, Debug, Serialize)]

@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use crate::cli::CompareArgs;
 use crate::commands::transfer::{out_file, source_data};
-use crate::data::{ModelNeeds, Prepared, prepare};
 use crate::model_args;
 use crate::progress::Progress;
 use crate::report::say;
 use crate::session::write_json;
+use crate::task::{ModelNeeds, Prepared, prepare};
 
 /// A label budget: examples per class, or all of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

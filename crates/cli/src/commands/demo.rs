@@ -31,9 +31,10 @@ use serde_json::json;
 
 use crate::cli::{DataArgs, DataChoice, DataName, DemoArgs};
 use crate::commands::probe::print_rows;
-use crate::data::{ModelNeeds, prepare, source};
 use crate::report::{say, say_inline};
 use crate::session::{self, RunOptions, RunResult};
+use crate::task::{ModelNeeds, prepare};
+use finetune_session::source;
 use finetune_transfer::probe;
 
 /// Sizes of the demo (full or quick).

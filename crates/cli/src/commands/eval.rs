@@ -5,8 +5,8 @@ use finetune_train::evaluate;
 use serde_json::{Value, json};
 
 use crate::cli::EvalArgs;
-use crate::data::{ModelNeeds, note_missing_vocab, prepare};
 use crate::model_args;
+use crate::task::{ModelNeeds, note_missing_vocab, prepare};
 
 /// `finetune eval`.
 pub fn eval(args: &EvalArgs) -> Result<()> {

@@ -14,10 +14,10 @@ use crate::cli::{FinetuneArgs, PeftArgs, RecipeName, TaskName, TrainArgs, TrainO
 use crate::commands::train::{
     DEFAULT_LR, bn_policy, check_outputs, config, fit_head, run_dir, run_lm, stamp, tensorboard,
 };
-use crate::data::{ModelNeeds, Prepared, note_missing_vocab, prepare, task_name};
-use crate::lm_data::prepare_lm;
 use crate::model_args;
 use crate::session::{self, RunOptions, RunResult};
+use crate::task::prepare_lm;
+use crate::task::{ModelNeeds, Prepared, note_missing_vocab, prepare, task_name};
 
 /// A resumed run must train on the data it started with: the classes the
 /// checkpoint's head predicts are the data's classes, in order. (Other data
@@ -46,8 +46,8 @@ fn extend_vocab(model: &mut Model, args: &FinetuneArgs, label: &str) -> Result<(
     let Some(vocab) = model.metadata().vocab.clone() else {
         bail!("--extend-vocab: the model stores no vocabulary to extend");
     };
-    let (text, from) = crate::lm_data::corpus_text(&args.data)?;
-    let (counts, _) = crate::data::unknown_char_counts(&vocab, [text.as_str()]);
+    let (text, from) = finetune_session::corpus_text(&crate::task::options(&args.data))?;
+    let (counts, _) = finetune_session::task::unknown_char_counts(&vocab, [text.as_str()]);
     let new: Vec<char> = counts
         .into_iter()
         .filter(|&(_, n)| n >= args.lm.min_count.max(1))

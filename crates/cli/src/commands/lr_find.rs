@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::cli::LrFindArgs;
 use crate::commands::train::optimizer;
-use crate::data::{ModelNeeds, prepare};
 use crate::model_args;
+use crate::task::{ModelNeeds, prepare};
 
 /// Writes the sweep into `dir`: `lr_find.csv` (lr, smoothed loss),
 /// `lr_find.json` (the curve and the suggestions) and the plot; returns the

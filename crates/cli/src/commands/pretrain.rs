@@ -11,10 +11,10 @@ use crate::cli::{PretrainArgs, TaskName};
 use crate::commands::train::{
     check_outputs, config, fit_head, run_dir, run_lm, stamp, tensorboard,
 };
-use crate::data::{ModelNeeds, prepare, task_name};
-use crate::lm_data::prepare_lm;
 use crate::model_args;
 use crate::session::{self, RunOptions, RunResult};
+use crate::task::prepare_lm;
+use crate::task::{ModelNeeds, prepare, task_name};
 
 /// `finetune pretrain`.
 pub fn pretrain(args: &PretrainArgs, quiet: bool) -> Result<RunResult> {

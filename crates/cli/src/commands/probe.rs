@@ -7,11 +7,11 @@ use finetune_transfer::probe::{self as lib, ProbeRow, ProbeSettings, best_row, r
 use serde::Serialize;
 
 use crate::cli::ProbeArgs;
-use crate::data::{ModelNeeds, prepare};
 use crate::model_args;
 use crate::progress::Progress;
 use crate::report::say;
 use crate::session::thousands;
+use crate::task::{ModelNeeds, prepare};
 
 /// Everything the probe measured, and what it suggests.
 #[derive(Clone, Debug, Serialize)]

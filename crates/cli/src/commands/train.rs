@@ -12,8 +12,8 @@ use finetune_train::{
 };
 
 use crate::cli::{BnPolicyName, MonitorName, OptimizerName, ScheduleName, TrainArgs};
-use crate::data::Prepared;
 use crate::session::{self, RunOptions, RunResult};
+use crate::task::Prepared;
 
 /// `1e-3` or `1e-5:1e-3`.
 pub fn parse_lr(s: &str) -> Result<LrSpec> {

@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use crate::cli::{AdviseArgs, BudgetArgs, DataArgs, SweepArgs, parse_data};
 use crate::commands::train::{check_out_path, optimizer, parse_lr};
-use crate::data::{ModelNeeds, Prepared, prepare};
 use crate::model_args;
 use crate::progress::Progress;
 use crate::report::say;
 use crate::session::{thousands, write_json};
+use crate::task::{ModelNeeds, Prepared, prepare};
 
 /// What `sweep --json` prints and `sweep.json` holds.
 #[derive(Serialize)]

@@ -37,12 +37,14 @@ pub fn data(args: &DataCmdArgs) -> Result<()> {
         DataPath::Images(f) => f.splits().iter().map(|s| s.files.len()).sum(),
         _ => 0,
     };
-    let bar = crate::user_data::decode_bar(files, "the images");
+    let bar = crate::task::decode_bar(files, "the images");
     let path = args.path.display().to_string();
     let s = survey(&path, &found, &columns, args.skip_bad, &|n| {
         bar.set_position(n as u64)
     })
-    .map_err(|e| crate::user_data::with_skip_hint(e, "list such files instead with --skip-bad"))?;
+    .map_err(|e| {
+        finetune_session::user_task::with_skip_hint(e, "list such files instead with --skip-bad")
+    })?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string(&s)?);
@@ -171,7 +173,12 @@ pub fn predict_readable(args: &PredictArgs) -> Result<()> {
         }
         let inputs: Vec<String> = texts.iter().map(|(_, t)| t.clone()).collect();
         if let Some(vocab) = &model.metadata().vocab {
-            crate::data::note_unknown_chars(vocab, inputs.iter().map(String::as_str), "the input");
+            let texts = inputs.iter().map(String::as_str);
+            if let Some(note) =
+                finetune_session::task::unknown_chars_note(vocab, texts, "the input")
+            {
+                eprintln!("note: {note}");
+            }
         }
         let predictions = classify_texts(&mut model, &inputs, args.top_k)?;
         rows.extend(texts.into_iter().map(|(v, _)| v).zip(predictions));

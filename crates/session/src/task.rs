@@ -1,9 +1,9 @@
-//! From `--data NAME --classes ... --per-class ...` to training, validation
-//! and test sources, shaped for the model.
+//! From a data choice with its classes, per-class subset and split
+//! fractions (`--data NAME --classes ... --per-class ...` on the command
+//! line) to training, validation and test sources, shaped for the model.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
 use finetune_data::{
     CharVocab, DataSource, ImageDataset, Labelled, Normalization, SequenceLayout, SplitOptions,
@@ -12,8 +12,108 @@ use finetune_data::{
 use finetune_pretrained::Model;
 use finetune_train::{BatchSource, ImageSource, SequenceSource};
 
-use crate::cli::{DataArgs, DataChoice, DataName};
-use crate::user_data;
+use crate::error::{Result, ResultExt, refuse};
+use crate::user_task;
+
+/// A built-in data set (the embedded subsets, or the full sets from a data directory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuiltinSet {
+    Mnist,
+    FashionMnist,
+    Digits,
+    Sentiment,
+    Names,
+    /// Shakespeare's plays as one text (for a language model).
+    Shakespeare,
+}
+
+impl BuiltinSet {
+    /// The name used on the command line and in messages (`fashion-mnist`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinSet::Mnist => "mnist",
+            BuiltinSet::FashionMnist => "fashion-mnist",
+            BuiltinSet::Digits => "digits",
+            BuiltinSet::Sentiment => "sentiment",
+            BuiltinSet::Names => "names",
+            BuiltinSet::Shakespeare => "shakespeare",
+        }
+    }
+}
+
+/// Where a task's examples come from: a built-in set or a path (an image
+/// folder, a `.csv`/`.tsv` table or a folder of them, a `.txt` corpus).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataChoice {
+    Builtin(BuiltinSet),
+    Path(PathBuf),
+}
+
+/// What to prepare: the data and how to cut it. [`TaskOptions::new`] gives
+/// the command line's defaults.
+#[derive(Clone, Debug)]
+pub struct TaskOptions {
+    pub data: DataChoice,
+    /// Read the full built-in sets from here (else `FINETUNE_DATA`, else the embedded subsets).
+    pub data_dir: Option<PathBuf>,
+    /// Keep only these classes, relabelled 0.. in the order given: `0-4`, `3-5,9`, `cat,dog`.
+    pub classes: Option<String>,
+    /// Only this many training examples per class (seeded).
+    pub per_class: Option<usize>,
+    /// Share of the training examples held out for validation (when the data has no validation split).
+    pub val_fraction: f64,
+    /// The user's data without a test split: the share carved out as one (stratified, fixed seed).
+    pub test_fraction: f64,
+    /// Tables: the column holding the text.
+    pub text_column: String,
+    /// Tables: the column holding the label.
+    pub label_column: String,
+    /// Skip (and count) files that do not decode and unusable table rows.
+    pub skip_bad: bool,
+    /// Text classification: texts are cut at this many characters.
+    pub max_len: usize,
+    /// How image files are fitted to the model (default: what it was trained with, else stretch).
+    pub crop: Option<finetune_data::user::Crop>,
+}
+
+impl TaskOptions {
+    /// `data` with the command line's defaults: 20% validation, 20% test
+    /// when carved, columns `text` and `label`, texts up to 256 characters.
+    pub fn new(data: DataChoice) -> Self {
+        TaskOptions {
+            data,
+            data_dir: None,
+            classes: None,
+            per_class: None,
+            val_fraction: 0.2,
+            test_fraction: 0.2,
+            text_column: "text".into(),
+            label_column: "label".into(),
+            skip_bad: false,
+            max_len: 256,
+            crop: None,
+        }
+    }
+}
+
+/// Hears what preparing a task has to say: notes for the user (a resize, a
+/// carved test split, skipped files) and the progress of decoding a large
+/// folder. Every method does nothing by default ([`Quiet`]).
+pub trait Observer: Sync {
+    /// Something the user should know (one line, no `note:` prefix).
+    fn note(&self, _message: &str) {}
+    /// Decoding `files` files of `what` (`"train"`, `"the images"`) starts.
+    fn decoding(&self, _what: &str, _files: usize) {}
+    /// `done` files of the current split are decoded.
+    fn decoded(&self, _done: usize) {}
+    /// The current split is decoded.
+    fn decoding_done(&self) {}
+}
+
+/// An [`Observer`] that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {}
 
 /// The three splits of a task, ready for the trainer.
 pub struct Prepared {
@@ -85,31 +185,29 @@ impl<'a> ModelNeeds<'a> {
     }
 }
 
-/// Tells the user when a trained text model came without its vocabulary
-/// (weights imported from elsewhere): the ids of a vocabulary built from
-/// these texts are not the ids the model learned.
-pub fn note_missing_vocab(model: &Model, label: &str) {
-    if model.spec().input_embedding().is_some() && model.metadata().vocab.is_none() {
-        eprintln!(
-            "{label}: note: the model has no stored vocabulary; using one built from the training texts, whose ids need not be those the model was trained with"
-        );
-    }
+/// What to tell the user when a trained text model came without its
+/// vocabulary (weights imported from elsewhere): the ids of a vocabulary
+/// built from these texts are not the ids the model learned.
+pub fn missing_vocab_note(model: &Model) -> Option<&'static str> {
+    (model.spec().input_embedding().is_some() && model.metadata().vocab.is_none()).then_some(
+        "the model has no stored vocabulary; using one built from the training texts, whose ids need not be those the model was trained with",
+    )
 }
 
-/// Tells how many characters of `texts` (`name`) the model's vocabulary
-/// lacks, and how they are read (`unk`, or dropped by a vocabulary without
-/// one), with the most frequent; silent when there are none.
-pub fn note_unknown_chars<'t>(
+/// How many characters of `texts` (`name`) the model's vocabulary lacks,
+/// and how they are read (`unk`, or dropped by a vocabulary without one),
+/// with the most frequent; `None` when there are none.
+pub fn unknown_chars_note<'t>(
     vocab: &CharVocab,
     texts: impl IntoIterator<Item = &'t str>,
     name: &str,
-) {
+) -> Option<String> {
     let (unknown, total, top) = unknown_chars(vocab, texts, 8);
     if unknown == 0 {
-        return;
+        return None;
     }
-    eprintln!(
-        "note: {unknown} of the {total} characters of {name} ({:.2}%) are not in the model's vocabulary of {} ids and are {}; most frequent: {}",
+    Some(format!(
+        "{unknown} of the {total} characters of {name} ({:.2}%) are not in the model's vocabulary of {} ids and are {}; most frequent: {}",
         100.0 * unknown as f64 / total.max(1) as f64,
         vocab.len(),
         if vocab.unk().is_some() {
@@ -121,7 +219,7 @@ pub fn note_unknown_chars<'t>(
             .map(|c| format!("{c:?}"))
             .collect::<Vec<_>>()
             .join(" ")
-    );
+    ))
 }
 
 /// How many characters of `texts` `vocab` lacks: `(unknown, total, the most
@@ -168,7 +266,7 @@ pub fn source(data_dir: Option<&Path>) -> Result<DataSource> {
     match dir {
         None => Ok(DataSource::Embedded),
         Some(d) if d.is_dir() => Ok(DataSource::Dir(d)),
-        Some(d) => bail!(
+        Some(d) => refuse!(
             "data directory {} does not exist (from --data-dir or {}); run `cargo xtask data` to see what is expected",
             d.display(),
             finetune_data::DATA_DIR_ENV
@@ -200,26 +298,26 @@ pub fn parse_classes(list: &str, names: &[String], set: &str) -> Result<Vec<usiz
                 };
                 let (a, b) = (parse(a)?, parse(b)?);
                 if a > b {
-                    bail!("--classes: range `{part}` goes backwards");
+                    refuse!("--classes: range `{part}` goes backwards");
                 }
                 a..=b
             }
         };
         for c in range {
             if c >= num_classes {
-                bail!(
+                refuse!(
                     "--classes: class {c} does not exist in {set}, which has classes 0-{}",
                     num_classes.saturating_sub(1)
                 );
             }
             if out.contains(&c) {
-                bail!("--classes: class {c} is listed twice");
+                refuse!("--classes: class {c} is listed twice");
             }
             out.push(c);
         }
     }
     if out.is_empty() {
-        bail!("--classes: no class given");
+        refuse!("--classes: no class given");
     }
     Ok(out)
 }
@@ -233,43 +331,37 @@ fn shorten(names: &[String]) -> String {
     s
 }
 
-pub(crate) fn set_name(d: DataName) -> &'static str {
-    match d {
-        DataName::Mnist => "mnist",
-        DataName::FashionMnist => "fashion-mnist",
-        DataName::Digits => "digits",
-        DataName::Sentiment => "sentiment",
-        DataName::Names => "names",
-        DataName::Shakespeare => "shakespeare",
-    }
-}
-
 /// Loads and shapes the data for a model.
-pub fn prepare(args: &DataArgs, seed: u64, needs: ModelNeeds<'_>) -> Result<Prepared> {
+pub fn prepare(
+    args: &TaskOptions,
+    seed: u64,
+    needs: ModelNeeds<'_>,
+    observer: &dyn Observer,
+) -> Result<Prepared> {
     for (flag, f) in [
         ("--val-fraction", args.val_fraction),
         ("--test-fraction", args.test_fraction),
     ] {
         if !(0.0..1.0).contains(&f) {
-            bail!("{flag} must be in [0, 1), got {f}");
+            refuse!("{flag} must be in [0, 1), got {f}");
         }
     }
     let name = match &args.data {
         DataChoice::Builtin(name) => *name,
-        DataChoice::Path(path) => return user_data::prepare(args, path, seed, needs),
+        DataChoice::Path(path) => return user_task::prepare(args, path, seed, needs, observer),
     };
     let src = source(args.data_dir.as_deref())?;
-    let set = set_name(name);
+    let set = name.name();
     match name {
-        DataName::Mnist | DataName::FashionMnist | DataName::Digits => {
+        BuiltinSet::Mnist | BuiltinSet::FashionMnist | BuiltinSet::Digits => {
             let (train, test) = match name {
-                DataName::Mnist => {
+                BuiltinSet::Mnist => {
                     let tt = src
                         .mnist()
                         .with_context(|| format!("loading mnist from {}", src.describe()))?;
                     (tt.train, tt.test)
                 }
-                DataName::FashionMnist => {
+                BuiltinSet::FashionMnist => {
                     let tt = src.fashion_mnist().with_context(|| {
                         format!("loading fashion-mnist from {}", src.describe())
                     })?;
@@ -290,14 +382,14 @@ pub fn prepare(args: &DataArgs, seed: u64, needs: ModelNeeds<'_>) -> Result<Prep
                 tag: set.to_string(),
                 from: src.describe(),
             };
-            images(args, seed, needs, splits)
+            images(args, seed, needs, splits, observer)
         }
-        DataName::Shakespeare => bail!(
+        BuiltinSet::Shakespeare => refuse!(
             "shakespeare is one text without labels: train a language model on it with --task lm"
         ),
-        DataName::Sentiment | DataName::Names => {
+        BuiltinSet::Sentiment | BuiltinSet::Names => {
             let all = match name {
-                DataName::Sentiment => src.sentiment(SentimentCorpus::Movies, ZeroRating::Drop),
+                BuiltinSet::Sentiment => src.sentiment(SentimentCorpus::Movies, ZeroRating::Drop),
                 _ => src.names(NameOverlap::HigherFrequency),
             }
             .with_context(|| format!("loading {set} from {}", src.describe()))?;
@@ -309,7 +401,7 @@ pub fn prepare(args: &DataArgs, seed: u64, needs: ModelNeeds<'_>) -> Result<Prep
                 tag: set.to_string(),
                 from: src.describe(),
             };
-            texts(args, seed, needs, splits)
+            texts(args, seed, needs, splits, observer)
         }
     }
 }
@@ -325,9 +417,9 @@ pub(crate) struct Splits<D> {
 }
 
 /// The name a run records as its task: the set (or the path) and the classes.
-pub fn task_name(d: &DataArgs) -> String {
+pub fn task_name(d: &TaskOptions) -> String {
     let name = match &d.data {
-        DataChoice::Builtin(n) => set_name(*n).to_string(),
+        DataChoice::Builtin(n) => n.name().to_string(),
         DataChoice::Path(p) => p.display().to_string(),
     };
     match &d.classes {
@@ -337,7 +429,11 @@ pub fn task_name(d: &DataArgs) -> String {
 }
 
 /// Class filter, per-class subset and validation split, shared by images and texts.
-fn carve<D: Labelled>(args: &DataArgs, seed: u64, splits: Splits<D>) -> Result<(D, D, D, String)> {
+fn carve<D: Labelled>(
+    args: &TaskOptions,
+    seed: u64,
+    splits: Splits<D>,
+) -> Result<(D, D, D, String)> {
     let Splits {
         train,
         val,
@@ -358,7 +454,7 @@ fn carve<D: Labelled>(args: &DataArgs, seed: u64, splits: Splits<D>) -> Result<(
         None => (train, val, test, name),
     };
     let train = match args.per_class {
-        Some(0) => bail!("--per-class must be at least 1"),
+        Some(0) => refuse!("--per-class must be at least 1"),
         Some(n) => train
             .take_per_class(n, seed)
             .with_context(|| format!("taking {n} examples per class"))?,
@@ -372,7 +468,7 @@ fn carve<D: Labelled>(args: &DataArgs, seed: u64, splits: Splits<D>) -> Result<(
         }
     };
     if train.is_empty() || val.is_empty() {
-        bail!(
+        refuse!(
             "{tag}: the training split ({} examples) or the validation split ({}) is empty; use more --per-class or another --val-fraction",
             train.len(),
             val.len()
@@ -382,10 +478,11 @@ fn carve<D: Labelled>(args: &DataArgs, seed: u64, splits: Splits<D>) -> Result<(
 }
 
 pub(crate) fn images(
-    args: &DataArgs,
+    args: &TaskOptions,
     seed: u64,
     needs: ModelNeeds<'_>,
     splits: Splits<ImageDataset>,
+    observer: &dyn Observer,
 ) -> Result<Prepared> {
     let from = splits.from.clone();
     let name = splits.tag.clone();
@@ -395,18 +492,18 @@ pub(crate) fn images(
             unreachable!("images are [N, C, H, W]")
         };
         if needs.embedding_rows.is_some() {
-            bail!(
+            refuse!(
                 "the model reads token ids (input {input:?}, an embedding first) but {name} is images; use it with --data sentiment or names"
             );
         }
         if input.len() != 3 || input[0] != c {
-            bail!("the model expects inputs {input:?} but {name} has {c}-channel {h}x{w} images");
+            refuse!("the model expects inputs {input:?} but {name} has {c}-channel {h}x{w} images");
         }
         if (input[1], input[2]) != (h, w) {
-            eprintln!(
-                "note: resizing {name}'s {h}x{w} images to the model's {}x{}",
+            observer.note(&format!(
+                "resizing {name}'s {h}x{w} images to the model's {}x{}",
                 input[1], input[2]
-            );
+            ));
             train = train.resized(input[1], input[2])?;
             val = val.resized(input[1], input[2])?;
             test = test.resized(input[1], input[2])?;
@@ -439,20 +536,21 @@ pub(crate) fn images(
 }
 
 pub(crate) fn texts(
-    args: &DataArgs,
+    args: &TaskOptions,
     seed: u64,
     needs: ModelNeeds<'_>,
     splits: Splits<TextDataset>,
+    observer: &dyn Observer,
 ) -> Result<Prepared> {
     let from = splits.from.clone();
     let name = splits.tag.clone();
     if needs.shift.is_some() {
-        bail!("--augment-shift applies to images only");
+        refuse!("--augment-shift applies to images only");
     }
     if let Some(input) = needs.input
         && needs.embedding_rows.is_none()
     {
-        bail!(
+        refuse!(
             "{name} is text, but the model does not read token ids (its input is {input:?} and its first layer is not an embedding); use a text model such as char-gru or char-lstm"
         );
     }
@@ -461,7 +559,9 @@ pub(crate) fn texts(
         Some(v) => {
             let all = [&train, &val, &test];
             let texts = all.iter().flat_map(|d| d.texts()).map(String::as_str);
-            note_unknown_chars(&v, texts, &name);
+            if let Some(note) = unknown_chars_note(&v, texts, &name) {
+                observer.note(&note);
+            }
             v
         }
         None => train.build_vocab()?,
@@ -469,7 +569,7 @@ pub(crate) fn texts(
     if let Some(rows) = needs.embedding_rows
         && vocab.len() > rows
     {
-        bail!(
+        refuse!(
             "the vocabulary has {} ids but the model's embedding has only {rows} rows; give the spec's embedding `num_embeddings: {}` (or more)",
             vocab.len(),
             vocab.len()
@@ -480,7 +580,7 @@ pub(crate) fn texts(
     // is refused for a character
     let unknown = vocab.lenient();
     if args.max_len == 0 {
-        bail!("--max-len must be at least 1");
+        refuse!("--max-len must be at least 1");
     }
     let layout = SequenceLayout::classifier_up_to(args.max_len);
     let long = [&train, &val, &test]
@@ -489,10 +589,10 @@ pub(crate) fn texts(
         .filter(|t| t.chars().count() > args.max_len)
         .count();
     if long > 0 {
-        eprintln!(
-            "note: {long} texts of {name} are longer than --max-len {} characters and are cut there",
+        observer.note(&format!(
+            "{long} texts of {name} are longer than --max-len {} characters and are cut there",
             args.max_len
-        );
+        ));
     }
     let encode = |d: &TextDataset| -> Result<SequenceSource> {
         Ok(SequenceSource {

@@ -1,22 +1,43 @@
-//! `--task lm`: a text (Shakespeare, a `.txt` corpus, the texts of a table
+//! A language model's task (`--task lm`): a text (Shakespeare, a `.txt` corpus, the texts of a table
 //! or of a built-in labelled set) as next-character windows, with a
 //! vocabulary built from it or inherited from the model.
 
-use anyhow::{Context, Result, bail};
 use finetune_data::text::{NameOverlap, SentimentCorpus, ZeroRating};
 use finetune_data::user::{DataPath, TableColumns, read_corpus, read_table};
 use finetune_data::{CharCorpus, CharVocab, Labelled, Specials, SplitOptions};
 use finetune_train::LmSource;
 
-use crate::cli::{DataArgs, DataChoice, DataName, LmArgs};
-use crate::data::{Prepared, set_name, source};
+use crate::error::{Result, ResultExt, refuse};
+use crate::task::{BuiltinSet, DataChoice, Prepared, TaskOptions, source};
+
+/// How a text becomes a language model's task.
+#[derive(Clone, Copy, Debug)]
+pub struct LmOptions {
+    /// Characters seen fewer times than this read as `unk` (a vocabulary built from the text).
+    pub min_count: usize,
+    /// Characters per training window (backpropagation through time is truncated there).
+    pub bptt: usize,
+    /// Share of the text (its end) held out: half for validation, half for the test.
+    pub held_out: f64,
+}
+
+impl Default for LmOptions {
+    /// The command line's defaults: every character kept, windows of 64, 10% held out.
+    fn default() -> Self {
+        LmOptions {
+            min_count: 1,
+            bptt: 64,
+            held_out: 0.1,
+        }
+    }
+}
 
 /// The text of `--data`, for a language model: documents joined by newlines.
-pub fn corpus_text(args: &DataArgs) -> Result<(String, String)> {
+pub fn corpus_text(args: &TaskOptions) -> Result<(String, String)> {
     match &args.data {
         DataChoice::Builtin(name) => {
             let src = source(args.data_dir.as_deref())?;
-            let from = format!("{} ({})", set_name(*name), src.describe());
+            let from = format!("{} ({})", name.name(), src.describe());
             // a labelled set's training split only, as the classifier carves it:
             // its test texts stay unseen by the language model too
             let train_texts = |all: finetune_data::TextDataset| -> Result<Vec<String>> {
@@ -24,14 +45,14 @@ pub fn corpus_text(args: &DataArgs) -> Result<(String, String)> {
                 Ok(parts.train.texts().to_vec())
             };
             let texts: Vec<String> = match name {
-                DataName::Shakespeare => return Ok((src.shakespeare()?, from)),
-                DataName::Sentiment => {
+                BuiltinSet::Shakespeare => return Ok((src.shakespeare()?, from)),
+                BuiltinSet::Sentiment => {
                     train_texts(src.sentiment(SentimentCorpus::Movies, ZeroRating::Drop)?)?
                 }
-                DataName::Names => train_texts(src.names(NameOverlap::HigherFrequency)?)?,
-                other => bail!(
+                BuiltinSet::Names => train_texts(src.names(NameOverlap::HigherFrequency)?)?,
+                other => refuse!(
                     "{} is images; a language model trains on text (shakespeare, sentiment, names, a .txt file or a table)",
-                    set_name(*other)
+                    other.name()
                 ),
             };
             Ok((texts.join("\n"), from))
@@ -54,7 +75,7 @@ pub fn corpus_text(args: &DataArgs) -> Result<(String, String)> {
                     Ok((rows.texts.join("\n"), format!("{from} (its text column)")))
                 }
                 DataPath::Images(_) => {
-                    bail!("{from} holds images; a language model trains on text")
+                    refuse!("{from} holds images; a language model trains on text")
                 }
             }
         }
@@ -83,12 +104,16 @@ pub fn corpus_vocab(text: &str, min_count: usize) -> Result<CharVocab> {
 /// The text cut into train / validation / test windows (the last
 /// `held_out` of the text, halved), encoded with `vocab` (built from the
 /// training part when `None`).
-pub fn prepare_lm(args: &DataArgs, lm: &LmArgs, vocab: Option<CharVocab>) -> Result<Prepared> {
+pub fn prepare_lm(
+    args: &TaskOptions,
+    lm: &LmOptions,
+    vocab: Option<CharVocab>,
+) -> Result<Prepared> {
     if lm.bptt == 0 {
-        bail!("--bptt must be at least 1");
+        refuse!("--bptt must be at least 1");
     }
     if !(lm.held_out > 0.0 && lm.held_out < 1.0) {
-        bail!("--held-out must be in (0, 1), got {}", lm.held_out);
+        refuse!("--held-out must be in (0, 1), got {}", lm.held_out);
     }
     let (text, from) = corpus_text(args)?;
     let chars = text.chars().count();
@@ -110,7 +135,7 @@ pub fn prepare_lm(args: &DataArgs, lm: &LmArgs, vocab: Option<CharVocab>) -> Res
     let need = lm.bptt + 1;
     for (name, c) in [("training", &train), ("validation", &val), ("test", &test)] {
         if c.len() < need {
-            bail!(
+            refuse!(
                 "the {name} part of {from} has {} characters, fewer than one window of --bptt {} plus its target; give more text or a smaller --bptt",
                 c.len(),
                 lm.bptt
