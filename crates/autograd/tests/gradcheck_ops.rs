@@ -78,6 +78,9 @@ fn activations() {
     check(|t, v| t.sigmoid(v[0]), &[x.clone()]);
     check(|t, v| t.relu(v[0]), &[x.clone()]);
     check(|t, v| t.leaky_relu(v[0], 0.1), &[x.clone()]);
+    check(|t, v| t.hardtanh(v[0], -0.7, 0.9), &[x.clone()]);
+    // ±8: below 0, inside, and above 6
+    check(|t, v| t.relu6(v[0]), &[x.map(|v| v * 16.0 / 3.0)]);
     check(|t, v| t.gelu(v[0], GeluApproximation::None), &[x.clone()]);
     check(|t, v| t.gelu(v[0], GeluApproximation::Tanh), &[x.clone()]);
     check(|t, v| t.softplus(v[0]), &[x.clone()]);
@@ -149,6 +152,10 @@ fn shape_ops() {
         &[rand(&[3, 2], 23), rand(&[3, 2], 24)],
     );
     check(|t, v| t.narrow(v[0], 2, 1, 2), &[x.clone()]);
+    // TensorFlow "SAME" for stride 2: nothing on top/left, one more at the bottom/right
+    let img = rand(&[2, 3, 4, 5], 26);
+    check(|t, v| t.pad2d(v[0], [0, 1, 0, 1]), &[img.clone()]);
+    check(|t, v| t.pad2d(v[0], [1, 2, 2, 0]), &[img.clone()]);
     check(
         |t, v| t.index_select(v[0], 0, &[2, 0, 2, 1]),
         &[rand(&[3, 4], 25)],
@@ -285,6 +292,48 @@ fn conv2d_configurations() {
             true,
         ),
         ([2, 3, 3, 4], [5, 3, 1, 1], Conv2dOptions::default(), true),
+        // depthwise (their own kernels): 3×3 and 5×5, stride 1 and 2
+        (
+            [2, 3, 6, 5],
+            [3, 1, 3, 3],
+            Conv2dOptions {
+                groups: 3,
+                padding: [1, 1],
+                ..Default::default()
+            },
+            true,
+        ),
+        (
+            [2, 2, 7, 8],
+            [2, 1, 3, 3],
+            Conv2dOptions {
+                groups: 2,
+                stride: [2, 2],
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            [1, 3, 7, 6],
+            [3, 1, 5, 5],
+            Conv2dOptions {
+                groups: 3,
+                padding: [2, 2],
+                ..Default::default()
+            },
+            true,
+        ),
+        (
+            [2, 2, 9, 9],
+            [2, 1, 5, 5],
+            Conv2dOptions {
+                groups: 2,
+                stride: [2, 2],
+                padding: [1, 2],
+                ..Default::default()
+            },
+            false,
+        ),
     ];
     for (i, (xs, ws, o, bias)) in cases.into_iter().enumerate() {
         let seed = 50 + 3 * i as u64;

@@ -60,3 +60,27 @@ class ConcatPool(nn.Module):
         top = x.masked_fill(~mask, float("-inf")).max(dim=1).values
         mean = (x * mask).sum(dim=1) / lengths[:, None].to(x.dtype)
         return torch.cat([last, top, mean], dim=1)
+
+
+class PaddedConv2d(nn.Conv2d):
+    """nn.Conv2d with padding PyTorch's own cannot say: `pad` is
+    (left, right, top, bottom) zeros added first (nn.ZeroPad2d's order), or
+    'same' for TensorFlow's SAME from the input size (the output is
+    ceil(input / stride); the smaller half of an odd total on the top and
+    left). The parameters are nn.Conv2d's, so state_dict names are unchanged."""
+
+    def __init__(self, *args, pad=(0, 0, 0, 0), **kwargs):
+        super().__init__(*args, padding=0, **kwargs)
+        self.pad = pad
+
+    def forward(self, x):
+        pad = self.pad
+        if pad == 'same':
+            sides = []
+            for a in (1, 0):  # width first, as F.pad wants
+                size, k, s, d = x.shape[2 + a], self.kernel_size[a], self.stride[a], self.dilation[a]
+                span = d * (k - 1) + 1
+                total = max((-(-size // s) - 1) * s + span - size, 0)
+                sides += [total // 2, total - total // 2]
+            pad = tuple(sides)
+        return super().forward(nn.functional.pad(x, pad))

@@ -23,8 +23,8 @@ use std::path::Path;
 
 use finetune_pretrained::Model;
 use finetune_pretrained::spec::{
-    GeluApproximationSpec, LayerKind, LayerSpec, ModelSpec, NonlinearitySpec, RecurrentOutputSpec,
-    RecurrentSpec,
+    ConvPadding, GeluApproximationSpec, LayerKind, LayerSpec, ModelSpec, NonlinearitySpec,
+    RecurrentOutputSpec, RecurrentSpec,
 };
 
 /// Helpers every generated `model.py` starts with.
@@ -63,17 +63,25 @@ fn py_f64(v: f64) -> String {
 /// The `nn` module a layer is, if it is one (`None`: wiring only, or a nested block).
 fn module_of(kind: &LayerKind) -> Option<String> {
     Some(match kind {
-        LayerKind::Conv2d(c) => format!(
-            "nn.Conv2d({}, {}, kernel_size={}, stride={}, padding={}, dilation={}, groups={}, bias={})",
-            c.in_channels,
-            c.out_channels,
-            pair(c.kernel_size.0),
-            pair(c.stride.0),
-            pair(c.padding.0),
-            pair(c.dilation.0),
-            c.groups,
-            py_bool(c.bias)
-        ),
+        LayerKind::Conv2d(c) => {
+            let (class, padding) = match c.padding {
+                ConvPadding::Symmetric(p) => ("nn.Conv2d", format!("padding={}", pair(p.0))),
+                ConvPadding::Explicit([t, b, l, r]) => {
+                    ("PaddedConv2d", format!("pad=({l}, {r}, {t}, {b})"))
+                }
+                ConvPadding::Same => ("PaddedConv2d", "pad='same'".to_string()),
+            };
+            format!(
+                "{class}({}, {}, kernel_size={}, stride={}, {padding}, dilation={}, groups={}, bias={})",
+                c.in_channels,
+                c.out_channels,
+                pair(c.kernel_size.0),
+                pair(c.stride.0),
+                pair(c.dilation.0),
+                c.groups,
+                py_bool(c.bias)
+            )
+        }
         LayerKind::Maxpool2d(m) => format!(
             "nn.MaxPool2d(kernel_size={}, stride={}, padding={}, dilation={}, ceil_mode={})",
             pair(m.kernel_size.0),
@@ -121,6 +129,12 @@ fn module_of(kind: &LayerKind) -> Option<String> {
         LayerKind::Dropout { p } => format!("nn.Dropout({})", py_f64(*p)),
         LayerKind::Flatten { start_dim, end_dim } => format!("nn.Flatten({start_dim}, {end_dim})"),
         LayerKind::Relu {} => "nn.ReLU()".into(),
+        LayerKind::Relu6 {} => "nn.ReLU6()".into(),
+        LayerKind::Hardtanh { min_val, max_val } => format!(
+            "nn.Hardtanh(min_val={}, max_val={})",
+            py_f64(*min_val),
+            py_f64(*max_val)
+        ),
         LayerKind::Tanh {} => "nn.Tanh()".into(),
         LayerKind::Sigmoid {} => "nn.Sigmoid()".into(),
         LayerKind::Gelu { approximate } => format!(

@@ -16,6 +16,10 @@ pub struct Conv2dConfig {
     pub kernel: [usize; 2],
     pub options: Conv2dOptions,
     pub bias: bool,
+    /// Zeros added `[top, bottom, left, right]` before the convolution, for
+    /// padding the symmetric `options.padding` cannot say (TensorFlow's
+    /// "SAME" at stride 2: one more zero at the bottom and right).
+    pub pre_pad: Option<[usize; 4]>,
 }
 
 impl Conv2dConfig {
@@ -27,6 +31,7 @@ impl Conv2dConfig {
             kernel: [kernel, kernel],
             options: Conv2dOptions::default(),
             bias: true,
+            pre_pad: None,
         }
     }
 
@@ -57,6 +62,19 @@ impl Conv2dConfig {
     /// With or without bias.
     pub fn bias(mut self, bias: bool) -> Self {
         self.bias = bias;
+        self
+    }
+
+    /// With `[top, bottom, left, right]` padding: symmetric padding goes to
+    /// the convolution itself, any other is added in front of it.
+    pub fn padding_sides(mut self, [t, b, l, r]: [usize; 4]) -> Self {
+        if t == b && l == r {
+            self.options.padding = [t, l];
+            self.pre_pad = None;
+        } else {
+            self.options.padding = [0, 0];
+            self.pre_pad = Some([t, b, l, r]);
+        }
         self
     }
 }
@@ -146,6 +164,14 @@ impl<T: Float> Conv2d<T> {
         Ok(())
     }
 
+    /// The input with [`Conv2dConfig::pre_pad`]'s zeros, if any.
+    fn padded(&self, tape: &mut Tape<T>, x: Var) -> Result<Var> {
+        match self.config.pre_pad {
+            Some(pad) => Ok(tape.pad2d(x, pad)?),
+            None => Ok(x),
+        }
+    }
+
     /// The plain weight and the bias, bound on the tape.
     fn bind_plain(&mut self, tape: &mut Tape<T>) -> Result<(Var, Option<Var>)> {
         let w = self.weight.bind(tape)?;
@@ -169,6 +195,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
         }
         Some((|| {
             self.check_input(tape, x)?;
+            let x = self.padded(tape, x)?;
             let (w, b) = self.bind_plain(tape)?;
             Ok(tape.conv2d_relu(x, w, b, self.config.options)?)
         })())
@@ -176,6 +203,7 @@ impl<T: Float> Module<T> for Conv2d<T> {
 
     fn forward(&mut self, tape: &mut Tape<T>, x: Var) -> Result<Var> {
         self.check_input(tape, x)?;
+        let x = self.padded(tape, x)?;
         let options = self.config.options;
         if self.low_rank_pays()
             && let Some(f) = self.weight.bind_factored(tape)?
@@ -202,13 +230,16 @@ impl<T: Float> Module<T> for Conv2d<T> {
 
     fn describe(&self) -> String {
         let c = &self.config;
+        let padding = match c.pre_pad {
+            Some(p) => format!("{p:?} (top, bottom, left, right)"),
+            None => format!("{:?}", c.options.padding),
+        };
         format!(
-            "Conv2d({}, {}, kernel={:?}, stride={:?}, padding={:?}, dilation={:?}, groups={}, bias={})",
+            "Conv2d({}, {}, kernel={:?}, stride={:?}, padding={padding}, dilation={:?}, groups={}, bias={})",
             c.in_channels,
             c.out_channels,
             c.kernel,
             c.options.stride,
-            c.options.padding,
             c.options.dilation,
             c.options.groups,
             c.bias

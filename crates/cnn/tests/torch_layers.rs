@@ -44,6 +44,15 @@ fn build<T: Float>(fx: &Fixtures, case: &str) -> Box<dyn Module<T>> {
                     groups: n("groups"),
                 },
                 bias: o["bias"].as_bool().unwrap(),
+                pre_pad: o.get("pre_pad").map(|p| {
+                    let v: Vec<usize> = p
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_u64().unwrap() as usize)
+                        .collect();
+                    [v[0], v[1], v[2], v[3]]
+                }),
             };
             Box::new(Conv2d::new(c, &mut rng).unwrap())
         }
@@ -111,7 +120,8 @@ fn cnn_layers_match_pytorch() {
                 .any(|p| c.starts_with(p))
         })
         .collect();
-    assert_eq!(cases.len(), 16, "{cases:?}");
+    // 4 of them depthwise with TensorFlow's SAME padding (`conv_dw*`)
+    assert_eq!(cases.len(), 20, "{cases:?}");
     for case in &cases {
         check_module_case::<f64, _>(&fx, case, build::<f64>(&fx, case).as_mut(), 1e-9);
         check_module_case::<f32, _>(&fx, case, build::<f32>(&fx, case).as_mut(), 1e-5);

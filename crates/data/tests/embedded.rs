@@ -146,7 +146,7 @@ fn repository_data_folder_matches_its_checksums() {
     let dir = finetune_data::source::workspace_root().join("data");
     let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
     let report = finetune_data::verify::verify_sums(&dir, &sums);
-    assert_eq!(report.len(), 14);
+    assert_eq!(report.len(), 15);
     for (path, status) in report {
         assert!(status.is_ok(), "{path}: {status:?}");
     }

@@ -81,6 +81,32 @@ stateless_layer!(
     |d| format!("LeakyReLU({})", d.negative_slope)
 );
 
+/// `x` clamped to `[min_val, max_val]` (PyTorch's `nn.Hardtanh`, default `[-1, 1]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Hardtanh {
+    pub min_val: f64,
+    pub max_val: f64,
+}
+impl Default for Hardtanh {
+    fn default() -> Self {
+        Hardtanh {
+            min_val: -1.0,
+            max_val: 1.0,
+        }
+    }
+}
+stateless_layer!(
+    Hardtanh,
+    |s, tape, x| tape.hardtanh(x, T::of(s.min_val), T::of(s.max_val)),
+    |d| format!("Hardtanh({}, {})", d.min_val, d.max_val)
+);
+
+/// `min(max(x, 0), 6)` (PyTorch's `nn.ReLU6`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReLU6;
+stateless_layer!(ReLU6, |_s, tape, x| tape.relu6(x), |_d| "ReLU6()"
+    .to_string());
+
 /// Softmax over `dim`.
 #[derive(Clone, Copy, Debug)]
 pub struct Softmax {

@@ -51,7 +51,7 @@ pub mod sequential;
 pub mod shape;
 pub mod summary;
 
-pub use activation::{Gelu, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh};
+pub use activation::{Gelu, Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax, Tanh};
 pub use attention::{AttentionPool, ConcatPool};
 pub use dropout::Dropout;
 pub use embedding::Embedding;

@@ -4,8 +4,8 @@
 //! normwise to 1e-5.
 
 use finetune_nn::{
-    Dropout, Embedding, Flatten, Gelu, LeakyReLU, Linear, LogSoftmax, Module, ReLU, Sigmoid,
-    Softmax, Tanh,
+    Dropout, Embedding, Flatten, Gelu, Hardtanh, LeakyReLU, Linear, LogSoftmax, Module, ReLU,
+    ReLU6, Sigmoid, Softmax, Tanh,
 };
 use finetune_tensor::Float;
 use finetune_testkit::{Fixtures, check_module_case};
@@ -25,6 +25,11 @@ fn build<T: Float>(fx: &Fixtures, case: &str) -> Box<dyn Module<T>> {
         )),
         "embedding" => Box::new(Embedding::new(n("num"), n("dim"), &mut rng)),
         "relu" => Box::new(ReLU),
+        "relu6" => Box::new(ReLU6),
+        "hardtanh" => Box::new(Hardtanh {
+            min_val: o["min_val"].as_f64().unwrap(),
+            max_val: o["max_val"].as_f64().unwrap(),
+        }),
         "tanh" => Box::new(Tanh),
         "sigmoid" => Box::new(Sigmoid),
         "gelu" => Box::new(Gelu::default()),
@@ -59,6 +64,8 @@ fn nn_layers_match_pytorch() {
         "log_softmax",
         "flatten",
         "dropout_eval",
+        "relu6",
+        "hardtanh",
     ];
     for case in cases {
         check_module_case::<f64, _>(&fx, case, build::<f64>(&fx, case).as_mut(), 1e-9);

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use finetune_pretrained::spec::{
-    GeluApproximationSpec, LayerKind, LayerSpec, NonlinearitySpec, RecurrentOutputSpec,
-    RecurrentSpec,
+    ConvPadding, GeluApproximationSpec, LayerKind, LayerSpec, NonlinearitySpec,
+    RecurrentOutputSpec, RecurrentSpec,
 };
 use finetune_proto::Encoder;
 use finetune_tensor::Tensor;
@@ -186,8 +186,24 @@ impl<'a> Graph<'a> {
                     ins.push(self.param(&format!("{p}.bias"))?);
                 }
                 let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
-                let (k, s, pad, d) = (c.kernel_size.0, c.stride.0, c.padding.0, c.dilation.0);
-                let mut attrs = window(k, s, pad, Some(d));
+                let (k, s, d) = (c.kernel_size.0, c.stride.0, c.dilation.0);
+                let mut attrs = window(k, s, [0, 0], Some(d));
+                let ints = |v: [usize; 4]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+                match c.padding {
+                    ConvPadding::Symmetric(p) => {
+                        let [h, w] = p.0;
+                        attrs[2] = Attr::Ints("pads", ints([h, w, h, w]));
+                    }
+                    // ONNX orders pads [top, left, bottom, right]
+                    ConvPadding::Explicit([t, b, l, r]) => {
+                        attrs[2] = Attr::Ints("pads", ints([t, l, b, r]));
+                    }
+                    // TensorFlow's SAME: the extra zero at the end, from the input size
+                    ConvPadding::Same => {
+                        attrs.remove(2);
+                        attrs.push(Attr::Str("auto_pad", "SAME_UPPER".into()));
+                    }
+                }
                 attrs.push(Attr::Int("group", c.groups as i64));
                 same(self.op("Conv", &ins, &attrs))
             }
@@ -309,6 +325,15 @@ impl<'a> Graph<'a> {
                 }
             }
             LayerKind::Relu {} => same(self.op("Relu", &[&x.name], &[])),
+            LayerKind::Relu6 {} => {
+                let (lo, hi) = (self.scalar_f32("zero", 0.0), self.scalar_f32("six", 6.0));
+                same(self.op("Clip", &[&x.name, &lo, &hi], &[]))
+            }
+            LayerKind::Hardtanh { min_val, max_val } => {
+                let lo = self.scalar_f32("min", *min_val as f32);
+                let hi = self.scalar_f32("max", *max_val as f32);
+                same(self.op("Clip", &[&x.name, &lo, &hi], &[]))
+            }
             LayerKind::Tanh {} => same(self.op("Tanh", &[&x.name], &[])),
             LayerKind::Sigmoid {} => same(self.op("Sigmoid", &[&x.name], &[])),
             LayerKind::LeakyRelu { negative_slope } => same(self.op(

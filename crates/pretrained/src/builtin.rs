@@ -7,6 +7,7 @@
 //! | `bn-cnn` | two Conv-BatchNorm2d-ReLU-MaxPool blocks, Linear-BatchNorm1d-ReLU-Dropout, Linear (28×28 inputs) | 106,042 |
 //! | `char-lstm` | Embedding → LSTM (last state) → Linear, with [`CharRnnOptions::default`] | 29,314 |
 //! | `char-gru` | Embedding → GRU (last state) → Linear, with [`CharRnnOptions::default`] | 23,042 |
+//! | `efficientnet-lite0` | EfficientNet-Lite0 for 224×224 ImageNet photos: stem, 16 MBConv blocks (depthwise 3×3/5×5, ReLU6, TensorFlow "same" padding), head, named as the original PyTorch port's `state_dict` | 4,652,008 |
 //!
 //! The character classifiers name their layers `embedding`, `lstm` / `gru`
 //! and `fc`, like the attributes of a typical PyTorch module, so such a
@@ -15,7 +16,9 @@
 use finetune_data::Normalization;
 
 use crate::error::{Error, Result};
-use crate::spec::{Conv2dSpec, LayerSpec, ModelSpec, RecurrentSpec};
+use crate::spec::{
+    BatchNormSpec, Conv2dSpec, ConvPadding, LayerKind, LayerSpec, ModelSpec, RecurrentSpec,
+};
 
 /// Every built-in spec: `(name, description)`.
 pub const BUILTINS: &[(&str, &str)] = &[
@@ -44,6 +47,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
         "small residual CNN for 28x28 inputs: conv-BN-ReLU stem, two residual blocks (conv-BN-ReLU-conv-BN + skip), global average pooling, linear head (a graph)",
     ),
     (
+        "efficientnet-lite0",
+        "EfficientNet-Lite0 (ImageNet, 224x224 RGB): stem, 16 MBConv blocks with depthwise convolutions and ReLU6, head, 1000 classes (4,652,008 parameters; names as the original .pth)",
+    ),
+    (
         "textgenrnn",
         "textgenrnn's character language model: embedding 465x100, two LSTM(128), concat of all three, attention pooling over 40 steps, dense to 465 (a graph)",
     ),
@@ -69,6 +76,7 @@ pub fn builtin(name: &str) -> Result<ModelSpec> {
         "char-gru" => Ok(char_gru(&CharRnnOptions::default())),
         "textgenrnn" => Ok(textgenrnn()),
         "resnet-mini" => Ok(resnet_mini()),
+        "efficientnet-lite0" => Ok(efficientnet_lite0()),
         _ => Err(Error::UnknownBuiltin {
             name: name.to_string(),
             available: builtin_names().join(", "),
@@ -201,6 +209,111 @@ pub fn resnet_mini() -> ModelSpec {
         normalize: Some(Normalization::mnist()),
         classes: Some(digits()),
     }
+}
+
+/// The MBConv blocks of EfficientNet-Lite0: `(kernel, stride, expand, in, out)`.
+const LITE0_BLOCKS: [(usize, usize, usize, usize, usize); 16] = [
+    (3, 1, 1, 32, 16),
+    (3, 2, 6, 16, 24),
+    (3, 1, 6, 24, 24),
+    (5, 2, 6, 24, 40),
+    (5, 1, 6, 40, 40),
+    (3, 2, 6, 40, 80),
+    (3, 1, 6, 80, 80),
+    (3, 1, 6, 80, 80),
+    (5, 1, 6, 80, 112),
+    (5, 1, 6, 112, 112),
+    (5, 1, 6, 112, 112),
+    (5, 2, 6, 112, 192),
+    (5, 1, 6, 192, 192),
+    (5, 1, 6, 192, 192),
+    (5, 1, 6, 192, 192),
+    (3, 1, 6, 192, 320),
+];
+
+/// TensorFlow's BatchNorm: eps 1e-3, momentum 0.99 (PyTorch's 0.01).
+fn tf_batchnorm(features: usize) -> LayerSpec {
+    let mut bn = BatchNormSpec::new(features);
+    bn.eps = 1e-3;
+    bn.momentum = Some(0.01);
+    LayerKind::Batchnorm2d(bn).into()
+}
+
+/// A bias-free convolution with TensorFlow's "same" padding.
+fn same_conv(c_in: usize, c_out: usize, k: usize, stride: usize, groups: usize) -> LayerSpec {
+    Conv2dSpec::new(c_in, c_out, k)
+        .stride(stride)
+        .padding(ConvPadding::Same)
+        .groups(groups)
+        .bias(false)
+        .into()
+}
+
+/// One MBConv block of EfficientNet-Lite (no squeeze-and-excitation):
+/// expand 1×1 (unless the ratio is 1), depthwise `k×k`, project 1×1 with no
+/// activation, and the block's input added back when the shape is kept.
+fn mbconv((k, stride, expand, c_in, c_out): (usize, usize, usize, usize, usize)) -> Vec<LayerSpec> {
+    let c = c_in * expand;
+    let mut layers = Vec::new();
+    if expand != 1 {
+        layers.push(same_conv(c_in, c, 1, 1, 1).named("_expand_conv"));
+        layers.push(tf_batchnorm(c).named("_bn0"));
+        layers.push(LayerSpec::relu6().named("_act0"));
+    }
+    layers.extend([
+        same_conv(c, c, k, stride, c).named("_depthwise_conv"),
+        tf_batchnorm(c).named("_bn1"),
+        LayerSpec::relu6().named("_act1"),
+        same_conv(c, c_out, 1, 1, 1).named("_project_conv"),
+        tf_batchnorm(c_out).named("_bn2"),
+    ]);
+    if stride == 1 && c_in == c_out {
+        layers.push(LayerSpec::add().named("_skip").reading(&["input", "_bn2"]));
+    }
+    layers
+}
+
+/// `efficientnet-lite0`: the TensorFlow EfficientNet-Lite0 as the PyTorch
+/// port's `state_dict` names it (`_conv_stem`, `_blocks.N._depthwise_conv`,
+/// `_fc`, …), so the original file imports as an identity map. Inputs are
+/// 224×224 RGB with `x = (pixel − 127) / 128` (mean 127/255, std 128/255 of
+/// pixels in [0, 1]); the 16 blocks are the units a freeze point counts.
+pub fn efficientnet_lite0() -> ModelSpec {
+    let blocks = LITE0_BLOCKS
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| LayerSpec::sequential(mbconv(b)).named(i.to_string()))
+        .collect();
+    ModelSpec {
+        name: "efficientnet-lite0".into(),
+        input: vec![3, 224, 224],
+        layers: vec![
+            same_conv(3, 32, 3, 2, 1).named("_conv_stem"),
+            tf_batchnorm(32).named("_bn0"),
+            LayerSpec::relu6().named("_stem_act"),
+            LayerSpec::sequential(blocks).named("_blocks"),
+            same_conv(320, 1280, 1, 1, 1).named("_conv_head"),
+            tf_batchnorm(1280).named("_bn1"),
+            LayerSpec::relu6().named("_head_act"),
+            LayerSpec::adaptive_avg_pool2d(1).named("_avg_pooling"),
+            LayerSpec::flatten().named("_flatten"),
+            LayerSpec::dropout(0.2).named("_dropout"),
+            LayerSpec::linear(1280, 1000).named("_fc"),
+        ],
+        normalize: Some(Normalization {
+            mean: vec![127.0 / 255.0; 3],
+            std: vec![128.0 / 255.0; 3],
+        }),
+        classes: Some(imagenet_classes()),
+    }
+}
+
+/// The 1000 ImageNet class names, index order (torchvision's list, BSD-3-Clause).
+pub fn imagenet_classes() -> Vec<String> {
+    include_str!("../../../data/pretrained/efficientnet-lite0/imagenet_classes.txt")
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Sizes of the character classifiers.

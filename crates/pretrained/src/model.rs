@@ -13,9 +13,9 @@ use finetune_cnn::{
 };
 use finetune_data::Normalization;
 use finetune_nn::{
-    Add, AttentionPool, Concat, ConcatPool, Dropout, Embedding, EntryKind, Flatten, Gelu, Identity,
-    LeakyReLU, Linear, LogSoftmax, Module, ModuleExt, NnError, ReLU, Sequential, Sigmoid, Softmax,
-    Source, Tanh, Visitor, VisitorMut,
+    Add, AttentionPool, Concat, ConcatPool, Dropout, Embedding, EntryKind, Flatten, Gelu, Hardtanh,
+    Identity, LeakyReLU, Linear, LogSoftmax, Module, ModuleExt, NnError, ReLU, ReLU6, Sequential,
+    Sigmoid, Softmax, Source, Tanh, Visitor, VisitorMut,
 };
 use finetune_rnn::{Nonlinearity, OutputMode, Recurrent, RecurrentConfig};
 use finetune_tensor::Tensor;
@@ -434,18 +434,28 @@ pub(crate) fn build_layer(
     };
     Ok(match &layer.kind {
         LayerKind::Conv2d(c) => {
+            let hw = match input {
+                [_, h, w] => [*h, *w],
+                _ => [0, 0],
+            };
+            let sides = c
+                .padding
+                .resolve(hw, c.span(), c.stride.0)
+                .ok_or_else(|| NnError::bad_config("conv2d", "padding too large"))?;
             let config = Conv2dConfig {
                 in_channels: c.in_channels,
                 out_channels: c.out_channels,
                 kernel: c.kernel_size.0,
                 options: Conv2dOptions {
                     stride: c.stride.0,
-                    padding: c.padding.0,
+                    padding: [0, 0],
                     dilation: c.dilation.0,
                     groups: c.groups,
                 },
                 bias: c.bias,
-            };
+                pre_pad: None,
+            }
+            .padding_sides(sides);
             Box::new(Conv2d::<f32>::new(config, rng)?)
         }
         LayerKind::Maxpool2d(p) => Box::new(MaxPool2d {
@@ -521,6 +531,11 @@ pub(crate) fn build_layer(
             end_dim: Some(axis(*end_dim)),
         }),
         LayerKind::Relu {} => Box::new(ReLU),
+        LayerKind::Relu6 {} => Box::new(ReLU6),
+        LayerKind::Hardtanh { min_val, max_val } => Box::new(Hardtanh {
+            min_val: *min_val,
+            max_val: *max_val,
+        }),
         LayerKind::Tanh {} => Box::new(Tanh),
         LayerKind::Sigmoid {} => Box::new(Sigmoid),
         LayerKind::Gelu { approximate } => Box::new(Gelu {

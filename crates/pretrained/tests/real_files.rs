@@ -385,3 +385,69 @@ fn shared_files_are_read_with_f32_dtype() {
     let emb: &RawTensor = get(&st.tensors, "embedding.weight");
     assert_eq!(emb.to_tensor().unwrap().shape(), &[465, 100]);
 }
+
+/// The built-in `efficientnet-lite0` spec with the original `.pth` imported
+/// as an identity map gives PyTorch's logits for the README's fixture
+/// (the preprocessed `chelsea.png` and a synthetic input), and its pooled
+/// features, within 1e-4 relative (of the largest magnitude).
+#[test]
+fn efficientnet_lite0_gives_pytorchs_logits() {
+    let (Some(pth), Some(fixture)) = (
+        shared("efficientnet-lite0/efficientnet-lite0-57934424.pth"),
+        shared("efficientnet-lite0/fixture_chelsea.safetensors"),
+    ) else {
+        return;
+    };
+    let spec = finetune_pretrained::builtin("efficientnet-lite0").unwrap();
+    let options = finetune_pretrained::ImportOptions::strict();
+    let imported = finetune_pretrained::import_model(&spec, &pth, &options).unwrap();
+    assert!(imported.report.missing.is_empty(), "{:?}", imported.report);
+    let mut model = imported.model;
+    let trainable: usize = model
+        .expected_tensors()
+        .iter()
+        .filter(|(n, _)| !n.contains("running_") && !n.ends_with("num_batches_tracked"))
+        .map(|(_, s)| s.iter().product::<usize>())
+        .sum();
+    assert_eq!(trainable, 4_652_008);
+    let tensors: HashMap<String, RawTensor> = read_safetensors(&fixture)
+        .unwrap()
+        .tensors
+        .into_iter()
+        .collect();
+    let tensor = |name: &str| tensors[name].to_tensor().unwrap();
+    for (input, want) in [("input", "logits"), ("synthetic_input", "synthetic_logits")] {
+        let got = model.predict(tensor(input), None).unwrap();
+        assert_close(got.as_slice(), tensor(want).as_slice(), 1e-4, want);
+    }
+    // the head's input: every layer before `_dropout` (index 9) and `_fc`
+    let mut tape = finetune_autograd::Tape::<f32>::new();
+    tape.set_grad_enabled(false);
+    let x = tape.constant(tensor("input"));
+    let y = model
+        .net_mut()
+        .forward_range(&mut tape, x, None, 0, 9)
+        .unwrap();
+    let pooled = tape.value(y).unwrap();
+    assert_close(
+        pooled.as_slice(),
+        tensor("pooled_features").as_slice(),
+        1e-4,
+        "pooled",
+    );
+}
+
+fn assert_close(got: &[f32], want: &[f32], rtol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("{what}: worst difference {worst:.3e} of scale {scale:.3}");
+    assert!(
+        worst <= rtol * scale,
+        "{what}: worst difference {worst} of scale {scale}"
+    );
+}

@@ -407,6 +407,7 @@ fn every_builtin_builds_with_its_documented_parameter_count() {
         ("char-lstm", 29_314),
         ("char-gru", 23_042),
         ("resnet-mini", 37_802),
+        ("efficientnet-lite0", 4_652_008),
         ("textgenrnn", 462_717),
     ];
     assert_eq!(builtin_names(), expected.map(|(n, _)| n));
@@ -436,7 +437,7 @@ fn every_builtin_builds_with_its_documented_parameter_count() {
     let e = builtin("resnet50").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "no built-in model spec `resnet50`; available: lenet, mnist-cnn, bn-cnn, char-lstm, char-gru, resnet-mini, textgenrnn"
+        "no built-in model spec `resnet50`; available: lenet, mnist-cnn, bn-cnn, char-lstm, char-gru, resnet-mini, efficientnet-lite0, textgenrnn"
     );
 }
 

@@ -67,6 +67,39 @@ impl<T: Float> Tape<T> {
         }))
     }
 
+    /// `x` clamped to `[min, max]` (`nn.Hardtanh`; `nn.ReLU6` is `[0, 6]`).
+    /// dy/dx = 1 strictly inside, 0 outside and at the bounds (PyTorch's
+    /// rule); NaN passes through.
+    pub fn hardtanh(&mut self, x: Var, min: T, max: T) -> Result<Var> {
+        if min.is_nan() || max.is_nan() || min > max {
+            return Err(AutogradError::invalid(
+                "hardtanh",
+                format!("needs min <= max, got [{min}, {max}]"),
+            ));
+        }
+        let y = self.value(x)?.map(move |v| {
+            if v < min {
+                min
+            } else if v > max {
+                max
+            } else {
+                v
+            }
+        });
+        Ok(self.record("hardtanh", &[x], y, move |ctx| {
+            Ok(vec![Some(zip2(
+                ctx.grad_output,
+                ctx.inputs[0],
+                move |g, x| if x > min && x < max { g } else { T::zero() },
+            ))])
+        }))
+    }
+
+    /// `min(max(x, 0), 6)`: PyTorch's `nn.ReLU6`, [`Tape::hardtanh`] on `[0, 6]`.
+    pub fn relu6(&mut self, x: Var) -> Result<Var> {
+        self.hardtanh(x, T::zero(), T::of(6.0))
+    }
+
     /// Gaussian error linear unit, exact (`approximate='none'`) or tanh-approximated.
     pub fn gelu(&mut self, x: Var, approximate: GeluApproximation) -> Result<Var> {
         let y = self.value(x)?.map(move |v| gelu(v, approximate));

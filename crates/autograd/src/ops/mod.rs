@@ -4,9 +4,9 @@
 //! | file | ops |
 //! |---|---|
 //! | `arith.rs` | add, sub, mul, div (broadcasting), neg, scalar ops, exp, log, sqrt, pow |
-//! | `activation.rs` | tanh, sigmoid, relu, leaky_relu, gelu, dropout |
+//! | `activation.rs` | tanh, sigmoid, relu, leaky_relu, hardtanh (relu6), gelu, dropout |
 //! | `matmul.rs` | matmul (2-D, batched, broadcast), linear |
-//! | `shape.rs` | reshape, flatten, transpose, permute, broadcast_to, concat, stack, narrow, index_select, embedding, gather, masked_fill |
+//! | `shape.rs` | reshape, flatten, transpose, permute, broadcast_to, concat, stack, narrow, pad2d, index_select, embedding, gather, masked_fill |
 //! | `reduce.rs` | sum, mean, max over axes, sum_all, mean_all, var |
 //! | `loss.rs` | softmax, log_softmax, cross_entropy, nll_loss, mse_loss |
 //! | `conv.rs` | conv2d |
@@ -46,6 +46,7 @@
 //! | `sigmoid` | `x` | `dx = dY⊙y⊙(1 − y)` | `activation.rs` |
 //! | `relu` | `x` | `dx = dY⊙[y > 0]` (0 at NaN) | `activation.rs` |
 //! | `leaky_relu` | `x`; `slope` constant | `dx = dY` where `x > 0`, else `slope·dY` (`x = 0` too) | `activation.rs` |
+//! | `hardtanh` (also `Tape::relu6`, `[0, 6]`) | `x`; `min`, `max` constant | `dx = dY⊙[min < x < max]` | `activation.rs` |
 //! | `gelu` | `x`; approximation | `dx = dY⊙(Φ(x) + x·φ(x))`; tanh form: note 1 | `activation.rs` |
 //! | `softplus` | `x` | `dx = dY⊙σ(x)` | `activation.rs` |
 //! | `dropout` | `x`; `p` constant | `dx = dY⊙m`, the saved mask `m ∈ {0, 1/(1−p)}`; no node at `p = 0` | `activation.rs` |
@@ -77,6 +78,7 @@
 //! | `concat` | `x_1 … x_k`; axis | `dx_i` = slice `i` of `dY` along the axis | `shape.rs` |
 //! | `stack` | `x_1 … x_k`; axis | composed (`reshape`, `concat`): `dx_i = dY` at index `i` of the new axis | `shape.rs` |
 //! | `narrow` | `x`; axis, `start`, `len` | `dx` = zeros with `dY` at `start..start+len` | `shape.rs` |
+//! | `pad2d` | `x [N, C, H, W]`; `[top, bottom, left, right]` | `dx` = `dY` cropped to the middle | `shape.rs` |
 //! | `index_select` | `x`; axis, indices constant | `dY` scatter-added to the selected indices (repeats add up) | `shape.rs` |
 //! | `embedding` | `W [V, D]`; ids constant | composed (`index_select` on axis 0, `reshape`): `dW[id] += dY` row | `shape.rs` |
 //! | `gather` | `x`; axis, index constant | `dx[src(p)] += dY[p]` (scatter-add) | `shape.rs` |

@@ -147,6 +147,18 @@ impl<T: Float> Tape<T> {
         }))
     }
 
+    /// `x [N, C, H, W]` with zeros added: `pad = [top, bottom, left, right]`
+    /// (`F.pad(x, (left, right, top, bottom))`) — how TensorFlow's "SAME"
+    /// padding, one more zero at the bottom and right for an even total, is
+    /// put in front of a convolution. The gradient is `dY` cropped back.
+    pub fn pad2d(&mut self, x: Var, pad: [usize; 4]) -> Result<Var> {
+        let y = pad2d_value(self.value(x)?, pad)?;
+        Ok(self.record("pad2d", &[x], y, move |ctx| {
+            let shape = ctx.inputs[0].shape();
+            Ok(vec![Some(crop2d_value(ctx.grad_output, shape, pad)?)])
+        }))
+    }
+
     /// Rows of `x` picked along `axis` by `indices` (`torch.index_select`).
     /// The gradient scatters-adds back, so repeated indices accumulate.
     pub fn index_select(&mut self, x: Var, axis: usize, indices: &[usize]) -> Result<Var> {
@@ -449,4 +461,70 @@ impl GatherPlan {
     fn source(&self, p: usize) -> usize {
         self.sources[p]
     }
+}
+
+/// `x [N, C, H, W]` zero-padded by `[top, bottom, left, right]`.
+pub fn pad2d_value<T: Float>(x: &Tensor<T>, pad: [usize; 4]) -> finetune_tensor::Result<Tensor<T>> {
+    let &[n, c, h, w] = x.shape() else {
+        return Err(TensorError::invalid_shape(
+            "pad2d",
+            x.shape(),
+            "input must be (N, C, H, W)",
+        ));
+    };
+    let [top, bottom, left, right] = pad;
+    let too_large = || TensorError::invalid_argument("pad2d", format!("padding {pad:?} too large"));
+    let ho = h
+        .checked_add(top)
+        .and_then(|v| v.checked_add(bottom))
+        .ok_or_else(too_large)?;
+    let wo = w
+        .checked_add(left)
+        .and_then(|v| v.checked_add(right))
+        .ok_or_else(too_large)?;
+    let len = [n, c, ho, wo]
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(too_large)?;
+    let mut out = Vec::with_capacity(len);
+    for plane in x.as_slice().chunks_exact(h * w.max(1)).take(n * c) {
+        out.resize(out.len() + top * wo, T::zero());
+        for row in plane.chunks_exact(w.max(1)).take(h) {
+            out.resize(out.len() + left, T::zero());
+            out.extend_from_slice(&row[..w]);
+            out.resize(out.len() + right, T::zero());
+        }
+        out.resize(out.len() + bottom * wo, T::zero());
+    }
+    out.resize(len, T::zero());
+    Tensor::new(&[n, c, ho, wo], out)
+}
+
+/// The `[N, C, H, W]` (`shape`) middle of a [`pad2d_value`] output.
+pub fn crop2d_value<T: Float>(
+    y: &Tensor<T>,
+    shape: &[usize],
+    pad: [usize; 4],
+) -> finetune_tensor::Result<Tensor<T>> {
+    let &[n, c, h, w] = shape else {
+        return Err(TensorError::invalid_shape(
+            "crop2d",
+            shape,
+            "must be (N, C, H, W)",
+        ));
+    };
+    let [top, bottom, left, right] = pad;
+    let (ho, wo) = (h + top + bottom, w + left + right);
+    if y.shape() != [n, c, ho, wo] {
+        return Err(TensorError::mismatch("crop2d", y.shape(), &[n, c, ho, wo]));
+    }
+    let mut out = Vec::with_capacity(n * c * h * w);
+    if ho * wo > 0 {
+        for plane in y.as_slice().chunks_exact(ho * wo) {
+            for row in plane[top * wo..].chunks_exact(wo).take(h) {
+                out.extend_from_slice(&row[left..left + w]);
+            }
+        }
+    }
+    Tensor::new(shape, out)
 }

@@ -246,31 +246,39 @@ fn layer_shape(
                 )));
             }
             let [_, h, w] = image(Some(c.in_channels))?;
-            let out = |size: usize, a: usize| -> Result<usize> {
-                // checked: a dilation of 2^63 must not wrap into a small span
-                let too_large = || {
-                    bad(format!(
-                        "kernel_size {:?}, dilation {:?} and padding {:?} are too large",
-                        c.kernel_size.0, c.dilation.0, c.padding.0
-                    ))
-                };
-                let span = c.dilation.0[a]
+            let too_large = || {
+                bad(format!(
+                    "kernel_size {:?}, dilation {:?} and padding {:?} are too large",
+                    c.kernel_size.0, c.dilation.0, c.padding
+                ))
+            };
+            // checked: a dilation of 2^63 must not wrap into a small span
+            let span = [0, 1].map(|a| {
+                c.dilation.0[a]
                     .checked_mul(c.kernel_size.0[a] - 1)
                     .and_then(|s| s.checked_add(1))
-                    .ok_or_else(too_large)?;
-                let padded = c.padding.0[a]
-                    .checked_mul(2)
-                    .and_then(|p| p.checked_add(size))
+            });
+            let [Some(sh), Some(sw)] = span else {
+                return Err(too_large());
+            };
+            let [t, b, l, r] = c
+                .padding
+                .resolve([h, w], [sh, sw], c.stride.0)
+                .ok_or_else(too_large)?;
+            let out = |size: usize, before: usize, after: usize, span: usize, a: usize| {
+                let padded = size
+                    .checked_add(before)
+                    .and_then(|v| v.checked_add(after))
                     .ok_or_else(too_large)?;
                 if span > padded {
                     return Err(mismatch(format!(
-                        "[{}, H, W] with H, W + 2·padding {:?} ≥ the kernel span {span}",
-                        c.in_channels, c.padding.0
+                        "[{}, H, W] with H, W + padding {:?} ≥ the kernel span {span}",
+                        c.in_channels, c.padding
                     )));
                 }
                 Ok((padded - span) / c.stride.0[a] + 1)
             };
-            vec![c.out_channels, out(h, 0)?, out(w, 1)?]
+            vec![c.out_channels, out(h, t, b, sh, 0)?, out(w, l, r, sw, 1)?]
         }
         LayerKind::Maxpool2d(p) => {
             let o = pool_options(p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode);
@@ -403,7 +411,16 @@ fn layer_shape(
             axis("dim", *dim)?;
             input.to_vec()
         }
+        LayerKind::Hardtanh { min_val, max_val } => {
+            if !(min_val.is_finite() && max_val.is_finite() && min_val <= max_val) {
+                return Err(bad(format!(
+                    "`min_val` {min_val} and `max_val` {max_val} must be finite, min_val <= max_val"
+                )));
+            }
+            input.to_vec()
+        }
         LayerKind::Relu {}
+        | LayerKind::Relu6 {}
         | LayerKind::Tanh {}
         | LayerKind::Sigmoid {}
         | LayerKind::Gelu { .. }
@@ -662,6 +679,64 @@ mod tests {
             describe_loc(&Loc::root().child("6", 6), "linear"),
             "layer 6 (linear)"
         );
+    }
+
+    #[test]
+    fn conv_padding_same_explicit_and_symmetric() {
+        let conv = |k: usize, s: usize, padding: &str| {
+            format!(
+                r#"{{"type": "conv2d", "in_channels": 4, "out_channels": 4, "groups": 4, "kernel_size": {k}, "stride": {s}, "padding": {padding}}}"#
+            )
+        };
+        // TensorFlow's SAME: ⌈i/s⌉, whatever the kernel
+        for (k, s, want) in [
+            (3, 1, [4, 9, 8]),
+            (3, 2, [4, 5, 4]),
+            (5, 2, [4, 5, 4]),
+            (5, 1, [4, 9, 8]),
+        ] {
+            assert_eq!(
+                shape_of(&conv(k, s, r#""same""#), &[4, 9, 8]).unwrap(),
+                want
+            );
+        }
+        assert_eq!(
+            ConvPadding::Same.resolve([224, 224], [3, 3], [2, 2]),
+            Some([0, 1, 0, 1]),
+            "the README's stride-2 3x3"
+        );
+        assert_eq!(
+            ConvPadding::Same.resolve([28, 28], [5, 5], [2, 2]),
+            Some([1, 2, 1, 2]),
+            "stride-2 5x5"
+        );
+        // [top, bottom, left, right]
+        assert_eq!(
+            shape_of(&conv(3, 2, "[0, 1, 2, 0]"), &[4, 9, 8]).unwrap(),
+            [4, 4, 4]
+        );
+        assert_eq!(
+            shape_of(&conv(3, 1, "[1, 2]"), &[4, 9, 8]).unwrap(),
+            [4, 9, 10]
+        );
+        assert_eq!(
+            shape_of(&conv(3, 1, r#""valid""#), &[4, 9, 8]).unwrap(),
+            [4, 7, 6]
+        );
+        for bad in [r#""full""#, "[1, 2, 3]", "[-1, 0, 0, 0]", "1.5"] {
+            let v: Value = serde_json::from_str(&conv(3, 1, bad)).unwrap();
+            assert!(parse_layer(v, &Loc::root(), 0, "t").is_err(), "{bad}");
+        }
+        // written back as read
+        for padding in [r#""same""#, "[0, 1, 0, 1]", "[1, 2]", "2"] {
+            let v: Value = serde_json::from_str(&conv(3, 1, padding)).unwrap();
+            let l = parse_layer(v, &Loc::root(), 0, "t").unwrap();
+            let back = serde_json::to_value(&l).unwrap();
+            assert_eq!(
+                back["padding"],
+                serde_json::from_str::<Value>(padding).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -154,6 +154,106 @@ fn is_one_i64(v: &i64) -> bool {
 }
 
 // ---------------------------------------------------------------------------
+// ConvPadding
+// ---------------------------------------------------------------------------
+
+/// A convolution's zero padding: JSON `1` or `[h, w]` (PyTorch's, the same
+/// on both sides), `[top, bottom, left, right]` (explicit, as
+/// `F.pad`/`nn.ZeroPad2d` before an unpadded conv), or `"same"`
+/// (TensorFlow's: the output is `⌈input / stride⌉`, the padding total
+/// `max((⌈i/s⌉ − 1)·s + span − i, 0)` with the smaller half on the top and
+/// left — asymmetric for an even total, as at stride 2). `"valid"` is 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvPadding {
+    Symmetric(Size2),
+    Explicit([usize; 4]),
+    Same,
+}
+
+impl Default for ConvPadding {
+    fn default() -> Self {
+        ConvPadding::Symmetric(Size2::square(0))
+    }
+}
+
+impl From<usize> for ConvPadding {
+    fn from(v: usize) -> Self {
+        ConvPadding::Symmetric(Size2::square(v))
+    }
+}
+
+impl ConvPadding {
+    fn is_zero(&self) -> bool {
+        *self == ConvPadding::default()
+    }
+
+    /// `[top, bottom, left, right]` for an `[h, w]` input, a kernel spanning
+    /// `span` (with dilation) and `stride`. `None` if a size overflows.
+    pub fn resolve(
+        &self,
+        input: [usize; 2],
+        span: [usize; 2],
+        stride: [usize; 2],
+    ) -> Option<[usize; 4]> {
+        Some(match *self {
+            ConvPadding::Symmetric(Size2([h, w])) => [h, h, w, w],
+            ConvPadding::Explicit(p) => p,
+            ConvPadding::Same => {
+                let total = |a: usize| -> Option<usize> {
+                    let out = input[a].div_ceil(stride[a].max(1));
+                    let need = out
+                        .saturating_sub(1)
+                        .checked_mul(stride[a])?
+                        .checked_add(span[a])?;
+                    Some(need.saturating_sub(input[a]))
+                };
+                let (th, tw) = (total(0)?, total(1)?);
+                [th / 2, th - th / 2, tw / 2, tw - tw / 2]
+            }
+        })
+    }
+}
+
+impl Serialize for ConvPadding {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            ConvPadding::Symmetric(size) => size.serialize(s),
+            ConvPadding::Explicit(p) => p.serialize(s),
+            ConvPadding::Same => s.serialize_str("same"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ConvPadding {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        let bad = || {
+            de::Error::custom(format!(
+                "padding must be a non-negative integer, [h, w], [top, bottom, left, right], \"same\" or \"valid\"; got {v}"
+            ))
+        };
+        match &v {
+            Value::String(s) if s == "same" => Ok(ConvPadding::Same),
+            Value::String(s) if s == "valid" => Ok(ConvPadding::default()),
+            Value::Array(items) if items.len() == 4 => {
+                let mut p = [0usize; 4];
+                for (slot, item) in p.iter_mut().zip(items) {
+                    *slot = item
+                        .as_u64()
+                        .and_then(|u| usize::try_from(u).ok())
+                        .ok_or_else(bad)?;
+                }
+                Ok(ConvPadding::Explicit(p))
+            }
+            Value::Number(_) | Value::Array(_) => Size2::deserialize(v.clone())
+                .map(ConvPadding::Symmetric)
+                .map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Layer option structs
 // ---------------------------------------------------------------------------
 
@@ -166,8 +266,8 @@ pub struct Conv2dSpec {
     pub kernel_size: Size2,
     #[serde(default = "size_one", skip_serializing_if = "Size2::is_one")]
     pub stride: Size2,
-    #[serde(default, skip_serializing_if = "Size2::is_zero")]
-    pub padding: Size2,
+    #[serde(default, skip_serializing_if = "ConvPadding::is_zero")]
+    pub padding: ConvPadding,
     #[serde(default = "size_one", skip_serializing_if = "Size2::is_one")]
     pub dilation: Size2,
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -190,16 +290,29 @@ impl Conv2dSpec {
             out_channels,
             kernel_size: kernel_size.into(),
             stride: Size2::square(1),
-            padding: Size2::square(0),
+            padding: ConvPadding::default(),
             dilation: Size2::square(1),
             groups: 1,
             bias: true,
         }
     }
     /// With zero padding.
-    pub fn padding(mut self, p: usize) -> Self {
+    pub fn padding(mut self, p: impl Into<ConvPadding>) -> Self {
         self.padding = p.into();
         self
+    }
+    /// With channel groups (`in_channels` for a depthwise convolution).
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    /// The kernel's extent with dilation, `[h, w]` (saturating).
+    pub fn span(&self) -> [usize; 2] {
+        [0, 1].map(|a| {
+            self.dilation.0[a]
+                .saturating_mul(self.kernel_size.0[a].saturating_sub(1))
+                .saturating_add(1)
+        })
     }
     /// With a stride.
     pub fn stride(mut self, s: usize) -> Self {
@@ -440,6 +553,15 @@ pub enum LayerKind {
         end_dim: i64,
     },
     Relu {},
+    /// `min(max(x, 0), 6)`: PyTorch's `nn.ReLU6` (MobileNet, EfficientNet-Lite).
+    Relu6 {},
+    /// `x` clamped to `[min_val, max_val]`: PyTorch's `nn.Hardtanh` (default `[-1, 1]`).
+    Hardtanh {
+        #[serde(default = "minus_one_f64")]
+        min_val: f64,
+        #[serde(default = "one_f64")]
+        max_val: f64,
+    },
     Tanh {},
     Sigmoid {},
     Gelu {
@@ -487,6 +609,12 @@ pub enum LayerKind {
 
 fn one_i64() -> i64 {
     1
+}
+fn minus_one_f64() -> f64 {
+    -1.0
+}
+fn one_f64() -> f64 {
+    1.0
 }
 
 /// Every layer type, as written in `"type"`: the variants of [`LayerKind`]
@@ -632,6 +760,10 @@ impl LayerSpec {
     /// `relu`.
     pub fn relu() -> Self {
         LayerKind::Relu {}.into()
+    }
+    /// `relu6`.
+    pub fn relu6() -> Self {
+        LayerKind::Relu6 {}.into()
     }
     /// A nested `sequential` block.
     pub fn sequential(layers: Vec<LayerSpec>) -> Self {

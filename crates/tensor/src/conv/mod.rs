@@ -13,8 +13,10 @@
 //! | `geometry.rs` | options and every derived size, validated once |
 //! | `im2col.rs` | the general path: unrolled receptive fields and one GEMM per sample and group |
 //! | [`winograd`] | 3×3 stride-1 layers with enough channels: F(2×2, 3×3), 2.25× less arithmetic |
+//! | [`depthwise`] | one filter per channel (`groups` = channels): direct loops over each plane |
 //! | `runs.rs` | the batch split into one run of samples per thread, shared by both paths |
 
+pub mod depthwise;
 mod geometry;
 mod im2col;
 mod runs;
@@ -62,7 +64,9 @@ pub fn conv2d_forward_with<T: Float>(
     }
     let (x, w) = (input.as_slice(), weight.as_slice());
     let bias = bias.map(|b| b.as_slice());
-    let out = if winograd::applies(&geo) {
+    let out = if depthwise::applies(&geo) {
+        depthwise::forward(&geo, x, w, bias, epilogue)
+    } else if winograd::applies(&geo) {
         winograd::forward(&geo, x, w, bias, epilogue)?
     } else {
         im2col::forward(&geo, x, w, bias, epilogue)?
@@ -107,7 +111,12 @@ pub fn conv2d_backward<T: Float>(
         return Ok(grads);
     }
     let (x, w, dy) = (input.as_slice(), weight.as_slice(), grad_out.as_slice());
-    let (dx, dw) = if winograd::applies(&geo) {
+    let (dx, dw) = if depthwise::applies(&geo) {
+        (
+            need_x.then(|| depthwise::input_grad(&geo, w, dy)),
+            need_w.then(|| depthwise::weight_grad(&geo, x, dy)),
+        )
+    } else if winograd::applies(&geo) {
         winograd::backward(&geo, x, w, dy, need_x, need_w)?
     } else {
         im2col::backward(&geo, x, w, dy, need_x, need_w)?
@@ -367,6 +376,44 @@ mod tests {
                     groups: 4,
                     padding: [1, 1],
                     stride: [2, 2],
+                    ..Default::default()
+                },
+            ),
+            // depthwise (the direct kernels): 3×3 and 5×5, stride 1 and 2,
+            // padded and not, odd sizes
+            (
+                [2, 3, 7, 6],
+                [3, 1, 3, 3],
+                Conv2dOptions {
+                    groups: 3,
+                    padding: [1, 1],
+                    ..Default::default()
+                },
+            ),
+            (
+                [1, 5, 9, 8],
+                [5, 1, 5, 5],
+                Conv2dOptions {
+                    groups: 5,
+                    padding: [2, 1],
+                    stride: [2, 2],
+                    ..Default::default()
+                },
+            ),
+            (
+                [3, 2, 6, 7],
+                [2, 1, 5, 5],
+                Conv2dOptions {
+                    groups: 2,
+                    ..Default::default()
+                },
+            ),
+            (
+                [1, 4, 8, 9],
+                [4, 1, 3, 3],
+                Conv2dOptions {
+                    groups: 4,
+                    stride: [2, 1],
                     ..Default::default()
                 },
             ),
