@@ -764,6 +764,10 @@ pub struct ImportArgs {
     /// textgenrnn's `{"char": id}` JSON (ids from 1, 0 padding, `<s>` the start token).
     #[arg(long, value_name = "JSON")]
     pub vocab: Option<PathBuf>,
+    /// The output class names to store with the model: a text file with one name per line,
+    /// line i naming output i (e.g. `imagenet_classes.txt`); as many lines as outputs.
+    #[arg(long, value_name = "FILE")]
+    pub class_names: Option<PathBuf>,
     /// The checkpoint to write.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

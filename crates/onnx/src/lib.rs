@@ -296,6 +296,7 @@ mod tests {
             layers,
             normalize: None,
             classes: None,
+            crop: None,
         };
         let pooled = spec(vec![
             LayerKind::AdaptiveAvgPool2d {

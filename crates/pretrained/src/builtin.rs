@@ -14,6 +14,7 @@
 //! module's `state_dict` loads as an identity map.
 
 use finetune_data::Normalization;
+use finetune_data::user::Crop;
 
 use crate::error::{Error, Result};
 use crate::spec::{
@@ -106,6 +107,7 @@ pub fn lenet() -> ModelSpec {
         ],
         normalize: Some(Normalization::mnist()),
         classes: Some(digits()),
+        crop: None,
     }
 }
 
@@ -135,6 +137,7 @@ pub fn mnist_cnn() -> ModelSpec {
         ],
         normalize: Some(Normalization::mnist()),
         classes: Some(digits()),
+        crop: None,
     }
 }
 
@@ -161,6 +164,7 @@ pub fn bn_cnn() -> ModelSpec {
         ],
         normalize: Some(Normalization::mnist()),
         classes: Some(digits()),
+        crop: None,
     }
 }
 
@@ -208,6 +212,7 @@ pub fn resnet_mini() -> ModelSpec {
         ],
         normalize: Some(Normalization::mnist()),
         classes: Some(digits()),
+        crop: None,
     }
 }
 
@@ -305,6 +310,7 @@ pub fn efficientnet_lite0() -> ModelSpec {
             std: vec![128.0 / 255.0; 3],
         }),
         classes: Some(imagenet_classes()),
+        crop: Some(Crop::Resized { shorter: 256 }),
     }
 }
 
@@ -364,6 +370,7 @@ fn char_rnn(name: &str, o: &CharRnnOptions, lstm: bool) -> ModelSpec {
         ],
         normalize: None,
         classes: Some(o.classes.clone()),
+        crop: None,
     }
 }
 
@@ -426,6 +433,7 @@ pub fn char_lm(o: &CharLmOptions) -> ModelSpec {
         ],
         normalize: None,
         classes: None,
+        crop: None,
     }
 }
 
@@ -457,5 +465,6 @@ pub fn textgenrnn() -> ModelSpec {
         ],
         normalize: None,
         classes: None,
+        crop: None,
     }
 }

@@ -230,6 +230,13 @@ impl Model {
         (self.spec, self.net, self.metadata)
     }
 
+    /// How image files are fitted to the input: the model's own (recorded
+    /// when it was trained), else its spec's (`efficientnet-lite0`: resize to
+    /// 256, centre-crop 224). `None`: stretched.
+    pub fn crop(&self) -> Option<finetune_data::user::Crop> {
+        self.metadata().crop.or(self.spec().crop)
+    }
+
     /// The class names (spec and metadata agree on them).
     pub fn classes(&self) -> Option<&[String]> {
         self.spec.classes.as_deref()

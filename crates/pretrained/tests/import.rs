@@ -326,6 +326,7 @@ fn keras_lstms_of_textgenrnn_run_in_our_recurrent_layer() {
         ],
         normalize: None,
         classes: None,
+        crop: None,
     };
     // Strictly, the attention and output layers are unexpected.
     let (_, report) = failed(import_model(

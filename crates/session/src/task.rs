@@ -180,7 +180,7 @@ impl<'a> ModelNeeds<'a> {
             vocab: model.metadata().vocab.clone(),
             embedding_rows: model.spec().input_embedding().map(|e| e.num_embeddings),
             shift: None,
-            crop: model.metadata().crop,
+            crop: model.crop(),
         }
     }
 }

@@ -92,6 +92,12 @@ fn import_weights(args: &ImportArgs, weights: &Path, spec: &str) -> Result<()> {
         }
         model.metadata_mut().vocab = Some(vocab);
     }
+    if let Some(path) = &args.class_names {
+        let names = read_class_names(path, model.output_shape().last().copied())?;
+        model
+            .set_classes(names)
+            .with_context(|| format!("--class-names {}", path.display()))?;
+    }
     model.metadata_mut().weights_from = weights
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
@@ -115,6 +121,35 @@ fn import_weights(args: &ImportArgs, weights: &Path, spec: &str) -> Result<()> {
 const MAX_VOCAB_BYTES: u64 = 64 << 20;
 
 /// A vocabulary file: finetune's own JSON, or textgenrnn's `{"char": id}` map.
+/// The most bytes a class-name file may have (ImageNet's 1000 names are 10 KB).
+const MAX_CLASS_NAME_BYTES: u64 = 16 << 20;
+
+/// One class name per line (trailing blank lines ignored), as many as the
+/// model has outputs.
+fn read_class_names(path: &std::path::Path, outputs: Option<usize>) -> Result<Vec<String>> {
+    let text = finetune_files::read_capped_string(path, MAX_CLASS_NAME_BYTES, "class names")?;
+    let mut names: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    while names.last().is_some_and(|n| n.trim().is_empty()) {
+        names.pop();
+    }
+    if let Some(n) = outputs
+        && names.len() != n
+    {
+        bail!(
+            "--class-names {}: {} names, but the model has {n} outputs (one name per line, line i naming output i)",
+            path.display(),
+            names.len()
+        );
+    }
+    if let Some(i) = names.iter().position(|n| n.trim().is_empty()) {
+        bail!("--class-names {}: line {} is empty", path.display(), i + 1);
+    }
+    Ok(names)
+}
+
 fn read_vocab(path: &std::path::Path) -> Result<CharVocab> {
     let text = finetune_files::read_capped_string(path, MAX_VOCAB_BYTES, "a vocabulary")?;
     let label = path.display().to_string();

@@ -192,7 +192,7 @@ pub fn predict_readable(args: &PredictArgs) -> Result<()> {
         let crop = args
             .crop
             .map(|c| c.crop())
-            .or(model.metadata().crop)
+            .or(model.crop())
             .unwrap_or_default();
         for chunk in args.input.chunks(IMAGES_PER_CHUNK) {
             let images = chunk

@@ -74,6 +74,11 @@ pub struct ModelSpec {
     /// Names of the outputs of the last layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
+    /// How image files are fitted to `input` (`"stretch"`, `"center"`, or
+    /// `{"resized": {"shorter": 256}}` for ImageNet's resize-then-crop); a
+    /// trained model's own choice (its metadata) comes first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<finetune_data::user::Crop>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +90,8 @@ struct SpecHead {
     normalize: Option<Normalization>,
     #[serde(default)]
     classes: Option<Vec<String>>,
+    #[serde(default)]
+    crop: Option<finetune_data::user::Crop>,
 }
 
 impl<'de> Deserialize<'de> for ModelSpec {
@@ -237,6 +244,7 @@ impl ModelSpec {
             layers,
             normalize: head.normalize,
             classes: head.classes,
+            crop: head.crop,
         };
         infer::infer_model(&spec, label, limits)?;
         Ok(spec)
