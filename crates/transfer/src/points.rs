@@ -4,7 +4,11 @@
 //! layers that transform features with weights of their own (convolutions,
 //! linear and recurrent layers, embeddings), in order, at the top level and
 //! one level inside blocks — `features.0`, `features.3`, `classifier.0`,
-//! `classifier.2` for the MNIST CNN. A BatchNorm (or any other layer with
+//! `classifier.2` for the MNIST CNN. A block one level inside (a nested
+//! block of layers, as EfficientNet's `_blocks.3` or a ResNet stage) is one
+//! unit: its layers freeze and are cut together, so EfficientNet-Lite0 has
+//! the stem, 16 blocks, the head convolution and the classifier as units.
+//! A BatchNorm (or any other layer with
 //! parameters but no transformation of its own) belongs to the unit before
 //! it: it only rescales what that unit made, so it freezes with it.
 //!
@@ -65,13 +69,38 @@ pub fn has_weights(kind: &LayerKind) -> bool {
     )
 }
 
-/// `linear 3136 -> 128`, `conv2d 1 -> 32`, or the layer's type.
+/// `linear 3136 -> 128`, `conv2d 1 -> 32`, `block conv2d 24 -> 40 (8 layers)`,
+/// or the layer's type.
 pub fn describe(kind: &LayerKind) -> String {
     match kind {
         LayerKind::Linear(l) => format!("linear {} -> {}", l.in_features, l.out_features),
         LayerKind::Conv2d(c) => format!("conv2d {} -> {}", c.in_channels, c.out_channels),
+        LayerKind::Sequential { layers } => {
+            // a block maps the channels its first convolution reads to those its last writes
+            let convs: Vec<_> = layers
+                .iter()
+                .filter_map(|l| match &l.kind {
+                    LayerKind::Conv2d(c) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            match (convs.first(), convs.last()) {
+                (Some(a), Some(b)) => format!(
+                    "block conv2d {} -> {} ({} layers)",
+                    a.in_channels,
+                    b.out_channels,
+                    layers.len()
+                ),
+                _ => format!("block ({} layers)", layers.len()),
+            }
+        }
         other => other.type_name().to_string(),
     }
+}
+
+/// A nested block one level inside the network: a unit of its own.
+fn is_block(kind: &LayerKind) -> bool {
+    matches!(kind, LayerKind::Sequential { .. })
 }
 
 /// One place in the network: a top-level layer, or a layer one level
@@ -128,7 +157,7 @@ pub fn units(model: &Model) -> Vec<Unit> {
     let mut pending: Vec<String> = Vec::new();
     for slot in slots(model) {
         let params = parameters_under(model, &slot.prefix);
-        if has_weights(slot.kind) {
+        if has_weights(slot.kind) || (is_block(slot.kind) && params > 0) {
             let mut prefixes = std::mem::take(&mut pending);
             prefixes.push(slot.prefix.clone());
             units.push(Unit {
@@ -232,6 +261,25 @@ mod tests {
         points[1].apply(&mut m).unwrap();
         let (total, trainable) = finetune_nn::ModuleExt::parameter_count(m.net());
         assert_eq!(total - trainable, 320 + 18_496);
+    }
+
+    #[test]
+    fn efficientnet_blocks_are_units() {
+        let net = Model::builtin("efficientnet-lite0", 0).unwrap();
+        let units = units(&net);
+        let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names.len(), 19, "{names:?}");
+        assert_eq!(names[0], "_conv_stem");
+        assert_eq!(units[0].prefixes, ["_conv_stem", "_bn0"]);
+        assert_eq!(names[1], "_blocks.0");
+        assert_eq!(names[16], "_blocks.15");
+        assert_eq!(units[4].describe, "block conv2d 24 -> 40 (8 layers)");
+        assert_eq!(names[17..], ["_conv_head", "_fc"]);
+        let points = freeze_points(&net);
+        assert_eq!(points[4].cut_before, "_blocks.4");
+        assert_eq!(points[4].features_at(&net).unwrap(), [40, 28, 28]);
+        assert_eq!(points[0].cut_before, "_blocks");
+        assert_eq!(points[17].features_at(&net).unwrap(), [1280]);
     }
 
     #[test]

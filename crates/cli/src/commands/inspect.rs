@@ -147,7 +147,14 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         println!("cannot be loaded: {p}");
     }
     if let Some(spec) = extra.get("spec").filter(|v| !v.is_null()) {
-        if let Some(graph) = graph_lines(spec) {
+        let nested = serde_json::from_value::<finetune_pretrained::ModelSpec>(spec.clone())
+            .ok()
+            .and_then(|s| s.tree().ok())
+            .filter(|rows| rows.iter().any(|r| r.depth > 0));
+        if let Some(rows) = nested {
+            println!("layers (blocks indented; trainable parameters, output shape):");
+            println!("{}", tree_lines(&rows, &tensors));
+        } else if let Some(graph) = graph_lines(spec) {
             println!("graph (who feeds whom):\n{graph}");
         }
         println!("spec: {}", serde_json::to_string(spec)?);
@@ -158,6 +165,37 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The layer tree, one line a layer: name (indented by depth), type, options,
+/// trainable parameters under its prefix (running statistics not counted),
+/// output shape.
+fn tree_lines(
+    rows: &[finetune_pretrained::spec::TreeRow],
+    tensors: &[(String, finetune_pretrained::RawTensor)],
+) -> String {
+    let params = |path: &str| -> usize {
+        let prefix = format!("{path}.");
+        tensors
+            .iter()
+            .filter(|(n, _)| n.starts_with(&prefix))
+            .filter(|(n, _)| !n.contains("running_") && !n.ends_with("num_batches_tracked"))
+            .map(|(_, t)| t.numel())
+            .sum()
+    };
+    rows.iter()
+        .map(|r| {
+            let name = format!("{}{}", "  ".repeat(r.depth), r.name);
+            format!(
+                "  {name:<28} {:<20} {:<34} {:>10}  {:?}",
+                r.type_name,
+                r.detail,
+                crate::session::thousands(params(&r.path)),
+                r.output
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A graph spec's top-level layers, one line each with what it reads

@@ -39,6 +39,7 @@ mod infer;
 mod layers;
 mod limits;
 mod parse;
+mod tree;
 
 use std::path::Path;
 
@@ -56,6 +57,7 @@ pub use limits::{
     MAX_SPEC_BYTES,
 };
 use parse::{kind_of, parse_layer};
+pub use tree::TreeRow;
 
 // ---------------------------------------------------------------------------
 // ModelSpec
