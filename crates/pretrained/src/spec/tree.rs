@@ -112,8 +112,6 @@ fn detail(layer: &LayerSpec) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn efficientnet_reads_as_stem_blocks_and_head() {
         let spec = crate::builtin::efficientnet_lite0();
