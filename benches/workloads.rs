@@ -12,6 +12,7 @@
 //! | W3 | char-LSTM training: Embedding(65,64)-LSTM(256)-Linear(256,65), batch 32 x length 64, Adam | token |
 //! | W4 | GRU classifier inference: Embedding(65,64)-GRU(128)-Linear(128,65) from the last step, batch 64 x length 32 | sequence |
 //! | W5 | textgenrnn-shaped classifier fine-tune: Embedding(465,100)-LSTM(128)-LSTM(128), concat (356), attention pooling, Linear(356,2), everything trainable, batch 32 x length 64, Adam | token |
+//! | W7 | EfficientNet-Lite0 inference at 3x224x224, eval mode, batch 32 (the built-in spec; the speed does not depend on the weights) | image |
 //!
 //! Besides them, `gemm/sgemm_1024` is our f32 GEMM at 1024³ (throughput in
 //! FLOPs), which `cargo xtask bench-peers` sets beside numpy's in the same sitting.
@@ -204,6 +205,23 @@ fn recurrent_workloads(c: &mut Criterion) {
     group.finish();
 }
 
+/// W7: EfficientNet-Lite0 inference, batch 32, eval mode, no gradients.
+fn imagenet_workloads(c: &mut Criterion) {
+    const BATCH: usize = 32;
+    let mut rng = StdRng::seed_from_u64(77);
+    let mut model = finetune::pretrained::Model::builtin("efficientnet-lite0", 0).expect("spec");
+    let x = randn(&[BATCH, 3, 224, 224], &mut rng);
+    let mut group = c.benchmark_group("imagenet");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("W7_efficientnet_lite0_inference_images", |bch| {
+        bch.iter(|| {
+            finetune::tensor::parallel::on_pool(|| model.predict(x.clone(), None).expect("forward"))
+        })
+    });
+    group.finish();
+}
+
 /// Our f32 GEMM at 1024³ on rayon's threads: the machine's ceiling as we reach it.
 fn gemm_ceiling(c: &mut Criterion) {
     use finetune::tensor::gemm::{MatMut, MatRef, gemm};
@@ -225,5 +243,11 @@ fn gemm_ceiling(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lenet_workloads, recurrent_workloads, gemm_ceiling);
+criterion_group!(
+    benches,
+    lenet_workloads,
+    recurrent_workloads,
+    imagenet_workloads,
+    gemm_ceiling
+);
 criterion_main!(benches);

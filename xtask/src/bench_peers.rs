@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 
 use crate::experiment::workspace_root;
 
-const HELP: &str = "usage: cargo xtask bench-peers [--workloads W1,W2,W2b,W3,W4,W5] [--rounds N] [--threads T] [--steps S] [--isa avx512|avx2|portable] [--python PY] [--json] [--render]\n\n\
+const HELP: &str = "usage: cargo xtask bench-peers [--workloads W1,W2,W2b,W3,W4,W5,W7] [--rounds N] [--threads T] [--steps S] [--isa avx512|avx2|portable] [--python PY] [--json] [--render]\n\n\
 Runs our workloads bench and ../shared/bench/torch_peers.py alternately, N rounds (default 3),\n\
 on T threads (default 2), and writes docs/BENCHMARKS.md (and docs/BENCHMARKS.json, which keeps\n\
 the last sitting of every machine, ISA and thread count). --isa caps both sides' vector\n\
@@ -77,6 +77,11 @@ const WORKLOADS: &[Workload] = &[
         id: "W5",
         ours: "recurrent/W5_textgenrnn_classifier_train_tokens",
         target: 1.2,
+    },
+    Workload {
+        id: "W7",
+        ours: "imagenet/W7_efficientnet_lite0_inference_images",
+        target: 1.0,
     },
 ];
 

@@ -25,6 +25,29 @@ use crate::model::{Model, ModelMetadata};
 use crate::safetensors::{parse_safetensors, safetensors_to_bytes};
 use crate::spec::ModelSpec;
 
+/// The prefixes of every convolution with more than one group, nested blocks included.
+fn grouped_convs(layers: &[crate::spec::LayerSpec], prefix: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let name = layer.name.clone().unwrap_or_else(|| i.to_string());
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match &layer.kind {
+            crate::spec::LayerKind::Conv2d(c) if c.groups > 1 => {
+                out.insert(path);
+            }
+            crate::spec::LayerKind::Sequential { layers } => {
+                out.extend(grouped_convs(layers, &path))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// PEFT's prefix on every key of an adapter file.
 pub const PEFT_PREFIX: &str = "base_model.model.";
 /// The adapter weights' file name.
@@ -142,6 +165,15 @@ impl Model {
             })
             .collect::<Result<_>>()?;
         let targets: BTreeSet<&str> = lora.targets.iter().map(|t| module_of(t)).collect();
+        let grouped = grouped_convs(&self.spec().layers, "");
+        if let Some(g) = targets.iter().find(|t| grouped.contains(**t)) {
+            return Err(adapter_err(
+                dir,
+                format!(
+                    "`{g}` is a grouped (e.g. depthwise) convolution, whose LoRA factors have no PEFT layout to match; train the adapters without it (--lora-targets) or export the merged weights (export without --adapter)"
+                ),
+            ));
+        }
         let (modules_to_save, bias) = peft_saved_modules(&trainable, &buffers, &targets);
         let config = json!({
             "peft_type": "LORA",
@@ -415,5 +447,22 @@ mod tests {
         );
         assert_eq!(adapted_weight("fc1.lora_B.weight"), None);
         assert_eq!(adapted_weight("fc1.weight"), None);
+    }
+
+    /// A depthwise convolution's adapter has no PEFT layout: export refuses
+    /// it by name rather than writing a file PEFT would misread.
+    #[test]
+    fn a_grouped_convolution_adapter_is_not_exported_to_peft() {
+        let mut model = Model::builtin("efficientnet-lite0", 0).unwrap();
+        let config = finetune_nn::lora::LoraConfig::default();
+        let targets = ["_blocks.0._depthwise_conv.weight".to_string()];
+        model.add_lora(config, &targets, 0).unwrap();
+        let dir = std::env::temp_dir().join("finetune-peft-grouped");
+        let e = model.export_adapter(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("`_blocks.0._depthwise_conv` is a grouped"),
+            "{e}"
+        );
+        assert!(!dir.join("adapter_model.safetensors").exists());
     }
 }

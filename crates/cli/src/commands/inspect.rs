@@ -154,7 +154,8 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         if let Some(rows) = nested {
             println!("layers (blocks indented; trainable parameters, output shape):");
             println!("{}", tree_lines(&rows, &tensors));
-        } else if let Some(graph) = graph_lines(spec) {
+        }
+        if let Some(graph) = graph_lines(spec) {
             println!("graph (who feeds whom):\n{graph}");
         }
         println!("spec: {}", serde_json::to_string(spec)?);
