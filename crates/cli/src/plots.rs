@@ -1,15 +1,11 @@
-//! Learning-curve plots for run folders (drawn by `finetune-plot`: SVG and
-//! PNG, with an embedded font so no system fonts are needed).
+//! Comparison plots for `compare` and the demo, drawn by `finetune-plot` (SVG
+//! and PNG, with an embedded font so no system fonts are needed); a run's own
+//! learning curves are drawn by `finetune_session::run`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use finetune_train::History;
-
-/// Writes `learning_curves.svg` and `.png` into `dir`.
-pub fn learning_curves(history: &History, title: &str, dir: &Path) -> Result<Vec<PathBuf>> {
-    Ok(finetune_plot::plot_history(history, title, dir)?)
-}
 
 /// Validation accuracy of several runs on one chart (`<stem>.svg`, `<stem>.png`).
 pub fn comparison(

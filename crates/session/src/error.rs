@@ -23,9 +23,17 @@ pub enum SessionError {
     /// The model could not be read.
     #[error(transparent)]
     Model(#[from] finetune_pretrained::Error),
-    /// Building the trainer's sources failed.
+    /// Building the trainer's sources, or training, failed.
     #[error(transparent)]
     Train(#[from] finetune_train::TrainError),
+    /// A run was stopped (Ctrl-C) after a batch; its state is saved in `last`.
+    #[error("{label}: interrupted after batch {batch} of epoch {epoch}; the state is saved in {}", last.display())]
+    Interrupted {
+        label: String,
+        batch: usize,
+        epoch: usize,
+        last: std::path::PathBuf,
+    },
 }
 
 /// Results of this crate.

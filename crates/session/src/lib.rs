@@ -6,9 +6,12 @@
 //! subset, validation and test splits carved with fixed seeds, images
 //! resized or cropped to the model's input and normalised as its weights
 //! expect, texts encoded with its vocabulary ([`task`], [`user_task`],
-//! [`lm_task`]). What the user should know along the way (a resize, a
-//! carved test split, skipped files, unknown characters) goes to an
-//! [`Observer`]; the CLI prints it, a library user may not.
+//! [`lm_task`]); then one training run in its folder ([`run`]: per-epoch
+//! `last.ckpt` and metrics, resume, TensorBoard, best-weights restore, test
+//! evaluation, learning curves). What the user should know along the way
+//! (a resize, a carved test split, skipped files, unknown characters, a
+//! resumed run) goes to an [`Observer`] or the run's `note`; the CLI prints
+//! it, a library user may not.
 //!
 //! ```no_run
 //! use finetune_pretrained::Model;
@@ -29,6 +32,7 @@
 
 pub mod error;
 pub mod lm_task;
+pub mod run;
 pub mod task;
 pub mod user_task;
 
