@@ -40,11 +40,27 @@ pub(crate) struct Graph<'a> {
 /// `kernel_shape`, `strides` and `pads` (begin and end alike, as PyTorch
 /// pads) of a 2-D window, and `dilations` when given.
 fn window(k: [usize; 2], s: [usize; 2], pad: [usize; 2], d: Option<[usize; 2]>) -> Vec<Attr> {
+    let [h, w] = pad;
+    window_padded(k, s, Pads::Explicit([h, w, h, w]), d)
+}
+
+/// A window's zero padding as ONNX says it.
+enum Pads {
+    /// `[top, left, bottom, right]` (ONNX's begin-then-end order).
+    Explicit([usize; 4]),
+    /// TensorFlow's SAME: worked out from the input size, the extra zero at the end.
+    SameUpper,
+}
+
+fn window_padded(k: [usize; 2], s: [usize; 2], pads: Pads, d: Option<[usize; 2]>) -> Vec<Attr> {
     let ints = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
     let mut a = vec![
         Attr::Ints("kernel_shape", ints(&k)),
         Attr::Ints("strides", ints(&s)),
-        Attr::Ints("pads", ints(&[pad[0], pad[1], pad[0], pad[1]])),
+        match pads {
+            Pads::Explicit(p) => Attr::Ints("pads", ints(&p)),
+            Pads::SameUpper => Attr::Str("auto_pad", "SAME_UPPER".into()),
+        },
     ];
     if let Some(d) = d {
         a.push(Attr::Ints("dilations", ints(&d)));
@@ -187,23 +203,12 @@ impl<'a> Graph<'a> {
                 }
                 let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
                 let (k, s, d) = (c.kernel_size.0, c.stride.0, c.dilation.0);
-                let mut attrs = window(k, s, [0, 0], Some(d));
-                let ints = |v: [usize; 4]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
-                match c.padding {
-                    ConvPadding::Symmetric(p) => {
-                        let [h, w] = p.0;
-                        attrs[2] = Attr::Ints("pads", ints([h, w, h, w]));
-                    }
-                    // ONNX orders pads [top, left, bottom, right]
-                    ConvPadding::Explicit([t, b, l, r]) => {
-                        attrs[2] = Attr::Ints("pads", ints([t, l, b, r]));
-                    }
-                    // TensorFlow's SAME: the extra zero at the end, from the input size
-                    ConvPadding::Same => {
-                        attrs.remove(2);
-                        attrs.push(Attr::Str("auto_pad", "SAME_UPPER".into()));
-                    }
-                }
+                let pads = match c.padding {
+                    ConvPadding::Symmetric(p) => Pads::Explicit([p.0[0], p.0[1], p.0[0], p.0[1]]),
+                    ConvPadding::Explicit([t, b, l, r]) => Pads::Explicit([t, l, b, r]),
+                    ConvPadding::Same => Pads::SameUpper,
+                };
+                let mut attrs = window_padded(k, s, pads, Some(d));
                 attrs.push(Attr::Int("group", c.groups as i64));
                 same(self.op("Conv", &ins, &attrs))
             }

@@ -457,22 +457,18 @@ impl DecodedImage {
         let planes = self.to_channels(dims.channels);
         let from = (self.height, self.width);
         let to = (dims.height, dims.width);
-        match crop {
-            Crop::Stretch => resize_planes(&planes, dims.channels, from, to),
+        // the size resized to before the centre is cut out (none for a stretch)
+        let cover = match crop {
+            Crop::Stretch => return resize_planes(&planes, dims.channels, from, to),
+            Crop::Center => cover_size(from, to),
             Crop::Resized { shorter } => {
                 let side = shorter.max(to.0).max(to.1);
-                let cover = cover_size(from, (side, side));
-                let resized = resize_planes(&planes, dims.channels, from, cover);
-                let at = (crop_offset(cover.0, to.0), crop_offset(cover.1, to.1));
-                crop_planes(&resized, dims.channels, cover, at, to)
+                cover_size(from, (side, side))
             }
-            Crop::Center => {
-                let cover = cover_size(from, to);
-                let resized = resize_planes(&planes, dims.channels, from, cover);
-                let at = (crop_offset(cover.0, to.0), crop_offset(cover.1, to.1));
-                crop_planes(&resized, dims.channels, cover, at, to)
-            }
-        }
+        };
+        let resized = resize_planes(&planes, dims.channels, from, cover);
+        let at = (crop_offset(cover.0, to.0), crop_offset(cover.1, to.1));
+        crop_planes(&resized, dims.channels, cover, at, to)
     }
 }
 
