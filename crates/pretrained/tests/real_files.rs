@@ -403,7 +403,10 @@ fn efficientnet_lite0_gives_pytorchs_logits() {
     let imported = finetune_pretrained::import_model(&spec, &pth, &options).unwrap();
     assert!(imported.report.missing.is_empty(), "{:?}", imported.report);
     let mut model = imported.model;
-    assert_eq!(model.parameter_count().0, 4_652_008);
+    assert_eq!(
+        finetune_nn::ModuleExt::parameter_count(model.net()).0,
+        4_652_008
+    );
     let tensors: HashMap<String, RawTensor> = read_safetensors(&fixture)
         .unwrap()
         .tensors
